@@ -1,0 +1,102 @@
+"""`collapsetune run | resume | report | validate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from collapsetune.errors import SpecError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="collapsetune", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="launch a sweep")
+    run.add_argument("sweep", help="sweep YAML file, e.g. sweeps/bitnet_lm.yaml")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a sweep key, e.g. --set num_samples=4 --set search_space.lr=0.01")
+    run.add_argument("--address", help="Ray cluster address (same as --set address=...)")
+
+    validate = commands.add_parser("validate", help="print the resolved sweep or its errors")
+    validate.add_argument("sweep")
+    validate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+
+    resume = commands.add_parser("resume", help="finish an interrupted sweep")
+    resume.add_argument("results_dir", help="the sweep's results folder, e.g. results/bitnet-collapse-20261122-150000")
+
+    report = commands.add_parser("report", help="summarise a sweep from its results folder")
+    report.add_argument("results_dir")
+    report.add_argument("--json", action="store_true", help="machine-readable output")
+
+    args = parser.parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except SpecError as error:
+        print(f"collapsetune: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _load(args: argparse.Namespace):
+    from collapsetune.spec import load_sweep
+
+    overrides = list(args.set)
+    if getattr(args, "address", None):
+        overrides.append(f"address={args.address}")
+    return load_sweep(Path(args.sweep), overrides)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from collapsetune.launch import dump_spec
+
+    print(dump_spec(_load(args)), end="")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from collapsetune.launch import dump_spec, run_sweep
+
+    spec = _load(args)
+    print("collapsetune: resolved sweep\n" + dump_spec(spec))
+    path = run_sweep(spec)
+    _print_report(path, as_json=False)
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from collapsetune.launch import resume_sweep
+
+    path = resume_sweep(args.results_dir)
+    _print_report(path, as_json=False)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    _print_report(args.results_dir, as_json=args.json)
+    return 0
+
+
+def _print_report(results_dir: str, as_json: bool) -> None:
+    from collapsetune.launch import SWEEP_FILE
+    from collapsetune.report import format_summary, summarize
+
+    sweep = Path(results_dir) / SWEEP_FILE
+    if not sweep.is_file():
+        raise SpecError(f"no {SWEEP_FILE} here: not a collapsetune results folder", file=str(results_dir))
+    import yaml
+
+    resolved = yaml.safe_load(sweep.read_text())
+    objective = resolved["objective"]
+    summary = summarize(str(Path(results_dir).resolve()), objective["metric"], objective["mode"])
+    if as_json:
+        print(json.dumps(summary.to_dict(), indent=2, default=str))
+    else:
+        print(format_summary(summary, (resolved.get("mlflow") or {}).get("tracking_uri")))
+
+
+_COMMANDS = {"run": _run, "validate": _validate, "resume": _resume, "report": _report}
+
+if __name__ == "__main__":
+    sys.exit(main())

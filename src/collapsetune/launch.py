@@ -1,0 +1,202 @@
+"""From a `SweepSpec` to a running Tuner: Ray start-up, search, scheduling, stopping,
+checkpointing, MLflow, and resuming a sweep from its results folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+
+import ray
+import yaml
+from ray import tune
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
+from ray.tune.stopper import CombinedStopper, MaximumIterationStopper
+
+from collapsetune.collapse import CollapseStopper
+from collapsetune.errors import SpecError
+from collapsetune.scheduler import CollapseASHA
+from collapsetune.registry import resolve_trainable, wrapper_module_path
+from collapsetune.spec import SweepSpec, load_sweep, param_space, spec_to_dict
+from collapsetune.trainable import TrialPlan, has_state, make_trainable
+
+SWEEP_FILE = "sweep.yaml"  # the resolved sweep, written into every results folder
+LAUNCH_FILE = "collapsetune.json"  # where the sweep came from, for `resume`
+
+
+@contextmanager
+def ray_session(spec: SweepSpec) -> Iterator[None]:
+    """Connects to `spec.address`, or starts a private local Ray when it is None.
+
+    `address="local"` makes Ray start a fresh instance even when `ray start` left an
+    address file behind: a bare `ray.init()` would silently join (or try to reconnect to)
+    that other cluster. Only a Ray this function started is shut down by it.
+    """
+    if ray.is_initialized():
+        yield  # the caller (a test, a notebook) owns this Ray
+        return
+    search_dirs = [spec.base_dir, Path.cwd()]
+    module = wrapper_module_path(spec.trainable, search_dirs)
+    runtime_env = {"py_modules": [str(module)]} if module else None
+    ray.init(
+        address=spec.address or "local",
+        runtime_env=runtime_env,
+        include_dashboard=False,
+        log_to_driver=True,
+    )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def check_resources(spec: SweepSpec) -> int:
+    """Fails fast on a request no node can meet; returns how many trials fit at once."""
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    need = {"CPU": spec.resources.cpu, "GPU": spec.resources.gpu}
+    for key, amount in need.items():
+        most = max((n.get(key, 0.0) for n in nodes), default=0.0)
+        if amount > most:
+            raise SpecError(
+                f"each trial asks for {amount} {key}, but the largest node has {most}; "
+                f"lower it or add such a node",
+                file=str(spec.source) if spec.source else None,
+                key=f"resources.{key.lower()}",
+            )
+    slots = sum(
+        min(math.floor(n.get(k, 0.0) / v + 1e-9) for k, v in need.items() if v > 0) for n in nodes
+    )
+    return max(1, min(slots, spec.max_concurrent or slots))
+
+
+def make_searcher(spec: SweepSpec, concurrency: int) -> Searcher:
+    points = [dict(p) for p in spec.search.points_to_evaluate]
+    if spec.search.algorithm == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        searcher = OptunaSearch(seed=spec.search.seed, points_to_evaluate=points or None)
+        # Without a limit Optuna would propose every trial before seeing any result.
+        return ConcurrencyLimiter(searcher, max_concurrent=concurrency)
+    return BasicVariantGenerator(
+        points_to_evaluate=points or None, random_state=spec.search.seed, max_concurrent=concurrency
+    )
+
+
+def make_scheduler(spec: SweepSpec) -> TrialScheduler:
+    if spec.scheduler.type == "fifo":
+        return FIFOScheduler()
+    return CollapseASHA(
+        time_attr="training_iteration",
+        max_t=spec.max_iterations,
+        grace_period=spec.scheduler.grace_period,
+        reduction_factor=spec.scheduler.reduction_factor,
+    )
+
+
+def storage_path(spec: SweepSpec) -> str:
+    return spec.storage if "://" in spec.storage else str(Path(spec.storage).resolve())
+
+
+def build_tuner(spec: SweepSpec, experiment_name: str, concurrency: int) -> tune.Tuner:
+    """The Tuner for a fresh launch (see `resume_sweep` for a restored one)."""
+    search_dirs = [spec.base_dir, Path.cwd()]
+    wrapper_cls = resolve_trainable(spec.trainable, search_dirs)
+    checkpoints = has_state(wrapper_cls)
+    experiment_path = f"{storage_path(spec).rstrip('/')}/{experiment_name}"
+    callbacks = []
+    if spec.mlflow.tracking_uri:
+        from collapsetune.tracking import MlflowTracking
+
+        callbacks.append(
+            MlflowTracking(spec.mlflow.tracking_uri, spec.name, experiment_path, dump_spec(spec))
+        )
+    return tune.Tuner(
+        tune.with_resources(_trainable(spec), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}),
+        param_space=param_space(spec),
+        tune_config=tune.TuneConfig(
+            metric="objective",
+            mode=spec.objective.mode,
+            num_samples=spec.num_samples,
+            search_alg=make_searcher(spec, concurrency),
+            scheduler=make_scheduler(spec),
+            reuse_actors=True,  # CollapseTrainable.reset_config rebuilds the wrapper in place
+        ),
+        run_config=tune.RunConfig(
+            name=experiment_name,
+            storage_path=storage_path(spec),
+            stop=CombinedStopper(CollapseStopper(), MaximumIterationStopper(spec.max_iterations)),
+            callbacks=callbacks,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(
+                checkpoint_frequency=spec.checkpoint_frequency if checkpoints else 0,
+                checkpoint_at_end=checkpoints,
+                num_to_keep=2,
+            ),
+            verbose=1,
+        ),
+    )
+
+
+def _trainable(spec: SweepSpec) -> type:
+    plan = TrialPlan(
+        wrapper=spec.trainable,
+        search_dirs=(str(spec.base_dir), str(Path.cwd())),
+        rules=spec.collapse,
+        metric=spec.objective.metric,
+        mode=spec.objective.mode,
+    )
+    return make_trainable(plan, spec.trainable.rsplit(":", 1)[-1].rsplit(".", 1)[-1])
+
+
+def dump_spec(spec: SweepSpec) -> str:
+    return yaml.safe_dump(spec_to_dict(spec), sort_keys=False)
+
+
+def run_sweep(spec: SweepSpec) -> str:
+    """Launches a sweep and returns its results folder (a path or URI)."""
+    experiment_name = f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    experiment_path = f"{storage_path(spec).rstrip('/')}/{experiment_name}"
+    with ray_session(spec):
+        concurrency = check_resources(spec)
+        tuner = build_tuner(spec, experiment_name, concurrency)
+        _write_launch_files(spec, experiment_path)
+        print(f"collapsetune: {spec.num_samples} trials, up to {concurrency} at a time -> {experiment_path}")
+        tuner.fit()
+    return experiment_path
+
+
+def resume_sweep(results_dir: str) -> str:
+    """Finishes an interrupted sweep from its results folder; finished trials are kept."""
+    path = Path(results_dir).resolve()
+    sweep_file = path / SWEEP_FILE
+    if not sweep_file.is_file():
+        raise SpecError(f"no {SWEEP_FILE} here: not a collapsetune results folder", file=str(path))
+    launch = json.loads((path / LAUNCH_FILE).read_text())
+    spec = load_sweep(sweep_file, base_dir=Path(launch["base_dir"]))
+    with ray_session(spec):
+        tuner = tune.Tuner.restore(
+            str(path),
+            trainable=tune.with_resources(
+                _trainable(spec), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+            ),
+            resume_unfinished=True,
+            resume_errored=True,
+        )
+        tuner.fit()
+    return str(path)
+
+
+def _write_launch_files(spec: SweepSpec, experiment_path: str) -> None:
+    if "://" in experiment_path:
+        return  # remote storage: the resolved sweep still lands in the MLflow parent run
+    folder = Path(experiment_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / SWEEP_FILE).write_text(dump_spec(spec))
+    launch = {"source": str(spec.source), "base_dir": str(spec.base_dir), "cwd": os.getcwd()}
+    (folder / LAUNCH_FILE).write_text(json.dumps(launch, indent=2))

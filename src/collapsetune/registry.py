@@ -1,0 +1,165 @@
+"""Model wrappers by name: a built-in short name or "package.module:Class".
+
+Example:
+    >>> resolve_trainable("mywrap:Toy", [Path("sweeps")])  # doctest: +SKIP
+    <class 'mywrap.Toy'>
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib
+import importlib.util
+import re
+import sys
+import sysconfig
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from collapsetune.errors import SpecError
+
+__all__ = ["TRAINABLES", "resolve_trainable", "wrapper_module_path"]
+
+TRAINABLES = {
+    "bitnet_lm": "trainables.bitnet_lm:BitNetLM",
+    "mop_clip": "trainables.mop_clip:MopClip",
+    "audio_caption": "trainables.audio_caption:AudioCaption",
+}
+
+# Checked before importing: importlib raises odd errors (or imports relative names) on junk.
+_MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+# Where the installed library lives: wrappers there are importable on every worker already.
+_INSTALLED_PACKAGES = ("collapsetune", "trainables")
+
+
+def resolve_trainable(name: str, search_dirs: Sequence[Path] = ()) -> type:
+    """Import the wrapper class a sweep names.
+
+    Args:
+        name: A key of TRAINABLES or "package.module:Class".
+        search_dirs: Folders put at the front of sys.path while importing (the sweep file's
+            folder and the cwd), so a wrapper module beside the sweep file is found.
+
+    Returns:
+        The class; it has a `step` method.
+
+    Raises:
+        SpecError: unknown short name (lists the valid ones), module not importable (with the
+            ImportError text), no such class, or the class has no `step`.
+    """
+    module_name, class_name = _target(name)
+    with _front_of_sys_path(search_dirs):
+        importlib.invalidate_caches()  # a wrapper written after start-up must still be found
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            if name in TRAINABLES and getattr(exc, "name", None) == module_name:
+                raise SpecError(
+                    f"built-in trainable {name!r} is not available in this install "
+                    f"({module_name} does not exist yet); valid names: {_names()}"
+                ) from None
+            raise SpecError(
+                f"cannot import module {module_name!r} for trainable {name!r}: {exc} "
+                f"(looked in {_shown(search_dirs)} and sys.path)"
+            ) from None
+        except Exception as exc:  # the user's module ran and failed: report it as a spec problem
+            raise SpecError(
+                f"importing module {module_name!r} for trainable {name!r} failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+    cls = getattr(module, class_name, None)
+    if not isinstance(cls, type):
+        found = "no such attribute" if cls is None else f"found {type(cls).__name__}"
+        raise SpecError(f"module {module_name!r} has no class {class_name!r} ({found})")
+    if not callable(getattr(cls, "step", None)):
+        raise SpecError(
+            f"class {module_name}:{class_name} has no step() method; a wrapper needs "
+            "__init__(self, config) and step(self) -> dict[str, float]"
+        )
+    return cls
+
+
+def wrapper_module_path(name: str, search_dirs: Sequence[Path] = ()) -> Path | None:
+    """Where the wrapper's top-level module lives, if Ray workers must be sent it.
+
+    Args:
+        name: As for resolve_trainable.
+        search_dirs: As for resolve_trainable.
+
+    Returns:
+        The module file or package directory when it lies outside site-packages, the standard
+        library and the installed collapsetune/trainables packages (so the Ray glue can ship
+        it with runtime_env py_modules); None otherwise or when it cannot be found.
+    """
+    module_name, _ = _target(name)
+    top = module_name.split(".")[0]
+    if top in _INSTALLED_PACKAGES:
+        return None
+    with _front_of_sys_path(search_dirs):
+        importlib.invalidate_caches()
+        module = sys.modules.get(top)
+        try:
+            spec = module.__spec__ if module is not None else importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:  # a package (regular or namespace): ship the folder
+        path = Path(next(iter(spec.submodule_search_locations)))
+    elif spec.origin and spec.has_location:
+        path = Path(spec.origin)
+    else:  # built-in or frozen module
+        return None
+    path = path.resolve()
+    return None if any(path.is_relative_to(root) for root in _installed_roots()) else path
+
+
+def _target(name: str) -> tuple[str, str]:
+    """(module, class) for a short name or "module:Class"; SpecError for anything else."""
+    if not isinstance(name, str):
+        raise SpecError(f"expected a built-in name ({_names()}) or 'package.module:Class', got {name!r}")
+    if ":" not in name:
+        if name not in TRAINABLES:
+            close = difflib.get_close_matches(name, TRAINABLES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SpecError(
+                f"unknown trainable {name!r}{hint}; valid names: {_names()}, "
+                "or 'package.module:Class' for your own wrapper"
+            )
+        name = TRAINABLES[name]
+    module_name, _, class_name = name.partition(":")
+    if not _MODULE.match(module_name) or not class_name.isidentifier():
+        raise SpecError(f"expected 'package.module:Class' (Python identifiers), got {name!r}")
+    return module_name, class_name
+
+
+@contextlib.contextmanager
+def _front_of_sys_path(dirs: Sequence[Path]) -> Iterator[None]:
+    added = [str(Path(d).resolve()) for d in dirs]
+    sys.path[:0] = added
+    try:
+        yield
+    finally:
+        for entry in added:  # remove exactly what we added, even if the import changed sys.path
+            if entry in sys.path:
+                sys.path.remove(entry)
+
+
+def _installed_roots() -> list[Path]:
+    roots = {Path(p).resolve() for key in ("purelib", "platlib", "stdlib", "platstdlib")
+             if (p := sysconfig.get_paths().get(key))}
+    roots.update(Path(p).resolve() for p in sys.path if p.rstrip("/").endswith(("site-packages", "dist-packages")))
+    for package in _INSTALLED_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.submodule_search_locations:
+            roots.update(Path(p).resolve() for p in spec.submodule_search_locations)
+    return sorted(roots)
+
+
+def _names() -> str:
+    return ", ".join(sorted(TRAINABLES))
+
+
+def _shown(dirs: Sequence[Path]) -> str:
+    return ", ".join(str(d) for d in dirs) or "no extra folders"

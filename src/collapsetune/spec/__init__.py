@@ -1,0 +1,43 @@
+"""Sweep spec: a sweep YAML file in, one frozen, typed SweepSpec out.
+
+Every bad input fails here, before any trial starts, with a message naming file, key and
+expected form (see collapsetune.errors). `storage` stays as written: a relative folder is
+resolved against the cwd at launch (`SweepSpec.resolved_storage()`), a URI ("://") as is.
+
+Example:
+    >>> spec = load_sweep("sweeps/bitnet.yaml", ["num_samples=4"])  # doctest: +SKIP
+    >>> tuner_space = param_space(spec)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collapsetune.spec._base import FrozenMap
+from collapsetune.spec._distribution import KINDS, Distribution
+from collapsetune.spec._load import load_sweep, param_space, spec_to_dict
+from collapsetune.spec._sections import (
+    Condition,
+    MlflowSpec,
+    Objective,
+    Resources,
+    Rule,
+    Scheduler,
+    Search,
+    SweepSpec,
+)
+
+__all__ = [
+    "KINDS",
+    "Condition",
+    "Distribution",
+    "FrozenMap",
+    "MlflowSpec",
+    "Objective",
+    "Resources",
+    "Rule",
+    "Scheduler",
+    "Search",
+    "SweepSpec",
+    "load_sweep",
+    "param_space",
+    "spec_to_dict",
+]

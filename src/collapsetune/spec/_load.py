@@ -1,0 +1,232 @@
+"""YAML file -> SweepSpec: parsing, search_space includes, `key=value` overrides."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from collapsetune.errors import SpecError, raise_all
+from collapsetune.registry import resolve_trainable
+from collapsetune.spec._base import show, thaw
+from collapsetune.spec._distribution import Distribution
+from collapsetune.spec._sections import SweepSpec
+
+
+class _Loader(yaml.SafeLoader):
+    """yaml.SafeLoader (no object construction) that reads `1e-4` as a float and rejects duplicate keys.
+
+    PyYAML implements YAML 1.1, where `1e-4` is a *string*: `choice: [1e-4, 1e-3]` would hand
+    the model strings. A repeated key silently keeps the last value, hiding typos.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = (key_node.tag, key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
+            if key is not None and key_node.tag != "tag:yaml.org,2002:merge":
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key_node.value!r}", key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+|[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)$"),
+    list("-+0123456789."),
+)
+
+
+def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:
+    """Read, override, expand and validate a sweep file; every problem is reported at once.
+
+    Args:
+        path: The sweep YAML file.
+        overrides: `key=value` strings with dotted keys (`num_samples=4`,
+            `search_space.lr={loguniform: [1e-4, 1e-2]}`, `collapse.0.patience=3`); the value is
+            YAML and is applied before validation, so it is checked exactly like the file.
+
+    Returns:
+        The frozen spec. The trainable has been imported once to check it exists.
+
+    Raises:
+        SpecError: one problem, or SpecErrors for several, each naming file, key and expected form.
+
+    Example:
+        >>> spec = load_sweep("sweeps/bitnet.yaml", ["num_samples=4"])  # doctest: +SKIP
+    """
+    path = Path(path)
+    file = str(path)
+    raw = _read_yaml(path, file)
+    if not isinstance(raw, dict):
+        raise SpecError(f"the top level must be a mapping of sweep keys "
+                        f"({', '.join(SweepSpec.yaml_keys())}), got {show(raw)}", file=file)
+    overridden = _apply_overrides(raw, overrides, file)
+    base_dir = path.absolute().parent
+    errors: list[SpecError] = []
+    if isinstance(raw.get("search_space"), Mapping):
+        raw["search_space"] = _expand_includes(raw["search_space"], base_dir, errors)
+    spec = None
+    try:
+        spec = SweepSpec.from_yaml(raw, source=path.absolute(), base_dir=base_dir)
+    except SpecError as exc:
+        errors.append(exc)
+    if isinstance(raw.get("trainable"), str) and raw["trainable"]:
+        try:
+            resolve_trainable(raw["trainable"], [base_dir, Path.cwd()])
+        except SpecError as exc:
+            errors.append(exc.within("trainable"))
+    raise_all(_from_override(e, overridden) for err in errors for e in err.in_file(file).errors)
+    return spec
+
+
+def spec_to_dict(spec: SweepSpec) -> dict:
+    """The resolved spec as plain data in the sweep-file layout (includes expanded, overrides applied).
+
+    `yaml.safe_dump(spec_to_dict(spec))` is a sweep file that loads to an equal spec.
+    """
+    return spec.to_yaml()
+
+
+def param_space(spec: SweepSpec) -> dict:
+    """Tuner param_space: config constants, search dimensions as Tune domains, and max_iterations."""
+    return {**thaw(spec.config), **{k: d.to_tune() for k, d in spec.search_space.items()},
+            "max_iterations": spec.max_iterations}
+
+
+def _read_yaml(path: Path, file: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read the file: {exc}", file=file) from None
+    try:
+        return _parse(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(_yaml_problem(exc), file=file) from None
+
+
+def _parse(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"invalid YAML at {where}{problem}"
+
+
+def _expand_includes(space: Mapping, base_dir: Path, errors: list[SpecError]) -> dict:
+    """Fragments first (later ones win), then the inline dimensions over them."""
+    includes = space.get("include", [])
+    inline = {k: v for k, v in space.items() if k != "include"}
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) and i for i in includes):
+        errors.append(SpecError(f"expected a list of YAML file names, got {show(includes)}",
+                                key="search_space.include"))
+        return inline
+    merged: dict = {}
+    for name in includes:
+        merged.update(_fragment(name, base_dir, errors))
+    return {**merged, **inline}
+
+
+def _fragment(name: str, base_dir: Path, errors: list[SpecError]) -> dict:
+    places = list(dict.fromkeys([base_dir.parent / "search_spaces" / name, base_dir / name, Path(name).absolute()]))
+    found = next((p for p in places if p.is_file()), None)
+    if found is None:
+        errors.append(SpecError(f"cannot find {name!r}; looked in {', '.join(map(str, places))}",
+                                key="search_space.include"))
+        return {}
+    file = _display(found)
+    try:
+        raw = _read_yaml(found, file)
+    except SpecError as exc:
+        errors.append(exc)
+        return {}
+    if not isinstance(raw, Mapping):
+        errors.append(SpecError(f"a search space fragment is a mapping of dimensions, got {show(raw)}", file=file))
+        return {}
+    dims = {}
+    for key, value in raw.items():
+        if key == "include" or not isinstance(key, str):
+            why = "fragments cannot include other fragments" if key == "include" else "expected a string key"
+            errors.append(SpecError(why, file=file, key=f"search_space.{key}"))
+            continue
+        try:  # parsed here, so an error names the fragment rather than the sweep file
+            dims[key] = Distribution.from_yaml(value)
+        except SpecError as exc:
+            errors.extend(exc.within(f"search_space.{key}").in_file(file).errors)
+    return dims
+
+
+def _display(path: Path) -> str:
+    path = path.resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _apply_overrides(raw: dict, overrides: Sequence[str], file: str) -> list[tuple[str, str]]:
+    """Set each `dotted.key=yaml` in `raw`; returns (error-style key, override) pairs applied."""
+    valid, applied, errors = SweepSpec.yaml_keys(), [], []
+    for override in overrides:
+        dotted, sep, text = str(override).partition("=")
+        parts = dotted.strip().split(".")
+        if not sep or not all(parts):
+            errors.append(SpecError(f"override {override!r} must look like key=value with a dotted key, "
+                                    "e.g. num_samples=4 or search_space.lr=0.01", file=file))
+            continue
+        if parts[0] not in valid:
+            errors.append(SpecError(f"override {override!r}: unknown key {parts[0]!r}; valid keys: "
+                                    f"{', '.join(valid)}", file=file))
+            continue
+        try:
+            value = _parse(text)
+        except yaml.YAMLError as exc:
+            errors.append(SpecError(f"override {override!r}: the value is not valid YAML: {_yaml_problem(exc)}",
+                                    file=file))
+            continue
+        node = raw
+        for i, part in enumerate(parts[:-1]):
+            node = _child(node, part)
+            if node is None:
+                errors.append(SpecError(f"override {override!r}: {'.'.join(parts[:i + 1])} is not a mapping "
+                                        "(or a list, for a numeric part)", file=file))
+                break
+        else:
+            last = parts[-1]
+            if isinstance(node, list) and not (last.isdigit() and int(last) < len(node)):
+                errors.append(SpecError(f"override {override!r}: index {last} is out of range", file=file))
+                continue
+            node[int(last) if isinstance(node, list) else last] = value
+            applied.append((re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", dotted.strip()), str(override)))
+    raise_all(errors)
+    return applied
+
+
+def _child(node: Any, part: str) -> Any:
+    """The container at `node[part]`, created as a mapping if missing; None when not traversable."""
+    if isinstance(node, list):
+        return node[int(part)] if part.isdigit() and int(part) < len(node) else None
+    if not isinstance(node, dict):
+        return None
+    if node.get(part) is None:
+        node[part] = {}
+    child = node[part]
+    return child if isinstance(child, (dict, list)) else None
+
+
+def _from_override(err: SpecError, applied: list[tuple[str, str]]) -> SpecError:
+    """Say which override set a bad value: the file itself may be fine."""
+    for key, override in reversed(applied):
+        if err.key and (err.key == key or err.key.startswith((key + ".", key + "["))):
+            return SpecError(f"{err.message} (set by override {override!r})", file=err.file, key=err.key)
+    return err

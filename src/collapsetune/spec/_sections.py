@@ -1,0 +1,209 @@
+"""The typed, frozen sweep spec: one dataclass per YAML mapping, keys = field names."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from collapsetune.errors import SpecError, raise_all
+from collapsetune.spec._base import FrozenMap, Section, coerce, limited, show, unknown_key
+from collapsetune.spec._distribution import Distribution
+
+# The launcher always passes max_iterations to the wrapper; a second source would be ambiguous.
+RESERVED = "max_iterations"
+
+
+@dataclass(frozen=True)
+class Objective(Section):
+    """What the search optimises. Example: `Objective("val/loss", "min")`."""
+
+    metric: str  # a metric the wrapper reports, e.g. val/loss
+    mode: Literal["min", "max"]  # whether lower or higher is better
+
+    def _problems(self) -> Iterator[SpecError]:
+        if not self.metric:
+            yield SpecError("expected a metric name such as val/loss, got ''", key="metric")
+        if self.metric == "objective":  # the trainable writes `objective` itself (penalised when collapsed)
+            yield SpecError("'objective' is reserved for the penalised value; name the metric it comes "
+                            "from, e.g. val/loss", key="metric")
+
+
+@dataclass(frozen=True)
+class Search(Section):
+    """The searcher. Example: `Search("random", seed=1)`."""
+
+    algorithm: Literal["optuna", "random"] = "optuna"  # optuna: TPE; random: Tune's grid/random generator
+    seed: int | None = 0  # null: a different random stream every launch
+    points_to_evaluate: tuple[Mapping[str, Any], ...] = ()  # partial configs tried first
+
+
+@dataclass(frozen=True)
+class Scheduler(Section):
+    """Trial scheduler on the (penalised) objective. Example: `Scheduler("asha", grace_period=2)`."""
+
+    type: Literal["asha", "fifo"] = "asha"  # fifo: run every trial to max_iterations (or collapse)
+    grace_period: int = limited(1, ge=1)  # ASHA: iterations before a trial can be stopped for a poor objective
+    reduction_factor: float = limited(3, gt=1)  # ASHA: keep 1/reduction_factor of trials at each rung
+
+
+@dataclass(frozen=True)
+class Condition(Section):
+    """`metric < below` or `metric > above`. Example: `Condition("collapse/unique_tokens", below=20)`."""
+
+    metric: str  # a reported metric, e.g. collapse/unique_tokens
+    below: float | None = None  # holds when metric < below
+    above: float | None = None  # holds when metric > above
+
+    def _problems(self) -> Iterator[SpecError]:
+        if not self.metric:
+            yield SpecError("expected a metric name such as collapse/entropy, got ''", key="metric")
+        if (self.below is None) == (self.above is None):
+            got = "neither" if self.below is None else "both"
+            yield SpecError(f"a condition needs exactly one of below or above, got {got}")
+
+
+_RULE_FORMS = "a condition {metric, below|above, patience?, grace?} or a group {all: [conditions], patience?, grace?}"
+
+
+@dataclass(frozen=True)
+class Rule(Section):
+    """A collapse rule: fires once its condition(s) held for `patience` reports in a row.
+
+    Example:
+        >>> Rule((Condition("collapse/unique_tokens", below=20),), patience=2).to_yaml()
+        {'metric': 'collapse/unique_tokens', 'below': 20.0, 'patience': 2, 'grace': 0}
+    """
+
+    conditions: tuple[Condition, ...]  # one condition, or the group's conditions
+    patience: int = limited(1, ge=1)  # consecutive reports the condition must hold
+    grace: int = limited(0, ge=0)  # first reports ignored (a model starts out "collapsed")
+    all: bool = False  # a YAML `all:` group: fires only when every condition holds
+
+    def _problems(self) -> Iterator[SpecError]:
+        if not self.conditions or (not self.all and len(self.conditions) != 1):
+            yield SpecError(f"a rule is {_RULE_FORMS}, got {len(self.conditions)} conditions")
+
+    @classmethod
+    def from_yaml(cls, raw: Any, **extra: Any) -> Rule:
+        if not isinstance(raw, Mapping):
+            raise SpecError(f"expected {_RULE_FORMS}, got {show(raw)}")
+        group = "all" in raw
+        keys = ["all", "patience", "grace"] if group else ["metric", "below", "above", "patience", "grace"]
+        rest = {k: raw[k] for k in ("patience", "grace") if k in raw}
+        errors = [unknown_key(k, keys) for k in raw if k not in keys] + cls.field_errors(rest)
+        conditions: tuple = ()
+        try:
+            if not group:
+                conditions = (Condition.from_yaml({k: v for k, v in raw.items() if k in ("metric", "below", "above")}),)
+            elif isinstance(raw["all"], list) and raw["all"]:
+                conditions = coerce(raw["all"], tuple[Condition, ...])
+            else:
+                raise SpecError(f"expected a non-empty list of {{metric, below|above}}, got {show(raw['all'])}")
+        except SpecError as exc:
+            errors.append(exc.within("all") if group else exc)
+        raise_all(errors)
+        return cls(conditions, **rest, all=group)
+
+    def to_yaml(self) -> dict:
+        extra = {"patience": self.patience, "grace": self.grace}
+        if self.all:
+            return {"all": [_condition_yaml(c) for c in self.conditions], **extra}
+        return {**_condition_yaml(self.conditions[0]), **extra}
+
+
+def _condition_yaml(c: Condition) -> dict:
+    return {k: v for k, v in c.to_yaml().items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Resources(Section):
+    """Per-trial resources; fractions share a device. Example: `Resources(cpu=0.5, gpu=0.25)`."""
+
+    cpu: float = limited(1, ge=0)  # CPU cores per trial
+    gpu: float = limited(0, ge=0)  # GPUs per trial
+
+    def _problems(self) -> Iterator[SpecError]:
+        if self.cpu <= 0 and self.gpu <= 0:
+            yield SpecError(f"a trial needs cpu > 0 or gpu > 0, got cpu: {self.cpu}, gpu: {self.gpu}")
+
+
+@dataclass(frozen=True)
+class MlflowSpec(Section):
+    """Where trials are logged. Example: `MlflowSpec(None)` turns MLflow off."""
+
+    tracking_uri: str | None = "sqlite:///mlflow.db"  # null: no MLflow; relative sqlite paths are cwd-relative
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepSpec(Section):
+    """A validated sweep file. Build with `load_sweep`; every YAML key is a field of the same name.
+
+    Example:
+        >>> spec = SweepSpec(name="toy", trainable="mywrap:Toy", objective=Objective("val/loss", "min"),
+        ...                  search_space={"lr": Distribution("loguniform", (1e-4, 1e-2))})
+        >>> spec.num_samples, spec.search_space["lr"].kind
+        (8, 'loguniform')
+    """
+
+    name: str  # MLflow experiment name and results folder name
+    trainable: str  # built-in short name or "package.module:Class"
+    config: Mapping[str, Any] = field(default_factory=FrozenMap)  # fixed values for the wrapper (read-only)
+    search_space: Mapping[str, Distribution] = field(default_factory=FrozenMap)  # includes expanded
+    objective: Objective  # metric and mode the search optimises
+    max_iterations: int = limited(10, ge=1)  # reporting intervals per trial
+    num_samples: int = limited(8, ge=1)  # trials (times the grid size for grid dimensions)
+    search: Search = field(default_factory=Search)  # searcher
+    scheduler: Scheduler = field(default_factory=Scheduler)  # early stopping on the objective
+    collapse: tuple[Rule, ...] = ()  # any rule that fires marks the trial collapsed
+    resources: Resources = field(default_factory=Resources)  # per trial
+    address: str | None = None  # null: embedded local Ray; "auto" or host:port: a cluster
+    storage: str = "results"  # folder (relative: to the cwd at launch) or a URI with "://"
+    mlflow: MlflowSpec = field(default_factory=MlflowSpec)  # trial logging
+    max_concurrent: int | None = limited(None, ge=1)  # null: as many trials as resources allow
+    max_failures: int = limited(0, ge=-1)  # retries of a crashed trial; -1 retries forever
+    checkpoint_frequency: int = limited(1, ge=0)  # checkpoint every n iterations; 0: never
+    source: Path | None = field(default=None, compare=False, metadata={"yaml": False})  # the YAML file
+    base_dir: Path = field(default_factory=Path.cwd, compare=False, metadata={"yaml": False})  # its folder
+
+    def resolved_storage(self, cwd: Path | None = None) -> str:
+        """`storage` as Ray needs it: a URI unchanged, a folder made absolute against `cwd` (default: now)."""
+        if "://" in self.storage:
+            return self.storage
+        return str(((cwd or Path.cwd()) / Path(self.storage).expanduser()).resolve())
+
+    def _problems(self) -> Iterator[SpecError]:
+        if not self.name or self.name in (".", "..") or any(c in self.name for c in "/\\"):
+            yield SpecError(f"expected a name usable as a folder (no / or \\), got {show(self.name)}", key="name")
+        for key in ("trainable", "storage", "address"):
+            if getattr(self, key) == "":
+                yield SpecError("expected a non-empty string, got ''", key=key)
+        if self.scheduler.type == "asha" and self.scheduler.grace_period > self.max_iterations:
+            yield SpecError(f"must be <= max_iterations ({self.max_iterations}), got {self.scheduler.grace_period}",
+                            key="scheduler.grace_period")
+        for section in ("config", "search_space"):
+            if RESERVED in getattr(self, section):
+                yield SpecError("is reserved: the launcher passes the top-level max_iterations to the wrapper; "
+                                "set max_iterations there", key=f"{section}.{RESERVED}")
+        if "include" in self.search_space:
+            yield SpecError("fragments are expanded by load_sweep; pass the merged dimensions",
+                            key="search_space.include")
+        for key, dist in self.search_space.items():
+            if key in self.config:
+                yield SpecError("is also set in config; a key is either fixed (config) or searched "
+                                "(search_space), not both", key=f"search_space.{key}")
+            if dist.kind == "grid" and self.search.algorithm == "optuna":
+                yield SpecError("grid needs search.algorithm: random (Optuna cannot enumerate a grid), "
+                                "or turn it into {choice: [...]}", key=f"search_space.{key}")
+        for i, point in enumerate(self.search.points_to_evaluate):
+            for key, value in point.items():
+                where = f"search.points_to_evaluate[{i}].{key}"
+                if key not in self.search_space:
+                    yield SpecError(f"not a search_space key; expected one of {', '.join(self.search_space)}",
+                                    key=where)
+                    continue
+                try:
+                    self.search_space[key].check(value)
+                except SpecError as exc:
+                    yield exc.within(where)

@@ -1,0 +1,141 @@
+"""`CollapseTrainable`: the one Ray Tune Trainable that drives every model wrapper.
+
+It builds the wrapper from the trial's config, calls `step()` once per report, runs the
+sweep's collapse rules on the metrics, and adds `objective`, `collapse/detected` and the
+verdict (`collapse.status`, `collapse.reason`, `collapse.iteration`) to the result. The
+rule state is saved with the wrapper's state in the trial's checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from collapsetune.collapse import (
+    COLLAPSED,
+    ITERATION_KEY,
+    REASON_KEY,
+    STATUS_KEY,
+    CollapseMonitor,
+    CollapseRule,
+    Threshold,
+)
+
+# What a collapsed or diverged trial scores. Finite, because MLflow and Optuna store it;
+# far beyond any real loss, so it ranks below every healthy trial in ASHA's rungs and in
+# TPE's split (both use ranks, not magnitudes).
+WORST_OBJECTIVE = 1.0e9
+CHECKPOINT_FILE = "collapsetune_state.pt"
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """What every trial of a sweep shares: which wrapper, which rules, which objective."""
+
+    wrapper: str  # short name or "module:Class"
+    search_dirs: tuple[str, ...]  # where a user's wrapper module may live (sweep dir, cwd)
+    rules: tuple  # collapsetune.spec.Rule, kept as data so the plan pickles simply
+    metric: str
+    mode: str  # "min" | "max"
+
+    def monitor(self) -> CollapseMonitor:
+        rules = [
+            CollapseRule(
+                [Threshold(c.metric, below=c.below, above=c.above) for c in rule.conditions],
+                patience=rule.patience,
+                grace=rule.grace,
+            )
+            for rule in self.rules
+        ]
+        return CollapseMonitor(rules, divergence_metrics=("train/loss", "val/loss", self.metric))
+
+    def worst(self) -> float:
+        return WORST_OBJECTIVE if self.mode == "min" else -WORST_OBJECTIVE
+
+
+def make_trainable(plan: TrialPlan, name: str) -> type[CollapseTrainable]:
+    """A `CollapseTrainable` subclass bound to one sweep's plan, named for Ray's tables."""
+    safe = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
+    return type(safe, (CollapseTrainable,), {"plan": plan})
+
+
+class CollapseTrainable(tune.Trainable):
+    """Drives a model wrapper (`__init__(config)`, `step()`, optional `state_dict()`,
+    `load_state_dict()`, `samples()`) under Ray Tune. Use `make_trainable` to bind a plan.
+
+    Example:
+        >>> trainable = make_trainable(plan, "bitnet_lm")  # doctest: +SKIP
+        >>> tune.Tuner(trainable, param_space={...}).fit()  # doctest: +SKIP
+    """
+
+    plan: TrialPlan
+
+    def setup(self, config: dict[str, Any]) -> None:
+        from collapsetune.registry import resolve_trainable
+
+        wrapper_cls = resolve_trainable(self.plan.wrapper, [Path(p) for p in self.plan.search_dirs])
+        self.wrapper = wrapper_cls(dict(config))
+        self.monitor = self.plan.monitor()
+
+    def step(self) -> dict[str, Any]:
+        metrics = {k: _number(k, v) for k, v in self.wrapper.step().items()}
+        if self.plan.metric not in metrics:
+            raise KeyError(
+                f"objective metric {self.plan.metric!r} not in the model's report; "
+                f"it reported: {sorted(metrics)}"
+            )
+        verdict = self.monitor.update(metrics)
+        result: dict[str, Any] = dict(metrics)
+        result["objective"] = metrics[self.plan.metric] if verdict.healthy else self.plan.worst()
+        result["collapse/detected"] = int(verdict.status == COLLAPSED)
+        result[STATUS_KEY] = verdict.status
+        result[REASON_KEY] = verdict.reason
+        result[ITERATION_KEY] = verdict.iteration
+        if hasattr(self.wrapper, "samples"):
+            result["samples"] = str(self.wrapper.samples())
+        return result
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        state = {"monitor": self.monitor.state_dict()}
+        if hasattr(self.wrapper, "state_dict"):
+            state["wrapper"] = self.wrapper.state_dict()
+        torch.save(state, os.path.join(checkpoint_dir, CHECKPOINT_FILE))
+
+    def load_checkpoint(self, checkpoint_dir: str) -> None:
+        # weights_only: a checkpoint is data, never code to run.
+        state = torch.load(os.path.join(checkpoint_dir, CHECKPOINT_FILE), weights_only=True)
+        self.monitor.load_state_dict(state["monitor"])
+        if "wrapper" in state:
+            self.wrapper.load_state_dict(state["wrapper"])
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        # Lets Tune reuse this actor for the next trial instead of starting a new process.
+        self.wrapper = None  # free the old model before building the next one
+        self.setup(new_config)
+        return True
+
+    def cleanup(self) -> None:
+        close = getattr(self.wrapper, "close", None)
+        if callable(close):
+            close()
+
+
+def _number(key: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"step() must return numbers; {key!r} was {value!r}") from None
+
+
+def has_state(wrapper_cls: type) -> bool:
+    """Whether a wrapper can be checkpointed (both optional methods present)."""
+    return all(callable(getattr(wrapper_cls, m, None)) for m in ("state_dict", "load_state_dict"))
+
+
+__all__: Sequence[str] = ["CollapseTrainable", "TrialPlan", "WORST_OBJECTIVE", "has_state", "make_trainable"]

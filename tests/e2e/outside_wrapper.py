@@ -1,0 +1,39 @@
+"""A model wrapper written outside collapsetune, to the contract in DESIGN.md only.
+
+The "model" is a closed-form stand-in with the pathology the tool exists for: with a large
+learning rate its loss falls fastest while its vocabulary collapses to a few tokens, so a
+loss-only sweep would pick it. Deterministic, no Ray import, instant steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class Toy:
+    def __init__(self, config: dict):
+        known = {"lr", "seed", "max_iterations", "fail_at"}
+        unknown = set(config) - known
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}; valid: {sorted(known)}")
+        self.lr = float(config["lr"])
+        self.fail_at = int(config.get("fail_at", 0))
+        self.t = 0
+
+    def step(self) -> dict[str, float]:
+        self.t += 1
+        if self.fail_at and self.t == self.fail_at:
+            raise RuntimeError("boom")
+        collapsing = self.lr > 0.05
+        loss = 3.0 * math.exp(-self.t * (0.6 if collapsing else 0.2)) + 1.0
+        tokens = 4.0 if collapsing and self.t >= 2 else 60.0 + self.t
+        return {"train/loss": loss, "val/loss": loss, "collapse/unique_tokens": tokens}
+
+    def samples(self) -> str:
+        return "the the the" if self.lr > 0.05 and self.t >= 2 else f"a varied sample at step {self.t}"
+
+    def state_dict(self) -> dict:
+        return {"t": self.t}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.t = int(state["t"])

@@ -1,0 +1,92 @@
+"""End to end: `collapsetune run` on a real embedded Ray with Optuna, ASHA, collapse rules
+and MLflow on SQLite, driving a wrapper written outside the project."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+HERE = Path(__file__).parent
+SWEEP = """\
+name: toy-e2e
+trainable: outside_wrapper:Toy
+search_space:
+  lr: {loguniform: [0.001, 0.3]}
+objective: {metric: val/loss, mode: min}
+max_iterations: 6
+num_samples: 5
+search: {algorithm: optuna, seed: 0, points_to_evaluate: [{lr: 0.2}, {lr: 0.01}]}
+scheduler: {type: asha, grace_period: 3, reduction_factor: 3}   # >= rule grace + patience
+collapse:
+  - {metric: collapse/unique_tokens, below: 20, patience: 2, grace: 1}
+resources: {cpu: 1}
+storage: results
+mlflow: {tracking_uri: sqlite:///mlflow.db}
+"""
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "collapsetune.cli", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    # The wrapper sits beside the sweep file only: Ray workers must get it shipped.
+    work = tmp_path_factory.mktemp("sweep")
+    (work / "sweeps").mkdir()
+    shutil.copy(HERE / "outside_wrapper.py", work / "sweeps" / "outside_wrapper.py")
+    (work / "sweeps" / "toy.yaml").write_text(SWEEP)
+    out = _cli("run", "sweeps/toy.yaml", cwd=work)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return work, out
+
+
+@pytest.mark.slow
+def test_run_stops_collapsed_trial_and_keeps_healthy_one(swept):
+    work, out = swept
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("toy-e2e")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 5
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+
+    collapsed = [r for r in children if r.data.params["lr"] == "0.2"]
+    assert len(collapsed) == 1
+    bad = collapsed[0]
+    assert bad.data.tags["collapse.status"] == "collapsed"
+    assert bad.data.tags["collapse.reason"] == "collapse/unique_tokens=4 < 20 for 2 reports"
+    assert bad.data.tags["collapse.iteration"] == "3"
+    history = client.get_metric_history(bad.info.run_id, "val/loss")
+    assert max(m.step for m in history) == 3  # stopped on the report where it collapsed
+    assert bad.data.metrics["objective"] == 1.0e9  # what ASHA and Optuna learned
+    sample = client.download_artifacts(bad.info.run_id, "samples/iter_0003.txt", str(work))
+    assert "the the the" in Path(sample).read_text()
+
+    healthy = [r for r in children if r.data.tags["collapse.status"] == "healthy"]
+    full = [r for r in healthy if max(m.step for m in client.get_metric_history(r.info.run_id, "val/loss")) == 6]
+    assert full, "no healthy trial ran to max_iterations"
+    assert all(r.info.status == "FINISHED" for r in children)
+    assert "best healthy trial" in out.stdout
+
+
+@pytest.mark.slow
+def test_report_json_matches_mlflow(swept):
+    work, _ = swept
+    (results,) = list((work / "results").iterdir())
+    out = _cli("report", str(results), "--json", cwd=work)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["counts"].get("collapsed", 0) >= 1
+    assert summary["best"]["status"] == "healthy"
+    assert summary["best"]["config"]["lr"] != 0.2
