@@ -178,6 +178,10 @@ def resume_sweep(results_dir: str) -> str:
     if not sweep_file.is_file():
         raise SpecError(f"no {SWEEP_FILE} here: not a collapsetune results folder", file=str(path))
     launch = json.loads((path / LAUNCH_FILE).read_text())
+    # Relative names (a sqlite:/// tracking store, a wrapper module in the working
+    # directory) meant the launch directory: resume from there, or MLflow would get a new
+    # store and the runs would be duplicated.
+    os.chdir(launch["cwd"])
     spec = load_sweep(sweep_file, base_dir=Path(launch["base_dir"]))
     with ray_session(spec):
         tuner = tune.Tuner.restore(

@@ -46,10 +46,11 @@ class MlflowTracking(tune.Callback):
         self._experiment_id = ""
         self.parent_run_id = ""
         self._runs: dict[str, str] = {}  # trial id -> child run id
+        self._logged: dict[str, int] = {}  # trial id -> last step already in MLflow
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles callbacks with the experiment; a live client must not travel.
-        return {**self.__dict__, "_client": None, "_runs": {}, "parent_run_id": ""}
+        return {**self.__dict__, "_client": None, "_runs": {}, "_logged": {}, "parent_run_id": ""}
 
     @property
     def client(self) -> MlflowClient:
@@ -71,6 +72,9 @@ class MlflowTracking(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         run_id = self._run_for(trial)
         step = int(result.get("training_iteration", 0))
+        if step <= self._logged.get(trial.trial_id, 0):
+            return  # re-reported after a restore from checkpoint: MLflow has this step
+        self._logged[trial.trial_id] = step
         metrics = [
             Metric(key, float(value), int(1000 * result.get("timestamp", 0)), step)
             for key, value in result.items()
@@ -132,9 +136,11 @@ class MlflowTracking(tune.Callback):
             [self._experiment_id],
             filter_string=f"tags.`mlflow.parentRunId` = '{parent}' and tags.`{TRIAL_TAG}` = '{trial.trial_id}'",
         )
-        if found:
+        if found:  # a resumed sweep: continue the trial's run, never open a second one
             run_id = found[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
+            history = self.client.get_metric_history(run_id, "objective")
+            self._logged[trial.trial_id] = max((m.step for m in history), default=0)
         else:
             run = self.client.create_run(
                 self._experiment_id,
@@ -159,7 +165,8 @@ def _verdict_tags(result: dict) -> list[RunTag]:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+    # Non-finite values are left out: the collapse.reason tag already says "val/loss=nan".
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _flatten(config: dict, prefix: str = "") -> dict[str, Any]:

@@ -8,20 +8,23 @@ loss-only sweep would pick it. Deterministic, no Ray import, instant steps.
 from __future__ import annotations
 
 import math
+import time
 
 
 class Toy:
     def __init__(self, config: dict):
-        known = {"lr", "seed", "max_iterations", "fail_at"}
+        known = {"lr", "seed", "max_iterations", "fail_at", "sleep"}
         unknown = set(config) - known
         if unknown:
             raise ValueError(f"unknown config keys {sorted(unknown)}; valid: {sorted(known)}")
         self.lr = float(config["lr"])
         self.fail_at = int(config.get("fail_at", 0))
+        self.sleep = float(config.get("sleep", 0.0))  # seconds per step, for resume tests
         self.t = 0
 
     def step(self) -> dict[str, float]:
         self.t += 1
+        time.sleep(self.sleep)
         if self.fail_at and self.t == self.fail_at:
             raise RuntimeError("boom")
         collapsing = self.lr > 0.05

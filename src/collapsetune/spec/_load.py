@@ -42,7 +42,9 @@ _Loader.add_implicit_resolver(
 )
 
 
-def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:
+def load_sweep(
+    path: str | Path, overrides: Sequence[str] = (), *, base_dir: Path | None = None
+) -> SweepSpec:
     """Read, override, expand and validate a sweep file; every problem is reported at once.
 
     Args:
@@ -50,6 +52,9 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:
         overrides: `key=value` strings with dotted keys (`num_samples=4`,
             `search_space.lr={loguniform: [1e-4, 1e-2]}`, `collapse.0.patience=3`); the value is
             YAML and is applied before validation, so it is checked exactly like the file.
+        base_dir: Where includes and a `module:Class` wrapper are looked for; default: the
+            file's folder. `resume` passes the original sweep's folder when it reloads the
+            resolved copy kept in a results folder.
 
     Returns:
         The frozen spec. The trainable has been imported once to check it exists.
@@ -67,7 +72,7 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:
         raise SpecError(f"the top level must be a mapping of sweep keys "
                         f"({', '.join(SweepSpec.yaml_keys())}), got {show(raw)}", file=file)
     overridden = _apply_overrides(raw, overrides, file)
-    base_dir = path.absolute().parent
+    base_dir = Path(base_dir).absolute() if base_dir else path.absolute().parent
     errors: list[SpecError] = []
     if isinstance(raw.get("search_space"), Mapping):
         raw["search_space"] = _expand_includes(raw["search_space"], base_dir, errors)

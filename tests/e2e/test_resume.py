@@ -1,0 +1,77 @@
+"""SIGKILL the driver mid-sweep, then `collapsetune resume`: every trial finishes exactly
+once and MLflow holds exactly one child run per trial with one value per step."""
+
+from __future__ import annotations
+
+import os
+import signal
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+HERE = Path(__file__).parent
+SWEEP = """\
+name: toy-resume
+trainable: outside_wrapper:Toy
+config: {sleep: 0.5}
+search_space:
+  lr: {loguniform: [0.001, 0.3]}
+objective: {metric: val/loss, mode: min}
+max_iterations: 8
+num_samples: 6
+search: {algorithm: optuna, seed: 0, points_to_evaluate: [{lr: 0.2}]}
+scheduler: {type: fifo}
+collapse:
+  - {metric: collapse/unique_tokens, below: 20, patience: 2, grace: 1}
+resources: {cpu: 1}
+"""
+
+
+def _finished_trials(results: Path) -> int:
+    return sum(1 for r in results.glob("*/*/result.json") if '"done": true' in r.read_text())
+
+
+@pytest.mark.slow
+def test_resume_after_driver_sigkill_finishes_each_trial_once(tmp_path):
+    (tmp_path / "sweeps").mkdir()
+    shutil.copy(HERE / "outside_wrapper.py", tmp_path / "sweeps" / "outside_wrapper.py")
+    (tmp_path / "sweeps" / "toy.yaml").write_text(SWEEP)
+    cli = [sys.executable, "-m", "collapsetune.cli"]
+    # Own process group, so the local Ray it starts can be stopped exactly after the kill.
+    driver = subprocess.Popen([*cli, "run", "sweeps/toy.yaml"], cwd=tmp_path, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while _finished_trials(tmp_path / "results") < 2:
+            assert driver.poll() is None, "sweep ended before it could be interrupted"
+            assert time.monotonic() < deadline, "no trial finished within 300 s"
+            time.sleep(0.5)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+        driver.wait()
+
+    (results,) = list((tmp_path / "results").iterdir())
+    assert _finished_trials(tmp_path / "results") < 6, "killed too late to test resume"
+    out = subprocess.run([*cli, "resume", str(results)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=600, start_new_session=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("toy-resume").experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(runs) - len(children) == 1  # one parent run for the launch and its resume
+    assert sorted(r.data.tags["ray.trial_id"] for r in children) == sorted(
+        {r.data.tags["ray.trial_id"] for r in children}
+    )
+    assert len(children) == 6
+    for run in children:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")]
+        assert steps == sorted(set(steps)), f"duplicate or missing steps {steps}"
+        expected = 3 if run.data.tags["collapse.status"] == "collapsed" else 8
+        assert steps[-1] == expected and run.info.status == "FINISHED"
+    assert _finished_trials(tmp_path / "results") == 6
