@@ -138,6 +138,8 @@ def build_tuner(spec: SweepSpec, experiment_name: str, concurrency: int) -> tune
                 checkpoint_at_end=checkpoints,
                 num_to_keep=2,
             ),
+            # Files a wrapper writes (figures) reach the results folder, and from there MLflow.
+            sync_config=tune.SyncConfig(sync_artifacts=True),
             verbose=1,
         ),
     )

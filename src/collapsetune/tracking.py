@@ -8,6 +8,7 @@ two processes and workers need no tracking credentials.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from mlflow.entities import Metric, Param, RunTag
@@ -15,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from collapsetune.collapse import HEALTHY, ITERATION_KEY, REASON_KEY, STATUS_KEY
+from collapsetune.trainable import ARTIFACTS_DIR
 
 # Ray's bookkeeping keys: not model metrics, and some (timestamp, pid) are not even
 # comparable across runs.
@@ -85,10 +87,13 @@ class MlflowTracking(tune.Callback):
             self.client.log_text(run_id, result["samples"], f"samples/iter_{step:04d}.txt")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.client.set_terminated(self._run_for(trial), "FINISHED")
+        run_id = self._run_for(trial)
+        self._log_artifacts(run_id, trial)
+        self.client.set_terminated(run_id, "FINISHED")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         run_id = self._run_for(trial)
+        self._log_artifacts(run_id, trial)
         error = trial.get_error()
         self.client.set_tag(run_id, "collapsetune.error", str(error)[-_PARAM_MAX:] if error else "unknown")
         self.client.set_terminated(run_id, "FAILED")
@@ -101,6 +106,11 @@ class MlflowTracking(tune.Callback):
         tags = [RunTag(f"collapsetune.trials.{k}", str(v)) for k, v in sorted(counts.items())]
         self.client.log_batch(self._ensure_parent(), tags=tags)
         self.client.set_terminated(self._ensure_parent(), "FINISHED")
+
+    def _log_artifacts(self, run_id: str, trial: Any) -> None:
+        folder = Path(trial.path) / ARTIFACTS_DIR
+        if folder.is_dir() and any(folder.iterdir()):  # a remote storage URI is not a local dir
+            self.client.log_artifacts(run_id, str(folder))
 
     # -- runs ---------------------------------------------------------------------------
 

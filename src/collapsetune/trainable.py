@@ -32,6 +32,7 @@ from collapsetune.collapse import (
 # TPE's split (both use ranks, not magnitudes).
 WORST_OBJECTIVE = 1.0e9
 CHECKPOINT_FILE = "collapsetune_state.pt"
+ARTIFACTS_DIR = "artifacts"  # in each trial's folder: files a wrapper's write_artifacts() made
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ def make_trainable(plan: TrialPlan, name: str) -> type[CollapseTrainable]:
 
 class CollapseTrainable(tune.Trainable):
     """Drives a model wrapper (`__init__(config)`, `step()`, optional `state_dict()`,
-    `load_state_dict()`, `samples()`) under Ray Tune. Use `make_trainable` to bind a plan.
+    `load_state_dict()`, `samples() -> str`, `write_artifacts(directory)`) under Ray Tune.
+    Use `make_trainable` to bind a plan.
 
     Example:
         >>> trainable = make_trainable(plan, "bitnet_lm")  # doctest: +SKIP
@@ -99,6 +101,12 @@ class CollapseTrainable(tune.Trainable):
         result[ITERATION_KEY] = verdict.iteration
         if hasattr(self.wrapper, "samples"):
             result["samples"] = str(self.wrapper.samples())
+        if hasattr(self.wrapper, "write_artifacts"):
+            # Ray syncs the trial's working dir to its results folder (sync_artifacts), where
+            # the MLflow callback picks the files up when the trial ends.
+            folder = os.path.join(self.logdir, ARTIFACTS_DIR)
+            os.makedirs(folder, exist_ok=True)
+            self.wrapper.write_artifacts(folder)
         return result
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:

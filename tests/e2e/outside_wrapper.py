@@ -35,6 +35,10 @@ class Toy:
     def samples(self) -> str:
         return "the the the" if self.lr > 0.05 and self.t >= 2 else f"a varied sample at step {self.t}"
 
+    def write_artifacts(self, directory: str) -> None:
+        with open(f"{directory}/vocabulary.txt", "w") as f:
+            f.write("collapsed\n" if self.lr > 0.05 and self.t >= 2 else "healthy\n")
+
     def state_dict(self) -> dict:
         return {"t": self.t}
 

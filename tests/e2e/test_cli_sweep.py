@@ -72,6 +72,8 @@ def test_run_stops_collapsed_trial_and_keeps_healthy_one(swept):
     assert bad.data.metrics["objective"] == 1.0e9  # what ASHA and Optuna learned
     sample = client.download_artifacts(bad.info.run_id, "samples/iter_0003.txt", str(work))
     assert "the the the" in Path(sample).read_text()
+    figure = client.download_artifacts(bad.info.run_id, "vocabulary.txt", str(work))
+    assert Path(figure).read_text() == "collapsed\n"  # written by the wrapper on the worker
 
     healthy = [r for r in children if r.data.tags["collapse.status"] == "healthy"]
     full = [r for r in healthy if max(m.step for m in client.get_metric_history(r.info.run_id, "val/loss")) == 6]
