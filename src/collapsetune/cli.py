@@ -79,21 +79,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _print_report(results_dir: str, as_json: bool) -> None:
-    from collapsetune.launch import SWEEP_FILE
-    from collapsetune.report import format_summary, summarize
+    from collapsetune.report import format_summary, load_summary
 
-    sweep = Path(results_dir) / SWEEP_FILE
-    if not sweep.is_file():
-        raise SpecError(f"no {SWEEP_FILE} here: not a collapsetune results folder", file=str(results_dir))
-    import yaml
-
-    resolved = yaml.safe_load(sweep.read_text())
-    objective = resolved["objective"]
-    summary = summarize(str(Path(results_dir).resolve()), objective["metric"], objective["mode"])
-    if as_json:
-        print(json.dumps(summary.to_dict(), indent=2, default=str))
-    else:
-        print(format_summary(summary, (resolved.get("mlflow") or {}).get("tracking_uri")))
+    summary = load_summary(results_dir)
+    print(json.dumps(summary.to_dict(), indent=2, default=str) if as_json else format_summary(summary))
 
 
 _COMMANDS = {"run": _run, "validate": _validate, "resume": _resume, "report": _report}

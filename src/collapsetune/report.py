@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+import yaml
 from ray.tune import ExperimentAnalysis
 
 from collapsetune.collapse import HEALTHY, REASON_KEY, STATUS_KEY
@@ -23,6 +26,7 @@ class TrialRow:
     metric: float
     config: dict[str, Any]
     path: str
+    mlflow_run_id: str = ""
 
 
 @dataclass
@@ -33,6 +37,7 @@ class Summary:
     counts: dict[str, int] = field(default_factory=dict)
     trials: list[TrialRow] = field(default_factory=list)
     best: TrialRow | None = None
+    tracking_uri: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,7 +70,56 @@ def summarize(experiment_path: str, metric: str, mode: str) -> Summary:
     return summary
 
 
-def format_summary(summary: Summary, tracking_uri: str | None = None) -> str:
+def load_summary(results_dir: str) -> Summary:
+    """The summary of a results folder made by `collapsetune run`, with MLflow run ids."""
+    from collapsetune.errors import SpecError
+    from collapsetune.launch import LAUNCH_FILE, SWEEP_FILE
+
+    folder = Path(results_dir).resolve()
+    if not (folder / SWEEP_FILE).is_file():
+        raise SpecError(f"no {SWEEP_FILE} here: not a collapsetune results folder", file=str(folder))
+    resolved = yaml.safe_load((folder / SWEEP_FILE).read_text())
+    launch = json.loads((folder / LAUNCH_FILE).read_text())
+    summary = summarize(str(folder), resolved["objective"]["metric"], resolved["objective"]["mode"])
+    uri = (resolved.get("mlflow") or {}).get("tracking_uri")
+    if uri:
+        summary.tracking_uri = _absolute_sqlite(uri, Path(launch["cwd"]))
+        runs = _mlflow_runs(summary.tracking_uri, resolved["name"], str(folder))
+        for row in summary.trials:
+            row.mlflow_run_id = runs.get(row.trial_id, "")
+    return summary
+
+
+def _absolute_sqlite(uri: str, cwd: Path) -> str:
+    # `sqlite:///mlflow.db` meant the launch directory; `report` may run from elsewhere.
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(cwd / uri[len(prefix):])
+    return uri
+
+
+def _mlflow_runs(tracking_uri: str, experiment: str, experiment_path: str) -> dict[str, str]:
+    """trial id -> child run id; empty when the store is missing (never creates one)."""
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).is_file():
+        return {}
+    from mlflow.tracking import MlflowClient
+
+    from collapsetune.tracking import PATH_TAG, TRIAL_TAG
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return {}
+    runs = client.search_runs([found.experiment_id], filter_string=f"tags.`{PATH_TAG}` = '{experiment_path}'")
+    if not runs:
+        return {}
+    children = client.search_runs(
+        [found.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{runs[0].info.run_id}'"
+    )
+    return {r.data.tags[TRIAL_TAG]: r.info.run_id for r in children if TRIAL_TAG in r.data.tags}
+
+
+def format_summary(summary: Summary) -> str:
     lines = [f"Sweep {summary.experiment_path}"]
     counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()))
     lines.append(f"  trials: {counts or 'none'}")
@@ -81,6 +135,8 @@ def format_summary(summary: Summary, tracking_uri: str | None = None) -> str:
         lines.append(f"  best healthy trial: {b.trial_id}  {summary.metric}={b.metric:.4g}")
         lines.extend(f"    {k}: {v}" for k, v in sorted(b.config.items()))
         lines.append(f"    results: {b.path}")
-    if tracking_uri:
-        lines.append(f"  browse: mlflow ui --backend-store-uri {tracking_uri}   (http://127.0.0.1:5000)")
+        if b.mlflow_run_id:
+            lines.append(f"    mlflow run: {b.mlflow_run_id}")
+    if summary.tracking_uri:
+        lines.append(f"  browse: mlflow ui --backend-store-uri {summary.tracking_uri}   (http://127.0.0.1:5000)")
     return "\n".join(lines)

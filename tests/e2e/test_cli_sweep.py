@@ -92,3 +92,7 @@ def test_report_json_matches_mlflow(swept):
     assert summary["counts"].get("collapsed", 0) >= 1
     assert summary["best"]["status"] == "healthy"
     assert summary["best"]["config"]["lr"] != 0.2
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    best_run = client.get_run(summary["best"]["mlflow_run_id"])
+    assert best_run.data.tags["collapse.status"] == "healthy"
+    assert best_run.data.tags["ray.trial_id"] == summary["best"]["trial_id"]
