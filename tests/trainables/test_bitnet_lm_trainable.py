@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from trainables.bitnet_lm import BitNetLM
+
+TINY = dict(tokenizer="byte", d_model=16, n_layers=1, n_heads=2, context=16, batch_size=4,
+            steps_per_report=2, gen_tokens=6, gen_prompts=3, max_iterations=4)
+KEYS = {"train/loss", "val/loss", "val/accuracy", "collapse/argmax_unique",
+        "collapse/unique_tokens", "collapse/distinct_1", "collapse/distinct_2",
+        "collapse/entropy", "collapse/repetition", "lr"}
+
+
+def test_bitnet_lm_step_returns_all_keys_finite():
+    lm = BitNetLM(TINY | dict(label_smoothing=0.1, maxsup_start=0.1, maxsup_end=0.2,
+                              confidence_penalty=0.1, vocab_bonus=0.1, output_l2=1e-4))
+    out = lm.step()
+    assert set(out) == KEYS
+    assert all(isinstance(v, float) and math.isfinite(v) for v in out.values())
+    assert "|||" in lm.samples()
+
+
+def test_bitnet_lm_bpe_and_sampling_decode(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLLAPSETUNE_CACHE", str(tmp_path))
+    lm = BitNetLM(TINY | dict(tokenizer="bpe", vocab_size=300, decode="top_p", top_p=0.9,
+                              linear="float"))
+    assert lm.model.lm_head.out_features == 300
+    assert set(lm.step()) == KEYS
+
+
+def test_bitnet_lm_state_dict_round_trip_gives_same_next_step(tmp_path):
+    a = BitNetLM(TINY)
+    a.step()
+    path = tmp_path / "ckpt.pt"
+    torch.save(a.state_dict(), path)
+    expected = a.step()
+    b = BitNetLM(TINY)  # fresh: without the state its next step would be the first one
+    b.load_state_dict(torch.load(path, weights_only=True))
+    assert b.step() == expected
+
+
+def test_bitnet_lm_unknown_key_raises_naming_it():
+    with pytest.raises(ValueError, match=r"'learning_rate'.*valid keys.*'lr'"):
+        BitNetLM(TINY | {"learning_rate": 1e-3})
+
+
+def test_bitnet_lm_divergence_reports_nan_without_crashing():
+    lm = BitNetLM(TINY)
+    with torch.no_grad():
+        lm.model.lm_head.weight.fill_(float("nan"))
+    out = lm.step()
+    assert math.isnan(out["train/loss"]) and math.isnan(out["val/loss"])
+    assert math.isnan(lm.step()["collapse/unique_tokens"])
