@@ -38,6 +38,7 @@ class Summary:
     trials: list[TrialRow] = field(default_factory=list)
     best: TrialRow | None = None
     tracking_uri: str | None = None
+    searched: list[str] = field(default_factory=list)  # search-space keys, shown first
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,6 +82,7 @@ def load_summary(results_dir: str) -> Summary:
     resolved = yaml.safe_load((folder / SWEEP_FILE).read_text())
     launch = json.loads((folder / LAUNCH_FILE).read_text())
     summary = summarize(str(folder), resolved["objective"]["metric"], resolved["objective"]["mode"])
+    summary.searched = sorted(resolved.get("search_space") or {})
     uri = (resolved.get("mlflow") or {}).get("tracking_uri")
     if uri:
         summary.tracking_uri = _absolute_sqlite(uri, Path(launch["cwd"]))
@@ -133,7 +135,8 @@ def format_summary(summary: Summary) -> str:
     else:
         b = summary.best
         lines.append(f"  best healthy trial: {b.trial_id}  {summary.metric}={b.metric:.4g}")
-        lines.extend(f"    {k}: {v}" for k, v in sorted(b.config.items()))
+        searched = [k for k in summary.searched if k in b.config] or sorted(b.config)
+        lines.extend(f"    {k}: {v}" for k, v in ((k, b.config[k]) for k in searched))
         lines.append(f"    results: {b.path}")
         if b.mlflow_run_id:
             lines.append(f"    mlflow run: {b.mlflow_run_id}")
