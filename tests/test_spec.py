@@ -18,12 +18,30 @@ from collapsetune.errors import SpecError, SpecErrors
 from collapsetune.spec import Distribution, SweepSpec, load_sweep, param_space, spec_to_dict
 
 WRAPPER = """
+import dataclasses
+
+
 class Toy:
     def __init__(self, config):
         self.config = config
 
     def step(self):
         return {"val/loss": 1.0}
+
+
+@dataclasses.dataclass
+class TypedConfig:
+    max_iterations: int = 1
+    lr: float = 0.1
+    width: int = 8
+
+    def __post_init__(self):
+        if self.width < 1:
+            raise ValueError(f"width must be >= 1, got {self.width}")
+
+
+class Typed(Toy):
+    config_class = TypedConfig
 """
 
 BASE: dict[str, Any] = {
@@ -404,3 +422,22 @@ def test_junk_values_only_raise_spec_error(sweeps, key, value, override):
         load_sweep(path, () if override is None else (override, f"{'.'.join(map(str, key))}={override}"))
     except SpecError:
         pass
+
+
+def test_wrapper_config_class_unknown_key_fails_before_any_trial(sweeps):
+    path = sweep(sweeps, trainable="mywrap:Typed", config={"widht": 4},
+                 search_space={"lrr": {"uniform": [0.1, 0.2]}})
+    message = error(path)
+    assert_says(message, "config.widht: mywrap:Typed has no config key 'widht'; valid keys: max_iterations, lr, width")
+    assert_says(message, "search_space.lrr: mywrap:Typed has no config key 'lrr'")
+
+
+def test_wrapper_config_class_rejects_bad_constant(sweeps):
+    message = error(sweep(sweeps, trainable="mywrap:Typed", config={"width": 0}))
+    assert_says(message, "config: mywrap:Typed rejects these values: width must be >= 1, got 0")
+
+
+def test_wrapper_config_class_accepts_valid_keys(sweeps):
+    spec = load_sweep(sweep(sweeps, trainable="mywrap:Typed", config={"width": 4},
+                            search_space={"lr": {"uniform": [0.1, 0.2]}}))
+    assert spec.config["width"] == 4

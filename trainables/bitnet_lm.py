@@ -109,6 +109,8 @@ class BitNetLM:
         7.0
     """
 
+    config_class = BitNetLMConfig  # lets `collapsetune validate` check keys before any trial
+
     def __init__(self, config: dict[str, Any]) -> None:
         cfg = self.cfg = BitNetLMConfig.from_dict(dict(config))
         torch.set_num_threads(cfg.threads)

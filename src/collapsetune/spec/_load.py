@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -83,11 +84,37 @@ def load_sweep(
         errors.append(exc)
     if isinstance(raw.get("trainable"), str) and raw["trainable"]:
         try:
-            resolve_trainable(raw["trainable"], [base_dir, Path.cwd()])
+            wrapper = resolve_trainable(raw["trainable"], [base_dir, Path.cwd()])
         except SpecError as exc:
             errors.append(exc.within("trainable"))
+        else:
+            if spec is not None:
+                errors.extend(_check_wrapper_config(wrapper, spec))
     raise_all(_from_override(e, overridden) for err in errors for e in err.in_file(file).errors)
     return spec
+
+
+def _check_wrapper_config(wrapper: type, spec: SweepSpec) -> list[SpecError]:
+    """Checks config and search-space keys (and constant values) against the wrapper's
+    typed config, when it declares one as `config_class`: a typo fails here, not on a worker.
+    """
+    config_class = getattr(wrapper, "config_class", None)
+    if config_class is None or not dataclasses.is_dataclass(config_class):
+        return []
+    valid = [f.name for f in dataclasses.fields(config_class)]
+    errors = [
+        SpecError(f"{spec.trainable} has no config key {key!r}; valid keys: {', '.join(valid)}", key=f"{section}.{key}")
+        for section, keys in (("config", spec.config), ("search_space", spec.search_space))
+        for key in keys
+        if key not in valid
+    ]
+    if not errors:
+        constants = {**thaw(spec.config), "max_iterations": spec.max_iterations}
+        try:
+            config_class(**constants)
+        except (TypeError, ValueError) as exc:
+            errors.append(SpecError(f"{spec.trainable} rejects these values: {exc}", key="config"))
+    return errors
 
 
 def spec_to_dict(spec: SweepSpec) -> dict:
