@@ -45,7 +45,12 @@ def _load(args: argparse.Namespace):
     overrides = list(args.set)
     if getattr(args, "address", None):
         overrides.append(f"address={args.address}")
-    return load_sweep(Path(args.sweep), overrides)
+    spec = load_sweep(Path(args.sweep), overrides)
+    from collapsetune.launch import rung_warnings
+
+    for warning in rung_warnings(spec):
+        print(f"collapsetune: warning: {warning}", file=sys.stderr)
+    return spec
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -99,6 +99,21 @@ def make_scheduler(spec: SweepSpec) -> TrialScheduler:
     )
 
 
+def rung_warnings(spec: SweepSpec) -> list[str]:
+    """Advice, not errors: an ASHA rung before the rules can fire compares healthy trials
+    with trials not yet known to be collapsed, whose loss is often the lowest."""
+    if spec.scheduler.type != "asha" or not spec.collapse:
+        return []
+    latest = max(rule.grace + rule.patience for rule in spec.collapse)
+    if spec.scheduler.grace_period >= latest:
+        return []
+    return [
+        f"scheduler.grace_period={spec.scheduler.grace_period} comes before report {latest} "
+        f"(a collapse rule's grace + patience), the earliest a collapse is known: ASHA may cut "
+        f"healthy trials for losing to trials that are collapsing; set grace_period >= {latest}"
+    ]
+
+
 def storage_path(spec: SweepSpec) -> str:
     return spec.storage if "://" in spec.storage else str(Path(spec.storage).resolve())
 
