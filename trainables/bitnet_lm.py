@@ -46,6 +46,7 @@ class BitNetLMConfig:
     max_iterations: int = 20  # reports the sweep asks for; horizon of LR and MaxSup schedules
     seed: int = 0
     threads: int = 1  # torch intra-op threads; 1 so trials share cores fairly
+    device: str = "auto"  # auto: the GPU Ray gave this trial if any, else cpu | cpu | cuda
     # data
     corpus: str | None = None  # None = pydoc_data.topics; else a text file or folder
     tokenizer: str = "bpe"  # bpe | byte
@@ -87,6 +88,8 @@ class BitNetLMConfig:
         for name in ("lr", "weight_decay", "warmup_steps", "grad_clip"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if self.context <= PROMPT_TOKENS:
             raise ValueError(f"context must be > {PROMPT_TOKENS}, got {self.context}")
 
@@ -120,10 +123,13 @@ class BitNetLM:
         self.tok = build_tokenizer(cfg.tokenizer, text, cfg.vocab_size)
         self.data = TokenData(torch.tensor(self.tok.encode(text)))
 
+        # Ray sets CUDA_VISIBLE_DEVICES per trial, so "auto" sees only this trial's GPU share.
+        use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+        self.device = torch.device("cuda" if use_cuda else "cpu")
         self.model = BitNetModel(BitNetConfig(
             vocab_size=self.tok.vocab_size, context=cfg.context, d_model=cfg.d_model,
             n_layers=cfg.n_layers, n_heads=cfg.n_heads, linear=cfg.linear,
-        ))
+        )).to(self.device)
         # Norm gains, biases and embeddings are not decayed (nanoGPT's split).
         decay = [p for n, p in self.model.named_parameters() if p.dim() >= 2 and "emb" not in n]
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() < 2 or "emb" in n]
@@ -142,9 +148,9 @@ class BitNetLM:
 
         # Fixed evaluation inputs, drawn from their own seed so they never depend on training.
         g = torch.Generator().manual_seed(10_000 + cfg.seed)
-        self.val_x, self.val_y = self.data.batch("val", VAL_SEQS, cfg.context, g)
+        self.val_x, self.val_y = (t.to(self.device) for t in self.data.batch("val", VAL_SEQS, cfg.context, g))
         starts = torch.linspace(0, len(self.data.val) - PROMPT_TOKENS - 1, cfg.gen_prompts).long()
-        self.prompts = self.data.val[starts[:, None] + torch.arange(PROMPT_TOKENS)]  # (P, 8)
+        self.prompts = self.data.val[starts[:, None] + torch.arange(PROMPT_TOKENS)].to(self.device)  # (P, 8)
 
         self.gen = torch.Generator().manual_seed(cfg.seed)  # training batches
         self.steps = 0
@@ -185,6 +191,7 @@ class BitNetLM:
             for group in self.opt.param_groups:
                 group["lr"] = lr
             x, y = self.data.batch("train", cfg.batch_size, cfg.context, self.gen)
+            x, y = x.to(self.device), y.to(self.device)
             loss = self._loss(self.model(x), y)
             losses.append(loss.item())
             self.steps += 1
@@ -213,7 +220,7 @@ class BitNetLM:
         gen_keys = ("unique_tokens", "distinct_1", "distinct_2", "entropy", "repetition")
         if not math.isfinite(val_loss):  # sampling from NaN logits would raise
             return out | {f"collapse/{k}": math.nan for k in gen_keys}
-        g = torch.Generator().manual_seed(self.cfg.seed)  # same draws every report
+        g = torch.Generator(self.device).manual_seed(self.cfg.seed)  # same draws every report
         seqs = generate(self.model, self.prompts, self.cfg.gen_tokens, context=self.cfg.context,
                         generator=g, **self.decoding.sampling())
         cont = seqs[:, PROMPT_TOKENS:]  # (P, gen_tokens)

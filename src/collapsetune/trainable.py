@@ -117,7 +117,11 @@ class CollapseTrainable(tune.Trainable):
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
         # weights_only: a checkpoint is data, never code to run.
-        state = torch.load(os.path.join(checkpoint_dir, CHECKPOINT_FILE), weights_only=True)
+        # map_location: a trial may be restored on a node without the GPU it was saved on;
+        # load_state_dict then moves tensors to wherever the wrapper put its model.
+        state = torch.load(
+            os.path.join(checkpoint_dir, CHECKPOINT_FILE), weights_only=True, map_location="cpu"
+        )
         self.monitor.load_state_dict(state["monitor"])
         if "wrapper" in state:
             self.wrapper.load_state_dict(state["wrapper"])

@@ -54,3 +54,12 @@ def test_bitnet_lm_divergence_reports_nan_without_crashing():
     out = lm.step()
     assert math.isnan(out["train/loss"]) and math.isnan(out["val/loss"])
     assert math.isnan(lm.step()["collapse/unique_tokens"])
+
+
+def test_bitnet_lm_device_auto_is_cpu_without_a_gpu_and_bad_device_raises():
+    lm = BitNetLM({**TINY, "device": "auto"})
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert lm.device.type == expected and next(lm.model.parameters()).device.type == expected
+    assert lm.val_x.device.type == expected
+    with pytest.raises(ValueError, match="device must be auto, cpu or cuda, got 'tpu'"):
+        BitNetLM({**TINY, "device": "tpu"})
