@@ -17,7 +17,6 @@ import yaml
 from ray import tune
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
-from ray.tune.stopper import CombinedStopper, MaximumIterationStopper
 
 from collapsetune.collapse import CollapseStopper
 from collapsetune.errors import SpecError
@@ -145,7 +144,7 @@ def build_tuner(spec: SweepSpec, experiment_name: str, concurrency: int) -> tune
         run_config=tune.RunConfig(
             name=experiment_name,
             storage_path=storage_path(spec),
-            stop=CombinedStopper(CollapseStopper(), MaximumIterationStopper(spec.max_iterations)),
+            stop=CollapseStopper(max_iterations=spec.max_iterations),
             callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(

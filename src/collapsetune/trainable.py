@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -84,6 +85,7 @@ class CollapseTrainable(tune.Trainable):
         wrapper_cls = resolve_trainable(self.plan.wrapper, [Path(p) for p in self.plan.search_dirs])
         self.wrapper = wrapper_cls(dict(config))
         self.monitor = self.plan.monitor()
+        self._node_id = ray.get_runtime_context().get_node_id()
 
     def step(self) -> dict[str, Any]:
         metrics = {k: _number(k, v) for k, v in self.wrapper.step().items()}
@@ -99,6 +101,7 @@ class CollapseTrainable(tune.Trainable):
         result[STATUS_KEY] = verdict.status
         result[REASON_KEY] = verdict.reason
         result[ITERATION_KEY] = verdict.iteration
+        result["node_id"] = self._node_id  # which Ray node ran this report (hostnames may repeat)
         if hasattr(self.wrapper, "samples"):
             result["samples"] = str(self.wrapper.samples())
         if hasattr(self.wrapper, "write_artifacts"):

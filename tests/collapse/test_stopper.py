@@ -21,3 +21,20 @@ def test_stopper_pickle_round_trip_keeps_state():
     clone = pickle.loads(pickle.dumps(stopper))
     assert clone.stopped == stopper.stopped
     assert clone("e", {"collapse.status": "collapsed"})
+
+
+def test_stopper_max_iterations_reads_training_iteration_not_report_count():
+    stopper = CollapseStopper(max_iterations=5)
+    # A trial restored from its checkpoint at iteration 3 re-reports 4: five reports so far,
+    # but only iteration 4, so it must go on.
+    for iteration in (1, 2, 3, 4, 4):
+        assert not stopper("t", {"training_iteration": iteration, "collapse.status": "healthy"})
+    assert stopper("t", {"training_iteration": 5, "collapse.status": "healthy"})
+    assert "t" not in stopper.stopped  # reaching the end is not a collapse
+
+
+def test_stopper_rejects_bad_max_iterations():
+    import pytest
+
+    with pytest.raises(ValueError, match="max_iterations must be >= 1, got 0"):
+        CollapseStopper(max_iterations=0)

@@ -12,22 +12,31 @@ ITERATION_KEY = "collapse.iteration"
 
 
 class CollapseStopper(Stopper):
-    """Stops collapsed and diverged trials; never stops the whole sweep.
+    """Stops collapsed and diverged trials, and any trial at `max_iterations`; never stops
+    the whole sweep.
 
     The verdict is computed in the trainable (see `CollapseTrainable`) and travels in the
     result, so this stopper only reads it. It remembers which trials it stopped and why,
     keyed by trial id, and survives pickling (Tune saves it with the experiment).
+    `max_iterations` is checked on `training_iteration` itself: Ray's
+    MaximumIterationStopper counts reports received, so a trial restored from a checkpoint
+    (which re-reports the iterations after it) was stopped short.
 
     Example:
-        >>> stopper = CollapseStopper()
+        >>> stopper = CollapseStopper(max_iterations=20)
         >>> stopper("t1", {"collapse.status": "collapsed", "collapse.reason": "x"})
         True
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_iterations: int | None = None) -> None:
+        if max_iterations is not None and max_iterations < 1:
+            raise ValueError(f"max_iterations must be >= 1, got {max_iterations}")
+        self.max_iterations = max_iterations
         self.stopped: dict[str, str] = {}  # trial id -> reason
 
     def __call__(self, trial_id: str, result: dict) -> bool:
+        if self.max_iterations and result.get("training_iteration", 0) >= self.max_iterations:
+            return True
         status = result.get(STATUS_KEY, HEALTHY)
         if status == HEALTHY:
             return False
