@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 import time
 from contextlib import contextmanager
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from collapsetune.collapse import CollapseStopper
 from collapsetune.errors import SpecError
 from collapsetune.scheduler import CollapseASHA
 from collapsetune.registry import resolve_trainable, wrapper_module_path
+from collapsetune.storage import location, read_text, write_text
 from collapsetune.spec import SweepSpec, load_sweep, param_space, spec_to_dict
 from collapsetune.trainable import TrialPlan, has_state, make_trainable
 
@@ -114,7 +116,7 @@ def rung_warnings(spec: SweepSpec) -> list[str]:
 
 
 def storage_path(spec: SweepSpec) -> str:
-    return spec.storage if "://" in spec.storage else str(Path(spec.storage).resolve())
+    return location(spec.storage)
 
 
 def build_tuner(spec: SweepSpec, experiment_name: str, concurrency: int) -> tune.Tuner:
@@ -122,7 +124,7 @@ def build_tuner(spec: SweepSpec, experiment_name: str, concurrency: int) -> tune
     search_dirs = [spec.base_dir, Path.cwd()]
     wrapper_cls = resolve_trainable(spec.trainable, search_dirs)
     checkpoints = has_state(wrapper_cls)
-    experiment_path = f"{storage_path(spec).rstrip('/')}/{experiment_name}"
+    experiment_path = f"{storage_path(spec)}/{experiment_name}"
     callbacks = []
     if spec.mlflow.tracking_uri:
         from collapsetune.tracking import MlflowTracking
@@ -177,7 +179,7 @@ def dump_spec(spec: SweepSpec) -> str:
 def run_sweep(spec: SweepSpec) -> str:
     """Launches a sweep and returns its results folder (a path or URI)."""
     experiment_name = f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    experiment_path = f"{storage_path(spec).rstrip('/')}/{experiment_name}"
+    experiment_path = f"{storage_path(spec)}/{experiment_name}"
     with ray_session(spec):
         concurrency = check_resources(spec)
         tuner = build_tuner(spec, experiment_name, concurrency)
@@ -189,19 +191,19 @@ def run_sweep(spec: SweepSpec) -> str:
 
 def resume_sweep(results_dir: str) -> str:
     """Finishes an interrupted sweep from its results folder; finished trials are kept."""
-    path = Path(results_dir).resolve()
-    sweep_file = path / SWEEP_FILE
-    if not sweep_file.is_file():
-        raise SpecError(f"no {SWEEP_FILE} here: not a collapsetune results folder", file=str(path))
-    launch = json.loads((path / LAUNCH_FILE).read_text())
+    path = location(results_dir)
+    resolved = read_text(path, SWEEP_FILE)
+    launch = json.loads(read_text(path, LAUNCH_FILE))
     # Relative names (a sqlite:/// tracking store, a wrapper module in the working
     # directory) meant the launch directory: resume from there, or MLflow would get a new
     # store and the runs would be duplicated.
     os.chdir(launch["cwd"])
-    spec = load_sweep(sweep_file, base_dir=Path(launch["base_dir"]))
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / SWEEP_FILE).write_text(resolved)
+        spec = load_sweep(Path(scratch) / SWEEP_FILE, base_dir=Path(launch["base_dir"]))
     with ray_session(spec):
         tuner = tune.Tuner.restore(
-            str(path),
+            path,
             trainable=tune.with_resources(
                 _trainable(spec), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
             ),
@@ -209,14 +211,10 @@ def resume_sweep(results_dir: str) -> str:
             resume_errored=True,
         )
         tuner.fit()
-    return str(path)
+    return path
 
 
 def _write_launch_files(spec: SweepSpec, experiment_path: str) -> None:
-    if "://" in experiment_path:
-        return  # remote storage: the resolved sweep still lands in the MLflow parent run
-    folder = Path(experiment_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / SWEEP_FILE).write_text(dump_spec(spec))
+    write_text(experiment_path, SWEEP_FILE, dump_spec(spec))
     launch = {"source": str(spec.source), "base_dir": str(spec.base_dir), "cwd": os.getcwd()}
-    (folder / LAUNCH_FILE).write_text(json.dumps(launch, indent=2))
+    write_text(experiment_path, LAUNCH_FILE, json.dumps(launch, indent=2))

@@ -73,20 +73,18 @@ def summarize(experiment_path: str, metric: str, mode: str) -> Summary:
 
 def load_summary(results_dir: str) -> Summary:
     """The summary of a results folder made by `collapsetune run`, with MLflow run ids."""
-    from collapsetune.errors import SpecError
     from collapsetune.launch import LAUNCH_FILE, SWEEP_FILE
+    from collapsetune.storage import location, read_text
 
-    folder = Path(results_dir).resolve()
-    if not (folder / SWEEP_FILE).is_file():
-        raise SpecError(f"no {SWEEP_FILE} here: not a collapsetune results folder", file=str(folder))
-    resolved = yaml.safe_load((folder / SWEEP_FILE).read_text())
-    launch = json.loads((folder / LAUNCH_FILE).read_text())
-    summary = summarize(str(folder), resolved["objective"]["metric"], resolved["objective"]["mode"])
+    folder = location(results_dir)
+    resolved = yaml.safe_load(read_text(folder, SWEEP_FILE))
+    launch = json.loads(read_text(folder, LAUNCH_FILE))
+    summary = summarize(folder, resolved["objective"]["metric"], resolved["objective"]["mode"])
     summary.searched = sorted(resolved.get("search_space") or {})
     uri = (resolved.get("mlflow") or {}).get("tracking_uri")
     if uri:
         summary.tracking_uri = _absolute_sqlite(uri, Path(launch["cwd"]))
-        runs = _mlflow_runs(summary.tracking_uri, resolved["name"], str(folder))
+        runs = _mlflow_runs(summary.tracking_uri, resolved["name"], folder)
         for row in summary.trials:
             row.mlflow_run_id = runs.get(row.trial_id, "")
     return summary

@@ -1,0 +1,41 @@
+"""Reading and writing a sweep's own small files (the resolved sweep, launch facts) in its
+results folder, which may be a local path or a URI Ray writes to (s3://, gs://, file://).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.fs
+
+from collapsetune.errors import SpecError
+
+
+def location(results: str) -> str:
+    """A results folder as Ray and MLflow name it: URIs as given, local paths absolute."""
+    return results.rstrip("/") if "://" in results else str(Path(results).resolve())
+
+
+def _filesystem(folder: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    if "://" in folder:
+        return pyarrow.fs.FileSystem.from_uri(folder)
+    return pyarrow.fs.LocalFileSystem(), str(Path(folder).resolve())
+
+
+def write_text(folder: str, name: str, text: str) -> None:
+    fs, root = _filesystem(folder)
+    fs.create_dir(root, recursive=True)
+    with fs.open_output_stream(f"{root}/{name}") as out:
+        out.write(text.encode())
+
+
+def read_text(folder: str, name: str) -> str:
+    """The file's text; a SpecError naming the folder when it is not a sweep's results folder."""
+    fs, root = _filesystem(folder)
+    try:
+        with fs.open_input_stream(f"{root}/{name}") as stream:
+            return stream.read().decode()
+    except (FileNotFoundError, OSError) as exc:
+        raise SpecError(
+            f"no {name} here: not a collapsetune results folder ({exc.__class__.__name__})", file=folder
+        ) from None
