@@ -1,4 +1,4 @@
-"""`collapsetune run | resume | report | validate`."""
+"""`collapsetune run | resume | report | validate | features`."""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     report = commands.add_parser("report", help="summarise a sweep from its results folder")
     report.add_argument("results_dir")
     report.add_argument("--json", action="store_true", help="machine-readable output")
+
+    features = commands.add_parser("features", help="extract a MoP-CLIP features file with open_clip")
+    features.add_argument("image_folder", help="one sub-folder of images per class")
+    features.add_argument("out", help="the .npz features file to write")
+    features.add_argument("--model", required=True, help="open_clip architecture, e.g. ViT-B-16")
+    features.add_argument("--pretrained", required=True, help="local weights file (nothing is downloaded)")
+    features.add_argument("--batch-size", type=int, default=64)
+    features.add_argument("--device", default="cpu", help="cpu or cuda")
 
     args = parser.parse_args(argv)
     try:
@@ -90,7 +98,20 @@ def _print_report(results_dir: str, as_json: bool) -> None:
     print(json.dumps(summary.to_dict(), indent=2, default=str) if as_json else format_summary(summary))
 
 
-_COMMANDS = {"run": _run, "validate": _validate, "resume": _resume, "report": _report}
+def _features(args: argparse.Namespace) -> int:
+    from collapsetune.features_cli import extract_features
+
+    try:
+        path = extract_features(args.image_folder, args.out, args.model, args.pretrained,
+                                batch_size=args.batch_size, device=args.device)
+    except (ImportError, FileNotFoundError, ValueError) as error:
+        print(f"collapsetune: error: {error}", file=sys.stderr)
+        return 2
+    print(f"collapsetune: wrote {path}")
+    return 0
+
+
+_COMMANDS = {"run": _run, "validate": _validate, "resume": _resume, "report": _report, "features": _features}
 
 if __name__ == "__main__":
     sys.exit(main())

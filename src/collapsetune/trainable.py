@@ -70,6 +70,8 @@ def make_trainable(plan: TrialPlan, name: str) -> type[CollapseTrainable]:
 class CollapseTrainable(tune.Trainable):
     """Drives a model wrapper (`__init__(config)`, `step()`, optional `state_dict()`,
     `load_state_dict()`, `samples() -> str`, `write_artifacts(directory)`) under Ray Tune.
+    `write_artifacts` is called on reports worth a picture: 1, 2, 4, 8, ..., the one where
+    the verdict turns, and the last.
     Use `make_trainable` to bind a plan.
 
     Example:
@@ -94,6 +96,7 @@ class CollapseTrainable(tune.Trainable):
                 f"objective metric {self.plan.metric!r} not in the model's report; "
                 f"it reported: {sorted(metrics)}"
             )
+        was_healthy = self.monitor.verdict.healthy
         verdict = self.monitor.update(metrics)
         result: dict[str, Any] = dict(metrics)
         result["objective"] = metrics[self.plan.metric] if verdict.healthy else self.plan.worst()
@@ -104,7 +107,12 @@ class CollapseTrainable(tune.Trainable):
         result["node_id"] = self._node_id  # which Ray node ran this report (hostnames may repeat)
         if hasattr(self.wrapper, "samples"):
             result["samples"] = str(self.wrapper.samples())
-        if hasattr(self.wrapper, "write_artifacts"):
+        report = self.iteration + 1  # Ray counts a report once step() has returned
+        if hasattr(self.wrapper, "write_artifacts") and (
+            _log_spaced(report)
+            or was_healthy != verdict.healthy  # the picture of the report that stopped it
+            or report >= int(self.config.get("max_iterations", 0))
+        ):
             # Ray syncs the trial's working dir to its results folder (sync_artifacts), where
             # the MLflow callback picks the files up when the trial ends.
             folder = os.path.join(self.logdir, ARTIFACTS_DIR)
@@ -139,6 +147,11 @@ class CollapseTrainable(tune.Trainable):
         close = getattr(self.wrapper, "close", None)
         if callable(close):
             close()
+
+
+def _log_spaced(report: int) -> bool:
+    """Reports 1, 2, 4, 8, ...: pictures of a trial's whole course at log cost."""
+    return report & (report - 1) == 0
 
 
 def _number(key: str, value: Any) -> float:

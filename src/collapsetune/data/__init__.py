@@ -1,7 +1,14 @@
-"""Offline data: text corpora, local tokenizers and seeded batches."""
+"""Offline data: text corpora, local tokenizers and seeded batches; cached image features."""
 
 from __future__ import annotations
 
+from collapsetune.data.features import (
+    DIGITS,
+    FeatureSet,
+    build_digits_features,
+    load_features,
+    save_features,
+)
 from collapsetune.data.text import (
     BPETokenizer,
     ByteTokenizer,
@@ -12,6 +19,11 @@ from collapsetune.data.text import (
 )
 
 __all__ = [
+    "DIGITS",
+    "FeatureSet",
+    "build_digits_features",
+    "load_features",
+    "save_features",
     "BPETokenizer",
     "ByteTokenizer",
     "TokenData",

@@ -20,7 +20,7 @@ in a second cone with a modality gap (see docs/mop_clip.md for why that matters)
 
 Example:
     >>> fs = load_features("digits")
-    >>> fs.features.shape, fs.class_embeddings.shape, fs.class_names[3]
+    >>> fs.features.shape, fs.class_embeddings.shape, str(fs.class_names[3])
     ((1797, 32), (10, 32), 'digit 3')
 """
 

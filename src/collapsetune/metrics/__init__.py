@@ -9,5 +9,27 @@ from collapsetune.metrics._lm import (
     unigram_entropy,
     unique_tokens,
 )
+from collapsetune.metrics._prompts import (
+    assign_entropy,
+    assign_max_share,
+    dead_subprompts,
+    hard_assignments,
+    subprompt_cos_max,
+    subprompt_cos_mean,
+    subprompt_cosines,
+)
 
-__all__ = ["argmax_unique", "distinct_n", "repetition", "unigram_entropy", "unique_tokens"]
+__all__ = [
+    "argmax_unique",
+    "assign_entropy",
+    "assign_max_share",
+    "dead_subprompts",
+    "distinct_n",
+    "hard_assignments",
+    "repetition",
+    "subprompt_cos_max",
+    "subprompt_cos_mean",
+    "subprompt_cosines",
+    "unigram_entropy",
+    "unique_tokens",
+]

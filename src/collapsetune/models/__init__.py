@@ -1,8 +1,19 @@
-"""Reference models: the BitNet b1.58 language model and its BitLinear layer."""
+"""Reference models: the BitNet b1.58 language model (and its BitLinear layer) and the
+MoP-CLIP mixture-of-prompts learner."""
 
 from __future__ import annotations
 
 from collapsetune.models.bitlinear import BitLinear, absmax_int8, absmean_ternary
 from collapsetune.models.bitnet_lm import BitNetConfig, BitNetLM
+from collapsetune.models.mop_clip import MopClip, MopClipConfig, tau_at
 
-__all__ = ["BitLinear", "BitNetConfig", "BitNetLM", "absmax_int8", "absmean_ternary"]
+__all__ = [
+    "BitLinear",
+    "BitNetConfig",
+    "BitNetLM",
+    "MopClip",
+    "MopClipConfig",
+    "absmax_int8",
+    "absmean_ternary",
+    "tau_at",
+]

@@ -90,7 +90,7 @@ def tau_at(step: int, total: int, start: float, end: float, schedule: str = "lin
         frac = 0.5 * (1.0 - math.cos(math.pi * frac))
     elif schedule != "linear":
         raise ValueError(f"tau_schedule must be 'linear' or 'cosine', got {schedule!r}")
-    return start + (end - start) * frac
+    return end if frac >= 1.0 else start + (end - start) * frac  # exact end, no rounding drift
 
 
 class MopClip(nn.Module):

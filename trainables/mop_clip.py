@@ -1,0 +1,218 @@
+"""Wrapper for the built-in ``mop_clip`` trainable: config dict in, metrics dict out.
+
+Trains only the sub-prompt offsets of a MoP-CLIP model on cached frozen features (the
+default: sklearn digits with CLIP's geometry, see docs/mop_clip.md). No Ray import.
+
+Example:
+    >>> m = MopClip({"K": 4, "steps_per_report": 5, "max_iterations": 2})
+    >>> sorted(k for k in m.step() if k.startswith("collapse/"))[:2]
+    ['collapse/assign_entropy', 'collapse/assign_max_share']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from collapsetune import plots
+from collapsetune.data.features import DIGITS, FeatureSet, load_features
+from collapsetune.metrics import _prompts as pm
+from collapsetune.models.mop_clip import MopClip as MopClipModel
+from collapsetune.models.mop_clip import MopClipConfig, tau_at
+
+__all__ = ["MopClip", "MopClipTrainConfig"]
+
+SUBPROMPT_IMAGES = "subprompt_images.png"
+SUBPROMPT_SIMILARITY = "subprompt_similarity.png"
+
+
+@dataclass(frozen=True)
+class MopClipTrainConfig:
+    """Every knob of the ``mop_clip`` trainable; names are Tune and MLflow params."""
+
+    max_iterations: int = 20  # reports the sweep asks for; horizon of the tau schedule
+    seed: int = 0
+    threads: int = 1  # torch intra-op threads; 1 so trials share cores fairly
+    # data
+    features: str = DIGITS  # "digits" or a .npz features file (docs/mop_clip.md)
+    feature_cone: float | None = None  # digits only: image-cone weight (None = builder default)
+    feature_gap: float | None = None  # digits only: modality-gap weight
+    feature_pca_dim: int | None = None  # digits only: PCA directions kept
+    val_fraction: float = 0.2  # stratified, fixed by seed
+    # model (collapsetune.models.MopClipConfig)
+    K: int = 8
+    sim_scale: float = 50.0
+    tau_start: float = 1.0
+    tau_end: float = 0.05
+    tau_schedule: str = "linear"
+    assignment: str = "soft"
+    class_pool: str = "max"
+    temp_cls: float = 0.07
+    lambda_mixture: float = 0.5
+    diversity_loss_weight: float = 0.0
+    entropy_loss_weight: float = 0.0
+    offset_reg_weight: float = 0.001
+    init_std: float = 0.01
+    # optimisation
+    lr: float = 5e-4  # Adam, constant (the seed's 5e-4)
+    batch_size: int = 128
+    steps_per_report: int = 50
+
+    def __post_init__(self) -> None:
+        for name in ("max_iterations", "threads", "batch_size", "steps_per_report"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> MopClipTrainConfig:
+        """Build from a dict; an unknown key is an error that names it and lists the valid ones."""
+        valid = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in valid:
+                raise ValueError(f"unknown mop_clip config key {key!r}; valid keys: {valid}")
+        return cls(**values)
+
+    def model_config(self, num_classes: int, dim: int) -> MopClipConfig:
+        names = [f.name for f in dataclasses.fields(MopClipConfig)]
+        return MopClipConfig(num_classes=num_classes, dim=dim,
+                             **{n: getattr(self, n) for n in names if hasattr(self, n) and n not in ("num_classes", "dim")})
+
+
+def _split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified train / val indices, fixed by seed."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_val = max(1, int(round(fraction * len(idx)))) if len(idx) > 1 else 0
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+class MopClip:
+    """MoP-CLIP prompt learner on cached features, reporting loss, accuracy and collapse metrics.
+
+    Example:
+        >>> m = MopClip({"tau_end": 0.05, "max_iterations": 10})  # doctest: +SKIP
+        >>> m.step()["collapse/subprompt_cos_max"]  # doctest: +SKIP
+        0.97
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        cfg = self.cfg = MopClipTrainConfig.from_dict(dict(config))
+        torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        digits = {k: v for k, v in (("cone", cfg.feature_cone), ("gap", cfg.feature_gap),
+                                    ("pca_dim", cfg.feature_pca_dim)) if v is not None}
+        fs: FeatureSet = load_features(cfg.features, **digits)
+        self.class_names = [str(n) for n in fs.class_names]
+        self.images = fs.images
+        train, val = _split(fs.labels, cfg.val_fraction, cfg.seed)
+        x, y = torch.from_numpy(fs.features), torch.from_numpy(fs.labels)
+        self.train_idx = train
+        self.x_train, self.y_train = x[train], y[train]  # (N, D), (N,)
+        self.x_val, self.y_val = x[val], y[val]
+
+        self.model = MopClipModel(cfg.model_config(fs.num_classes, fs.dim),
+                                  torch.from_numpy(fs.class_embeddings))
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.total_steps = cfg.max_iterations * cfg.steps_per_report
+        self.gen = torch.Generator().manual_seed(cfg.seed)  # training batches
+        self.steps = 0
+        self.reports = 0
+        self.diverged = False
+
+    def tau(self) -> float:
+        c = self.cfg
+        return tau_at(self.steps, self.total_steps, c.tau_start, c.tau_end, c.tau_schedule)
+
+    def step(self) -> dict[str, float]:
+        """Train ``steps_per_report`` Adam steps, then evaluate on the fixed val split."""
+        cfg = self.cfg
+        losses = []
+        for _ in range(cfg.steps_per_report):
+            if self.diverged:  # offsets are non-finite: more steps cannot help
+                break
+            idx = torch.randint(len(self.y_train), (cfg.batch_size,), generator=self.gen)
+            loss, _ = self.model.loss(self.x_train[idx], self.y_train[idx], self.tau())
+            losses.append(loss.item())
+            self.steps += 1
+            if not math.isfinite(losses[-1]):
+                self.diverged = True
+                break
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+        self.reports += 1
+        return {"train/loss": sum(losses) / len(losses) if losses else math.nan,
+                **self.evaluate(), "tau": self.tau()}
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Val loss and accuracy; collapse metrics from the training images' hard assignments."""
+        model = self.model
+        val_loss, _ = model.loss(self.x_val, self.y_val, self.tau())
+        prompts = model.prompts()  # (C, K, D)
+        assign = pm.hard_assignments(self.x_train, self.y_train, prompts)  # (N,)
+        k = model.cfg.K
+        out = {
+            "val/loss": val_loss.item(),
+            "val/accuracy": (model.predict(self.x_val) == self.y_val).float().mean().item(),
+            "collapse/assign_max_share": pm.assign_max_share(assign, self.y_train, k),
+            "collapse/assign_entropy": pm.assign_entropy(assign, self.y_train, k),
+            "collapse/dead_subprompts": pm.dead_subprompts(assign, self.y_train, k),
+        }
+        if k >= 2:  # cosine between sub-prompts needs a pair
+            out["collapse/subprompt_cos_max"] = pm.subprompt_cos_max(prompts)
+            out["collapse/subprompt_cos_mean"] = pm.subprompt_cos_mean(prompts)
+        return out
+
+    def write_artifacts(self, directory: str) -> None:
+        """Draws both pictures. CollapseTrainable calls this on the reports worth a picture
+        (the first, log-spaced ones, the verdict's and the last), so it need not be cheap."""
+        self._draw(directory)
+
+    def _draw(self, directory: str) -> None:
+        note = f" - report {self.reports}, step {self.steps}"
+        with torch.no_grad():
+            prompts = self.model.prompts()
+            if self.images is not None:
+                x = F.normalize(self.x_train, dim=-1)
+                own = torch.einsum("nd,nkd->nk", x, prompts[self.y_train])  # (N, K)
+                score, assign = own.max(dim=-1)
+                plots.subprompt_image_grid(
+                    self.images[self.train_idx], self.y_train.numpy(), assign.numpy(), score.numpy(),
+                    self.model.cfg.K, self.class_names, Path(directory) / SUBPROMPT_IMAGES, note=note)
+            cos = pm.subprompt_cosines(prompts).numpy()
+        plots.similarity_heatmap(cos, self.class_names, Path(directory) / SUBPROMPT_SIMILARITY, note=note)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors and plain types only, so ``torch.load(weights_only=True)`` reads it."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "steps": self.steps,
+            "reports": self.reports,
+            "diverged": self.diverged,
+            "gen_state": self.gen.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.steps = int(state["steps"])
+        self.reports = int(state["reports"])
+        self.diverged = bool(state["diverged"])
+        self.gen.set_state(state["gen_state"])
