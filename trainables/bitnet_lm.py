@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from collapsetune import metrics
+from collapsetune.configs import from_dict
 from collapsetune.data import TokenData, build_tokenizer, load_text
 from collapsetune.decoding import DecodingConfig, generate
 from collapsetune.models import BitNetConfig
@@ -93,15 +93,6 @@ class BitNetLMConfig:
         if self.context <= PROMPT_TOKENS:
             raise ValueError(f"context must be > {PROMPT_TOKENS}, got {self.context}")
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> BitNetLMConfig:
-        """Build from a dict; an unknown key is an error that lists the valid ones."""
-        valid = [f.name for f in dataclasses.fields(cls)]
-        for key in values:
-            if key not in valid:
-                raise ValueError(f"unknown bitnet_lm config key {key!r}; valid keys: {valid}")
-        return cls(**values)
-
 
 class BitNetLM:
     """BitNet b1.58 LM on an offline corpus, reporting loss and collapse metrics.
@@ -115,7 +106,7 @@ class BitNetLM:
     config_class = BitNetLMConfig  # lets `collapsetune validate` check keys before any trial
 
     def __init__(self, config: dict[str, Any]) -> None:
-        cfg = self.cfg = BitNetLMConfig.from_dict(dict(config))
+        cfg = self.cfg = from_dict(BitNetLMConfig, dict(config), "bitnet_lm")
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
 

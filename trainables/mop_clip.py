@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from collapsetune.configs import from_dict
 from collapsetune import plots
 from collapsetune.data.features import DIGITS, FeatureSet, load_features
 from collapsetune.metrics import _prompts as pm
@@ -74,15 +75,6 @@ class MopClipTrainConfig:
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> MopClipTrainConfig:
-        """Build from a dict; an unknown key is an error that names it and lists the valid ones."""
-        valid = [f.name for f in dataclasses.fields(cls)]
-        for key in values:
-            if key not in valid:
-                raise ValueError(f"unknown mop_clip config key {key!r}; valid keys: {valid}")
-        return cls(**values)
-
     def model_config(self, num_classes: int, dim: int) -> MopClipConfig:
         names = [f.name for f in dataclasses.fields(MopClipConfig)]
         return MopClipConfig(num_classes=num_classes, dim=dim,
@@ -111,7 +103,7 @@ class MopClip:
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
-        cfg = self.cfg = MopClipTrainConfig.from_dict(dict(config))
+        cfg = self.cfg = from_dict(MopClipTrainConfig, dict(config), "mop_clip")
         torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         digits = {k: v for k, v in (("cone", cfg.feature_cone), ("gap", cfg.feature_gap),

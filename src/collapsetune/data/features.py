@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from collapsetune.data._atomic import atomic_path
 from collapsetune.data.text import cache_dir
 
 __all__ = ["DIGITS", "FeatureSet", "build_digits_features", "load_features", "save_features"]
@@ -108,14 +108,8 @@ def save_features(fs: FeatureSet, path: str | os.PathLike[str]) -> Path:
     }
     if fs.images is not None:
         arrays["images"] = fs.images
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
     return path
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from collapsetune.data._atomic import atomic_path
 
 __all__ = [
     "BPETokenizer",
@@ -109,15 +110,8 @@ class BPETokenizer:
         if path.exists():
             return cls(Tokenizer.from_file(str(path)))
         tok = _train_bpe(text, vocab_size)
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        try:
-            tok.save(tmp)
-            os.replace(tmp, path)  # atomic: readers see the old state or the whole file
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(path) as tmp:
+            tok.save(str(tmp))
         return cls(tok)
 
     def encode(self, text: str) -> list[int]:
