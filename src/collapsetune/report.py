@@ -104,7 +104,7 @@ def _mlflow_runs(tracking_uri: str, experiment: str, experiment_path: str) -> di
         return {}
     from mlflow.tracking import MlflowClient
 
-    from collapsetune.tracking import PATH_TAG, TRIAL_TAG
+    from collapsetune.tracking import PATH_TAG, TRIAL_TAG, children
 
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
@@ -113,10 +113,11 @@ def _mlflow_runs(tracking_uri: str, experiment: str, experiment_path: str) -> di
     runs = client.search_runs([found.experiment_id], filter_string=f"tags.`{PATH_TAG}` = '{experiment_path}'")
     if not runs:
         return {}
-    children = client.search_runs(
-        [found.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{runs[0].info.run_id}'"
-    )
-    return {r.data.tags[TRIAL_TAG]: r.info.run_id for r in children if TRIAL_TAG in r.data.tags}
+    return {
+        r.data.tags[TRIAL_TAG]: r.info.run_id
+        for r in children(client, found.experiment_id, runs[0].info.run_id)
+        if TRIAL_TAG in r.data.tags
+    }
 
 
 def format_summary(summary: Summary) -> str:

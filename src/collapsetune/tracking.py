@@ -27,6 +27,8 @@ _NOT_METRICS = {
 }
 PATH_TAG = "collapsetune.experiment_path"  # ties a parent run to its results folder
 TRIAL_TAG = "ray.trial_id"
+ORPHAN_TAG = "collapsetune.orphan"  # why a run was moved to the trash on resume
+STEP_TAG = "collapsetune.step"  # last report logged to a run
 _PARAM_MAX = 6000  # MLflow's limit on a param value
 
 
@@ -82,7 +84,9 @@ class MlflowTracking(tune.Callback):
             for key, value in result.items()
             if key not in _NOT_METRICS and _is_number(value)
         ]
-        self.client.log_batch(run_id, metrics=metrics, tags=_verdict_tags(result))
+        # The step rides in the same batch, so a resumed driver knows exactly what is logged.
+        tags = [*_verdict_tags(result), RunTag(STEP_TAG, str(step))]
+        self.client.log_batch(run_id, metrics=metrics, tags=tags)
         if result.get("samples"):
             self.client.log_text(run_id, result["samples"], f"samples/iter_{step:04d}.txt")
 
@@ -99,6 +103,7 @@ class MlflowTracking(tune.Callback):
         self.client.set_terminated(run_id, "FAILED")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._retire_orphans({trial.trial_id for trial in trials})
         counts: dict[str, int] = {}
         for trial in trials:
             status = "error" if trial.status == "ERROR" else trial.last_result.get(STATUS_KEY, HEALTHY)
@@ -106,6 +111,21 @@ class MlflowTracking(tune.Callback):
         tags = [RunTag(f"collapsetune.trials.{k}", str(v)) for k, v in sorted(counts.items())]
         self.client.log_batch(self._ensure_parent(), tags=tags)
         self.client.set_terminated(self._ensure_parent(), "FINISHED")
+
+    def _retire_orphans(self, known: set[str]) -> None:
+        """Moves runs of trials this sweep does not know to MLflow's trash (recoverable).
+
+        A driver killed after a trial started but before Ray's periodic experiment snapshot
+        recorded it leaves a run for a trial that `resume` never sees again: Ray re-runs it
+        under a new id. Without this, the resumed sweep would show one run too many.
+        """
+        parent = self._ensure_parent()
+        for run in children(self.client, self._experiment_id, parent):
+            if run.data.tags.get(TRIAL_TAG) not in known:
+                self.client.set_tag(run.info.run_id, ORPHAN_TAG, "trial lost in a driver crash before "
+                                    "Ray recorded it; the resumed sweep ran it again as a new trial")
+                self.client.set_terminated(run.info.run_id, "KILLED")
+                self.client.delete_run(run.info.run_id)
 
     def _log_artifacts(self, run_id: str, trial: Any) -> None:
         folder = Path(trial.path) / ARTIFACTS_DIR
@@ -149,8 +169,7 @@ class MlflowTracking(tune.Callback):
         if found:  # a resumed sweep: continue the trial's run, never open a second one
             run_id = found[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
-            history = self.client.get_metric_history(run_id, "objective")
-            self._logged[trial.trial_id] = max((m.step for m in history), default=0)
+            self._logged[trial.trial_id] = int(found[0].data.tags.get(STEP_TAG, 0))
         else:
             run = self.client.create_run(
                 self._experiment_id,
@@ -162,6 +181,18 @@ class MlflowTracking(tune.Callback):
             self.client.log_batch(run_id, params=params)
         self._runs[trial.trial_id] = run_id
         return run_id
+
+
+def children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list:
+    """Every (non-deleted) child run of a parent, across result pages."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+                                  max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
 
 
 def _verdict_tags(result: dict) -> list[RunTag]:

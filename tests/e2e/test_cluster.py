@@ -170,3 +170,17 @@ def test_unmeetable_resource_request_fails_fast(tmp_path):
     assert "resources.gpu: each trial asks for 1.0 GPU, but the largest node has 0.0" in out.stderr
     assert not list(tmp_path.glob("results/*/*/result.json"))  # no trial ever started
     assert time.monotonic() - started < 300  # generous: it must not wait for a node to appear
+
+
+@pytest.mark.slow
+def test_no_address_starts_its_own_ray_even_beside_a_running_cluster(cluster, tmp_path):
+    # RAY_ADDRESS (or the address file `ray start` leaves behind) makes a bare ray.init()
+    # join that cluster; a sweep with `address: null` must start its own Ray instead.
+    _sweep(tmp_path, "embedded", num_samples="2", max_iterations="3", sleep="0")
+    env = {**os.environ, "RAY_ADDRESS": cluster.address}
+    out = subprocess.run([sys.executable, "-m", "collapsetune.cli", "run", "sweeps/embedded.yaml"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    cluster_nodes = {node.node_id for node in cluster.list_all_nodes()}
+    used = {r["node_id"] for r in _results(tmp_path)}
+    assert used and not used & cluster_nodes, f"trials ran on the other cluster's nodes {used}"

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 HERE = Path(__file__).parent
@@ -69,6 +70,11 @@ def test_resume_after_driver_sigkill_finishes_each_trial_once(tmp_path):
         {r.data.tags["ray.trial_id"] for r in children}
     )
     assert len(children) == 6
+    # Runs of a trial lost between Ray's snapshots are in the trash, tagged with why.
+    every = client.search_runs([runs[0].info.experiment_id], run_view_type=ViewType.ALL)
+    for orphan in (r for r in every if r.info.lifecycle_stage == "deleted"):
+        assert "driver crash" in orphan.data.tags["collapsetune.orphan"]
+        assert orphan.info.status == "KILLED"
     for run in children:
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")]
         assert steps == sorted(set(steps)), f"duplicate or missing steps {steps}"
