@@ -16,6 +16,7 @@ from pathlib import Path
 import ray
 import yaml
 from ray import tune
+from ray.tune import ExperimentAnalysis
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
@@ -186,7 +187,34 @@ def run_sweep(spec: SweepSpec) -> str:
         _write_launch_files(spec, experiment_path)
         print(f"collapsetune: {spec.num_samples} trials, up to {concurrency} at a time -> {experiment_path}")
         tuner.fit()
+        _retry_stranded(spec, experiment_path)
     return experiment_path
+
+
+def _retry_stranded(spec: SweepSpec, experiment_path: str) -> None:
+    """Resumes trials that failed with retries left, as many rounds as `max_failures`.
+
+    Tune retries a failed trial only while it is RUNNING: one whose actor was still
+    starting (or being reused) on a node that died is marked ERROR at once, its retries
+    unused (seen in tests/e2e/test_cluster.py when a worker node is killed).
+    """
+    for _ in range(max(0, spec.max_failures)):
+        analysis = ExperimentAnalysis(experiment_path)
+        stranded = [
+            t for t in analysis.trials
+            if t.status == "ERROR" and t.run_metadata.num_failures <= spec.max_failures
+        ]
+        if not stranded:
+            return
+        print(f"collapsetune: {len(stranded)} trial(s) failed before Tune could retry them; resuming")
+        tune.Tuner.restore(
+            experiment_path,
+            trainable=tune.with_resources(
+                _trainable(spec), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+            ),
+            resume_unfinished=True,
+            resume_errored=True,
+        ).fit()
 
 
 def resume_sweep(results_dir: str) -> str:
@@ -211,6 +239,7 @@ def resume_sweep(results_dir: str) -> str:
             resume_errored=True,
         )
         tuner.fit()
+        _retry_stranded(spec, path)
     return path
 
 

@@ -54,7 +54,7 @@ def summarize(experiment_path: str, metric: str, mode: str) -> Summary:
         row = TrialRow(
             trial_id=trial.trial_id,
             status=status,
-            reason=last.get(REASON_KEY, "") or (str(trial.error_file or "") if status == "error" else ""),
+            reason=last.get(REASON_KEY, "") or (_last_error(trial.path) if status == "error" else ""),
             iterations=int(last.get("training_iteration", 0)),
             objective=float(last.get("objective", math.nan)),
             metric=float(last.get(metric, math.nan)),
@@ -118,6 +118,17 @@ def _mlflow_runs(tracking_uri: str, experiment: str, experiment_path: str) -> di
         for r in children(client, found.experiment_id, runs[0].info.run_id)
         if TRIAL_TAG in r.data.tags
     }
+
+
+def _last_error(trial_path: str) -> str:
+    """The last line of the trial's error.txt (Tune writes one per failure)."""
+    from collapsetune.storage import read_text
+
+    try:
+        lines = read_text(trial_path, "error.txt").strip().splitlines()
+    except Exception:  # a missing or unreadable file only costs the summary its detail
+        return "error"
+    return lines[-1][:300] if lines else "error"
 
 
 def format_summary(summary: Summary) -> str:

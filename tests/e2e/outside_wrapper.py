@@ -8,15 +8,22 @@ loss-only sweep would pick it. Deterministic, no Ray import, instant steps.
 from __future__ import annotations
 
 import math
+import os
 import time
 
 
 class Toy:
     def __init__(self, config: dict):
-        known = {"lr", "seed", "max_iterations", "fail_at", "sleep"}
+        known = {"lr", "seed", "max_iterations", "fail_at", "sleep", "fail_once_at_start"}
         unknown = set(config) - known
         if unknown:
             raise ValueError(f"unknown config keys {sorted(unknown)}; valid: {sorted(known)}")
+        # A file: a healthy trial fails the first time it starts (with one slot that is on an
+        # actor reused from the trial before it), then never again.
+        marker = config.get("fail_once_at_start")
+        if marker and float(config["lr"]) <= 0.05 and not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError("failing while the trial starts, once")
         self.lr = float(config["lr"])
         self.fail_at = int(config.get("fail_at", 0))
         self.sleep = float(config.get("sleep", 0.0))  # seconds per step, for resume tests

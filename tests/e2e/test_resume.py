@@ -81,3 +81,25 @@ def test_resume_after_driver_sigkill_finishes_each_trial_once(tmp_path):
         expected = 3 if run.data.tags["collapse.status"] == "collapsed" else 8
         assert steps[-1] == expected and run.info.status == "FINISHED"
     assert _finished_trials(tmp_path / "results") == 6
+
+    # The same sweep, uninterrupted (and without the sleep): the same trials and outcomes.
+    calm = tmp_path / "calm"
+    (calm / "sweeps").mkdir(parents=True)
+    shutil.copy(HERE / "outside_wrapper.py", calm / "sweeps" / "outside_wrapper.py")
+    (calm / "sweeps" / "toy.yaml").write_text(SWEEP.replace("sleep: 0.5", "sleep: 0.0"))
+    out = subprocess.run([*cli, "run", "sweeps/toy.yaml"], cwd=calm, capture_output=True, text=True,
+                         timeout=600, start_new_session=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert _outcomes(tmp_path) == _outcomes(calm)
+
+
+def _outcomes(work: Path) -> list[tuple]:
+    """(config, status, last iteration, last val/loss) of every trial, from MLflow."""
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("toy-resume").experiment_id],
+                              "tags.`ray.trial_id` != ''")
+    return sorted(
+        (r.data.params["lr"], r.data.tags["collapse.status"], r.data.tags["collapsetune.step"],
+         round(r.data.metrics["val/loss"], 9))
+        for r in runs
+    )
