@@ -1,4 +1,10 @@
-"""Token sampling shared by every generative model (the LM here, the audio captioner later).
+"""Token sampling and sequence search shared by every generative model (the LM, the captioner).
+
+Per-token sampling (:func:`sample_next`, :func:`generate`) serves the LM; whole-sequence
+decoding for an encoder-decoder (:func:`decode_sequences`: the sampling strategies plus
+:func:`beam_search`, whose ``num_groups > 1`` is diverse beam search with a Hamming
+diversity penalty, Vijayakumar et al. 2016) serves the audio captioner. Both drive a model
+through a plain function, so this module knows no model.
 
 Example:
     >>> logits = torch.tensor([[0.0, 2.0, 1.0]])
@@ -14,10 +20,17 @@ from dataclasses import asdict, dataclass
 import torch
 
 __all__ = [
-    "STRATEGIES", "DecodingConfig", "generate", "sample_next", "top_k_filter", "top_p_filter",
+    "SEQUENCE_STRATEGIES", "STRATEGIES", "DecodingConfig", "SequenceDecodingConfig", "StepFn",
+    "beam_search", "decode_sequences", "generate", "sample_next", "sample_sequences",
+    "top_k_filter", "top_p_filter",
 ]
 
 STRATEGIES = ("greedy", "temperature", "top_k", "top_p")
+SEQUENCE_STRATEGIES = (*STRATEGIES, "beam", "diverse_beam")
+
+State = tuple[torch.Tensor, ...]  # every tensor has the rows (N, ...) of the sequences decoded
+# (last tokens (N,), state) -> (next-token logits (N, V), new state)
+StepFn = Callable[[torch.Tensor, State], tuple[torch.Tensor, State]]
 
 
 @dataclass(frozen=True)
@@ -121,3 +134,159 @@ def generate(
         logits = model_fn(window)[:, -1, :]  # (B, V)
         idx = torch.cat([idx, sample_next(logits, **sampling).unsqueeze(-1)], dim=1)
     return idx
+
+
+@dataclass(frozen=True)
+class SequenceDecodingConfig:
+    """How an encoder-decoder writes a whole sequence; validated on construction.
+
+    Example:
+        >>> SequenceDecodingConfig(strategy="diverse_beam", beam_size=4, beam_groups=2).beam_size
+        4
+    """
+
+    strategy: str = "greedy"  # greedy | temperature | top_k | top_p | beam | diverse_beam
+    temperature: float = 1.0  # sampling strategies only
+    top_k: int = 0
+    top_p: float = 1.0
+    beam_size: int = 5  # beam, diverse_beam: beams in all (diverse: split over the groups)
+    beam_groups: int = 1  # diverse_beam: groups; beam_size must be a multiple
+    diversity_penalty: float = 0.0  # diverse_beam: Hamming penalty per earlier group's use
+    length_penalty: float = 0.0  # beams ranked by logprob / length**length_penalty
+
+    def __post_init__(self) -> None:
+        if self.strategy not in SEQUENCE_STRATEGIES:
+            raise ValueError(f"strategy must be one of {list(SEQUENCE_STRATEGIES)}, got {self.strategy!r}")
+        if self.strategy in STRATEGIES:  # reuse the sampler's checks
+            DecodingConfig(self.strategy, self.temperature, self.top_k, self.top_p)
+        if self.beam_size < 1:
+            raise ValueError(f"beam_size must be >= 1, got {self.beam_size}")
+        if self.beam_groups < 1 or self.beam_size % self.beam_groups:
+            raise ValueError(f"beam_groups must be >= 1 and divide beam_size={self.beam_size}, "
+                             f"got {self.beam_groups}")
+        if self.strategy == "diverse_beam" and self.beam_groups < 2:
+            raise ValueError(f"diverse_beam needs beam_groups >= 2, got {self.beam_groups}")
+        if self.diversity_penalty < 0:
+            raise ValueError(f"diversity_penalty must be >= 0, got {self.diversity_penalty}")
+
+
+def _select(state: State, rows: torch.Tensor) -> State:
+    return tuple(t.index_select(0, rows) for t in state)
+
+
+@torch.no_grad()
+def sample_sequences(
+    step_fn: StepFn, state: State, bos: int, eos: int, max_len: int,
+    generator: torch.Generator | None = None, **sampling: object,
+) -> torch.Tensor:
+    """One sequence per row of ``state`` by per-token sampling; returns ids (B, L), eos-padded.
+
+    ``**sampling`` goes to :func:`sample_next` (strategy, temperature, top_k, top_p).
+    """
+    batch = state[0].size(0)
+    tokens = torch.full((batch,), bos, dtype=torch.long)
+    done = torch.zeros(batch, dtype=torch.bool)
+    out = []
+    for _ in range(max_len):
+        logits, state = step_fn(tokens, state)  # (B, V)
+        tokens = sample_next(logits, generator=generator, **sampling).masked_fill(done, eos)
+        out.append(tokens)
+        done |= tokens == eos
+        if done.all():
+            break
+    return torch.stack(out, dim=1)
+
+
+@torch.no_grad()
+def beam_search(
+    step_fn: StepFn, state: State, bos: int, eos: int, max_len: int, beam_size: int = 5,
+    num_groups: int = 1, diversity_penalty: float = 0.0, length_penalty: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Beam search; with ``num_groups > 1`` diverse beam search (Hamming diversity).
+
+    The beams are split into ``num_groups`` groups of ``beam_size // num_groups``. At every
+    step group g picks its beams after group 0..g-1 did, with each token's log-probability
+    lowered by ``diversity_penalty`` times the number of beams of earlier groups that chose
+    that token at this step. Selection uses the penalised scores (as the paper and HF do);
+    the returned ranking uses each sequence's plain log-probability.
+
+    Args:
+        step_fn: (last tokens (N,), state) -> (logits (N, V), state); N = rows of ``state``.
+        state: Decoder state for B inputs, tensors with B rows; expanded to the beams here.
+        bos, eos: Start and end ids; a finished beam keeps emitting ``eos`` at no cost.
+        max_len: Tokens generated at most (``eos`` included).
+
+    Returns:
+        ids (B, beam_size, L) best first, eos-padded; their scores (B, beam_size)
+        (log-probability / length**length_penalty).
+    """
+    if beam_size < 1 or num_groups < 1 or beam_size % num_groups:
+        raise ValueError(f"beam_size ({beam_size}) must be a positive multiple of num_groups ({num_groups})")
+    batch, per = state[0].size(0), beam_size // num_groups
+    rows = torch.arange(batch).repeat_interleave(beam_size)
+    state = _select(state, rows)  # (B*K, ...): beam k of input b is row b*K + k
+    tokens = torch.full((batch * beam_size,), bos, dtype=torch.long)
+    logp_sum = torch.zeros(batch, num_groups, per)
+    sel = torch.full((batch, num_groups, per), float("-inf"))
+    sel[:, :, 0] = 0.0  # each group starts from one beam, or all its beams would be copies
+    lengths = torch.zeros(batch, num_groups, per)
+    done = torch.zeros(batch, num_groups, per, dtype=torch.bool)
+    history = torch.zeros(batch, num_groups, per, 0, dtype=torch.long)
+    for _ in range(max_len):
+        logits, state = step_fn(tokens, state)
+        logp = logits.float().log_softmax(-1).view(batch, num_groups, per, -1)  # (B, G, P, V)
+        vocab = logp.size(-1)
+        # A finished beam may only continue with eos, for free.
+        finished = torch.full((vocab,), float("-inf"))
+        finished[eos] = 0.0
+        logp = torch.where(done.unsqueeze(-1), finished, logp)
+        used = torch.zeros(batch, vocab)  # tokens chosen at this step by earlier groups
+        parents, picks = [], []
+        for g in range(num_groups):
+            cand = sel[:, g, :, None] + logp[:, g] - diversity_penalty * used[:, None, :]  # (B, P, V)
+            best, flat = cand.view(batch, -1).topk(per, dim=-1)  # (B, P)
+            parent, token = flat // vocab, flat % vocab
+            sel[:, g] = best
+            logp_sum[:, g] = logp_sum[:, g].gather(1, parent) + logp[:, g].gather(
+                1, parent[..., None].expand(-1, -1, vocab)).gather(2, token[..., None]).squeeze(-1)
+            lengths[:, g] = lengths[:, g].gather(1, parent) + (~done[:, g].gather(1, parent)).float()
+            done[:, g] = done[:, g].gather(1, parent) | (token == eos)
+            used.scatter_add_(1, token, torch.ones_like(token, dtype=torch.float))
+            parents.append(parent + g * per)
+            picks.append(token)
+        parent = torch.stack(parents, 1).view(batch, -1)  # (B, K) beam index within the input
+        token = torch.stack(picks, 1)  # (B, G, P)
+        history = torch.cat([history.view(batch, beam_size, -1).gather(
+            1, parent[..., None].expand(-1, -1, history.size(-1))).view(batch, num_groups, per, -1),
+            token[..., None]], dim=-1)
+        state = _select(state, (parent + torch.arange(batch)[:, None] * beam_size).view(-1))
+        tokens = token.view(-1)
+        if done.all():
+            break
+    score = logp_sum / lengths.clamp(min=1) ** length_penalty  # (B, G, P)
+    score = score.view(batch, beam_size)
+    order = score.argsort(dim=-1, descending=True)
+    ids = history.view(batch, beam_size, -1).gather(1, order[..., None].expand(-1, -1, history.size(-1)))
+    return ids, score.gather(1, order)
+
+
+def decode_sequences(
+    step_fn: StepFn, state: State, bos: int, eos: int, max_len: int,
+    config: SequenceDecodingConfig, generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """One sequence per input with any :data:`SEQUENCE_STRATEGIES`; returns ids (B, L).
+
+    Example:
+        >>> table = torch.tensor([[0.0, 2.0, 1.0]])  # always prefers token 1, eos is 2
+        >>> step = lambda tok, st: (table.expand(tok.size(0), -1), st)
+        >>> decode_sequences(step, (torch.zeros(1),), 0, 2, 3, SequenceDecodingConfig())
+        tensor([[1, 1, 1]])
+    """
+    c = config
+    if c.strategy in STRATEGIES:
+        return sample_sequences(step_fn, state, bos, eos, max_len, generator,
+                                strategy=c.strategy, temperature=c.temperature, top_k=c.top_k, top_p=c.top_p)
+    groups = c.beam_groups if c.strategy == "diverse_beam" else 1
+    penalty = c.diversity_penalty if c.strategy == "diverse_beam" else 0.0
+    ids, _ = beam_search(step_fn, state, bos, eos, max_len, c.beam_size, groups, penalty, c.length_penalty)
+    return ids[:, 0]

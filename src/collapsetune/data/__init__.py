@@ -1,7 +1,20 @@
-"""Offline data: text corpora, local tokenizers and seeded batches; cached image features."""
+"""Offline data: text corpora, local tokenizers and seeded batches; cached image features;
+synthetic and Clotho audio captions."""
 
 from __future__ import annotations
 
+from collapsetune.data.audio import (
+    SYNTHETIC,
+    AudioCaptionSet,
+    Clip,
+    MelSpec,
+    caption_words,
+    load_audio_captions,
+    load_clotho,
+    log_mel,
+    synthesize_clips,
+    write_clotho,
+)
 from collapsetune.data.features import (
     DIGITS,
     FeatureSet,
@@ -19,6 +32,16 @@ from collapsetune.data.text import (
 )
 
 __all__ = [
+    "SYNTHETIC",
+    "AudioCaptionSet",
+    "Clip",
+    "MelSpec",
+    "caption_words",
+    "load_audio_captions",
+    "load_clotho",
+    "log_mel",
+    "synthesize_clips",
+    "write_clotho",
     "DIGITS",
     "FeatureSet",
     "build_digits_features",

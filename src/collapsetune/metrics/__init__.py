@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from collapsetune.metrics._captions import (
+    bleu4,
+    cider_d,
+    distinct_ngrams,
+    top_caption_share,
+    unique_captions,
+    vocab_used,
+)
 from collapsetune.metrics._lm import (
     argmax_unique,
     distinct_n,
@@ -20,6 +28,12 @@ from collapsetune.metrics._prompts import (
 )
 
 __all__ = [
+    "bleu4",
+    "cider_d",
+    "distinct_ngrams",
+    "top_caption_share",
+    "unique_captions",
+    "vocab_used",
     "argmax_unique",
     "assign_entropy",
     "assign_max_share",
