@@ -43,8 +43,7 @@ def ray_session(spec: SweepSpec) -> Iterator[None]:
     if ray.is_initialized():
         yield  # the caller (a test, a notebook) owns this Ray
         return
-    search_dirs = [spec.base_dir, Path.cwd()]
-    module = wrapper_module_path(spec.trainable, search_dirs)
+    module = wrapper_module_path(spec.trainable, _search_dirs(spec))
     runtime_env = {"py_modules": [str(module)]} if module else None
     ray.init(
         address=spec.address or "local",
@@ -116,16 +115,10 @@ def rung_warnings(spec: SweepSpec) -> list[str]:
     ]
 
 
-def storage_path(spec: SweepSpec) -> str:
-    return location(spec.storage)
-
-
-def build_tuner(spec: SweepSpec, experiment_name: str, concurrency: int) -> tune.Tuner:
-    """The Tuner for a fresh launch (see `resume_sweep` for a restored one)."""
-    search_dirs = [spec.base_dir, Path.cwd()]
-    wrapper_cls = resolve_trainable(spec.trainable, search_dirs)
-    checkpoints = has_state(wrapper_cls)
-    experiment_path = f"{storage_path(spec)}/{experiment_name}"
+def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int) -> tune.Tuner:
+    """The Tuner for a fresh launch (see `_restore` for a restored one)."""
+    storage, experiment_name = experiment_path.rsplit("/", 1)
+    checkpoints = has_state(resolve_trainable(spec.trainable, _search_dirs(spec)))
     callbacks = []
     if spec.mlflow.tracking_uri:
         from collapsetune.tracking import MlflowTracking
@@ -134,7 +127,7 @@ def build_tuner(spec: SweepSpec, experiment_name: str, concurrency: int) -> tune
             MlflowTracking(spec.mlflow.tracking_uri, spec.name, experiment_path, dump_spec(spec))
         )
     return tune.Tuner(
-        tune.with_resources(_trainable(spec), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}),
+        _trainable(spec),
         param_space=param_space(spec),
         tune_config=tune.TuneConfig(
             metric="objective",
@@ -146,7 +139,7 @@ def build_tuner(spec: SweepSpec, experiment_name: str, concurrency: int) -> tune
         ),
         run_config=tune.RunConfig(
             name=experiment_name,
-            storage_path=storage_path(spec),
+            storage_path=storage,
             stop=CollapseStopper(max_iterations=spec.max_iterations),
             callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
@@ -162,15 +155,29 @@ def build_tuner(spec: SweepSpec, experiment_name: str, concurrency: int) -> tune
     )
 
 
+def _search_dirs(spec: SweepSpec) -> list[Path]:
+    """Where a `module:Class` wrapper may live: beside the sweep file, or in the cwd."""
+    return [spec.base_dir, Path.cwd()]
+
+
 def _trainable(spec: SweepSpec) -> type:
+    """The sweep's CollapseTrainable subclass with its per-trial resources."""
     plan = TrialPlan(
         wrapper=spec.trainable,
-        search_dirs=(str(spec.base_dir), str(Path.cwd())),
+        search_dirs=tuple(str(d) for d in _search_dirs(spec)),
         rules=spec.collapse,
         metric=spec.objective.metric,
         mode=spec.objective.mode,
     )
-    return make_trainable(plan, spec.trainable.rsplit(":", 1)[-1].rsplit(".", 1)[-1])
+    trainable = make_trainable(plan, spec.trainable.rsplit(":", 1)[-1].rsplit(".", 1)[-1])
+    return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+
+
+def _restore(spec: SweepSpec, experiment_path: str) -> tune.Tuner:
+    """The Tuner of a stored sweep: finished trials kept, unfinished and errored ones resumed."""
+    return tune.Tuner.restore(
+        experiment_path, trainable=_trainable(spec), resume_unfinished=True, resume_errored=True
+    )
 
 
 def dump_spec(spec: SweepSpec) -> str:
@@ -179,11 +186,10 @@ def dump_spec(spec: SweepSpec) -> str:
 
 def run_sweep(spec: SweepSpec) -> str:
     """Launches a sweep and returns its results folder (a path or URI)."""
-    experiment_name = f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    experiment_path = f"{storage_path(spec)}/{experiment_name}"
+    experiment_path = f"{location(spec.storage)}/{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     with ray_session(spec):
         concurrency = check_resources(spec)
-        tuner = build_tuner(spec, experiment_name, concurrency)
+        tuner = build_tuner(spec, experiment_path, concurrency)
         _write_launch_files(spec, experiment_path)
         print(f"collapsetune: {spec.num_samples} trials, up to {concurrency} at a time -> {experiment_path}")
         tuner.fit()
@@ -207,14 +213,7 @@ def _retry_stranded(spec: SweepSpec, experiment_path: str) -> None:
         if not stranded:
             return
         print(f"collapsetune: {len(stranded)} trial(s) failed before Tune could retry them; resuming")
-        tune.Tuner.restore(
-            experiment_path,
-            trainable=tune.with_resources(
-                _trainable(spec), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-            ),
-            resume_unfinished=True,
-            resume_errored=True,
-        ).fit()
+        _restore(spec, experiment_path).fit()
 
 
 def resume_sweep(results_dir: str) -> str:
@@ -230,15 +229,7 @@ def resume_sweep(results_dir: str) -> str:
         (Path(scratch) / SWEEP_FILE).write_text(resolved)
         spec = load_sweep(Path(scratch) / SWEEP_FILE, base_dir=Path(launch["base_dir"]))
     with ray_session(spec):
-        tuner = tune.Tuner.restore(
-            path,
-            trainable=tune.with_resources(
-                _trainable(spec), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-            ),
-            resume_unfinished=True,
-            resume_errored=True,
-        )
-        tuner.fit()
+        _restore(spec, path).fit()
         _retry_stranded(spec, path)
     return path
 

@@ -8,38 +8,20 @@ weights.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-from mlflow.tracking import MlflowClient
-
-ROOT = Path(__file__).resolve().parents[2]
-SWEEP = ROOT / "sweeps" / "audio_caption.yaml"
+from shipped_sweep import child_runs, run_shipped_sweep
 
 
 @pytest.mark.slow
 def test_audio_caption_sweep_stops_baseline_and_keeps_fix(tmp_path):
     # Only the two points_to_evaluate run (num_samples=2), random search, no ASHA; a smaller
     # data set and shorter reports keep it near a minute.
-    out = subprocess.run(
-        [sys.executable, "-m", "collapsetune.cli", "run", str(SWEEP),
-         "--set", "num_samples=2", "--set", "search.algorithm=random",
-         "--set", "scheduler={type: fifo}", "--set", "max_iterations=3",
-         "--set", "config.n_clips=600", "--set", "config.val_clips=100",
-         "--set", "config.steps_per_report=40",
-         "--set", f"storage={tmp_path / 'results'}",
-         "--set", f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "COLLAPSETUNE_CACHE": str(tmp_path / "cache")},
+    out = run_shipped_sweep(
+        "audio_caption", tmp_path, "num_samples=2", "search.algorithm=random", "scheduler={type: fifo}",
+        "max_iterations=3", "config.n_clips=600", "config.val_clips=100", "config.steps_per_report=40",
+        timeout=300,
     )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("audio-caption-collapse")
-    runs = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    client, runs = child_runs(tmp_path, "audio-caption-collapse")
     assert len(runs) == 2
     by_pooling = {r.data.params["pooling"]: r for r in runs}
 

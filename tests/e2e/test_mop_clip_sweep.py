@@ -7,36 +7,19 @@ stay healthy and carry its pictures.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-from mlflow.tracking import MlflowClient
-
-ROOT = Path(__file__).resolve().parents[2]
-SWEEP = ROOT / "sweeps" / "mop_clip.yaml"
+from shipped_sweep import child_runs, run_shipped_sweep
 
 
 @pytest.mark.slow
 def test_mop_clip_sweep_tags_seed_collapse_and_keeps_its_fix(tmp_path):
     # Only the two points_to_evaluate run (num_samples=2), random search, no ASHA: the
     # verdicts come from the shipped collapse rules and the shipped points alone.
-    out = subprocess.run(
-        [sys.executable, "-m", "collapsetune.cli", "run", str(SWEEP),
-         "--set", "num_samples=2", "--set", "search.algorithm=random",
-         "--set", "scheduler={type: fifo}", "--set", "max_iterations=8",
-         "--set", f"storage={tmp_path / 'results'}",
-         "--set", f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "COLLAPSETUNE_CACHE": str(tmp_path / "cache")},
+    out = run_shipped_sweep(
+        "mop_clip", tmp_path, "num_samples=2", "search.algorithm=random", "scheduler={type: fifo}",
+        "max_iterations=8", timeout=300,
     )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("mop-clip-collapse")
-    runs = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    client, runs = child_runs(tmp_path, "mop-clip-collapse")
     assert len(runs) == 2
     by_tau = {r.data.params["tau_end"]: r for r in runs}
 

@@ -3,27 +3,17 @@ rules and MLflow on SQLite, checked through `mlflow.search_runs`."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pytest
-
-ROOT = Path(__file__).parents[2]
+from shipped_sweep import run_shipped_sweep, tracking_uri
 
 
 @pytest.mark.slow
 def test_smoke_sweep_stops_collapsed_lm_and_runs_healthy_one_to_the_end(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    out = subprocess.run(
-        [sys.executable, "-m", "collapsetune.cli", "run", str(ROOT / "sweeps" / "smoke.yaml"),
-         "--set", f"storage={tmp_path / 'results'}", "--set", f"mlflow.tracking_uri={uri}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-        env={**os.environ, "COLLAPSETUNE_CACHE": str(tmp_path / "cache")},  # trains its own BPE
-    )
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    out = run_shipped_sweep("smoke", tmp_path)  # trains its own BPE in tmp_path/cache
+    uri = tracking_uri(tmp_path)
 
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(experiment_names=["bitnet-smoke"], filter_string="tags.`ray.trial_id` != ''")
