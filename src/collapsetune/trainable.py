@@ -9,6 +9,7 @@ rule state is saved with the wrapper's state in the trial's checkpoint.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from collapsetune.collapse import (
 WORST_OBJECTIVE = 1.0e9
 CHECKPOINT_FILE = "collapsetune_state.pt"
 ARTIFACTS_DIR = "artifacts"  # in each trial's folder: files a wrapper's write_artifacts() made
+CPU_KEY = "time/cpu_s"  # CPU seconds the trial's process used since its previous report
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,10 @@ class CollapseTrainable(tune.Trainable):
     def setup(self, config: dict[str, Any]) -> None:
         from collapsetune.registry import resolve_trainable
 
+        # CPU seconds of this process (all its threads) since the last report: what a trial
+        # costs, building its model and data and saving its checkpoints included.
+        self._cpu_mark = time.process_time()
+
         wrapper_cls = resolve_trainable(self.plan.wrapper, [Path(p) for p in self.plan.search_dirs])
         self.wrapper = wrapper_cls(dict(config))
         self.monitor = self.plan.monitor()
@@ -99,6 +105,8 @@ class CollapseTrainable(tune.Trainable):
         was_healthy = self.monitor.verdict.healthy
         verdict = self.monitor.update(metrics)
         result: dict[str, Any] = dict(metrics)
+        now = time.process_time()
+        result[CPU_KEY], self._cpu_mark = now - self._cpu_mark, now
         result["objective"] = metrics[self.plan.metric] if verdict.healthy else self.plan.worst()
         result["collapse/detected"] = int(verdict.status == COLLAPSED)
         result[STATUS_KEY] = verdict.status
@@ -166,4 +174,4 @@ def has_state(wrapper_cls: type) -> bool:
     return all(callable(getattr(wrapper_cls, m, None)) for m in ("state_dict", "load_state_dict"))
 
 
-__all__: Sequence[str] = ["CollapseTrainable", "TrialPlan", "WORST_OBJECTIVE", "has_state", "make_trainable"]
+__all__: Sequence[str] = ["CPU_KEY", "WORST_OBJECTIVE", "CollapseTrainable", "TrialPlan", "has_state", "make_trainable"]

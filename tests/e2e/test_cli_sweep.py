@@ -70,6 +70,8 @@ def test_run_stops_collapsed_trial_and_keeps_healthy_one(swept):
     history = client.get_metric_history(bad.info.run_id, "val/loss")
     assert max(m.step for m in history) == 3  # stopped on the report where it collapsed
     assert bad.data.metrics["objective"] == 1.0e9  # what ASHA and Optuna learned
+    cpu = client.get_metric_history(bad.info.run_id, "time/cpu_s")  # what each report cost
+    assert [m.step for m in cpu] == [1, 2, 3] and all(m.value >= 0.0 for m in cpu)
     sample = client.download_artifacts(bad.info.run_id, "samples/iter_0003.txt", str(work))
     assert "the the the" in Path(sample).read_text()
     figure = client.download_artifacts(bad.info.run_id, "vocabulary.txt", str(work))
