@@ -390,7 +390,7 @@ PATHS = [
     ("scheduler", "grace_period"), ("collapse",), ("collapse", 0), ("collapse", 0, "patience"),
     ("collapse", 0, "below"), ("collapse", 1, "all"), ("collapse", 1, "all", 0), ("resources",),
     ("resources", "gpu"), ("address",), ("storage",), ("mlflow",), ("mlflow", "tracking_uri"),
-    ("max_concurrent",), ("max_failures",), ("checkpoint_frequency",), ("bogus",), ("search", "bogus"),
+    ("max_concurrent",), ("max_failures",), ("checkpoint_frequency",), ("checkpoint_num_to_keep",), ("bogus",), ("search", "bogus"),
 ]
 SCALARS = (st.none() | st.booleans() | st.integers() | st.floats()
            | st.text(st.characters(codec="utf-8"), max_size=12)

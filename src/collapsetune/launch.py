@@ -146,7 +146,7 @@ def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int) -> tune
             checkpoint_config=tune.CheckpointConfig(
                 checkpoint_frequency=spec.checkpoint_frequency if checkpoints else 0,
                 checkpoint_at_end=checkpoints,
-                num_to_keep=2,
+                num_to_keep=spec.checkpoint_num_to_keep,
             ),
             # Files a wrapper writes (figures) reach the results folder, and from there MLflow.
             sync_config=tune.SyncConfig(sync_artifacts=True),

@@ -164,6 +164,9 @@ class SweepSpec(Section):
     max_concurrent: int | None = limited(None, ge=1)  # null: as many trials as resources allow
     max_failures: int = limited(0, ge=-1)  # retries of a crashed trial; -1 retries forever
     checkpoint_frequency: int = limited(1, ge=0)  # checkpoint every n iterations; 0: never
+    # Checkpoints kept per trial; null keeps all. Ray snapshots the whole experiment each
+    # time a trial has made this many since the last snapshot (docs/benchmarks.md, overhead).
+    checkpoint_num_to_keep: int | None = limited(2, ge=1)
     source: Path | None = field(default=None, compare=False, metadata={"yaml": False})  # the YAML file
     base_dir: Path = field(default_factory=Path.cwd, compare=False, metadata={"yaml": False})  # its folder
 
