@@ -101,6 +101,7 @@ class Outcome:
     stopped_collapsed: int = 0
     reports_after_onset: list[int] = field(default_factory=list)  # per stopped trial with a lasting collapse
     stopped_recovering: int = 0  # stopped trials whose fifo twin ended healthy
+    stopped: list[dict] = field(default_factory=list)  # each stopped trial: report, and its fifo twin's course
     same_as_fifo: int = 0  # trials whose reports equal their fifo twin's first reports
     best_key: str = ""
     best_metric: float = float("nan")
@@ -133,6 +134,9 @@ def outcome(variant: str, seed: int, wall: float, trials: list[Trial], best: Tri
         began = onset(rules, twin.reports) if twin else None
         if twin is None:
             continue
+        watched = sorted({c.metric for rule in rules for c in rule.conditions})
+        out.stopped.append({"key": t.key, "stopped_at": len(t.reports), "fifo_onset": began,
+                            "fifo": {m: [r[m] for r in twin.reports] for m in watched}})
         if began is None:
             out.stopped_recovering += 1
         else:
@@ -144,12 +148,12 @@ def outcome(variant: str, seed: int, wall: float, trials: list[Trial], best: Tri
     return out
 
 
-def run_variant(sweep: Path, variant: str, seed: int, storage: Path):
+def run_variant(sweep: Path, variant: str, seed: int, storage: Path, overrides: list[str]):
     """Runs one sweep; returns (spec as written, wall seconds, trials, the trial Tune picks)."""
     from collapsetune.launch import build_tuner, check_resources
     from collapsetune.spec import load_sweep
 
-    seeding = [f"search.seed={seed}", f"config.seed={seed}", f"storage={storage}"]
+    seeding = [*overrides, f"search.seed={seed}", f"config.seed={seed}", f"storage={storage}"]
     spec = load_sweep(sweep, seeding + VARIANTS[variant])
     tuner = build_tuner(spec, f"{storage}/{spec.name}-{variant}-{seed}", check_resources(spec))
     start = time.perf_counter()
@@ -249,6 +253,9 @@ def main() -> None:
     parser.add_argument("sweep", type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the embedded Ray (= trial slots)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of the sweep file in all three sweeps, e.g. collapse.0.patience=3")
+    parser.add_argument("--tag", default="", help="suffix of the output files, for a run with --set")
     args = parser.parse_args()
     import ray
 
@@ -260,7 +267,7 @@ def main() -> None:
             for i, seed in enumerate(args.seeds):
                 # Rotate the order, so no variant always runs first (cold caches) or last.
                 order = list(VARIANTS)[i % 3:] + list(VARIANTS)[:i % 3]
-                runs = {v: run_variant(args.sweep, v, seed, Path(storage)) for v in order}
+                runs = {v: run_variant(args.sweep, v, seed, Path(storage), args.set) for v in order}
                 spec = runs["collapsetune"][0]
                 fifo = {t.key: t for t in runs["fifo"][2]}
                 for variant in VARIANTS:
@@ -276,14 +283,16 @@ def main() -> None:
     transient = sum(could_fire(spec.collapse, t.reports) and not onset(spec.collapse, t.reports) for t in first[1])
     summary = {
         "sweep": str(args.sweep), "seeds": args.seeds, "trials_per_sweep": spec.num_samples,
-        "command": f"python benchmarks/compare.py {args.sweep} --seeds {' '.join(map(str, args.seeds))}",
+        "command": " ".join(["python benchmarks/compare.py", str(args.sweep), "--seeds", *map(str, args.seeds),
+                             *(f"--set '{o}'" for o in args.set), *(["--tag", args.tag] if args.tag else [])]),
+        "overrides": args.set,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"), "total_wall_s": time.perf_counter() - started,
         "ratios": ratios(outcomes, oracles), "fifo_transient_trials_seed0": transient,
         "oracle": [{"seed": s, "iterations": i, "cpu_s": c} for s, (i, c) in zip(args.seeds, oracles)],
         "outcomes": [asdict(o) for o in outcomes],
     }
-    name = spec.trainable
+    name = spec.trainable + (f"_{args.tag}" if args.tag else "")
     out = ROOT / "benchmarks" / "results" / f"compare_{name}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
