@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pickle
 
+import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 from ray.tune.experiment import Trial
@@ -26,8 +27,8 @@ def test_runs_are_found_again_not_duplicated_and_orphans_go_to_the_trash(tmp_pat
     # Ray no longer knows the trial that started after its last snapshot.
     resumed = pickle.loads(pickle.dumps(first))
     resumed.setup()
-    assert resumed.parent_run_id == first.parent_run_id
     resumed.on_trial_restore(0, [], a)
+    assert resumed.parent_run_id == first.parent_run_id
     resumed.on_trial_result(0, [], a, {"training_iteration": 1, "val/loss": 9.0})  # already logged
     resumed.on_trial_result(0, [], a, {"training_iteration": 2, "val/loss": 1.5})
     resumed.on_experiment_end([a, b])
@@ -44,3 +45,34 @@ def test_runs_are_found_again_not_duplicated_and_orphans_go_to_the_trash(tmp_pat
     trashed = [r for r in client.search_runs([experiment], run_view_type=ViewType.DELETED_ONLY)]
     assert [r.data.tags["ray.trial_id"] for r in trashed] == ["lost"]
     assert "driver crash" in trashed[0].data.tags[ORPHAN_TAG] and trashed[0].info.status == "KILLED"
+
+
+def test_verdict_tags_follow_the_verdict(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
+    tracking.setup()
+    trial = _trial("a")
+    tracking.on_trial_start(0, [], trial)
+    client = MlflowClient(uri)
+
+    def tags() -> tuple[str, str, str]:
+        run = client.get_run(tracking._runs["a"]).data.tags
+        return run["collapse.status"], run["collapse.reason"], run["collapse.iteration"]
+
+    healthy = {"collapse.status": "healthy", "collapse.reason": "", "collapse.iteration": 0}
+    tracking.on_trial_result(0, [], trial, {"training_iteration": 1, "val/loss": 2.0, **healthy})
+    assert tags() == ("healthy", "", "0")
+    tracking.on_trial_result(0, [], trial, {"training_iteration": 2, "val/loss": 1.9, **healthy})
+    collapsed = {"collapse.status": "collapsed", "collapse.reason": "collapse/unique_tokens=3 < 20 for 2 reports",
+                 "collapse.iteration": 3}
+    tracking.on_trial_result(0, [], trial, {"training_iteration": 3, "val/loss": 1.8, **collapsed})
+    assert tags() == ("collapsed", "collapse/unique_tokens=3 < 20 for 2 reports", "3")
+    assert client.get_run(tracking._runs["a"]).data.tags["collapsetune.step"] == "3"
+
+
+def test_unusable_tracking_store_fails_before_a_trial_trains(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    tracking = MlflowTracking(f"sqlite:///{tmp_path / 'file' / 'mlflow.db'}", "exp", str(tmp_path / "r"))
+    tracking.setup()  # opens the store in the background
+    with pytest.raises(Exception, match="File exists"):
+        tracking.on_trial_start(0, [], _trial("a"))  # Tune calls this before the trial's first step

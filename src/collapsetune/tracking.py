@@ -8,6 +8,7 @@ two processes and workers need no tracking credentials.
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,13 @@ class MlflowTracking(tune.Callback):
         self.parent_run_id = ""
         self._runs: dict[str, str] = {}  # trial id -> child run id
         self._logged: dict[str, int] = {}  # trial id -> last step already in MLflow
+        self._verdicts: dict[str, list[RunTag]] = {}  # trial id -> verdict tags last logged
+        self._opening: Future | None = None  # the parent run being found or made in the background
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles callbacks with the experiment; a live client must not travel.
-        return {**self.__dict__, "_client": None, "_runs": {}, "_logged": {}, "parent_run_id": ""}
+        return {**self.__dict__, "_client": None, "_runs": {}, "_logged": {}, "_verdicts": {},
+                "parent_run_id": "", "_opening": None}
 
     @property
     def client(self) -> MlflowClient:
@@ -65,7 +69,13 @@ class MlflowTracking(tune.Callback):
     # -- Tune hooks ---------------------------------------------------------------------
 
     def setup(self, **info: Any) -> None:
-        self._ensure_parent()
+        # Opening a new SQLite store runs MLflow's schema migrations, which takes seconds: do
+        # it while Ray starts the trials' worker processes. on_trial_start, which Tune calls
+        # once a trial's process is up and before its first step, waits for it (and raises
+        # what it raised, e.g. a bad tracking URI).
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-open")
+        self._opening = pool.submit(self._open_parent)
+        pool.shutdown(wait=False)  # its one thread ends with this one task
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._run_for(trial)
@@ -85,7 +95,11 @@ class MlflowTracking(tune.Callback):
             if key not in _NOT_METRICS and _is_number(value)
         ]
         # The step rides in the same batch, so a resumed driver knows exactly what is logged.
-        tags = [*_verdict_tags(result), RunTag(STEP_TAG, str(step))]
+        tags = [RunTag(STEP_TAG, str(step))]
+        verdict = _verdict_tags(result)
+        if verdict != self._verdicts.get(trial.trial_id):  # tags cost a write each: only on change
+            self._verdicts[trial.trial_id] = verdict
+            tags += verdict
         self.client.log_batch(run_id, metrics=metrics, tags=tags)
         if result.get("samples"):
             self.client.log_text(run_id, result["samples"], f"samples/iter_{step:04d}.txt")
@@ -135,8 +149,12 @@ class MlflowTracking(tune.Callback):
     # -- runs ---------------------------------------------------------------------------
 
     def _ensure_parent(self) -> str:
-        if self.parent_run_id:
-            return self.parent_run_id
+        if self._opening is not None:
+            opening, self._opening = self._opening, None
+            opening.result()
+        return self.parent_run_id or self._open_parent()
+
+    def _open_parent(self) -> str:
         experiment = self.client.get_experiment_by_name(self.experiment)
         self._experiment_id = (
             experiment.experiment_id if experiment else self.client.create_experiment(self.experiment)
