@@ -121,20 +121,19 @@ def oracle(trials: list[Trial], rules) -> tuple[int, float]:
 
 def outcome(variant: str, seed: int, wall: float, trials: list[Trial], best: Trial,
             fifo: dict[str, Trial] | None, spec) -> Outcome:
-    rules = spec.collapse
+    rules, metric = spec.collapse, spec.objective.metric
+    watched = sorted({c.metric for rule in rules for c in rule.conditions})
     out = Outcome(variant, seed, wall, sum(len(t.reports) for t in trials), sum(t.cpu_s for t in trials))
     for t in trials:
         twin = fifo.get(t.key) if fifo else None
-        metric = spec.objective.metric
         if twin and [r[metric] for r in t.reports] == [r[metric] for r in twin.reports[:len(t.reports)]]:
             out.same_as_fifo += 1  # training is deterministic: onsets from fifo apply here
         if not t.stopped_collapsed():
             continue
         out.stopped_collapsed += 1
-        began = onset(rules, twin.reports) if twin else None
         if twin is None:
             continue
-        watched = sorted({c.metric for rule in rules for c in rule.conditions})
+        began = onset(rules, twin.reports)
         out.stopped.append({"key": t.key, "stopped_at": len(t.reports), "fifo_onset": began,
                             "fifo": {m: [r[m] for r in twin.reports] for m in watched}})
         if began is None:
@@ -142,9 +141,9 @@ def outcome(variant: str, seed: int, wall: float, trials: list[Trial], best: Tri
         else:
             out.reports_after_onset.append(len(t.reports) - began)
     last = best.reports[-1]
-    out.best_key, out.best_metric = best.key, float(last[spec.objective.metric])
+    out.best_key, out.best_metric = best.key, float(last[metric])
     out.best_collapsed = onset(rules, best.reports) is not None
-    out.best_at_end = {c.metric: float(last[c.metric]) for rule in rules for c in rule.conditions}
+    out.best_at_end = {m: float(last[m]) for m in watched}
     return out
 
 
