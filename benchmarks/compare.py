@@ -60,18 +60,13 @@ class Trial:
         return self.reports[-1].get("collapse.status") == "collapsed"
 
 
-def holds(rule, report: dict) -> bool:
-    """Whether all of a spec rule's conditions hold on one report (grace and patience aside)."""
-    from collapsetune.collapse import Threshold
-
-    return all(Threshold(c.metric, below=c.below, above=c.above).holds(report) for c in rule.conditions)
-
-
 def onset(rules, reports: list[dict]) -> int | None:
     """1-based report where a lasting collapse began, or None if the trial ends healthy."""
+    from collapsetune.trainable import collapse_rules
+
     starts = []
-    for rule in rules:
-        flags = [holds(rule, r) for r in reports]
+    for rule in collapse_rules(rules):
+        flags = [all(c.holds(r) for c in rule.conditions) for r in reports]
         if len(flags) >= rule.patience and all(flags[-rule.patience:]):
             start = len(flags)
             while start > 1 and flags[start - 2]:
@@ -82,13 +77,10 @@ def onset(rules, reports: list[dict]) -> int | None:
 
 def could_fire(rules, reports: list[dict]) -> bool:
     """Whether some rule, grace and patience included, would have fired on these reports."""
-    for rule in rules:
-        streak = 0
-        for i, report in enumerate(reports):
-            streak = streak + 1 if i >= rule.grace and holds(rule, report) else 0
-            if streak >= rule.patience:
-                return True
-    return False
+    from collapsetune.trainable import collapse_rules
+
+    fresh = collapse_rules(rules)
+    return any(rule.update(report) for report in reports for rule in fresh)
 
 
 @dataclass
@@ -198,30 +190,21 @@ def table(outcomes: list[Outcome], oracles: list[tuple[int, float]]) -> str:
 
 def ratios(outcomes: list[Outcome], oracles: list[tuple[int, float]]) -> dict[str, str]:
     """Medians over seeds of per-seed ratios (each seed's sweeps share their configurations)."""
+    seeds = list(dict.fromkeys(o.seed for o in outcomes))  # the order the oracles were made in
     by = {(o.variant, o.seed): o for o in outcomes}
-    seeds = sorted({o.seed for o in outcomes})
+    costs = {v: [(by[v, s].iterations, by[v, s].cpu_s) for s in seeds] for v in VARIANTS}
+    costs["oracle"] = oracles
     out = {}
-    for name, num, den in (
-        ("collapsetune / fifo", lambda s: by["collapsetune", s], lambda s: by["fifo", s]),
-        ("plain / fifo", lambda s: by["plain", s], lambda s: by["fifo", s]),
-        ("collapsetune / plain", lambda s: by["collapsetune", s], lambda s: by["plain", s]),
-    ):
-        out[f"{name} CPU-s"] = spread([num(s).cpu_s / den(s).cpu_s for s in seeds])
-        out[f"{name} iterations"] = spread([num(s).iterations / den(s).iterations for s in seeds])
-    for i, s in enumerate(seeds):
-        oracles_i = oracles[i]
-        out.setdefault("_c_over_oracle_cpu", []).append(by["collapsetune", s].cpu_s / oracles_i[1])
-        out.setdefault("_c_over_oracle_it", []).append(by["collapsetune", s].iterations / oracles_i[0])
-    out["collapsetune / oracle CPU-s"] = spread(out.pop("_c_over_oracle_cpu"))
-    out["collapsetune / oracle iterations"] = spread(out.pop("_c_over_oracle_it"))
+    for num, den in (("collapsetune", "fifo"), ("plain", "fifo"), ("collapsetune", "plain"),
+                     ("collapsetune", "oracle")):
+        pairs = list(zip(costs[num], costs[den]))
+        out[f"{num} / {den} CPU-s"] = spread([a[1] / b[1] for a, b in pairs])
+        out[f"{num} / {den} iterations"] = spread([a[0] / b[0] for a, b in pairs])
     return out
 
 
 def plot(path: Path, spec, fifo: list[Trial], stopped: list[Trial], outcomes, oracles) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from collapsetune.plots import plt, save_figure  # pyplot on the Agg backend
 
     condition = spec.collapse[0].conditions[0]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
@@ -242,9 +225,7 @@ def plot(path: Path, spec, fifo: list[Trial], stopped: list[Trial], outcomes, or
     right.bar(names, meds, yerr=err, capsize=4, color=["grey", "tab:blue", "tab:green", "white"], edgecolor="k")
     right.set(ylabel="CPU-seconds per sweep (median, min-max over seeds)", title=spec.name)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main() -> None:

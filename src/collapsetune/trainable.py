@@ -49,18 +49,22 @@ class TrialPlan:
     mode: str  # "min" | "max"
 
     def monitor(self) -> CollapseMonitor:
-        rules = [
-            CollapseRule(
-                [Threshold(c.metric, below=c.below, above=c.above) for c in rule.conditions],
-                patience=rule.patience,
-                grace=rule.grace,
-            )
-            for rule in self.rules
-        ]
-        return CollapseMonitor(rules, divergence_metrics=("train/loss", "val/loss", self.metric))
+        return CollapseMonitor(collapse_rules(self.rules), divergence_metrics=("train/loss", "val/loss", self.metric))
 
     def worst(self) -> float:
         return WORST_OBJECTIVE if self.mode == "min" else -WORST_OBJECTIVE
+
+
+def collapse_rules(rules: Sequence) -> list[CollapseRule]:
+    """A sweep file's rules (`collapsetune.spec.Rule`) as fresh, stateful `CollapseRule`s."""
+    return [
+        CollapseRule(
+            [Threshold(c.metric, below=c.below, above=c.above) for c in rule.conditions],
+            patience=rule.patience,
+            grace=rule.grace,
+        )
+        for rule in rules
+    ]
 
 
 def make_trainable(plan: TrialPlan, name: str) -> type[CollapseTrainable]:
@@ -174,4 +178,5 @@ def has_state(wrapper_cls: type) -> bool:
     return all(callable(getattr(wrapper_cls, m, None)) for m in ("state_dict", "load_state_dict"))
 
 
-__all__: Sequence[str] = ["CPU_KEY", "WORST_OBJECTIVE", "CollapseTrainable", "TrialPlan", "has_state", "make_trainable"]
+__all__: Sequence[str] = ["CPU_KEY", "WORST_OBJECTIVE", "CollapseTrainable", "TrialPlan", "collapse_rules", "has_state",
+                         "make_trainable"]
