@@ -108,10 +108,7 @@ def read_trials(results_dir: str) -> list[dict]:
 
 
 def plot(trials: Sequence[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from collapsetune.plots import plt, save_figure  # pyplot on the Agg backend
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     titles = {"collapse/unique_tokens": "generated (16 greedy continuations)",
@@ -128,9 +125,7 @@ def plot(trials: Sequence[dict], path: Path) -> None:
     fig.suptitle(f"BitNet LM (vocab 1024, d_model 64, 2 layers); dotted: the main sweep's "
                  f"collapse threshold ({THRESHOLD} generated tokens)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ matplotlib.use("Agg")  # before pyplot: workers have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["subprompt_image_grid", "similarity_heatmap"]
+__all__ = ["save_figure", "similarity_heatmap", "subprompt_image_grid"]
 
 _PAD = 1  # pixels between images inside a cell
 _GAP = 4  # pixels between cells
@@ -102,7 +102,7 @@ def subprompt_image_grid(
     for x, y, text in titles:
         ax.text(x, y, text, ha="center", va="bottom", fontsize=4)
     ax.set_title(f"images each sub-prompt owns (columns sorted by share){note}", fontsize=7, pad=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def similarity_heatmap(cosines: np.ndarray, class_names: Sequence[str], path: str | os.PathLike[str],
@@ -141,15 +141,16 @@ def similarity_heatmap(cosines: np.ndarray, class_names: Sequence[str], path: st
                 ha="center", va="bottom", fontsize=5)
     fig.colorbar(image, cax=fig.add_axes((0.85, 0.1, 0.03, 0.75))).ax.tick_params(labelsize=6)
     ax.set_title(f"sub-prompt cosine per class (mean off-diagonal){note}", fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: plt.Figure, path: str | os.PathLike[str]) -> Path:
+def save_figure(fig: plt.Figure, path: str | os.PathLike[str], dpi: int = 100) -> Path:
+    """Writes `fig` to `path` atomically (folders made as needed) and closes it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")  # atomic: MLflow never uploads half a PNG
     try:
-        fig.savefig(tmp, dpi=100)
+        fig.savefig(tmp, dpi=dpi)
     finally:
         plt.close(fig)
     os.replace(tmp, path)
