@@ -5,6 +5,7 @@ from __future__ import annotations
 from collapsetune.collapse._rules import (
     COLLAPSED,
     DIVERGED,
+    ERROR,
     HEALTHY,
     CollapseMonitor,
     CollapseRule,
@@ -16,6 +17,7 @@ from collapsetune.collapse._stopper import ITERATION_KEY, REASON_KEY, STATUS_KEY
 __all__ = [
     "COLLAPSED",
     "DIVERGED",
+    "ERROR",
     "HEALTHY",
     "ITERATION_KEY",
     "REASON_KEY",

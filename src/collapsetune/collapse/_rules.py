@@ -15,6 +15,7 @@ from dataclasses import dataclass
 HEALTHY = "healthy"
 COLLAPSED = "collapsed"
 DIVERGED = "diverged"
+ERROR = "error"  # the trial's code raised (or its process died) for good: no verdict
 
 
 @dataclass(frozen=True)
