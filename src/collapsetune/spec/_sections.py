@@ -163,7 +163,13 @@ class SweepSpec(Section):
     mlflow: MlflowSpec = field(default_factory=MlflowSpec)  # trial logging
     max_concurrent: int | None = limited(None, ge=1)  # null: as many trials as resources allow
     max_failures: int = limited(0, ge=-1)  # retries of a crashed trial; -1 retries forever
-    checkpoint_frequency: int = limited(1, ge=0)  # checkpoint every n iterations; 0: never
+    # When a trial with state is checkpointed (always also at its end): every n reports (0:
+    # only at the end), or, when null, every checkpoint_interval_s seconds, so cheap reports
+    # do not pay for a checkpoint each.
+    checkpoint_frequency: int | None = limited(None, ge=0)
+    checkpoint_interval_s: float = limited(60.0, gt=0)  # with checkpoint_frequency null
+    report_timeout_s: float | None = limited(None, gt=0)  # null: a step() may take any time; else it fails the trial
+    trial_timeout_s: float | None = limited(None, gt=0)  # null: no limit on a trial's total time
     # Checkpoints kept per trial; null keeps all. Ray snapshots the whole experiment each
     # time a trial has made this many since the last snapshot (docs/benchmarks.md, overhead).
     checkpoint_num_to_keep: int | None = limited(2, ge=1)
