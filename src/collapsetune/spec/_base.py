@@ -87,6 +87,17 @@ def show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def kind_of(value: Any) -> str:
+    """What a value is, in YAML words, without showing it (for text that may not be the user's)."""
+    if value is None:
+        return "null (an empty document)"
+    for types_, word in ((bool, "true or false"), ((int, float), "a number"), (str, "a single string"),
+                         ((list, tuple), "a list"), (Mapping, "a mapping")):
+        if isinstance(value, types_):
+            return word
+    return type(value).__name__
+
+
 def number(value: Any) -> float | None:
     """A finite float from a number or a numeric string ("1e-4" is a str in YAML 1.1), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
