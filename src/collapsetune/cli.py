@@ -70,9 +70,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from collapsetune.launch import dump_spec, run_sweep
+    from collapsetune.preflight import check
 
     spec = _load(args)
     print("collapsetune: resolved sweep\n" + dump_spec(spec))
+    check(spec)  # storage, MLflow store and Ray address answer, in seconds, before Ray starts
     path = run_sweep(spec)
     _print_report(path, as_json=False)
     return 0
