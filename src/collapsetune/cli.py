@@ -54,15 +54,13 @@ def _load(args: argparse.Namespace):
     if getattr(args, "address", None):
         overrides.append(f"address={args.address}")
     spec = load_sweep(Path(args.sweep), overrides)
-    from collapsetune.launch import rung_warnings
-
-    for warning in rung_warnings(spec):
+    for warning in spec.advice():
         print(f"collapsetune: warning: {warning}", file=sys.stderr)
     return spec
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from collapsetune.launch import dump_spec
+    from collapsetune.spec import dump_spec  # not launch's: validate needs no Ray
 
     print(dump_spec(_load(args)), end="")
     return 0

@@ -216,8 +216,8 @@ def _yaml_files_in(folder: Path) -> str:
         names = sorted(p.name for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     except OSError:
         return ""
-    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
-    return f" such as {folder / names[0]} (YAML files there: {shown})" if names else ", e.g. sweeps/bitnet_lm.yaml"
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    return f"; the YAML files in it: {shown}" if names else ", e.g. sweeps/bitnet_lm.yaml"
 
 
 def _parse(text: str) -> Any:
@@ -247,9 +247,45 @@ def _expand_includes(space: Mapping, base_dir: Path, errors: list[SpecError]) ->
                                 key="search_space.include"))
         return inline
     merged: dict = {}
+    origin: dict[str, str] = {}
     for name in includes:
-        merged.update(_fragment(name, base_dir, errors))
+        dims = _fragment(name, base_dir, errors)
+        merged.update(dims)
+        origin.update(dict.fromkeys(dims, name))
+    for key, value in inline.items():  # an inline value replaces a fragment's: of the same type
+        if key in merged and (problem := _type_change(merged[key], value, f"{origin[key]} makes it")):
+            errors.append(SpecError(problem, key=f"search_space.{key}"))
     return {**merged, **inline}
+
+
+def _numeric(dim: Distribution) -> str | None:
+    """'an integer' or 'a number' when every value `dim` gives is one, else None."""
+    if dim.kind == "randint":
+        return "an integer"
+    if dim.kind in ("uniform", "loguniform") or all(_is_number(v) for v in dim.args):
+        return "a number"
+    return None
+
+
+def _is_number(value: Any, integer: bool = False) -> bool:
+    return isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
+
+
+def _type_change(old: Distribution, new_raw: Any, said: str) -> str | None:
+    """Why `new_raw` cannot replace the numeric dimension `old` (e.g. `--set search_space.lr=abc`
+    over `lr: {loguniform: ...}`), or None. Ranges are checked by Distribution itself; null
+    (often "no limit") may replace a number."""
+    expected = _numeric(old)
+    try:
+        new = Distribution.from_yaml(new_raw)
+    except SpecError:
+        return None  # reported where the spec is built
+    if expected is None or new.kind in ("uniform", "loguniform", "randint"):
+        return None
+    bad = [v for v in new.args if v is not None and not _is_number(v, integer=expected == "an integer")]
+    if not bad:
+        return None
+    return f"expected {expected} ({said} {show(old)}), got {show(bad[0])}"
 
 
 def _fragment(name: str, base_dir: Path, errors: list[SpecError]) -> dict:
@@ -327,10 +363,32 @@ def _apply_overrides(raw: dict, overrides: Sequence[str], file: str) -> list[tup
             if isinstance(node, list) and not (last.isdigit() and int(last) < len(node)):
                 errors.append(SpecError(f"override {override!r}: index {last} is out of range", file=file))
                 continue
-            node[int(last) if isinstance(node, list) else last] = value
-            applied.append((re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", dotted.strip()), str(override)))
+            index = int(last) if isinstance(node, list) else last
+            key = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", dotted.strip())
+            if problem := _overridden_type(parts, node[index] if isinstance(node, list) else node.get(last), value):
+                errors.append(SpecError(f"override {override!r}: {problem}", file=file, key=key))
+                continue
+            node[index] = value
+            applied.append((key, str(override)))
     raise_all(errors)
     return applied
+
+
+def _overridden_type(parts: list[str], old: Any, new: Any) -> str | None:
+    """An override of a config constant or a search dimension keeps a number a number."""
+    if old is None or len(parts) < 2 or parts[0] not in ("config", "search_space"):
+        return None
+    if parts[0] == "config":
+        dim = Distribution("const", (old,))
+        new = {"const": new}
+    elif len(parts) == 2:
+        try:
+            dim = Distribution.from_yaml(old)
+        except SpecError:
+            return None  # the file's own value is wrong: reported with the rest
+    else:
+        return None  # inside a distribution ({loguniform: [abc, 1]}): Distribution checks it
+    return _type_change(dim, new, "the file makes it")
 
 
 def _child(node: Any, part: str) -> Any:
