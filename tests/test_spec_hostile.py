@@ -259,3 +259,13 @@ def test_include_that_is_not_a_mapping_of_dimensions_is_not_echoed(tmp_path, con
     (tmp_path / "foreign.yaml").write_text(content)
     text = _error(tmp_path, VALID.replace("search_space: {", "search_space: {include: [foreign.yaml], "))
     assert "foreign.yaml" in text and "SECRET" not in text and "root:x" not in text, text
+
+
+def test_form_problems_are_reported_in_the_same_pass_as_unknown_keys(tmp_path):
+    with pytest.raises(SpecError) as info:
+        path = tmp_path / "sweep.yaml"
+        path.write_text(VALID.replace("name: toy", "name: my sweep") + "num_sample: 4\nstorage: 'foo://x'\n"
+                        "address: '10.0.0.5'\nmlflow: {tracking_uri: 'sqlite://m.db'}\n")
+        load_sweep(path)
+    keys = {e.key for e in info.value.errors}
+    assert {"num_sample", "name", "storage", "address", "mlflow.tracking_uri"} <= keys

@@ -72,7 +72,7 @@ def is_uri(location: str) -> bool:
 
 def storage_problem(storage: str) -> str | None:
     """Why `storage` is not a folder or a URI Ray can write to, or None."""
-    if "\x00" in storage:
+    if not storage.strip() or "\x00" in storage:
         return f"expected a folder or a URI, got {_shown(storage)}"
     if not is_uri(storage):
         if storage.startswith("~"):
@@ -125,6 +125,8 @@ def address_problem(address: str) -> str | None:
     """Why Ray could not connect to `address`, by its form alone, or None."""
     if address in ("auto", "local"):
         return None
+    if not address.strip():
+        return "expected null (a private local Ray), auto, host:port or ray://host:port, got ''"
     try:
         ray_host_port(address)
     except ValueError as exc:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from collapsetune.errors import SpecError, raise_all
-from collapsetune.spec._base import FrozenMap, Section, coerce, limited, show, unknown_key
+from collapsetune.spec._base import FrozenMap, Section, coerce, formed, limited, show, unknown_key
 from collapsetune.spec._distribution import Distribution
 from collapsetune.spec._places import (
     address_problem,
@@ -146,11 +146,8 @@ class Resources(Section):
 class MlflowSpec(Section):
     """Where trials are logged. Example: `MlflowSpec(None)` turns MLflow off."""
 
-    tracking_uri: str | None = "sqlite:///mlflow.db"  # null: no MLflow; relative sqlite paths are cwd-relative
-
-    def _problems(self) -> Iterator[SpecError]:
-        if self.tracking_uri is not None and (problem := tracking_problem(self.tracking_uri)):
-            yield SpecError(problem, key="tracking_uri")
+    # null: no MLflow; relative sqlite paths are cwd-relative
+    tracking_uri: str | None = formed(tracking_problem, "sqlite:///mlflow.db")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,7 +161,7 @@ class SweepSpec(Section):
         (8, 'loguniform')
     """
 
-    name: str  # MLflow experiment name and results folder name
+    name: str = formed(name_problem)  # MLflow experiment name and results folder name
     trainable: str  # built-in short name or "package.module:Class"
     config: Mapping[str, Any] = field(default_factory=FrozenMap)  # fixed values for the wrapper (read-only)
     search_space: Mapping[str, Distribution] = field(default_factory=FrozenMap)  # includes expanded
@@ -175,8 +172,8 @@ class SweepSpec(Section):
     scheduler: Scheduler = field(default_factory=Scheduler)  # early stopping on the objective
     collapse: tuple[Rule, ...] = ()  # any rule that fires marks the trial collapsed
     resources: Resources = field(default_factory=Resources)  # per trial
-    address: str | None = None  # null: embedded local Ray; "auto" or host:port: a cluster
-    storage: str = "results"  # folder (relative: to the cwd at launch) or a URI with "://"
+    address: str | None = formed(address_problem, None)  # null: embedded local Ray; "auto" or host:port: a cluster
+    storage: str = formed(storage_problem, "results")  # folder (relative: to the cwd at launch, ~: home) or a URI
     mlflow: MlflowSpec = field(default_factory=MlflowSpec)  # trial logging
     max_concurrent: int | None = limited(None, ge=1)  # null: as many trials as resources allow
     max_failures: int = limited(0, ge=-1)  # retries of a crashed trial; -1 retries forever
@@ -205,15 +202,8 @@ class SweepSpec(Section):
             file=str(self.source) if self.source else None, key="scheduler.grace_period")]
 
     def _problems(self) -> Iterator[SpecError]:
-        if problem := name_problem(self.name):
-            yield SpecError(problem, key="name")
-        for key in ("trainable", "storage", "address"):
-            if getattr(self, key) == "":
-                yield SpecError("expected a non-empty string, got ''", key=key)
-        if self.storage and (problem := storage_problem(self.storage)):
-            yield SpecError(problem, key="storage")
-        if self.address and (problem := address_problem(self.address)):
-            yield SpecError(problem, key="address")
+        if self.trainable == "":
+            yield SpecError("expected a non-empty string, got ''", key="trainable")
         yield from self._size_problems()
         yield from self._param_name_problems()
         if self.scheduler.type == "asha" and self.scheduler.grace_period > self.max_iterations:
