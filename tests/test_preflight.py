@@ -88,7 +88,7 @@ def test_storage_that_is_a_file_fails(tmp_path, below):
     (tmp_path / "results").write_text("x")
     err = error(preflight.check_storage, str(tmp_path / "results" / below))
     assert err.key == "storage"
-    assert f"{tmp_path / 'results'} is a file, not a folder; expected a folder" in err.message
+    assert f"{tmp_path / 'results'} is a file, not a folder; expected a folder you can write" in err.message
 
 
 @pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root writes anywhere")
@@ -118,6 +118,12 @@ def test_tracking_sqlite_needs_an_existing_writable_folder(tmp_path):
     assert err.key == "mlflow.tracking_uri" and f"the folder {tmp_path / 'missing'} of the SQLite file does not exist" in err.message
     (tmp_path / "dir.db").mkdir()
     assert "is not a SQLite file" in error(preflight.check_tracking, f"sqlite:///{tmp_path}/dir.db").message
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux sysfs, which nobody may write")
+def test_tracking_sqlite_in_a_folder_nobody_writes_fails():
+    err = error(preflight.check_tracking, "sqlite:////sys/mlflow.db")
+    assert err.key == "mlflow.tracking_uri" and "cannot write in /sys (" in err.message, err.message
 
 
 def test_tracking_server_on_a_dead_port_fails_fast():
@@ -223,3 +229,11 @@ def test_run_stops_before_ray_when_the_tracking_server_is_down(tmp_path, monkeyp
     err = capsys.readouterr().err
     assert f"sweep.yaml: mlflow.tracking_uri: nothing listens on 127.0.0.1:{port}" in err
     assert not ray.is_initialized() and not (tmp_path / "results").exists()
+
+
+def test_tracking_hosted_and_local_folder_stores(tmp_path):
+    preflight.check_tracking("databricks", TIMEOUT)  # its SDK and credentials decide
+    preflight.check_tracking(str(tmp_path / "mlruns"), TIMEOUT)
+    preflight.check_tracking(f"file://{tmp_path}/mlruns", TIMEOUT)
+    (tmp_path / "file").write_text("x")
+    assert "is a file, not a folder" in error(preflight.check_tracking, str(tmp_path / "file" / "mlruns")).message

@@ -27,12 +27,13 @@ import pyarrow.fs
 
 from collapsetune.errors import SpecError, raise_all
 from collapsetune.spec import SweepSpec
-from collapsetune.spec._places import DATABASES, host_port, is_uri, ray_host_port, redact
+from collapsetune.spec._places import DATABASES, host_port, is_uri, ray_host_port, redact, uri_scheme
 from collapsetune.storage import location
 
 __all__ = ["TIMEOUT", "check", "check_address", "check_storage", "check_tracking"]
 
 TIMEOUT = 5.0  # seconds each check may take; a reachable store or cluster answers in well under 1 s
+_HOSTED = ("databricks", "databricks-uc", "uc")  # tracking stores reached through their own SDK
 
 def check(spec: SweepSpec, *, timeout: float = TIMEOUT) -> None:
     """Checks storage, the MLflow tracking store and the Ray address together.
@@ -47,7 +48,8 @@ def check(spec: SweepSpec, *, timeout: float = TIMEOUT) -> None:
     """
     if timeout <= 0:
         raise ValueError(f"timeout must be > 0, got {timeout}")
-    checks = [("storage", check_storage, spec.storage), ("mlflow.tracking_uri", check_tracking, spec.mlflow.tracking_uri),
+    checks = [("storage", check_storage, spec.storage),
+              ("mlflow.tracking_uri", check_tracking, spec.mlflow.tracking_uri),
               ("address", check_address, spec.address)]
     results: list[SpecError | None] = [None] * len(checks)
 
@@ -81,7 +83,9 @@ def check_storage(storage: str, timeout: float = TIMEOUT) -> None:
     if is_uri(where) and not where.startswith("file://"):
         _within(timeout, "storage", f"the filesystem of {redact(where)}", lambda: _remote_folder(where))
     else:
-        _within(timeout, "storage", f"the folder {where}", lambda: _local_folder(Path(where.removeprefix("file://"))))
+        folder = Path(where.removeprefix("file://"))
+        _within(timeout, "storage", f"the folder {folder}", lambda: _local_folder(folder),
+                "; expected a folder you can write, e.g. results or ~/collapsetune-results")
 
 
 def check_tracking(uri: str | None, timeout: float = TIMEOUT) -> None:
@@ -94,8 +98,10 @@ def check_tracking(uri: str | None, timeout: float = TIMEOUT) -> None:
     if uri is None:
         return
     key = "mlflow.tracking_uri"
-    scheme = uri.split(":", 1)[0].lower() if "://" in uri or uri.startswith(("sqlite:", "file:")) else ""
+    scheme = uri_scheme(uri)
     base = scheme.split("+", 1)[0]
+    if uri in _HOSTED or base in _HOSTED:
+        return  # databricks, uc: MLflow's own client and credentials decide; nothing cheap to ask first
     if base == "sqlite":
         path = Path(uri[len("sqlite:///"):].split("?", 1)[0]).expanduser()
         _within(timeout, key, f"the SQLite file {path}", lambda: _sqlite_file(path))
@@ -109,8 +115,8 @@ def check_tracking(uri: str | None, timeout: float = TIMEOUT) -> None:
                 "; start the database or log to a file: sqlite:///mlflow.db")
     elif scheme in ("", "file"):
         folder = Path(urlsplit(uri).path if scheme else uri).expanduser().absolute()
-        _within(timeout, key, f"the folder {folder}", lambda: _local_folder(folder))
-    # databricks, uc: MLflow's own client and credentials decide; nothing cheap to ask first
+        _within(timeout, key, f"the folder {folder}", lambda: _local_folder(folder),
+                "; expected a folder you can write, or sqlite:///mlflow.db")
 
 
 def check_address(address: str | None, timeout: float = TIMEOUT) -> None:
@@ -129,9 +135,9 @@ def check_address(address: str | None, timeout: float = TIMEOUT) -> None:
         host, port = ray_host_port(address)
     except ValueError as exc:  # the spec checked its own value: this one came from RAY_ADDRESS
         raise SpecError(f"{exc} (from RAY_ADDRESS); expected host:port or ray://host:port", key="address") from None
+    start = "the Ray client server" if address.startswith("ray://") else f"ray start --head --port {port}"
     _within(timeout, "address", f"the Ray cluster at {address}", lambda: _connect(host, port, timeout),
-            f"; start it ({'the Ray client server' if address.startswith('ray://') else f'ray start --head --port {port}'})"
-            " or set address: null for a private local Ray")
+            f"; start it ({start}) or set address: null for a private local Ray")
 
 
 def _within(timeout: float, key: str, what: str, probe: Callable[[], None], hint: str = "") -> None:
@@ -159,14 +165,12 @@ def _local_folder(folder: Path) -> None:
     existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
     if existing is None or not existing.is_dir():
         shown = existing or folder
-        raise _Problem(f"{shown} is a file, not a folder; expected a folder for the results, e.g. results "
-                       "or ~/collapsetune-results")
+        raise _Problem(f"{shown} is a file, not a folder")
     try:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".collapsetune-probe-"):
             pass  # created and removed: the folder takes new files
     except OSError as exc:
-        raise _Problem(f"cannot write in {existing} ({exc.strerror or exc}); expected a folder you can "
-                       "write, e.g. results or ~/collapsetune-results") from None
+        raise _Problem(f"cannot write in {existing} ({exc.strerror or exc})") from None
 
 
 def _remote_folder(uri: str) -> None:
@@ -187,7 +191,10 @@ def _sqlite_file(path: Path) -> None:
                        "sqlite:///mlflow.db (in the launch folder)")
     if path.exists() and not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
         raise _Problem(f"{path.absolute()} is not a SQLite file this user can read and write")
-    _local_folder(folder)  # SQLite writes a journal beside the database
+    try:
+        _local_folder(folder)
+    except _Problem as exc:
+        raise _Problem(f"{exc}; SQLite writes the database and its journal there") from None
 
 
 def _mlflow_server(uri: str, timeout: float) -> None:

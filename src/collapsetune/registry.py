@@ -79,7 +79,8 @@ def resolve_trainable(name: str, search_dirs: Sequence[Path] = ()) -> type:
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
         found = "no such attribute" if cls is None else f"found {type(cls).__name__}"
-        raise SpecError(f"module {module_name!r} has no class {class_name!r} ({found}){_close_class(module, class_name)}")
+        hint = _close_class(module, class_name)
+        raise SpecError(f"module {module_name!r} has no class {class_name!r} ({found}){hint}")
     if not callable(getattr(cls, "step", None)):
         raise SpecError(
             f"class {module_name}:{class_name} has no step() method; a wrapper needs "

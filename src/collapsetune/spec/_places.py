@@ -52,7 +52,8 @@ def param_key_problem(key: str) -> str | None:
         return ("MLflow param names may contain only letters, digits, _, -, ., space, : and /; "
                 f"rename {_shown(key)}")
     if posixpath.normpath(key) != key or key.startswith(("/", "..")):
-        return f"MLflow refuses param names that read as odd paths (//, ./, a leading or trailing /); rename {_shown(key)}"
+        return ("MLflow refuses param names that read as odd paths (//, ./, a leading or trailing /); "
+                f"rename {_shown(key)}")
     return None
 
 
@@ -98,9 +99,9 @@ def tracking_problem(uri: str) -> str | None:
     expected = f"expected one of the forms {', '.join(TRACKING_FORMS)}, or a local folder"
     if "\x00" in uri or not uri.strip():
         return f"{expected}; got {redact(uri)!r}"
-    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
-    if not _SCHEME.fullmatch(scheme or "-"):
-        return None  # a plain path: MLflow's file store
+    scheme = uri_scheme(uri)
+    if not scheme:
+        return None  # a plain path: MLflow's file store (or databricks, its one bare name)
     base = scheme.split("+", 1)[0]
     if base == "sqlite":
         path = uri[len("sqlite:///"):].split("?", 1)[0] if uri.lower().startswith("sqlite:///") else ""
@@ -119,6 +120,12 @@ def tracking_problem(uri: str) -> str | None:
     if scheme in ("file", "databricks", "databricks-uc", "uc"):
         return None
     return f"unknown tracking URI scheme {scheme!r}; {expected}"
+
+
+def uri_scheme(uri: str) -> str:
+    """The lower-case scheme of a URI (`sqlite`, `postgresql+psycopg2`), '' for a plain path."""
+    scheme = uri.split(":", 1)[0] if ":" in uri else ""
+    return scheme.lower() if _SCHEME.fullmatch(scheme) else ""
 
 
 def address_problem(address: str) -> str | None:
