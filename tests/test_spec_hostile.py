@@ -213,6 +213,8 @@ def test_storage_of_unknown_form_is_refused(tmp_path, storage, says):
     ("https://user:secret@127.0.0.1:99999", "the port in 'https://***@127.0.0.1:99999'"),
     ("ftp://127.0.0.1/x", "unknown tracking URI scheme 'ftp'"),
     ("mysql://", "no host in 'mysql://'"),
+    ("sqlite:///~/mlflow.db", "MLflow does not expand ~"),
+    ("~/mlruns", "MLflow does not expand ~"),
 ])
 def test_malformed_tracking_uri_is_refused(tmp_path, uri, says):
     text = _error(tmp_path, VALID + f"mlflow: {{tracking_uri: {json.dumps(uri)}}}\n")

@@ -35,6 +35,7 @@ __all__ = ["TIMEOUT", "check", "check_address", "check_storage", "check_tracking
 TIMEOUT = 5.0  # seconds each check may take; a reachable store or cluster answers in well under 1 s
 _HOSTED = ("databricks", "databricks-uc", "uc")  # tracking stores reached through their own SDK
 
+
 def check(spec: SweepSpec, *, timeout: float = TIMEOUT) -> None:
     """Checks storage, the MLflow tracking store and the Ray address together.
 
@@ -103,7 +104,7 @@ def check_tracking(uri: str | None, timeout: float = TIMEOUT) -> None:
     if uri in _HOSTED or base in _HOSTED:
         return  # databricks, uc: MLflow's own client and credentials decide; nothing cheap to ask first
     if base == "sqlite":
-        path = Path(uri[len("sqlite:///"):].split("?", 1)[0]).expanduser()
+        path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
         _within(timeout, key, f"the SQLite file {path}", lambda: _sqlite_file(path))
     elif base in ("http", "https"):
         port = host_port(uri)[1]
@@ -114,7 +115,7 @@ def check_tracking(uri: str | None, timeout: float = TIMEOUT) -> None:
         _within(timeout, key, f"{host}:{port}", lambda: _connect(host, port, timeout),
                 "; start the database or log to a file: sqlite:///mlflow.db")
     elif scheme in ("", "file"):
-        folder = Path(urlsplit(uri).path if scheme else uri).expanduser().absolute()
+        folder = Path(urlsplit(uri).path if scheme else uri).absolute()
         _within(timeout, key, f"the folder {folder}", lambda: _local_folder(folder),
                 "; expected a folder you can write, or sqlite:///mlflow.db")
 
@@ -235,7 +236,7 @@ def _connect(host: str, port: int, timeout: float) -> None:
 def _auto_address() -> str | None:
     """The cluster `address: auto` joins: RAY_ADDRESS, else the one `ray start` left on this
     machine; None when this Ray version does not say how it resolves "auto"."""
-    if os.environ.get("RAY_ADDRESS"):
+    if os.environ.get("RAY_ADDRESS", "auto") != "auto":
         return os.environ["RAY_ADDRESS"]
     try:
         from ray._private.services import canonicalize_bootstrap_address  # how ray.init resolves "auto"

@@ -100,6 +100,9 @@ def tracking_problem(uri: str) -> str | None:
     if "\x00" in uri or not uri.strip():
         return f"{expected}; got {redact(uri)!r}"
     scheme = uri_scheme(uri)
+    path = uri[len("sqlite:///"):] if scheme == "sqlite" else urlsplit(uri).path if scheme == "file" else uri
+    if path.startswith("~") and scheme in ("", "file", "sqlite"):  # MLflow and SQLite take "~" literally
+        return f"MLflow does not expand ~ (it would make a folder named '~'); write the full path, got {redact(uri)!r}"
     if not scheme:
         return None  # a plain path: MLflow's file store (or databricks, its one bare name)
     base = scheme.split("+", 1)[0]
