@@ -236,7 +236,7 @@ def test_valid_places_load(tmp_path):
     path = tmp_path / "sweep.yaml"
     for extra in ["storage: ~/results", "storage: s3://bucket/results", "storage: file:///data/results",
                   "mlflow: {tracking_uri: 'http://127.0.0.1:5000'}", "mlflow: {tracking_uri: mlruns}",
-                  "mlflow: {tracking_uri: 'postgresql+psycopg2://u@db:5432/mlflow'}",
+                  "mlflow: {tracking_uri: 'postgresql+psycopg2://u@127.0.0.1:5432/mlflow'}",
                   "address: auto", "address: '127.0.0.1:6379'", "address: 'ray://127.0.0.1:10001'"]:
         path.write_text(VALID + extra + "\n")
         load_sweep(path)
@@ -267,7 +267,7 @@ def test_form_problems_are_reported_in_the_same_pass_as_unknown_keys(tmp_path):
     with pytest.raises(SpecError) as info:
         path = tmp_path / "sweep.yaml"
         path.write_text(VALID.replace("name: toy", "name: my sweep") + "num_sample: 4\nstorage: 'foo://x'\n"
-                        "address: '10.0.0.5'\nmlflow: {tracking_uri: 'sqlite://m.db'}\n")
+                        "address: '127.0.0.1'\nmlflow: {tracking_uri: 'sqlite://m.db'}\n")
         load_sweep(path)
     keys = {e.key for e in info.value.errors}
     assert {"num_sample", "name", "storage", "address", "mlflow.tracking_uri"} <= keys
