@@ -364,12 +364,6 @@ def test_param_space_gives_tune_domains(sweeps):
     assert space["max_iterations"] == 20 and space["d_model"] == 128
 
 
-def test_storage_resolution(sweeps, tmp_path):
-    spec = load_sweep(sweep(sweeps, storage="out"))
-    assert spec.resolved_storage(tmp_path) == str(tmp_path / "out")
-    assert load_sweep(sweep(sweeps, storage="s3://b/x")).resolved_storage() == "s3://b/x"
-
-
 def test_module_class_beside_sweep_resolves(sweeps):
     spec = load_sweep(sweep(sweeps))
     assert spec.trainable == "mywrap:Toy" and spec.source == sweeps / "sweep.yaml"

@@ -59,15 +59,13 @@ def _load(args: argparse.Namespace):
     if getattr(args, "address", None):
         overrides.append(f"address={args.address}")
     spec = load_sweep(Path(args.sweep), overrides)
-    from collapsetune.launch import rung_warnings
-
-    for warning in rung_warnings(spec):
+    for warning in spec.advice():
         print(f"collapsetune: warning: {warning}", file=sys.stderr)
     return spec
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from collapsetune.launch import dump_spec
+    from collapsetune.spec import dump_spec  # not launch's: validate needs no Ray
 
     print(dump_spec(_load(args)), end="")
     return 0
@@ -75,9 +73,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from collapsetune.launch import dump_spec, run_sweep
+    from collapsetune.preflight import check
 
     spec = _load(args)
     print("collapsetune: resolved sweep\n" + dump_spec(spec))
+    check(spec)  # storage, MLflow store and Ray address answer, in seconds, before Ray starts
     return _finish(run_sweep(spec))
 
 

@@ -18,19 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ray
-import yaml
 from ray import tune
 from ray.tune import ExperimentAnalysis
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
-from collapsetune import _ray_fixes
+from collapsetune import _ray_fixes, preflight
 from collapsetune.collapse import CollapseStopper
-from collapsetune.credentials import client_uri, live_uri, redact_uri
+from collapsetune.credentials import client_uri, live_uri
 from collapsetune.errors import SpecError
 from collapsetune.registry import resolve_trainable, wrapper_module_path
 from collapsetune.scheduler import CollapseASHA
-from collapsetune.spec import MlflowSpec, SweepSpec, load_sweep, param_space, spec_to_dict
+from collapsetune.spec import MlflowSpec, SweepSpec, dump_spec, load_sweep, param_space
 from collapsetune.storage import driver_lock, experiment_states, location, new_folder, read_text, rename, write_text
 from collapsetune.trainable import TrialPlan, has_state, make_trainable
 
@@ -122,21 +121,6 @@ def make_scheduler(spec: SweepSpec) -> TrialScheduler:
     )
 
 
-def rung_warnings(spec: SweepSpec) -> list[str]:
-    """Advice, not errors: an ASHA rung before the rules can fire compares healthy trials
-    with trials not yet known to be collapsed, whose loss is often the lowest."""
-    if spec.scheduler.type != "asha" or not spec.collapse:
-        return []
-    latest = max(rule.grace + rule.patience for rule in spec.collapse)
-    if spec.scheduler.grace_period >= latest:
-        return []
-    return [
-        f"scheduler.grace_period={spec.scheduler.grace_period} comes before report {latest} "
-        f"(a collapse rule's grace + patience), the earliest a collapse is known: ASHA may cut "
-        f"healthy trials for losing to trials that are collapsing; set grace_period >= {latest}"
-    ]
-
-
 def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_id: str = "") -> tune.Tuner:
     """The Tuner for a fresh launch (see `_restore` for a restored one)."""
     storage, experiment_name = experiment_path.rsplit("/", 1)
@@ -205,15 +189,6 @@ def _restore(spec: SweepSpec, experiment_path: str) -> tune.Tuner:
     return tune.Tuner.restore(
         experiment_path, trainable=_trainable(spec), resume_unfinished=True, resume_errored=True
     )
-
-
-def dump_spec(spec: SweepSpec) -> str:
-    """The resolved sweep as YAML, with any password in the tracking URI taken out: this is
-    what is printed, written to the results folder and logged to MLflow."""
-    data = spec_to_dict(spec)
-    if (data.get("mlflow") or {}).get("tracking_uri"):
-        data["mlflow"]["tracking_uri"] = redact_uri(data["mlflow"]["tracking_uri"])
-    return yaml.safe_dump(data, sort_keys=False)
 
 
 def pinned(spec: SweepSpec, cwd: Path | None = None) -> SweepSpec:
@@ -285,6 +260,7 @@ def resume_sweep(results_dir: str, older_snapshot: bool = False) -> Outcome:
             (Path(scratch) / SWEEP_FILE).write_text(resolved)
             spec = load_sweep(Path(scratch) / SWEEP_FILE, base_dir=Path(launch["base_dir"]))
         spec = dataclasses.replace(spec, source=Path(launch["source"]))
+        preflight.check(spec)  # storage, MLflow store and Ray address answer, before Ray starts
         with ray_session(spec):
             _restore(spec, path).fit()
             if _outcome(path, spec).interrupted:

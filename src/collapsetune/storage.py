@@ -20,14 +20,25 @@ LOCK_FILE = ".driver.lock"  # held by the driver that runs or resumes the sweep 
 
 
 def location(results: str) -> str:
-    """A results folder as Ray and MLflow name it: URIs as given, local paths absolute."""
-    return results.rstrip("/") if "://" in results else str(Path(results).expanduser().resolve())
+    """A results folder as Ray and MLflow name it: a URI as given (no trailing /), a local path
+    with `~` expanded and made absolute against the cwd.
+
+    The one resolver for `storage:` and for results folders: `run`, `resume`, `report` and
+    `collapsetune.preflight` all go through it, so `storage: ~/results` means the home folder.
+
+    Example:
+        >>> location("s3://bucket/results/")
+        's3://bucket/results'
+    """
+    if "://" in results:
+        return results.rstrip("/")
+    return str(Path(results).expanduser().resolve())
 
 
 def _filesystem(folder: str) -> tuple[pyarrow.fs.FileSystem, str]:
     if "://" in folder:
         return pyarrow.fs.FileSystem.from_uri(folder)
-    return pyarrow.fs.LocalFileSystem(), str(Path(folder).resolve())
+    return pyarrow.fs.LocalFileSystem(), location(folder)
 
 
 def write_text(folder: str, name: str, text: str) -> None:

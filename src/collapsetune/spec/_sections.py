@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from collapsetune.errors import SpecError, raise_all
-from collapsetune.spec._base import FrozenMap, Section, coerce, limited, show, unknown_key
+from collapsetune.spec._base import FrozenMap, Section, coerce, formed, limited, show, unknown_key
 from collapsetune.spec._distribution import Distribution
+from collapsetune.spec._places import (
+    address_problem,
+    name_problem,
+    param_key_problem,
+    param_keys,
+    storage_problem,
+    tracking_problem,
+)
 
 # The launcher always passes max_iterations to the wrapper; a second source would be ambiguous.
 RESERVED = "max_iterations"
+# Trials per launch (num_samples x grid points). Ray creates every grid variant before the
+# first trial starts (a 10^6-point grid spent minutes there), and each trial adds to the
+# experiment state Ray rewrites on every snapshot.
+MAX_TRIALS = 10_000
 
 
 @dataclass(frozen=True)
@@ -133,7 +146,8 @@ class Resources(Section):
 class MlflowSpec(Section):
     """Where trials are logged. Example: `MlflowSpec(None)` turns MLflow off."""
 
-    tracking_uri: str | None = "sqlite:///mlflow.db"  # null: no MLflow; relative sqlite paths are cwd-relative
+    # null: no MLflow; relative sqlite paths are cwd-relative
+    tracking_uri: str | None = formed(tracking_problem, "sqlite:///mlflow.db")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,7 +161,7 @@ class SweepSpec(Section):
         (8, 'loguniform')
     """
 
-    name: str  # MLflow experiment name and results folder name
+    name: str = formed(name_problem)  # MLflow experiment name and results folder name
     trainable: str  # built-in short name or "package.module:Class"
     config: Mapping[str, Any] = field(default_factory=FrozenMap)  # fixed values for the wrapper (read-only)
     search_space: Mapping[str, Distribution] = field(default_factory=FrozenMap)  # includes expanded
@@ -158,8 +172,8 @@ class SweepSpec(Section):
     scheduler: Scheduler = field(default_factory=Scheduler)  # early stopping on the objective
     collapse: tuple[Rule, ...] = ()  # any rule that fires marks the trial collapsed
     resources: Resources = field(default_factory=Resources)  # per trial
-    address: str | None = None  # null: embedded local Ray; "auto" or host:port: a cluster
-    storage: str = "results"  # folder (relative: to the cwd at launch) or a URI with "://"
+    address: str | None = formed(address_problem, None)  # null: embedded local Ray; "auto" or host:port: a cluster
+    storage: str = formed(storage_problem, "results")  # folder (relative: to the cwd at launch, ~: home) or a URI
     mlflow: MlflowSpec = field(default_factory=MlflowSpec)  # trial logging
     max_concurrent: int | None = limited(None, ge=1)  # null: as many trials as resources allow
     max_failures: int = limited(0, ge=-1)  # retries of a crashed trial; -1 retries forever
@@ -176,18 +190,28 @@ class SweepSpec(Section):
     source: Path | None = field(default=None, compare=False, metadata={"yaml": False})  # the YAML file
     base_dir: Path = field(default_factory=Path.cwd, compare=False, metadata={"yaml": False})  # its folder
 
-    def resolved_storage(self, cwd: Path | None = None) -> str:
-        """`storage` as Ray needs it: a URI unchanged, a folder made absolute against `cwd` (default: now)."""
-        if "://" in self.storage:
-            return self.storage
-        return str(((cwd or Path.cwd()) / Path(self.storage).expanduser()).resolve())
+    def advice(self) -> list[SpecError]:
+        """Settings that are legal but probably not meant; `validate` and `run` print them.
+
+        An ASHA rung before the collapse rules can fire compares healthy trials with trials not
+        yet known to be collapsed, whose loss is often the lowest.
+        """
+        if self.scheduler.type != "asha" or not self.collapse:
+            return []
+        latest = max(rule.grace + rule.patience for rule in self.collapse)
+        if self.scheduler.grace_period >= latest:
+            return []
+        return [SpecError(
+            f"{self.scheduler.grace_period} comes before report {latest} (a collapse rule's grace + patience), "
+            f"the earliest a collapse is known: ASHA may cut healthy trials for losing to trials that are "
+            f"collapsing; set grace_period >= {latest}",
+            file=str(self.source) if self.source else None, key="scheduler.grace_period")]
 
     def _problems(self) -> Iterator[SpecError]:
-        if not self.name or self.name in (".", "..") or any(c in self.name for c in "/\\"):
-            yield SpecError(f"expected a name usable as a folder (no / or \\), got {show(self.name)}", key="name")
-        for key in ("trainable", "storage", "address"):
-            if getattr(self, key) == "":
-                yield SpecError("expected a non-empty string, got ''", key=key)
+        if self.trainable == "":
+            yield SpecError("expected a non-empty string, got ''", key="trainable")
+        yield from self._size_problems()
+        yield from self._param_name_problems()
         if self.scheduler.type == "asha" and self.scheduler.grace_period > self.max_iterations:
             yield SpecError(f"must be <= max_iterations ({self.max_iterations}), got {self.scheduler.grace_period}",
                             key="scheduler.grace_period")
@@ -216,3 +240,34 @@ class SweepSpec(Section):
                     self.search_space[key].check(value)
                 except SpecError as exc:
                     yield exc.within(where)
+
+    def _size_problems(self) -> Iterator[SpecError]:
+        grid = {k: len(d.args) for k, d in self.search_space.items() if d.kind == "grid"}
+        points = math.prod(grid.values())
+        if points * self.num_samples <= MAX_TRIALS:
+            return
+        sizes = " x ".join(f"{k} {n}" for k, n in grid.items())
+        if points > MAX_TRIALS:
+            yield SpecError(f"the grid dimensions ({sizes}) make {_count(points)} points; at most {MAX_TRIALS} "
+                            "trials per launch: sample some of them with choice (or uniform) instead of grid",
+                            key="search_space")
+        else:
+            of = f" x {points} grid points ({sizes})" if grid else ""
+            yield SpecError(f"{self.num_samples}{of} = {_count(points * self.num_samples)} trials; at most "
+                            f"{MAX_TRIALS} per launch", key="num_samples")
+
+    def _param_name_problems(self) -> Iterator[SpecError]:
+        """Every config and search key is an MLflow param of each trial (nested mappings joined by '.')."""
+        names = {f"config.{k}": k for k in param_keys(self.config)}
+        for key, dist in self.search_space.items():
+            nested = [v for v in dist.args if isinstance(v, Mapping) and v]  # a choice of mappings
+            if len(nested) < len(dist.args):
+                names[f"search_space.{key}"] = key
+            names.update({f"search_space.{k}": k for v in nested for k in param_keys(v, f"{key}.")})
+        for where, param in names.items():
+            if problem := param_key_problem(param):
+                yield SpecError(problem, key=where)
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**12 else f"about 10^{int(math.log10(n))}"
