@@ -61,5 +61,5 @@ def test_bitnet_lm_device_auto_is_cpu_without_a_gpu_and_bad_device_raises():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert lm.device.type == expected and next(lm.model.parameters()).device.type == expected
     assert lm.val_x.device.type == expected
-    with pytest.raises(ValueError, match="device must be auto, cpu or cuda, got 'tpu'"):
+    with pytest.raises(ValueError, match="'device' expects one of auto, cpu, cuda, got 'tpu'"):
         BitNetLM({**TINY, "device": "tpu"})
