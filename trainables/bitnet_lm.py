@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from collapsetune import metrics, regularizers
+from collapsetune import metrics, plots, regularizers
 from collapsetune.configs import check_fields
 from collapsetune.data import TokenData, build_tokenizer, load_text
 from collapsetune.decoding import DecodingConfig, generate
@@ -33,6 +34,7 @@ __all__ = ["BitNetLM", "BitNetLMConfig"]
 
 VAL_SEQS = 32  # sequences in the fixed teacher-forced val batch
 PROMPT_TOKENS = 8  # length of each fixed generation prompt
+TOKEN_SHARES = "token_shares.png"
 # Anti-collapse terms by their collapsetune.regularizers name: {constructor argument: config key}.
 REGULARIZER_KEYS = {
     "label_smoothing": {"smoothing": "label_smoothing"},
@@ -158,6 +160,7 @@ class BitNetLM(TorchWrapper):
         starts = torch.linspace(0, len(self.data.val) - PROMPT_TOKENS - 1, cfg.gen_prompts).long()
         self.prompts = self.data.val[starts[:, None] + torch.arange(PROMPT_TOKENS)].to(self.device)  # (P, 8)
         self._samples = ""
+        self._argmax = self._generated = None  # the last report's tokens, for the picture
         return model, opt
 
     def lr_at(self, step: int) -> float:
@@ -190,9 +193,10 @@ class BitNetLM(TorchWrapper):
         """Teacher-forced val metrics plus collapse metrics of generated continuations."""
         logits = self.model(self.val_x)  # (B, T, V)
         val_loss = F.cross_entropy(logits.flatten(0, 1), self.val_y.flatten()).item()
+        self._argmax = logits.argmax(-1)  # (B, T)
         out = {
             "val/loss": val_loss,
-            "val/accuracy": (logits.argmax(-1) == self.val_y).float().mean().item(),
+            "val/accuracy": (self._argmax == self.val_y).float().mean().item(),
             "collapse/argmax_unique": metrics.argmax_unique(logits),
         }
         gen_keys = ("unique_tokens", "distinct_1", "distinct_2", "entropy", "repetition")
@@ -201,7 +205,7 @@ class BitNetLM(TorchWrapper):
         g = torch.Generator(self.device).manual_seed(self.cfg.seed)  # same draws every report
         seqs = generate(self.model, self.prompts, self.cfg.gen_tokens, context=self.cfg.context,
                         generator=g, **self.decoding.sampling())
-        cont = seqs[:, PROMPT_TOKENS:]  # (P, gen_tokens)
+        cont = self._generated = seqs[:, PROMPT_TOKENS:]  # (P, gen_tokens)
         self._samples = "\n---\n".join(
             f"{self.tok.decode(p.tolist())} ||| {self.tok.decode(c.tolist())}"
             for p, c in zip(self.prompts, cont)
@@ -218,3 +222,21 @@ class BitNetLM(TorchWrapper):
     def samples(self) -> str:
         """Latest continuations, one per prompt: ``prompt ||| continuation``."""
         return self._samples
+
+    def write_artifacts(self, directory: str) -> None:
+        """``token_shares.png``: the most frequent tokens of the last report's continuations and
+        of its teacher-forced argmax, with their shares (a collapsed LM is one tall bar)."""
+        streams = {"generated continuations": self._generated, "teacher-forced argmax (val)": self._argmax}
+        panels = []
+        for title, tokens in streams.items():
+            if tokens is not None:
+                ids, counts = torch.unique(tokens.cpu(), return_counts=True)
+                order = counts.argsort(descending=True, stable=True)
+                labels = [self._label(i) for i in ids[order].tolist()]
+                panels.append((title, labels, (counts[order] / counts.sum()).numpy()))
+        plots.token_shares(panels, Path(directory) / TOKEN_SHARES,
+                           note=f" - report {self.reports}, step {self.steps}")
+
+    def _label(self, token: int) -> str:
+        text = self.tok.decode([token])
+        return repr(text) if "\ufffd" not in text else f"#{token}"  # part of a multi-byte character
