@@ -50,8 +50,13 @@ def unknown_key_hint(key: str, valid: list[str]) -> str:
 
 @functools.cache  # resolving string annotations is slow; classes never change
 def field_hints(cls: type) -> dict[str, Any]:
-    """Each field's type hint, resolved (config modules use `from __future__ import annotations`)."""
-    return typing.get_type_hints(cls)
+    """Each field's type hint, resolved (config modules use `from __future__ import annotations`);
+    `Any`, so unchecked, where a hint cannot be resolved (a name imported only for type checkers)."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # NameError and friends from the user's annotations: check nothing, crash nothing
+        hints = {}
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
 
 
 def fits(value: Any, hint: Any) -> bool:
