@@ -422,7 +422,8 @@ def test_wrapper_config_class_unknown_key_fails_before_any_trial(sweeps):
     path = sweep(sweeps, trainable="mywrap:Typed", config={"widht": 4},
                  search_space={"lrr": {"uniform": [0.1, 0.2]}})
     message = error(path)
-    assert_says(message, "config.widht: mywrap:Typed has no config key 'widht'; valid keys: max_iterations, lr, width")
+    assert_says(message, "config.widht: mywrap:Typed has no config key 'widht' (did you mean 'width'?); "
+                         "valid keys: max_iterations, lr, width")
     assert_says(message, "search_space.lrr: mywrap:Typed has no config key 'lrr'")
 
 

@@ -10,12 +10,13 @@ from typing import Any
 
 import yaml
 
+from collapsetune.configs import expected_form, field_hints, fits, unknown_key_hint
 from collapsetune.credentials import redact_uri
 from collapsetune.errors import SpecError, raise_all
 from collapsetune.registry import resolve_trainable
 from collapsetune.spec._base import kind_of, show, thaw
 from collapsetune.spec._distribution import Distribution
-from collapsetune.spec._sections import SweepSpec
+from collapsetune.spec._sections import RESERVED, SweepSpec
 
 
 # Bounds on what one YAML document may cost to read. A sweep file is a few KB and nests
@@ -148,26 +149,113 @@ def load_sweep(
 
 
 def _check_wrapper_config(wrapper: type, spec: SweepSpec) -> list[SpecError]:
-    """Checks config and search-space keys (and constant values) against the wrapper's
-    typed config, when it declares one as `config_class`: a typo fails here, not on a worker.
+    """What the wrapper declares (collapsetune.wrapper), checked so a mistake fails here, not on
+    a worker: config and search-space keys, value types and values against its `config_class`;
+    the objective's and the collapse rules' metrics against its `reported_metrics`.
     """
+    return _config_errors(wrapper, spec) + _metric_errors(wrapper, spec)
+
+
+def _config_errors(wrapper: type, spec: SweepSpec) -> list[SpecError]:
     config_class = getattr(wrapper, "config_class", None)
-    if config_class is None or not dataclasses.is_dataclass(config_class):
+    if config_class is None:
         return []
+    name = spec.trainable
+    if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
+        return [SpecError(f"{name}.config_class must be a dataclass with one field per config key, "
+                          f"got {config_class!r}", key="trainable")]
     valid = [f.name for f in dataclasses.fields(config_class)]
-    errors = [
-        SpecError(f"{spec.trainable} has no config key {key!r}; valid keys: {', '.join(valid)}", key=f"{section}.{key}")
-        for section, keys in (("config", spec.config), ("search_space", spec.search_space))
-        for key in keys
-        if key not in valid
-    ]
-    if not errors:
-        constants = {**thaw(spec.config), "max_iterations": spec.max_iterations}
-        try:
-            config_class(**constants)
-        except (TypeError, ValueError) as exc:
-            errors.append(SpecError(f"{spec.trainable} rejects these values: {exc}", key="config"))
-    return errors
+    hints = field_hints(config_class)
+    errors = []
+    if RESERVED not in valid:
+        # The launcher passes the top-level max_iterations to every wrapper (the horizon of its
+        # schedules); blaming `config:` would point at a key the user never wrote.
+        errors.append(SpecError(f"{name}.config_class ({config_class.__name__}) has no {RESERVED} field; the "
+                                f"launcher passes the sweep's top-level {RESERVED} to every wrapper, so its "
+                                f"config class must accept it (add `{RESERVED}: int = 10`)", key="trainable"))
+    for section, values in (("config", spec.config), ("search_space", spec.search_space)):
+        for key, value in values.items():
+            if key not in valid:
+                errors.append(SpecError(f"{name} has no config key {key!r}{unknown_key_hint(key, valid)}; "
+                                        f"valid keys: {', '.join(valid)}", key=f"{section}.{key}"))
+                continue
+            problem = _type_problem(value, hints[key])
+            if problem:
+                errors.append(SpecError(f"{name} expects {expected_form(hints[key])}, got {problem}",
+                                        key=f"{section}.{key}"))
+    if errors:  # values are checked only once keys and types are right: the messages would mislead
+        return errors
+    constants = {**thaw(spec.config), RESERVED: spec.max_iterations}
+    try:
+        config_class(**constants)
+    except Exception as exc:  # the wrapper's own checks: ValueError by the contract, but any will do
+        return [SpecError(f"{spec.trainable} rejects these values: {exc}", key="config")]
+    return [SpecError(f"{name} rejects {problem}", key=f"search_space.{key}")
+            for key in spec.search_space
+            if (problem := _searched_value_problem(config_class, constants, key, spec.search_space))]
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    """What in a config constant or search dimension is not of the field's type, or None."""
+    if not isinstance(value, Distribution):
+        return None if fits(thaw(value), hint) else show(value)
+    if value.kind in ("uniform", "loguniform"):
+        return None if fits(0.5, hint) else f"{value.kind}, which draws non-integer numbers" + (
+            " (use randint or choice)" if fits(1, hint) else "")
+    if value.kind == "randint":
+        return None if fits(1, hint) else "randint, which draws integers"
+    bad = [v for v in thaw(value.args) if not fits(v, hint)]
+    return f"{show(bad[0])} among the {value.kind} values" if bad else None
+
+
+def _candidates(dist: Distribution) -> list[tuple[Any, str]]:
+    """(value, where it comes from) for the values a dimension can give; a range's bounds stand for it."""
+    if dist.kind in ("choice", "grid", "const"):
+        return [(v, "") for v in thaw(dist.args)]
+    low, high = dist.args
+    high = high - 1 if dist.kind == "randint" else high  # randint's high is exclusive
+    return [(low, f" (the low bound of {dist.kind} {show(dist.args)})"),
+            (high, f" (the high bound of {dist.kind} {show(dist.args)})")]
+
+
+def _searched_value_problem(config_class: type, constants: dict, key: str,
+                            space: Mapping[str, Distribution]) -> str | None:
+    """Why `config_class` rejects a value the dimension `key` can give, or None.
+
+    A value is tried with the constants, then beside each candidate of one other searched key,
+    so a value that is valid only with another (`decoding: top_k` with a searched `top_k`) passes.
+    """
+    others = [{other: v} for other, dist in space.items() if other != key for v, _ in _candidates(dist)]
+    for value, where in _candidates(space[key]):
+        first = None
+        for extra in [{}, *others]:
+            try:
+                config_class(**{**constants, **extra, key: value})
+                break
+            except Exception as exc:
+                first = first or str(exc)
+        else:
+            return f"{show(value)}{where}: {first}"
+    return None
+
+
+def _metric_errors(wrapper: type, spec: SweepSpec) -> list[SpecError]:
+    """The objective and every rule condition must name a metric the wrapper declares it reports.
+    A wrapper that declares nothing (no or empty `reported_metrics`) is checked on its first report."""
+    declared = getattr(wrapper, "reported_metrics", None)
+    if not declared:
+        return []
+    name = spec.trainable
+    if not isinstance(declared, (tuple, list, frozenset, set)) or not all(isinstance(m, str) for m in declared):
+        return [SpecError(f"{name}.reported_metrics must be a tuple of metric names, got {show(declared)}",
+                          key="trainable")]
+    named = [("objective.metric", spec.objective.metric)]
+    for i, rule in enumerate(spec.collapse):
+        for j, condition in enumerate(rule.conditions):
+            named.append((f"collapse[{i}].all[{j}].metric" if rule.all else f"collapse[{i}].metric", condition.metric))
+    return [SpecError(f"{name} never reports {metric!r}{unknown_key_hint(metric, sorted(declared))}; expected one "
+                      f"of the metrics it declares: {', '.join(sorted(declared))}", key=key)
+            for key, metric in named if metric not in declared]
 
 
 def spec_to_dict(spec: SweepSpec) -> dict:
