@@ -37,7 +37,7 @@ def test_validate_warns_when_asha_rung_comes_before_a_collapse_verdict(sweep, ca
     assert main(["validate", str(sweep)]) == 0
     out, err = capsys.readouterr()
     assert (f"collapsetune: warning: {sweep}: scheduler.grace_period: 1 comes before report 4 "
-            "(a collapse rule's grace + patience)") in err
+            "(the earliest a collapse rule can fire") in err
     assert "set grace_period >= 4" in err and "name: toy" in out
 
 

@@ -179,7 +179,7 @@ def test_grid_with_random_search_loads(sweeps):
 @pytest.mark.parametrize("bounds", [{}, {"below": 1, "above": 2}])
 def test_rule_needs_exactly_one_of_below_above(sweeps, bounds):
     path = sweep(sweeps, collapse=[{"metric": "collapse/entropy", **bounds}])
-    assert_says(error(path), str(path), "collapse[0]: a condition needs exactly one of below or above")
+    assert_says(error(path), str(path), "collapse[0]: a condition needs exactly one of below, above, fell_from_best")
 
 
 def test_group_condition_error_names_its_position(sweeps):
@@ -317,7 +317,7 @@ def test_valid_sweep_with_includes_and_overrides(sweeps):
     assert spec.search_space["n_heads"].kind == "randint"  # `int` alias
     assert spec.num_samples == 4 and spec.config["d_model"] == 64  # override beats file
     assert spec.mlflow.tracking_uri == "file:./m"
-    assert spec.collapse[1].all and spec.collapse[1].conditions[1].above == 0.9  # numeric string converted
+    assert spec.collapse[1].all and spec.collapse[1].conditions[1].value == 0.9  # numeric string converted
     assert spec.resources.cpu == 0.5 and spec.base_dir == sweeps
 
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from collapsetune.spec import Condition, Rule
+from collapsetune.collapse import Below, Rule
 from collapsetune.trainable import CHECKPOINT_FILE, WORST_OBJECTIVE, TrialPlan, TrialTimeout, make_trainable
 
 E2E = Path(__file__).parent / "e2e"
-RULE = Rule((Condition("collapse/unique_tokens", below=20),), patience=2, grace=1)
+RULE = Rule((Below("collapse/unique_tokens", 20),), patience=2, grace=1)
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +31,10 @@ def _trainable(tmp_path, config: dict, **plan):
 def test_collapsed_trial_gets_the_worst_objective_and_its_verdict(tmp_path):
     trainable = _trainable(tmp_path, {"lr": 0.2})  # the Toy collapses from report 2 with lr > 0.05
     results = [trainable.train() for _ in range(3)]
-    assert [r["collapse.status"] for r in results] == ["healthy", "healthy", "collapsed"]
+    # report 1 is grace; report 2 the condition holds once (patience 2); report 3 it fires
+    assert [r["collapse.status"] for r in results] == ["inconclusive", "inconclusive", "collapsed"]
+    assert results[1]["collapse.reason"] == "collapse/unique_tokens=4 < 20 for 1 of 2 reports"
+    assert "collapse.iteration" not in results[1] and results[1]["collapse/margin"] == (20 - 4) / 20
     assert results[1]["objective"] == results[1]["val/loss"]
     assert results[2]["objective"] == WORST_OBJECTIVE and results[2]["collapse/detected"] == 1
     assert results[2]["collapse.reason"] == "collapse/unique_tokens=4 < 20 for 2 reports"

@@ -20,7 +20,6 @@ from pathlib import Path
 import ray
 from ray import tune
 from ray.tune import ExperimentAnalysis
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
 from collapsetune import _ray_fixes, preflight
@@ -28,7 +27,6 @@ from collapsetune.collapse import CollapseStopper
 from collapsetune.credentials import client_uri, live_uri
 from collapsetune.errors import SpecError
 from collapsetune.registry import resolve_trainable, wrapper_module_path
-from collapsetune.scheduler import CollapseASHA
 from collapsetune.spec import MlflowSpec, SweepSpec, dump_spec, load_sweep, param_space
 from collapsetune.storage import driver_lock, experiment_states, location, new_folder, read_text, rename, write_text
 from collapsetune.trainable import TrialPlan, has_state, make_trainable
@@ -110,17 +108,6 @@ def make_searcher(spec: SweepSpec, concurrency: int) -> Searcher:
     )
 
 
-def make_scheduler(spec: SweepSpec) -> TrialScheduler:
-    if spec.scheduler.type == "fifo":
-        return FIFOScheduler()
-    return CollapseASHA(
-        time_attr="training_iteration",
-        max_t=spec.max_iterations,
-        grace_period=spec.scheduler.grace_period,
-        reduction_factor=spec.scheduler.reduction_factor,
-    )
-
-
 def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_id: str = "") -> tune.Tuner:
     """The Tuner for a fresh launch (see `_restore` for a restored one)."""
     storage, experiment_name = experiment_path.rsplit("/", 1)
@@ -139,13 +126,16 @@ def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_
             mode=spec.objective.mode,
             num_samples=spec.num_samples,
             search_alg=make_searcher(spec, concurrency),
-            scheduler=make_scheduler(spec),
+            scheduler=spec.scheduler.build(spec),
             reuse_actors=True,  # CollapseTrainable.reset_config rebuilds the wrapper in place
         ),
         run_config=tune.RunConfig(
             name=experiment_name,
             storage_path=storage,
-            stop=CollapseStopper(max_iterations=spec.max_iterations),
+            # A scheduler that rescues collapsed trials (PBT) is consulted first: the stopper
+            # leaves them to it.
+            stop=CollapseStopper(max_iterations=spec.max_iterations,
+                                 stop_collapsed=not spec.scheduler.rescues_collapsed),
             callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(

@@ -34,7 +34,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from collapsetune.collapse import ERROR, HEALTHY, ITERATION_KEY, REASON_KEY, STATUS_KEY
+from collapsetune.collapse import ERROR, INCONCLUSIVE, ITERATION_KEY, REASON_KEY, STATUS_KEY
 from collapsetune.credentials import client_uri, live_uri, redact_uri
 from collapsetune.trainable import ARTIFACTS_DIR
 
@@ -175,7 +175,7 @@ class MlflowTracking(tune.Callback):
         known = {trial.trial_id for trial in trials}
         counts: dict[str, int] = {}
         for trial in trials:
-            status = ERROR if trial.status == "ERROR" else trial.last_result.get(STATUS_KEY, HEALTHY)
+            status = ERROR if trial.status == "ERROR" else trial.last_result.get(STATUS_KEY, INCONCLUSIVE)
             counts[status] = counts.get(status, 0) + 1
         tags = [RunTag(f"collapsetune.trials.{k}", str(v)) for k, v in sorted(counts.items())]
         # The driver was interrupted (Ctrl-C): the sweep is not over, `resume` continues it.
@@ -203,8 +203,10 @@ class MlflowTracking(tune.Callback):
             return
         if trial.trial_id in self._samples:
             self._write_samples(run_id, trial.trial_id)
-        local = _local_path(trial)
-        folder = Path(local) / ARTIFACTS_DIR if local else None
+        # The trial's folder in storage, where Ray syncs the files its worker wrote
+        # (sync_artifacts); a remote storage URI is not a local folder, and is skipped.
+        stored = getattr(trial, "path", None)
+        folder = Path(stored) / ARTIFACTS_DIR if stored and "://" not in stored else None
         tags = [RunTag(ERROR_TAG, error[-_TAG_MAX:]), RunTag(STATUS_KEY, ERROR)] if error is not None else []
 
         def finish(client: MlflowClient) -> None:
@@ -608,11 +610,10 @@ def _local_path(trial: Any) -> str | None:
 def _verdict_tags(result: dict) -> list[RunTag]:
     if STATUS_KEY not in result:
         return []
-    return [
-        RunTag(STATUS_KEY, str(result[STATUS_KEY])),
-        RunTag(REASON_KEY, str(result.get(REASON_KEY, ""))[:_TAG_MAX]),
-        RunTag(ITERATION_KEY, str(result.get(ITERATION_KEY, 0))),
-    ]
+    tags = [RunTag(STATUS_KEY, str(result[STATUS_KEY])), RunTag(REASON_KEY, str(result.get(REASON_KEY, ""))[:_TAG_MAX])]
+    if ITERATION_KEY in result:  # only once collapsed or diverged: "0" would read as "at report 0"
+        tags.append(RunTag(ITERATION_KEY, str(result[ITERATION_KEY])))
+    return tags
 
 
 def _log_spaced(step: int) -> bool:

@@ -1,9 +1,10 @@
 """`CollapseTrainable`: the one Ray Tune Trainable that drives every model wrapper.
 
 It builds the wrapper from the trial's config, calls `step()` once per report, runs the
-sweep's collapse rules on the metrics, and adds `objective`, `collapse/detected` and the
-verdict (`collapse.status`, `collapse.reason`, `collapse.iteration`) to the result. The
-rule state is saved with the wrapper's state in the trial's checkpoint.
+sweep's collapse rules on the metrics, and adds `objective`, `collapse/detected`,
+`collapse/margin` and the verdict (`collapse.status`, `collapse.reason`, and
+`collapse.iteration` once collapsed or diverged) to the result. The rule state is saved
+with the wrapper's state in the trial's checkpoint.
 """
 
 from __future__ import annotations
@@ -23,11 +24,10 @@ from ray import tune
 from collapsetune.collapse import (
     COLLAPSED,
     ITERATION_KEY,
+    MARGIN_KEY,
     REASON_KEY,
     STATUS_KEY,
     CollapseMonitor,
-    CollapseRule,
-    Threshold,
 )
 
 # What a collapsed or diverged trial scores. Finite, because MLflow and Optuna store it;
@@ -45,7 +45,7 @@ class TrialPlan:
 
     wrapper: str  # short name or "module:Class"
     search_dirs: tuple[str, ...]  # where a user's wrapper module may live (sweep dir, cwd)
-    rules: tuple  # collapsetune.spec.Rule, kept as data so the plan pickles simply
+    rules: tuple  # collapsetune.collapse.Rule: frozen data, so the plan pickles simply
     metric: str
     mode: str  # "min" | "max"
     checkpoint_interval_s: float | None = None  # ask Tune for a checkpoint this often; None: never by time
@@ -53,22 +53,10 @@ class TrialPlan:
     trial_timeout_s: float | None = None  # and so does a trial running longer in all
 
     def monitor(self) -> CollapseMonitor:
-        return CollapseMonitor(collapse_rules(self.rules), divergence_metrics=("train/loss", "val/loss", self.metric))
+        return CollapseMonitor(self.rules, divergence_metrics=("train/loss", "val/loss", self.metric))
 
     def worst(self) -> float:
         return WORST_OBJECTIVE if self.mode == "min" else -WORST_OBJECTIVE
-
-
-def collapse_rules(rules: Sequence) -> list[CollapseRule]:
-    """A sweep file's rules (`collapsetune.spec.Rule`) as fresh, stateful `CollapseRule`s."""
-    return [
-        CollapseRule(
-            [Threshold(c.metric, below=c.below, above=c.above) for c in rule.conditions],
-            patience=rule.patience,
-            grace=rule.grace,
-        )
-        for rule in rules
-    ]
 
 
 def make_trainable(plan: TrialPlan, name: str) -> type[CollapseTrainable]:
@@ -113,16 +101,19 @@ class CollapseTrainable(tune.Trainable):
                 f"objective metric {self.plan.metric!r} not in the model's report; "
                 f"it reported: {sorted(metrics)}"
             )
-        was_healthy = self.monitor.verdict.healthy
+        was_stopping = self.monitor.verdict.stopping
         verdict = self.monitor.update(metrics)
         result: dict[str, Any] = dict(metrics)
         now = time.process_time()
         result[CPU_KEY], self._cpu_mark = now - self._cpu_mark, now
-        result["objective"] = metrics[self.plan.metric] if verdict.healthy else self.plan.worst()
+        # An inconclusive trial keeps its objective: it is not known to be collapsed.
+        result["objective"] = self.plan.worst() if verdict.stopping else metrics[self.plan.metric]
         result["collapse/detected"] = int(verdict.status == COLLAPSED)
+        result[MARGIN_KEY] = self.monitor.margin()
         result[STATUS_KEY] = verdict.status
         result[REASON_KEY] = verdict.reason
-        result[ITERATION_KEY] = verdict.iteration
+        if verdict.stopping:
+            result[ITERATION_KEY] = verdict.iteration
         result["node_id"] = self._node_id  # which Ray node ran this report (hostnames may repeat)
         interval = self.plan.checkpoint_interval_s
         if interval is not None and time.monotonic() - self._checkpointed_at >= interval:
@@ -132,7 +123,7 @@ class CollapseTrainable(tune.Trainable):
         report = self.iteration + 1  # Ray counts a report once step() has returned
         if hasattr(self.wrapper, "write_artifacts") and (
             _log_spaced(report)
-            or was_healthy != verdict.healthy  # the picture of the report that stopped it
+            or was_stopping != verdict.stopping  # the picture of the report that stopped it
             or report >= int(self.config.get("max_iterations", 0))
         ):
             # Ray syncs the trial's working dir to its results folder (sync_artifacts), where
@@ -267,5 +258,5 @@ def has_state(wrapper_cls: type) -> bool:
     return all(callable(getattr(wrapper_cls, m, None)) for m in ("state_dict", "load_state_dict"))
 
 
-__all__: Sequence[str] = ["CPU_KEY", "WORST_OBJECTIVE", "CollapseTrainable", "TrialPlan", "collapse_rules", "has_state",
-                         "make_trainable"]
+__all__: Sequence[str] = ["CPU_KEY", "WORST_OBJECTIVE", "CollapseTrainable", "TrialPlan", "TrialTimeout",
+                         "has_state", "make_trainable"]

@@ -16,20 +16,18 @@ from __future__ import annotations
 from collapsetune.spec._base import FrozenMap
 from collapsetune.spec._distribution import KINDS, Distribution
 from collapsetune.spec._load import dump_spec, load_sweep, param_space, spec_to_dict
+from collapsetune.spec._schedulers import Scheduler
 from collapsetune.spec._sections import (
-    Condition,
     MlflowSpec,
     Objective,
     Resources,
     Rule,
-    Scheduler,
     Search,
     SweepSpec,
 )
 
 __all__ = [
     "KINDS",
-    "Condition",
     "Distribution",
     "FrozenMap",
     "MlflowSpec",

@@ -8,8 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from collapsetune.errors import SpecError, raise_all
-from collapsetune.spec._base import FrozenMap, Section, coerce, formed, limited, show, unknown_key
+from collapsetune.collapse._rules import Rule
+from collapsetune.errors import SpecError
+from collapsetune.spec._schedulers import Asha, Scheduler
+from collapsetune.spec._base import (
+    FrozenMap,
+    Section,
+    formed,
+    limited,
+)
 from collapsetune.spec._distribution import Distribution
 from collapsetune.spec._places import (
     address_problem,
@@ -53,84 +60,6 @@ class Search(Section):
 
 
 @dataclass(frozen=True)
-class Scheduler(Section):
-    """Trial scheduler on the (penalised) objective. Example: `Scheduler("asha", grace_period=2)`."""
-
-    type: Literal["asha", "fifo"] = "asha"  # fifo: run every trial to max_iterations (or collapse)
-    grace_period: int = limited(1, ge=1)  # ASHA: iterations before a trial can be stopped for a poor objective
-    reduction_factor: float = limited(3, gt=1)  # ASHA: keep 1/reduction_factor of trials at each rung
-
-
-@dataclass(frozen=True)
-class Condition(Section):
-    """`metric < below` or `metric > above`. Example: `Condition("collapse/unique_tokens", below=20)`."""
-
-    metric: str  # a reported metric, e.g. collapse/unique_tokens
-    below: float | None = None  # holds when metric < below
-    above: float | None = None  # holds when metric > above
-
-    def _problems(self) -> Iterator[SpecError]:
-        if not self.metric:
-            yield SpecError("expected a metric name such as collapse/entropy, got ''", key="metric")
-        if (self.below is None) == (self.above is None):
-            got = "neither" if self.below is None else "both"
-            yield SpecError(f"a condition needs exactly one of below or above, got {got}")
-
-
-_RULE_FORMS = "a condition {metric, below|above, patience?, grace?} or a group {all: [conditions], patience?, grace?}"
-
-
-@dataclass(frozen=True)
-class Rule(Section):
-    """A collapse rule: fires once its condition(s) held for `patience` reports in a row.
-
-    Example:
-        >>> Rule((Condition("collapse/unique_tokens", below=20),), patience=2).to_yaml()
-        {'metric': 'collapse/unique_tokens', 'below': 20.0, 'patience': 2, 'grace': 0}
-    """
-
-    conditions: tuple[Condition, ...]  # one condition, or the group's conditions
-    patience: int = limited(1, ge=1)  # consecutive reports the condition must hold
-    grace: int = limited(0, ge=0)  # first reports ignored (a model starts out "collapsed")
-    all: bool = False  # a YAML `all:` group: fires only when every condition holds
-
-    def _problems(self) -> Iterator[SpecError]:
-        if not self.conditions or (not self.all and len(self.conditions) != 1):
-            yield SpecError(f"a rule is {_RULE_FORMS}, got {len(self.conditions)} conditions")
-
-    @classmethod
-    def from_yaml(cls, raw: Any, **extra: Any) -> Rule:
-        if not isinstance(raw, Mapping):
-            raise SpecError(f"expected {_RULE_FORMS}, got {show(raw)}")
-        group = "all" in raw
-        keys = ["all", "patience", "grace"] if group else ["metric", "below", "above", "patience", "grace"]
-        rest = {k: raw[k] for k in ("patience", "grace") if k in raw}
-        errors = [unknown_key(k, keys) for k in raw if k not in keys] + cls.field_errors(rest)
-        conditions: tuple = ()
-        try:
-            if not group:
-                conditions = (Condition.from_yaml({k: v for k, v in raw.items() if k in ("metric", "below", "above")}),)
-            elif isinstance(raw["all"], list) and raw["all"]:
-                conditions = coerce(raw["all"], tuple[Condition, ...])
-            else:
-                raise SpecError(f"expected a non-empty list of {{metric, below|above}}, got {show(raw['all'])}")
-        except SpecError as exc:
-            errors.append(exc.within("all") if group else exc)
-        raise_all(errors)
-        return cls(conditions, **rest, all=group)
-
-    def to_yaml(self) -> dict:
-        extra = {"patience": self.patience, "grace": self.grace}
-        if self.all:
-            return {"all": [_condition_yaml(c) for c in self.conditions], **extra}
-        return {**_condition_yaml(self.conditions[0]), **extra}
-
-
-def _condition_yaml(c: Condition) -> dict:
-    return {k: v for k, v in c.to_yaml().items() if v is not None}
-
-
-@dataclass(frozen=True)
 class Resources(Section):
     """Per-trial resources; fractions share a device. Example: `Resources(cpu=0.5, gpu=0.25)`."""
 
@@ -169,7 +98,7 @@ class SweepSpec(Section):
     max_iterations: int = limited(10, ge=1)  # reporting intervals per trial
     num_samples: int = limited(8, ge=1)  # trials (times the grid size for grid dimensions)
     search: Search = field(default_factory=Search)  # searcher
-    scheduler: Scheduler = field(default_factory=Scheduler)  # early stopping on the objective
+    scheduler: Scheduler = field(default_factory=Asha)  # by type: collapsetune.schedulers
     collapse: tuple[Rule, ...] = ()  # any rule that fires marks the trial collapsed
     resources: Resources = field(default_factory=Resources)  # per trial
     address: str | None = formed(address_problem, None)  # null: embedded local Ray; "auto" or host:port: a cluster
@@ -191,30 +120,18 @@ class SweepSpec(Section):
     base_dir: Path = field(default_factory=Path.cwd, compare=False, metadata={"yaml": False})  # its folder
 
     def advice(self) -> list[SpecError]:
-        """Settings that are legal but probably not meant; `validate` and `run` print them.
-
-        An ASHA rung before the collapse rules can fire compares healthy trials with trials not
-        yet known to be collapsed, whose loss is often the lowest.
-        """
-        if self.scheduler.type != "asha" or not self.collapse:
-            return []
-        latest = max(rule.grace + rule.patience for rule in self.collapse)
-        if self.scheduler.grace_period >= latest:
-            return []
-        return [SpecError(
-            f"{self.scheduler.grace_period} comes before report {latest} (a collapse rule's grace + patience), "
-            f"the earliest a collapse is known: ASHA may cut healthy trials for losing to trials that are "
-            f"collapsing; set grace_period >= {latest}",
-            file=str(self.source) if self.source else None, key="scheduler.grace_period")]
+        """Settings that are legal but probably not meant; `validate` and `run` print them."""
+        file = str(self.source) if self.source else None
+        return [e.within("scheduler").in_file(file) if file else e.within("scheduler")
+                for e in self.scheduler.advice(self)]
 
     def _problems(self) -> Iterator[SpecError]:
         if self.trainable == "":
             yield SpecError("expected a non-empty string, got ''", key="trainable")
         yield from self._size_problems()
         yield from self._param_name_problems()
-        if self.scheduler.type == "asha" and self.scheduler.grace_period > self.max_iterations:
-            yield SpecError(f"must be <= max_iterations ({self.max_iterations}), got {self.scheduler.grace_period}",
-                            key="scheduler.grace_period")
+        for problem in self.scheduler.problems(self):
+            yield problem.within("scheduler")
         for section in ("config", "search_space"):
             if RESERVED in getattr(self, section):
                 yield SpecError("is reserved: the launcher passes the top-level max_iterations to the wrapper; "
