@@ -1,0 +1,37 @@
+"""What every test shares: nothing it does may land in the user's working directory or
+home (an MLflow store, results, caches), and a failing test says which one wrote there."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+START = Path.cwd()
+# What a sweep or a tracking client leaves where it runs when a test forgets its tmp_path.
+_USER_DATA = ("mlflow.db", "mlruns", "mlartifacts", "results", "ray_results", "optuna.db")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cache_in_a_temporary_folder(tmp_path_factory):
+    """Data and tokenizer caches go to the test session's temporary folder, not ~/.cache
+    (a test may still point COLLAPSETUNE_CACHE at its own tmp_path)."""
+    before = os.environ.get("COLLAPSETUNE_CACHE")
+    os.environ["COLLAPSETUNE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        os.environ.pop("COLLAPSETUNE_CACHE", None)
+    else:
+        os.environ["COLLAPSETUNE_CACHE"] = before
+
+
+@pytest.fixture(autouse=True)
+def _nothing_written_where_the_user_works(request):
+    places = {ROOT, START}
+    before = {place: set(os.listdir(place)) for place in places}
+    yield
+    for place in places:
+        left = sorted(n for n in set(os.listdir(place)) - before[place] if n in _USER_DATA or n.endswith(".db"))
+        assert not left, f"{request.node.nodeid} wrote {left} into {place}; tests write under tmp_path"
