@@ -100,12 +100,14 @@ def _report(args: argparse.Namespace) -> int:
             print("collapsetune: error: results at a URI: give a local folder, --html OUT", file=sys.stderr)
             return 2
         page = write_atlas(results, out)
-        print(f"collapsetune: wrote the collapse atlas {page}", file=sys.stderr if args.json else sys.stdout)
+        print(f"collapsetune: wrote the collapse atlas {page}", file=sys.stderr)
+        _print_report(args.results_dir, as_json=args.json, atlas=str(page))
+        return 0
     _print_report(args.results_dir, as_json=args.json)
     return 0
 
 
-def _print_report(results_dir: str, as_json: bool) -> None:
+def _print_report(results_dir: str, as_json: bool, atlas: str = "") -> None:
     from collapsetune.report import format_launches, format_summary, launches_of, load_summary
     from collapsetune.results import ResultsError
 
@@ -117,6 +119,7 @@ def _print_report(results_dir: str, as_json: bool) -> None:
             raise
         print(json.dumps({"launches": launches}, indent=2) if as_json else format_launches(results_dir, launches))
         return
+    summary.atlas = atlas or summary.atlas
     print(json.dumps(summary.to_dict(), indent=2, default=str) if as_json else format_summary(summary))
 
 
