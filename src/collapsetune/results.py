@@ -355,8 +355,10 @@ def judge(trial: TrialResult, sweep: SweepInfo) -> tuple[str, str]:
     if trial.state in ("running", "pending"):
         return RUNNING, ""
     n = trial.iterations
-    if not trial.reports or (sweep.max_iterations and n >= sweep.max_iterations):
-        return (HEALTHY, "") if trial.reports else (UNJUDGED, "no report")
+    if not trial.reports:
+        return UNJUDGED, "no report"
+    if not sweep.max_iterations or n >= sweep.max_iterations:
+        return HEALTHY, ""  # ran every report (or the horizon is unknown: the verdict stands)
     holding = [r for r in sweep.rules if r.holds(trial.last)]
     if holding:
         return COLLAPSING, (f"cut by the scheduler at report {n} while {holding[0].describe()} "
