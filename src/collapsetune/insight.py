@@ -102,7 +102,7 @@ def publish_sweep(
     parent = client.get_run(parent_run_id)
     experiment_id = parent.info.experiment_id
     runs = _child_runs(client, experiment_id, parent_run_id)
-    note = sweep_note(results, {t: r for t, r in runs.items()}, experiment_id)
+    note = sweep_note(results, runs, experiment_id, parent_run_id, pictures=atlas)
     published = Published(note)
 
     wanted = sweep_params(results)
@@ -162,9 +162,13 @@ def _child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) ->
 # -- what is written ------------------------------------------------------------------
 
 
-def sweep_note(results: SweepResults, run_ids: Mapping[str, str] | None = None, experiment_id: str = "") -> str:
+def sweep_note(results: SweepResults, run_ids: Mapping[str, str] | None = None, experiment_id: str = "",
+               parent_run_id: str = "", pictures: bool = False) -> str:
     """The parent run's description (Markdown): outcomes, the best healthy trial and its
-    config, what was stopped and when, the rules, where the atlas is. Under MLflow's tag limit."""
+    config, what was stopped and when, the rules, where the atlas is. Under MLflow's tag limit.
+
+    With `pictures` (and the parent run's id), two atlas PNGs logged on the parent run are
+    shown in the description itself, through the tracking server's `get-artifact` address."""
     runs = dict(run_ids or {})
     summary = summary_of(results)
     sweep = results.sweep
@@ -195,6 +199,9 @@ def sweep_note(results: SweepResults, run_ids: Mapping[str, str] | None = None, 
             "collapse condition held is _collapsing_.", "", f"**Collapse atlas:** artifacts `{ATLAS_DIR}/atlas.html` (interactive: which knobs drive "
             "collapse, trajectories, quality against diversity, importance) and its PNG copies. "
             f"Results folder: `{_md(results.path)}`."]
+    if pictures and parent_run_id:
+        tail[-1:-1] = [f"![{name}](get-artifact?path={ATLAS_DIR}%2F{name}&run_uuid={parent_run_id})"
+                       for name in ("collapse_rate.png", "importance.png")] + [""]
     tail.extend(f"\n_note: {_md(x)}_" for x in results.notes)
     lines = list(head)
     if stopped:

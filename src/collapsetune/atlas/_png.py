@@ -65,8 +65,9 @@ def rate_png(r: Rates, path: Path) -> Path:
     names = list(r.per_knob)
     cols = min(3, max(1, len(names)))
     rows = max(1, math.ceil(len(names) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows + 0.8), squeeze=False)
-    fig.subplots_adjust(top=0.82 if rows == 1 else 0.88, hspace=0.7, bottom=0.2)
+    height = 2.9 * rows + 1.0  # inches: rows of bars, plus a fixed band for the title and note
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, height), squeeze=False)
+    fig.subplots_adjust(top=1 - 0.85 / height, bottom=0.65 / height, hspace=0.6)
     for ax in axes.flat[len(names):]:
         ax.set_axis_off()
     for ax, name in zip(axes.flat, names):
@@ -81,7 +82,7 @@ def rate_png(r: Rates, path: Path) -> Path:
         ax.set_title(name, fontsize=9)
     _title(fig, axes.flat[0], RATE_TITLE, "")
     if r.note:
-        fig.text(0.01, 0.93 if rows > 1 else 0.9, r.note, fontsize=8, color="#555")
+        fig.text(0.01, 1 - 0.5 / height, r.note, fontsize=8, color="#555", va="top")
     if not names:
         axes.flat[0].set_axis_off()
     return save_figure(fig, path)
