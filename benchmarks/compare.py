@@ -27,6 +27,8 @@ prints markdown tables.
 
 from __future__ import annotations
 
+import dataclasses
+
 import argparse
 import json
 import os
@@ -62,11 +64,13 @@ class Trial:
 
 def onset(rules, reports: list[dict]) -> int | None:
     """1-based report where a lasting collapse began, or None if the trial ends healthy."""
-    from collapsetune.trainable import collapse_rules
-
     starts = []
-    for rule in collapse_rules(rules):
-        flags = [all(c.holds(r) for c in rule.conditions) for r in reports]
+    for rule in rules:
+        check = dataclasses.replace(rule, grace=0).build()  # when the conditions held, grace aside
+        flags = []
+        for report in reports:
+            check.update(report)
+            flags.append(check.holding)
         if len(flags) >= rule.patience and all(flags[-rule.patience:]):
             start = len(flags)
             while start > 1 and flags[start - 2]:
@@ -77,9 +81,7 @@ def onset(rules, reports: list[dict]) -> int | None:
 
 def could_fire(rules, reports: list[dict]) -> bool:
     """Whether some rule, grace and patience included, would have fired on these reports."""
-    from collapsetune.trainable import collapse_rules
-
-    fresh = collapse_rules(rules)
+    fresh = [rule.build() for rule in rules]
     return any(rule.update(report) for report in reports for rule in fresh)
 
 

@@ -213,9 +213,9 @@ def optuna_loop(trials: int, reports: int, seconds: float) -> tuple[float, dict]
 
 def rules_us_per_report(n: int = 20000) -> float:
     """Driving the sweep's rules the way CollapseTrainable does, once per report."""
-    from collapsetune.collapse import CollapseMonitor, CollapseRule, Threshold
+    from collapsetune.collapse import Below, CollapseMonitor, Rule
 
-    monitor = CollapseMonitor([CollapseRule([Threshold("collapse/unique_tokens", below=20)], patience=2, grace=1)],
+    monitor = CollapseMonitor([Rule((Below("collapse/unique_tokens", 20),), patience=2, grace=1)],
                               divergence_metrics=("train/loss", "val/loss"))
     metrics = {"train/loss": 1.0, "val/loss": 1.0, "collapse/unique_tokens": 50.0}
     start = time.perf_counter()

@@ -2,19 +2,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collapsetune.launch import rung_warnings
-from collapsetune.spec import load_sweep
+from collapsetune.launch import pinned
+from collapsetune.spec import dump_spec, load_sweep
 
 ROOT = Path(__file__).parents[1]
 
 
-def test_rung_warnings_when_asha_rung_precedes_rule_verdict():
+def test_advice_when_asha_rung_precedes_rule_verdict():
     spec = load_sweep(ROOT / "sweeps" / "bitnet_lm.yaml", ["scheduler.grace_period=3"])
-    (warning,) = rung_warnings(spec)
-    assert "grace_period=3 comes before report 9" in warning and "set grace_period >= 9" in warning
+    (warning,) = spec.advice()
+    assert warning.key == "scheduler.grace_period"
+    assert "3 comes before report 9" in warning.message and "set grace_period >= 9" in warning.message
 
 
-def test_rung_warnings_silent_for_shipped_sweeps_and_fifo():
-    assert rung_warnings(load_sweep(ROOT / "sweeps" / "bitnet_lm.yaml")) == []
-    assert rung_warnings(load_sweep(ROOT / "sweeps" / "smoke.yaml")) == []
-    assert rung_warnings(load_sweep(ROOT / "sweeps" / "smoke.yaml", ["scheduler={type: fifo}"])) == []
+def test_advice_silent_for_shipped_sweeps_and_fifo():
+    assert load_sweep(ROOT / "sweeps" / "bitnet_lm.yaml").advice() == []
+    assert load_sweep(ROOT / "sweeps" / "smoke.yaml").advice() == []
+    assert load_sweep(ROOT / "sweeps" / "smoke.yaml", ["scheduler={type: fifo}"]).advice() == []
+
+
+def test_a_relative_sqlite_store_is_pinned_to_the_launch_directory(tmp_path):
+    spec = pinned(load_sweep(ROOT / "sweeps" / "smoke.yaml"), cwd=tmp_path)
+    assert spec.mlflow.tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    remote = load_sweep(ROOT / "sweeps" / "smoke.yaml", ["mlflow.tracking_uri=http://127.0.0.1:5000"])
+    assert pinned(remote, cwd=tmp_path) == remote
+
+
+def test_the_resolved_sweep_never_holds_a_password():
+    spec = load_sweep(ROOT / "sweeps" / "smoke.yaml", ["mlflow.tracking_uri=https://ann:s3cret@127.0.0.1:5000"])
+    assert "s3cret" not in dump_spec(spec) and "tracking_uri: https://127.0.0.1:5000" in dump_spec(spec)

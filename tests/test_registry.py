@@ -107,3 +107,46 @@ def test_wrapper_module_path_for_local_module_and_package(wrappers):
                                   "json.decoder:JSONDecoder", "yaml:Loader", "nosuchmod_xyz:X"])
 def test_wrapper_module_path_none_for_installed_or_missing(name):
     assert wrapper_module_path(name) is None
+
+
+def _plant_trainables(folder: Path, marker: Path) -> None:
+    """A `trainables` package that would write `marker` if it were ever imported."""
+    package = folder / "trainables"
+    package.mkdir(parents=True)
+    code = f"open({str(marker)!r}, 'a').write({str(folder)!r} + '\\n')\n"
+    (package / "__init__.py").write_text(code)
+    (package / "bitnet_lm.py").write_text(code + TOY.replace("class Toy", "class BitNetLM"))
+
+
+def test_builtin_name_never_imports_a_trainables_folder_beside_the_sweep_or_in_the_cwd(tmp_path, monkeypatch):
+    """Issue 16.7: only a sweep naming `module:Class` imports code from the sweep folder or the cwd."""
+    marker = tmp_path / "planted-code-ran"
+    sweeps, cwd = tmp_path / "sweeps", tmp_path / "work"
+    for folder in (sweeps, cwd):
+        _plant_trainables(folder, marker)
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "path", ["", str(cwd), *sys.path])  # as `python -c` and `python -m` leave it
+    for name in [m for m in sys.modules if m == "trainables" or m.startswith("trainables.")]:
+        monkeypatch.delitem(sys.modules, name)  # restored afterwards; the import below is a fresh one
+    cls = resolve_trainable("bitnet_lm", [sweeps, cwd])
+    assert not marker.exists(), marker.read_text()
+    assert not Path(sys.modules[cls.__module__].__file__).resolve().is_relative_to(tmp_path.resolve())
+    from collapsetune.spec import load_sweep  # what `validate` and `run` do with the same sweep
+
+    (sweeps / "sweep.yaml").write_text("name: x\ntrainable: bitnet_lm\nobjective: {metric: val/loss, mode: min}\n")
+    load_sweep(sweeps / "sweep.yaml")
+    assert not marker.exists()
+
+
+def test_case_only_class_typo_says_did_you_mean(wrappers):
+    with pytest.raises(SpecError, match=r"module 'regwrap' has no class 'toy' \(no such attribute\) "
+                                        r"\(did you mean 'Toy'\?\)"):
+        resolve_trainable("regwrap:toy", [wrappers])
+    with pytest.raises(SpecError, match=r"did you mean 'NoStep'"):
+        resolve_trainable("regwrap:NoStp", [wrappers])
+
+
+def test_search_folder_is_listed_once(wrappers):
+    with pytest.raises(SpecError) as info:
+        resolve_trainable("nosuchmod_xyz:Thing", [wrappers, wrappers / ".", Path(str(wrappers) + "/")])
+    assert str(info.value).count(str(wrappers.resolve())) == 1

@@ -3,7 +3,7 @@ from __future__ import annotations
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
-from collapsetune.scheduler import CollapseASHA
+from collapsetune.schedulers import CollapseASHA
 
 
 def _scheduler() -> CollapseASHA:

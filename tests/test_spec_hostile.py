@@ -3,13 +3,18 @@ internal traceback, and nothing in a YAML file is ever executed."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collapsetune.errors import SpecError
 from collapsetune.spec import load_sweep
+from collapsetune.spec._load import MAX_BYTES, MAX_DEPTH, MAX_NODES
+from collapsetune.spec._places import NAME_MAX, PARAM_KEY_MAX
 
 VALID = """\
 name: toy
@@ -58,3 +63,211 @@ def test_python_tags_are_refused_not_executed(tmp_path):
     else:
         raise AssertionError("a python tag was accepted")
     assert not marker.exists()
+
+
+# --- issue 15: hostile and broken inputs end in a SpecError, fast, before any trial ----------
+
+def _error(tmp_path: Path, text: str, overrides: tuple[str, ...] = ()) -> str:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_sweep(path, overrides)
+    return str(info.value)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(width=st.integers(2, 12), levels=st.integers(5, 12), flow=st.booleans())
+def test_alias_bomb_is_refused_by_the_loader(tmp_path, width, levels, flow):
+    """A "billion laughs" document: each level names the previous one `width` times."""
+    lines = ["  l0: &l0 [lol, lol]"]
+    for i in range(1, levels + 1):
+        refs = [f"*l{i - 1}"] * width
+        lines.append(f"  l{i}: &l{i} [{', '.join(refs)}]" if flow else
+                     f"  l{i}: &l{i}\n" + "".join(f"    - {r}\n" for r in refs).rstrip("\n"))
+    if width ** levels <= MAX_NODES:  # small enough to be a legitimate document
+        return
+    text = _error(tmp_path, VALID + "config:\n" + "\n".join(lines) + "\n")
+    assert "sweep.yaml: invalid YAML at line" in text and f"more than {MAX_NODES} values" in text
+
+
+def test_alias_bomb_in_an_override_is_refused(tmp_path):
+    bomb = "{a: &a [x, x, x, x, x, x, x, x, x, x], " + ", ".join(
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]" for p, c in zip("abcdefgh", "bcdefghi")) + "}"
+    assert "more than" in _error(tmp_path, VALID, (f"config={bomb}",))
+
+
+def test_recursive_alias_is_refused(tmp_path):
+    assert "a cycle" in _error(tmp_path, VALID + "config: &c {self: *c}\n")
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(depth=st.integers(MAX_DEPTH + 1, 5000), style=st.sampled_from(["flow_list", "flow_map", "block"]))
+def test_deep_nesting_is_a_spec_error_not_a_recursion_error(tmp_path, depth, style):
+    if style == "flow_list":
+        value = "[" * depth + "1" + "]" * depth
+    elif style == "flow_map":
+        value = "{a: " * depth + "1" + "}" * depth
+    else:
+        depth = min(depth, 400)  # block style needs depth^2 characters of indentation
+        value = "\n" + "".join("  " * (i + 1) + "k:\n" for i in range(depth)) + "  " * (depth + 1) + "v"
+    text = _error(tmp_path, VALID + f"config: {value}\n")
+    assert f"nested deeper than {MAX_DEPTH} levels" in text
+
+
+def test_nesting_within_the_limit_loads(tmp_path):
+    depth = MAX_DEPTH - 3  # the config mapping and the document take the other levels
+    (tmp_path / "hostile_toy.py").write_text("class Toy:\n    def step(self):\n        return {}\n")
+    path = tmp_path / "sweep.yaml"
+    path.write_text(VALID.replace("bitnet_lm", "hostile_toy:Toy")
+                    + "config: {deep: " + "[" * depth + "1" + "]" * depth + "}\n")
+    spec = load_sweep(path)
+    assert "deep" in spec.config
+
+
+def test_huge_file_is_refused_before_parsing(tmp_path):
+    text = _error(tmp_path, VALID + "config:\n" + "".join(f"  k{i}: {i}\n" for i in range(MAX_BYTES // 8)))
+    assert f"larger than {MAX_BYTES // 1024} KiB" in text
+
+
+@pytest.mark.parametrize(("grid", "says"), [
+    ({f"g{i}": {"grid": list(range(10))} for i in range(6)}, "make 1,000,000 points; at most 10000 trials"),
+    ({f"g{i}": {"grid": list(range(10))} for i in range(40)}, "make about 10^40 points"),
+])
+def test_huge_grid_is_refused_before_ray(tmp_path, grid, says):
+    data = {**yaml.safe_load(VALID), "search_space": grid, "search": {"algorithm": "random"}}
+    text = _error(tmp_path, yaml.safe_dump(data))
+    assert "search_space: the grid dimensions (g0 10 x g1 10" in text and says in text
+
+
+def test_grid_times_num_samples_is_bounded(tmp_path):
+    text = _error(tmp_path, VALID, ("search.algorithm=random", "search_space.seed={grid: [0, 1, 2, 3]}",
+                                    "num_samples=5000"))
+    assert "num_samples: 5000 x 4 grid points (seed 4) = 20,000 trials; at most 10000 per launch" in text
+
+
+BAD_NAMES = st.one_of(
+    st.text(st.characters(codec="utf-8"), min_size=NAME_MAX + 1, max_size=400),
+    st.builds(lambda a, c, b: a + c + b, st.text(max_size=5), st.sampled_from(list("\x00\n\t /\\:*?#%@!")),
+              st.text(max_size=5)),
+    st.sampled_from([".", "..", ".hidden", "-dash", "_" * (NAME_MAX + 1)]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=BAD_NAMES)
+def test_name_unusable_as_folder_or_experiment_is_refused(tmp_path, name):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(VALID.replace("name: toy", f"name: {json.dumps(name)}"))
+    with pytest.raises(SpecError) as info:
+        load_sweep(path)
+    assert any(e.key == "name" and "usable as a folder" in e.message for e in info.value.errors)
+
+
+def test_good_names_load(tmp_path):
+    for name in ["bitnet-collapse", "a", "run_2.v3", "é-sweep", "x" * NAME_MAX]:
+        path = tmp_path / "sweep.yaml"
+        path.write_text(VALID.replace("name: toy", f"name: {name}"))
+        assert load_sweep(path).name == name
+
+
+BAD_CHARACTERS = st.builds(lambda a, c, b: a + c + b, st.text("abc_", min_size=1, max_size=4),
+                           st.sampled_from(list("@!#$%^&*()+=[]{}|;'\",<>?\\~`\n\x00")), st.text("abc", max_size=4))
+TOO_LONG = st.integers(PARAM_KEY_MAX + 1, 600).map(lambda n: "k" * n)
+ODD_PATHS = st.sampled_from(["a//b", "a/", "/a", "./a", "a/./b", "../a", "a/.."])  # only odd at the start
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), section=st.sampled_from(["config", "search_space", "nested"]))
+def test_key_mlflow_cannot_store_as_a_param_is_refused(tmp_path, data, section):
+    key = data.draw(BAD_CHARACTERS | TOO_LONG | (ODD_PATHS if section != "nested" else st.nothing()))
+    data = yaml.safe_load(VALID)
+    if section == "nested":  # config: {opt: {<key>: 1}} is logged as the param "opt.<key>"
+        data["config"] = {"opt": {key: 1}}
+        where = f"config.opt.{key}"
+    else:
+        data.setdefault(section, {})[key] = 0.5 if section == "config" else {"uniform": [0, 1]}
+        where = f"{section}.{key}"
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError) as info:
+        load_sweep(path)
+    assert any(e.key == where and "MLflow" in e.message for e in info.value.errors), str(info.value)
+
+
+@pytest.mark.parametrize(("storage", "says"), [
+    ("foo://bucket/x", "unknown URI scheme 'foo'; expected a local folder or a URI with one of file://, s3://"),
+    ("file://relative/x", "a file:// URI needs an absolute path"),
+    ("s3:/bucket/x", "looks like a URI without '//'; expected e.g. s3://bucket/results"),
+    ("~no_such_user_xyz/results", "cannot expand '~no_such_user_xyz': no such user"),
+])
+def test_storage_of_unknown_form_is_refused(tmp_path, storage, says):
+    assert f"storage: {says}" in _error(tmp_path, VALID + f"storage: {json.dumps(storage)}\n")
+
+
+@pytest.mark.parametrize(("uri", "says"), [
+    ("sqlite://mlflow.db", "expected sqlite:///relative/path.db or sqlite:////absolute/path.db"),
+    ("sqlite:/mlflow.db", "expected sqlite:///relative/path.db"),
+    ("sqlite:///:memory:", "expected sqlite:///relative/path.db"),
+    ("http://", "no host in 'http://'"),
+    ("http://127.0.0.1:port", "the port in 'http://127.0.0.1:port' is not a number"),
+    ("https://user:secret@127.0.0.1:99999", "the port in 'https://127.0.0.1:99999'"),
+    ("ftp://127.0.0.1/x", "unknown tracking URI scheme 'ftp'"),
+    ("mysql://", "no host in 'mysql://'"),
+    ("sqlite:///~/mlflow.db", "MLflow does not expand ~"),
+    ("~/mlruns", "MLflow does not expand ~"),
+])
+def test_malformed_tracking_uri_is_refused(tmp_path, uri, says):
+    text = _error(tmp_path, VALID + f"mlflow: {{tracking_uri: {json.dumps(uri)}}}\n")
+    assert f"mlflow.tracking_uri: {says}" in text and "secret" not in text
+
+
+@pytest.mark.parametrize(("address", "says"), [
+    ("127.0.0.1", "no port in '127.0.0.1'"),
+    ("127.0.0.1:abc", "the port in '127.0.0.1:abc' is not a number from 1 to 65535"),
+    ("ray://127.0.0.1", "no port in 'ray://127.0.0.1'"),
+    ("127.0.0.1:6379/x", "expected only host:port"),
+])
+def test_malformed_ray_address_is_refused(tmp_path, address, says):
+    text = _error(tmp_path, VALID + f"address: {json.dumps(address)}\n")
+    assert f"address: {says}" in text and "ray://host:port" in text
+
+
+def test_valid_places_load(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    for extra in ["storage: ~/results", "storage: s3://bucket/results", "storage: file:///data/results",
+                  "mlflow: {tracking_uri: 'http://127.0.0.1:5000'}", "mlflow: {tracking_uri: mlruns}",
+                  "mlflow: {tracking_uri: 'postgresql+psycopg2://u@127.0.0.1:5432/mlflow'}",
+                  "address: auto", "address: '127.0.0.1:6379'", "address: 'ray://127.0.0.1:10001'"]:
+        path.write_text(VALID + extra + "\n")
+        load_sweep(path)
+
+
+# --- include reads only YAML fragments, and never repeats what it read ----------------------
+
+SECRET = "root:x:0:0:SECRET-CONTENT:/root:/bin/bash\n"
+
+
+@pytest.mark.parametrize("include", ["/etc/passwd", "secrets.txt", "../secrets"])
+def test_include_of_a_non_yaml_file_is_not_read(tmp_path, include):
+    (tmp_path / "secrets.txt").write_text(SECRET)
+    text = _error(tmp_path, VALID.replace("search_space: {", f"search_space: {{include: [{include}], "))
+    assert "search_space.include: expected the name of a .yaml or .yml search-space fragment" in text
+    assert "SECRET" not in text and "root:x" not in text
+
+
+@pytest.mark.parametrize("content", [SECRET, SECRET * 3, "- " + SECRET, "a: *undefined_SECRET\n",
+                                     "\tSECRET: 1\n", "SECRET: [unclosed\n", "\x00SECRET"])
+def test_include_that_is_not_a_mapping_of_dimensions_is_not_echoed(tmp_path, content):
+    (tmp_path / "foreign.yaml").write_text(content)
+    text = _error(tmp_path, VALID.replace("search_space: {", "search_space: {include: [foreign.yaml], "))
+    assert "foreign.yaml" in text and "SECRET" not in text and "root:x" not in text, text
+
+
+def test_form_problems_are_reported_in_the_same_pass_as_unknown_keys(tmp_path):
+    with pytest.raises(SpecError) as info:
+        path = tmp_path / "sweep.yaml"
+        path.write_text(VALID.replace("name: toy", "name: my sweep") + "num_sample: 4\nstorage: 'foo://x'\n"
+                        "address: '127.0.0.1'\nmlflow: {tracking_uri: 'sqlite://m.db'}\n")
+        load_sweep(path)
+    keys = {e.key for e in info.value.errors}
+    assert {"num_sample", "name", "storage", "address", "mlflow.tracking_uri"} <= keys

@@ -1,50 +1,76 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import pytest
-from mlflow.entities import ViewType
+from mlflow.entities import Metric, RunTag, ViewType
 from mlflow.tracking import MlflowClient
 from ray.tune.experiment import Trial
 
-from collapsetune.tracking import ORPHAN_TAG, MlflowTracking
+from collapsetune.tracking import ORPHAN_TAG, RENAMED_PREFIX, SAMPLES_FILE, MlflowTracking, _batches
 
 
 def _trial(trial_id: str) -> Trial:
     return Trial("__fake", trial_id=trial_id, stub=True, config={"lr": 0.1, "nested": {"k": 2}})
 
 
-def test_runs_are_found_again_not_duplicated_and_orphans_go_to_the_trash(tmp_path):
+def _runs(uri: str, view=ViewType.ACTIVE_ONLY) -> list:
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("exp").experiment_id
+    return client.search_runs([experiment], "tags.`ray.trial_id` != ''", run_view_type=view)
+
+
+def test_resume_continues_runs_and_trashes_only_runs_the_snapshot_never_knew(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     first = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
     first.setup()
     a, b, lost = _trial("a"), _trial("b"), _trial("lost")
-    for trial in (a, b, lost):
+    for trial in (a, b):
         first.on_trial_start(0, [], trial)
     first.on_trial_result(0, [], a, {"training_iteration": 1, "val/loss": 2.0, "collapse.status": "healthy"})
+    snapshot = first.get_state()  # Tune saves this with its experiment snapshot
+    first.on_trial_start(0, [], lost)  # started after the snapshot: Ray will not know it
+    first.get_state()
 
-    # A resumed driver: the callback comes back from Tune's pickle with no live state, and
-    # Ray no longer knows the trial that started after its last snapshot.
+    # A resumed driver: the callback comes back from Tune's pickle with no live state, then
+    # Tune hands it the state saved with the snapshot it resumes from.
     resumed = pickle.loads(pickle.dumps(first))
+    resumed.set_state(snapshot)
     resumed.setup()
     resumed.on_trial_restore(0, [], a)
-    assert resumed.parent_run_id == first.parent_run_id
     resumed.on_trial_result(0, [], a, {"training_iteration": 1, "val/loss": 9.0})  # already logged
     resumed.on_trial_result(0, [], a, {"training_iteration": 2, "val/loss": 1.5})
     resumed.on_experiment_end([a, b])
+    assert resumed.parent_run_id == first.parent_run_id
 
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("exp").experiment_id
-    live = client.search_runs([experiment], "tags.`ray.trial_id` != ''")
+    live = _runs(uri)
     assert sorted(r.data.tags["ray.trial_id"] for r in live) == ["a", "b"]
     run_a = next(r for r in live if r.data.tags["ray.trial_id"] == "a")
     assert [(m.step, m.value) for m in client.get_metric_history(run_a.info.run_id, "val/loss")] == [
         (1, 2.0), (2, 1.5)
     ]
     assert run_a.data.params == {"lr": "0.1", "nested.k": "2"}
-    trashed = [r for r in client.search_runs([experiment], run_view_type=ViewType.DELETED_ONLY)]
+    trashed = _runs(uri, ViewType.DELETED_ONLY)
     assert [r.data.tags["ray.trial_id"] for r in trashed] == ["lost"]
     assert "driver crash" in trashed[0].data.tags[ORPHAN_TAG] and trashed[0].info.status == "KILLED"
+
+
+def test_resume_without_a_readable_snapshot_trashes_nothing(tmp_path):
+    # A truncated experiment state: Ray restores no trial it knew. Nothing says which runs
+    # are orphans, so every run stays where it is.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
+    first.setup()
+    for trial_id in ("a", "b"):
+        first.on_trial_start(0, [], _trial(trial_id))
+    first.on_experiment_end([])
+    resumed = pickle.loads(pickle.dumps(first))
+    resumed.setup()
+    resumed.on_experiment_end([_trial("new")])
+    assert sorted(r.data.tags["ray.trial_id"] for r in _runs(uri)) == ["a", "b"]
+    assert _runs(uri, ViewType.DELETED_ONLY) == []
 
 
 def test_verdict_tags_follow_the_verdict(tmp_path):
@@ -56,6 +82,7 @@ def test_verdict_tags_follow_the_verdict(tmp_path):
     client = MlflowClient(uri)
 
     def tags() -> tuple[str, str, str]:
+        tracking.get_state()  # flushes the writer
         run = client.get_run(tracking._runs["a"]).data.tags
         return run["collapse.status"], run["collapse.reason"], run["collapse.iteration"]
 
@@ -76,3 +103,94 @@ def test_unusable_tracking_store_fails_before_a_trial_trains(tmp_path):
     tracking.setup()  # opens the store in the background
     with pytest.raises(Exception, match="File exists"):
         tracking.on_trial_start(0, [], _trial("a"))  # Tune calls this before the trial's first step
+
+
+def test_names_mlflow_refuses_are_renamed_and_said_so(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
+    tracking.setup()
+    trials = [_trial("a"), _trial("b")]
+    for trial in trials:
+        tracking.on_trial_start(0, [], trial)
+        for step in (1, 2):
+            tracking.on_trial_result(0, [], trial, {"training_iteration": step, "acc@1": 0.5 * step,
+                                                    "weird metric@!": 1.0, "val/loss": 2.0})
+        tracking.on_trial_complete(0, [], trial)
+        trial.status = Trial.TERMINATED
+    tracking.on_experiment_end(trials)
+    client = MlflowClient(uri)
+    for run in _runs(uri):
+        assert [m.value for m in client.get_metric_history(run.info.run_id, "acc_1")] == [0.5, 1.0]
+        assert run.data.metrics["weird metric__"] == 1.0
+        assert run.data.tags[RENAMED_PREFIX + "acc_1"] == "acc@1"
+        assert run.data.tags[RENAMED_PREFIX + "weird metric__"] == "weird metric@!"
+        assert run.info.status == "FINISHED"
+
+
+def test_a_write_mlflow_refuses_is_dropped_and_counted_not_raised(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
+    tracking.setup()
+    trial = _trial("a")
+    tracking.on_trial_start(0, [], trial)
+    client = MlflowClient(uri)
+    client.delete_run(tracking._runs["a"])  # someone deletes the run mid-sweep
+    tracking.on_trial_result(0, [], trial, {"training_iteration": 1, "val/loss": 2.0})
+    tracking.on_trial_complete(0, [], trial)
+    tracking.on_experiment_end([trial])  # no exception reaches Tune
+    parent = client.get_run(tracking.parent_run_id)
+    assert "write(s) failed and were dropped" in parent.data.tags["collapsetune.failed_writes"]
+
+
+def test_an_interrupted_sweep_leaves_its_runs_killed_not_finished(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
+    tracking.setup()
+    done, running = _trial("done"), _trial("running")
+    for trial in (done, running):
+        tracking.on_trial_start(0, [], trial)
+    tracking.on_trial_complete(0, [], done)
+    done.status, running.status = Trial.TERMINATED, Trial.RUNNING
+    tracking.on_experiment_end([done, running])  # Ctrl-C: Tune ends the experiment early
+    client = MlflowClient(uri)
+    assert client.get_run(tracking._runs["done"]).info.status == "FINISHED"
+    assert client.get_run(tracking._runs["running"]).info.status == "KILLED"
+    assert client.get_run(tracking.parent_run_id).info.status == "KILLED"
+
+
+def test_samples_are_one_file_per_trial_that_a_resume_continues(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
+    tracking.setup()
+    trial = _trial("a")
+    tracking.on_trial_start(0, [], trial)
+    tracking.on_trial_result(0, [], trial, {"training_iteration": 1, "samples": "the cat sat"})
+    snapshot = tracking.get_state()
+    resumed = pickle.loads(pickle.dumps(tracking))
+    resumed.set_state(snapshot)
+    resumed.setup()
+    resumed.on_trial_restore(0, [], trial)
+    resumed.on_trial_result(0, [], trial, {"training_iteration": 2, "samples": "the the the"})
+    resumed.on_trial_complete(0, [], trial)
+    resumed.on_experiment_end([trial])
+    client = MlflowClient(uri)
+    (tmp_path / "dl").mkdir()
+    body = Path(client.download_artifacts(resumed._runs["a"], SAMPLES_FILE, str(tmp_path / "dl"))).read_text()
+    assert body.index("## Report 1") < body.index("the cat sat") < body.index("## Report 2") < body.index("the the the")
+    assert [a.path for a in client.list_artifacts(resumed._runs["a"])] == [SAMPLES_FILE]
+
+
+def test_credentials_in_the_tracking_uri_are_not_pickled():
+    tracking = MlflowTracking("http://ann:s3cret@127.0.0.1:5999", "exp", "/tmp/r")
+    blob = pickle.dumps(tracking)
+    assert b"s3cret" not in blob and pickle.loads(blob).tracking_uri == "http://127.0.0.1:5999"
+
+
+def test_batches_keep_whole_reports_within_mlflow_limits():
+    def report(step: int, n: int) -> tuple:
+        return step, [Metric(f"m{i}", 1.0, 0, step) for i in range(n)], [RunTag("collapsetune.step", str(step))]
+
+    batches = _batches([report(1, 600), report(2, 600), report(3, 10), report(4, 2500)])
+    assert [len(m) for m, _ in batches] == [600, 610, 1000, 1000, 500]
+    # the step tag rides with the last piece of the reports a batch holds
+    assert [[t.value for t in tags] for _, tags in batches] == [["1"], ["3"], [], [], ["4"]]

@@ -2,7 +2,8 @@
 
 Trains a CNN + GRU captioner (collapsetune.models.audio_caption) on the synthetic
 sound-event set or a Clotho folder, decodes the validation clips with the configured
-strategy and reports loss, BLEU-4, CIDEr-D and caption-collapse metrics. No Ray import.
+strategy and reports loss, BLEU-4, CIDEr-D and caption-collapse metrics. No Ray import; the
+loop, divergence and checkpoint round trip are ``collapsetune.wrapper.TorchWrapper``'s.
 
 Decoding-only sweeps (the seed's first priority: no retraining). Every trial writes its
 weights to ``captioner.pt`` among its artifacts (also in MLflow). Point ``checkpoint`` at
@@ -21,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,12 +29,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from collapsetune.configs import from_dict
-from collapsetune.data._atomic import atomic_path
+from collapsetune import metrics as cm  # benchmarks/model_cost.py times these calls as cm.*
+from collapsetune.configs import check_fields
+from collapsetune.data import atomic_path
 from collapsetune.data.audio import SYNTHETIC, MelSpec, caption_words, load_audio_captions
 from collapsetune.decoding import SequenceDecodingConfig, decode_sequences
-from collapsetune.metrics import _captions as cm
 from collapsetune.models.audio_caption import (
     BOS,
     EOS,
@@ -44,6 +45,7 @@ from collapsetune.models.audio_caption import (
     sampling_prob,
     spec_augment,
 )
+from collapsetune.wrapper import TorchWrapper
 
 __all__ = ["AudioCaption", "AudioCaptionTrainConfig"]
 
@@ -101,7 +103,9 @@ class AudioCaptionTrainConfig:
     length_penalty: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("max_iterations", "threads", "n_clips", "val_clips", "max_caption_len", "batch_size"):
+        check_fields(self)
+        for name in ("max_iterations", "threads", "n_clips", "val_clips", "max_caption_len", "batch_size",
+                     "embed_dim", "hidden"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("weight_decay", "grad_clip", "steps_per_report", "n_masks", "freq_mask", "time_mask"):
@@ -109,6 +113,8 @@ class AudioCaptionTrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not self.clip_seconds > 0:
+            raise ValueError(f"clip_seconds must be > 0, got {self.clip_seconds}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0.0 <= self.scheduled_sampling <= 1.0:
@@ -128,7 +134,7 @@ class AudioCaptionTrainConfig:
                                       self.beam_groups, self.diversity_penalty, self.length_penalty)
 
 
-class AudioCaption:
+class AudioCaption(TorchWrapper):
     """Audio captioner trial: trains, decodes the val clips, reports quality and collapse.
 
     Example:
@@ -139,11 +145,11 @@ class AudioCaption:
     """
 
     config_class = AudioCaptionTrainConfig  # lets `collapsetune validate` check keys before any trial
+    reported_metrics = ("train/loss", "val/loss", "val/bleu4", "val/cider_d", "val/caption_len",
+                        "collapse/unique_captions", "collapse/top_caption_share", "collapse/distinct_1",
+                        "collapse/distinct_2", "collapse/vocab_used")  # train/loss only when it trains
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        cfg = self.cfg = from_dict(AudioCaptionTrainConfig, dict(config), "audio_caption")
-        torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
+    def build(self, cfg: AudioCaptionTrainConfig) -> tuple[nn.Module, torch.optim.Optimizer]:
         ds = load_audio_captions(cfg.dataset, cfg.n_clips, cfg.data_seed, MelSpec(seconds=cfg.clip_seconds))
         if cfg.val_clips >= len(ds.names):
             raise ValueError(f"val_clips ({cfg.val_clips}) must be < the {len(ds.names)} clips of {cfg.dataset}")
@@ -164,16 +170,12 @@ class AudioCaption:
         self.val_refs = [[caption_words(c) for c in caps] for caps in ds.captions[n_train:]]
         self.val_names = ds.names[n_train:]
 
-        self.model = AudioCaptioner(cfg.model_config(len(self.vocab)))
+        model = AudioCaptioner(cfg.model_config(len(self.vocab)))
         if saved is not None:
-            self.model.load_state_dict(saved["model"])
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            model.load_state_dict(saved["model"])
         self.decoding = cfg.decoding_config()
-        self.total_steps = cfg.max_iterations * cfg.steps_per_report
-        self.gen = torch.Generator().manual_seed(cfg.seed)  # batches, masks, scheduled sampling
-        self.steps = 0
-        self.diverged = False
         self.generated: list[list[str]] = []
+        return model, torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def _read_checkpoint(self, path: str) -> dict[str, Any]:
         saved = torch.load(Path(path).expanduser(), weights_only=True, map_location="cpu")
@@ -195,42 +197,25 @@ class AudioCaption:
               repeats: int = 1) -> torch.Tensor:
         used = int((y != PAD).sum(dim=1).max())  # trim the padding every caption shares
         y = y[:, :used]
-        logits = self.model(mel, y[:, :-1], ss_prob, self.gen, repeats)  # (B * repeats, L, V)
+        logits = self.model(mel, y[:, :-1], ss_prob, self.generator, repeats)  # (B * repeats, L, V)
         return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y[:, 1:].reshape(-1),
                                ignore_index=PAD, label_smoothing=smoothing)
 
-    def step(self) -> dict[str, float]:
-        """Train ``steps_per_report`` steps (none when ``train`` is false), then evaluate."""
-        cfg = self.cfg
-        losses = []
-        self.model.train()
-        for _ in range(cfg.steps_per_report if cfg.train else 0):
-            if self.diverged:  # weights are non-finite: more steps cannot help
-                break
-            idx = torch.randint(len(self.x_train), (cfg.batch_size,), generator=self.gen)
-            pick = torch.randint(self.y_train.size(1), (cfg.batch_size,), generator=self.gen)  # all 5 refs used
-            mel = self.x_train[idx]
-            if cfg.specaugment:
-                mel = spec_augment(mel, cfg.freq_mask, cfg.time_mask, cfg.n_masks, self.gen)
-            ss = sampling_prob(cfg.ss_schedule, self.steps / max(1, self.total_steps), cfg.scheduled_sampling)
-            loss = self._loss(mel, self.y_train[idx, pick], cfg.label_smoothing, ss)
-            losses.append(loss.item())
-            self.steps += 1
-            if not math.isfinite(losses[-1]):
-                self.diverged = True
-                break
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.opt.step()
-        out = {"train/loss": sum(losses) / len(losses)} if losses else {}
-        return {**out, **self.evaluate()}
+    def steps_this_report(self) -> int:
+        return self.cfg.steps_per_report if self.cfg.train else 0  # train: false only decodes
 
-    @torch.no_grad()
+    def train_loss(self) -> torch.Tensor:
+        cfg = self.cfg
+        idx = torch.randint(len(self.x_train), (cfg.batch_size,), generator=self.generator)
+        pick = torch.randint(self.y_train.size(1), (cfg.batch_size,), generator=self.generator)  # all 5 refs used
+        mel = self.x_train[idx]
+        if cfg.specaugment:
+            mel = spec_augment(mel, cfg.freq_mask, cfg.time_mask, cfg.n_masks, self.generator)
+        ss = sampling_prob(cfg.ss_schedule, self.steps / max(1, self.total_steps), cfg.scheduled_sampling)
+        return self._loss(mel, self.y_train[idx, pick], cfg.label_smoothing, ss)
+
     def evaluate(self) -> dict[str, float]:
         """Teacher-forced val loss over all 5 references; decoding metrics over the val clips."""
-        self.model.eval()
         n, refs = self.y_val.shape[:2]
         val_loss = self._loss(self.x_val, self.y_val.reshape(n * refs, -1), 0.0, repeats=refs).item()
         g = torch.Generator().manual_seed(10_000 + self.cfg.seed)  # same samples for the same weights
@@ -279,17 +264,3 @@ class AudioCaption:
                    "arch": {k: getattr(self.cfg, k) for k in ARCH_KEYS}}
         with atomic_path(Path(directory, WEIGHTS_FILE)) as tmp:  # a decoding sweep may be reading it
             torch.save(weights, tmp)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Tensors and plain types only, so ``torch.load(weights_only=True)`` reads it."""
-        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "steps": self.steps,
-                "diverged": self.diverged, "gen_state": self.gen.get_state(),
-                "torch_rng": torch.get_rng_state()}  # dropout draws from the global generator
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.steps = int(state["steps"])
-        self.diverged = bool(state["diverged"])
-        self.gen.set_state(state["gen_state"])
-        torch.set_rng_state(state["torch_rng"])

@@ -1,7 +1,8 @@
 """Wrapper for the built-in ``mop_clip`` trainable: config dict in, metrics dict out.
 
 Trains only the sub-prompt offsets of a MoP-CLIP model on cached frozen features (the
-default: sklearn digits with CLIP's geometry, see docs/mop_clip.md). No Ray import.
+default: sklearn digits with CLIP's geometry, see docs/mop_clip.md). No Ray import; the
+loop, divergence and checkpoint round trip are ``collapsetune.wrapper.TorchWrapper``'s.
 
 Example:
     >>> m = MopClip({"K": 4, "steps_per_report": 5, "max_iterations": 2})
@@ -12,21 +13,22 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from collapsetune.configs import from_dict
+from collapsetune import metrics as pm  # benchmarks/model_cost.py times these calls as pm.*
 from collapsetune import plots
-from collapsetune.data.features import DIGITS, FeatureSet, load_features
-from collapsetune.metrics import _prompts as pm
-from collapsetune.models.mop_clip import MopClip as MopClipModel
-from collapsetune.models.mop_clip import MopClipConfig, tau_at
+from collapsetune.configs import check_fields
+from collapsetune.data import DIGITS, FeatureSet, load_features
+from collapsetune.models import MopClip as MopClipModel
+from collapsetune.models import MopClipConfig, tau_at
+from collapsetune.wrapper import TorchWrapper
 
 __all__ = ["MopClip", "MopClipTrainConfig"]
 
@@ -52,9 +54,9 @@ class MopClipTrainConfig:
     sim_scale: float = 50.0
     tau_start: float = 1.0
     tau_end: float = 0.05
-    tau_schedule: str = "linear"
-    assignment: str = "soft"
-    class_pool: str = "max"
+    tau_schedule: Literal["linear", "cosine"] = "linear"
+    assignment: Literal["soft", "hard"] = "soft"
+    class_pool: Literal["max", "logsumexp"] = "max"
     temp_cls: float = 0.07
     lambda_mixture: float = 0.5
     diversity_loss_weight: float = 0.0
@@ -67,6 +69,7 @@ class MopClipTrainConfig:
     steps_per_report: int = 50
 
     def __post_init__(self) -> None:
+        check_fields(self)
         for name in ("max_iterations", "threads", "batch_size", "steps_per_report"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -74,6 +77,20 @@ class MopClipTrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        digits = self.digits_options()
+        if digits and self.features != DIGITS:
+            raise ValueError(f"{sorted(f'feature_{k}' for k in digits)} only apply to the built-in "
+                             f"{DIGITS!r} features, not to the file {self.features}")
+        if min(digits.get("cone", 0.0), digits.get("gap", 0.0)) < 0:
+            raise ValueError(f"feature_cone and feature_gap must be >= 0, got {self.feature_cone}, {self.feature_gap}")
+        if not 2 <= digits.get("pca_dim", 2) <= 62:
+            raise ValueError(f"feature_pca_dim must be in [2, 62] (digits have 64 pixels), got {self.feature_pca_dim}")
+        self.model_config(num_classes=1, dim=1)  # K, sim_scale, tau_*, the loss weights, init_std
+
+    def digits_options(self) -> dict[str, float]:
+        """The feature_* keys that are set, as ``build_digits_features`` arguments."""
+        options = {"cone": self.feature_cone, "gap": self.feature_gap, "pca_dim": self.feature_pca_dim}
+        return {k: v for k, v in options.items() if v is not None}
 
     def model_config(self, num_classes: int, dim: int) -> MopClipConfig:
         names = [f.name for f in dataclasses.fields(MopClipConfig)]
@@ -93,7 +110,7 @@ def _split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, 
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
-class MopClip:
+class MopClip(TorchWrapper):
     """MoP-CLIP prompt learner on cached features, reporting loss, accuracy and collapse metrics.
 
     Example:
@@ -102,13 +119,13 @@ class MopClip:
         0.97
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        cfg = self.cfg = from_dict(MopClipTrainConfig, dict(config), "mop_clip")
-        torch.set_num_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
-        digits = {k: v for k, v in (("cone", cfg.feature_cone), ("gap", cfg.feature_gap),
-                                    ("pca_dim", cfg.feature_pca_dim)) if v is not None}
-        fs: FeatureSet = load_features(cfg.features, **digits)
+    config_class = MopClipTrainConfig  # lets `collapsetune validate` check keys before any trial
+    reported_metrics = ("train/loss", "val/loss", "val/accuracy", "collapse/assign_max_share",
+                        "collapse/assign_entropy", "collapse/dead_subprompts", "collapse/subprompt_cos_max",
+                        "collapse/subprompt_cos_mean", "tau")  # the cosines need K >= 2
+
+    def build(self, cfg: MopClipTrainConfig) -> tuple[nn.Module, torch.optim.Optimizer]:
+        fs: FeatureSet = load_features(cfg.features, **cfg.digits_options())
         self.class_names = [str(n) for n in fs.class_names]
         self.images = fs.images
         train, val = _split(fs.labels, cfg.val_fraction, cfg.seed)
@@ -117,41 +134,18 @@ class MopClip:
         self.x_train, self.y_train = x[train], y[train]  # (N, D), (N,)
         self.x_val, self.y_val = x[val], y[val]
 
-        self.model = MopClipModel(cfg.model_config(fs.num_classes, fs.dim),
-                                  torch.from_numpy(fs.class_embeddings))
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        self.total_steps = cfg.max_iterations * cfg.steps_per_report
-        self.gen = torch.Generator().manual_seed(cfg.seed)  # training batches
-        self.steps = 0
-        self.reports = 0
-        self.diverged = False
+        model = MopClipModel(cfg.model_config(fs.num_classes, fs.dim), torch.from_numpy(fs.class_embeddings))
+        return model, torch.optim.Adam(model.parameters(), lr=cfg.lr)
 
     def tau(self) -> float:
         c = self.cfg
         return tau_at(self.steps, self.total_steps, c.tau_start, c.tau_end, c.tau_schedule)
 
-    def step(self) -> dict[str, float]:
-        """Train ``steps_per_report`` Adam steps, then evaluate on the fixed val split."""
-        cfg = self.cfg
-        losses = []
-        for _ in range(cfg.steps_per_report):
-            if self.diverged:  # offsets are non-finite: more steps cannot help
-                break
-            idx = torch.randint(len(self.y_train), (cfg.batch_size,), generator=self.gen)
-            loss, _ = self.model.loss(self.x_train[idx], self.y_train[idx], self.tau())
-            losses.append(loss.item())
-            self.steps += 1
-            if not math.isfinite(losses[-1]):
-                self.diverged = True
-                break
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-        self.reports += 1
-        return {"train/loss": sum(losses) / len(losses) if losses else math.nan,
-                **self.evaluate(), "tau": self.tau()}
+    def train_loss(self) -> torch.Tensor:
+        idx = torch.randint(len(self.y_train), (self.cfg.batch_size,), generator=self.generator)
+        loss, _ = self.model.loss(self.x_train[idx], self.y_train[idx], self.tau())
+        return loss
 
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Val loss and accuracy; collapse metrics from the training images' hard assignments."""
         model = self.model
@@ -169,14 +163,11 @@ class MopClip:
         if k >= 2:  # cosine between sub-prompts needs a pair
             out["collapse/subprompt_cos_max"] = pm.subprompt_cos_max(prompts)
             out["collapse/subprompt_cos_mean"] = pm.subprompt_cos_mean(prompts)
-        return out
+        return out | {"tau": self.tau()}
 
     def write_artifacts(self, directory: str) -> None:
         """Draws both pictures. CollapseTrainable calls this on the reports worth a picture
         (the first, log-spaced ones, the verdict's and the last), so it need not be cheap."""
-        self._draw(directory)
-
-    def _draw(self, directory: str) -> None:
         note = f" - report {self.reports}, step {self.steps}"
         with torch.no_grad():
             prompts = self.model.prompts()
@@ -189,22 +180,3 @@ class MopClip:
                     self.model.cfg.K, self.class_names, Path(directory) / SUBPROMPT_IMAGES, note=note)
             cos = pm.subprompt_cosines(prompts).numpy()
         plots.similarity_heatmap(cos, self.class_names, Path(directory) / SUBPROMPT_SIMILARITY, note=note)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Tensors and plain types only, so ``torch.load(weights_only=True)`` reads it."""
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.opt.state_dict(),
-            "steps": self.steps,
-            "reports": self.reports,
-            "diverged": self.diverged,
-            "gen_state": self.gen.get_state(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.steps = int(state["steps"])
-        self.reports = int(state["reports"])
-        self.diverged = bool(state["diverged"])
-        self.gen.set_state(state["gen_state"])

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from collapsetune.errors import SpecError
+from collapsetune.errors import RestoreFailed, SpecError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
 
     resume = commands.add_parser("resume", help="finish an interrupted sweep")
     resume.add_argument("results_dir", help="the sweep's results folder, e.g. results/bitnet-collapse-20261122-150000")
+    resume.add_argument("--older-snapshot", action="store_true",
+                        help="when Ray's latest experiment snapshot is damaged, resume from the newest intact one")
 
     report = commands.add_parser("report", help="summarise a sweep from its results folder")
     report.add_argument("results_dir", help="a launch's results folder (or the storage folder, to list launches)")
@@ -48,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as error:
         print(f"collapsetune: error: {error}", file=sys.stderr)
         return 2
+    except RestoreFailed as error:
+        print(f"collapsetune: error: {error}; nothing was changed", file=sys.stderr)
+        return 2
 
 
 def _load(args: argparse.Namespace):
@@ -57,15 +62,13 @@ def _load(args: argparse.Namespace):
     if getattr(args, "address", None):
         overrides.append(f"address={args.address}")
     spec = load_sweep(Path(args.sweep), overrides)
-    from collapsetune.launch import rung_warnings
-
-    for warning in rung_warnings(spec):
+    for warning in spec.advice():
         print(f"collapsetune: warning: {warning}", file=sys.stderr)
     return spec
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from collapsetune.launch import dump_spec
+    from collapsetune.spec import dump_spec  # not launch's: validate needs no Ray
 
     print(dump_spec(_load(args)), end="")
     return 0
@@ -73,19 +76,32 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from collapsetune.launch import dump_spec, run_sweep
+    from collapsetune.preflight import check
 
     spec = _load(args)
     print("collapsetune: resolved sweep\n" + dump_spec(spec))
-    path = run_sweep(spec)
-    _print_report(path, as_json=False)
-    return 0
+    check(spec)  # storage, MLflow store and Ray address answer, in seconds, before Ray starts
+    return _finish(run_sweep(spec))
 
 
 def _resume(args: argparse.Namespace) -> int:
     from collapsetune.launch import resume_sweep
 
-    path = resume_sweep(args.results_dir)
-    _print_report(path, as_json=False)
+    return _finish(resume_sweep(args.results_dir, older_snapshot=args.older_snapshot))
+
+
+def _finish(outcome) -> int:
+    """The summary, then the exit code: 0 every trial ended with a verdict, 1 some trial
+    errored, 130 the driver was interrupted (the sweep can be resumed)."""
+    _print_report(outcome.path, as_json=False)
+    if outcome.interrupted:
+        print(f"collapsetune: interrupted with {outcome.unfinished} trial(s) unfinished; finish the sweep with\n"
+              f"  collapsetune resume {outcome.path}", file=sys.stderr)
+        return 130
+    if outcome.errored:
+        print(f"collapsetune: {outcome.errored} of {outcome.trials} trial(s) failed; their errors are above "
+              "and in the summary", file=sys.stderr)
+        return 1
     return 0
 
 

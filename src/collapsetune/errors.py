@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-__all__ = ["SpecError", "SpecErrors", "raise_all"]
+__all__ = ["RestoreFailed", "SpecError", "SpecErrors", "raise_all"]
 
 
 class SpecError(ValueError):
@@ -99,3 +99,11 @@ def _prefix_key(prefix: str, key: str | None) -> str:
     if not key:
         return prefix
     return f"{prefix}{key}" if key.startswith("[") else f"{prefix}.{key}"
+
+
+class RestoreFailed(BaseException):
+    """Ray could not restore a sweep for `resume`; nothing was changed.
+
+    A BaseException, so that Tune's own `except Exception` around its restore (which would
+    log the error and start the sweep over in the same folder) lets it through.
+    """

@@ -4,32 +4,50 @@ checkpointing, MLflow, and resuming a sweep from its results folder.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import socket
 import tempfile
 import time
-from contextlib import contextmanager
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import ray
-import yaml
 from ray import tune
 from ray.tune import ExperimentAnalysis
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
+from collapsetune import _ray_fixes, preflight
 from collapsetune.collapse import CollapseStopper
+from collapsetune.credentials import client_uri, live_uri
 from collapsetune.errors import SpecError
-from collapsetune.scheduler import CollapseASHA
 from collapsetune.registry import resolve_trainable, wrapper_module_path
-from collapsetune.storage import location, read_text, write_text
-from collapsetune.spec import SweepSpec, load_sweep, param_space, spec_to_dict
+from collapsetune.spec import MlflowSpec, SweepSpec, dump_spec, load_sweep, param_space
+from collapsetune.storage import driver_lock, experiment_states, location, new_folder, read_text, rename, write_text
 from collapsetune.trainable import TrialPlan, has_state, make_trainable
 
 SWEEP_FILE = "sweep.yaml"  # the resolved sweep, written into every results folder
 LAUNCH_FILE = "collapsetune.json"  # where the sweep came from, for `resume`
+UNREADABLE_SUFFIX = ".unreadable"  # a damaged experiment snapshot, set aside by `resume --older-snapshot`
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a launch or resume ended, for the CLI's exit code."""
+
+    path: str  # the results folder
+    trials: int
+    errored: int  # trials that ended in ERROR
+    unfinished: int  # trials neither finished nor errored: the driver was interrupted
+
+    @property
+    def interrupted(self) -> bool:
+        return self.unfinished > 0
 
 
 @contextmanager
@@ -40,6 +58,7 @@ def ray_session(spec: SweepSpec) -> Iterator[None]:
     address file behind: a bare `ray.init()` would silently join (or try to reconnect to)
     that other cluster. Only a Ray this function started is shut down by it.
     """
+    _ray_fixes.apply()
     if ray.is_initialized():
         yield  # the caller (a test, a notebook) owns this Ray
         return
@@ -89,33 +108,7 @@ def make_searcher(spec: SweepSpec, concurrency: int) -> Searcher:
     )
 
 
-def make_scheduler(spec: SweepSpec) -> TrialScheduler:
-    if spec.scheduler.type == "fifo":
-        return FIFOScheduler()
-    return CollapseASHA(
-        time_attr="training_iteration",
-        max_t=spec.max_iterations,
-        grace_period=spec.scheduler.grace_period,
-        reduction_factor=spec.scheduler.reduction_factor,
-    )
-
-
-def rung_warnings(spec: SweepSpec) -> list[str]:
-    """Advice, not errors: an ASHA rung before the rules can fire compares healthy trials
-    with trials not yet known to be collapsed, whose loss is often the lowest."""
-    if spec.scheduler.type != "asha" or not spec.collapse:
-        return []
-    latest = max(rule.grace + rule.patience for rule in spec.collapse)
-    if spec.scheduler.grace_period >= latest:
-        return []
-    return [
-        f"scheduler.grace_period={spec.scheduler.grace_period} comes before report {latest} "
-        f"(a collapse rule's grace + patience), the earliest a collapse is known: ASHA may cut "
-        f"healthy trials for losing to trials that are collapsing; set grace_period >= {latest}"
-    ]
-
-
-def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int) -> tune.Tuner:
+def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_id: str = "") -> tune.Tuner:
     """The Tuner for a fresh launch (see `_restore` for a restored one)."""
     storage, experiment_name = experiment_path.rsplit("/", 1)
     checkpoints = has_state(resolve_trainable(spec.trainable, _search_dirs(spec)))
@@ -123,9 +116,8 @@ def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int) -> tune
     if spec.mlflow.tracking_uri:
         from collapsetune.tracking import MlflowTracking
 
-        callbacks.append(
-            MlflowTracking(spec.mlflow.tracking_uri, spec.name, experiment_path, dump_spec(spec))
-        )
+        callbacks.append(MlflowTracking(spec.mlflow.tracking_uri, spec.name, experiment_path, dump_spec(spec),
+                                        launch_id=launch_id))
     return tune.Tuner(
         _trainable(spec),
         param_space=param_space(spec),
@@ -134,17 +126,22 @@ def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int) -> tune
             mode=spec.objective.mode,
             num_samples=spec.num_samples,
             search_alg=make_searcher(spec, concurrency),
-            scheduler=make_scheduler(spec),
+            scheduler=spec.scheduler.build(spec),
             reuse_actors=True,  # CollapseTrainable.reset_config rebuilds the wrapper in place
         ),
         run_config=tune.RunConfig(
             name=experiment_name,
             storage_path=storage,
-            stop=CollapseStopper(max_iterations=spec.max_iterations),
+            # A scheduler that rescues collapsed trials (PBT) is consulted first: the stopper
+            # leaves them to it.
+            stop=CollapseStopper(max_iterations=spec.max_iterations,
+                                 stop_collapsed=not spec.scheduler.rescues_collapsed),
             callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(
-                checkpoint_frequency=spec.checkpoint_frequency if checkpoints else 0,
+                # By count when the sweep asks for it; otherwise the trainable asks for one
+                # every checkpoint_interval_s (CollapseTrainable), and Tune makes one at the end.
+                checkpoint_frequency=(spec.checkpoint_frequency or 0) if checkpoints else 0,
                 checkpoint_at_end=checkpoints,
                 num_to_keep=spec.checkpoint_num_to_keep,
             ),
@@ -162,12 +159,16 @@ def _search_dirs(spec: SweepSpec) -> list[Path]:
 
 def _trainable(spec: SweepSpec) -> type:
     """The sweep's CollapseTrainable subclass with its per-trial resources."""
+    stateful = has_state(resolve_trainable(spec.trainable, _search_dirs(spec)))
     plan = TrialPlan(
         wrapper=spec.trainable,
         search_dirs=tuple(str(d) for d in _search_dirs(spec)),
         rules=spec.collapse,
         metric=spec.objective.metric,
         mode=spec.objective.mode,
+        checkpoint_interval_s=spec.checkpoint_interval_s if stateful and spec.checkpoint_frequency is None else None,
+        report_timeout_s=spec.report_timeout_s,
+        trial_timeout_s=spec.trial_timeout_s,
     )
     trainable = make_trainable(plan, spec.trainable.rsplit(":", 1)[-1].rsplit(".", 1)[-1])
     return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
@@ -180,21 +181,33 @@ def _restore(spec: SweepSpec, experiment_path: str) -> tune.Tuner:
     )
 
 
-def dump_spec(spec: SweepSpec) -> str:
-    return yaml.safe_dump(spec_to_dict(spec), sort_keys=False)
+def pinned(spec: SweepSpec, cwd: Path | None = None) -> SweepSpec:
+    """The spec with a relative SQLite tracking store made absolute: it meant the launch
+    directory, and the results folder must say so for `resume` and `report` run elsewhere."""
+    uri = spec.mlflow.tracking_uri
+    prefix = "sqlite:///"
+    if uri and uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        path = (cwd or Path.cwd()) / uri[len(prefix):]
+        return dataclasses.replace(spec, mlflow=MlflowSpec(prefix + str(path.resolve())))
+    return spec
 
 
-def run_sweep(spec: SweepSpec) -> str:
-    """Launches a sweep and returns its results folder (a path or URI)."""
-    experiment_path = f"{location(spec.storage)}/{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    with ray_session(spec):
-        concurrency = check_resources(spec)
-        tuner = build_tuner(spec, experiment_path, concurrency)
-        _write_launch_files(spec, experiment_path)
-        print(f"collapsetune: {spec.num_samples} trials, up to {concurrency} at a time -> {experiment_path}")
-        tuner.fit()
-        _retry_stranded(spec, experiment_path)
-    return experiment_path
+def run_sweep(spec: SweepSpec) -> Outcome:
+    """Launches a sweep into a new results folder and runs it to the end."""
+    spec = pinned(spec)
+    experiment_path = new_folder(location(spec.storage), f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    launch_id = uuid.uuid4().hex
+    with driver_lock(experiment_path):
+        _write_launch_files(spec, experiment_path, launch_id)
+        with ray_session(spec):
+            concurrency = check_resources(spec)
+            tuner = build_tuner(spec, experiment_path, concurrency, launch_id)
+            print(f"collapsetune: {spec.num_samples} trials, up to {concurrency} at a time -> {experiment_path}")
+            tuner.fit()
+            if _outcome(experiment_path, spec).interrupted:
+                return _outcome(experiment_path)
+            _retry_stranded(spec, experiment_path)
+    return _outcome(experiment_path, spec)
 
 
 def _retry_stranded(spec: SweepSpec, experiment_path: str) -> None:
@@ -216,25 +229,86 @@ def _retry_stranded(spec: SweepSpec, experiment_path: str) -> None:
         _restore(spec, experiment_path).fit()
 
 
-def resume_sweep(results_dir: str) -> str:
-    """Finishes an interrupted sweep from its results folder; finished trials are kept."""
+def resume_sweep(results_dir: str, older_snapshot: bool = False) -> Outcome:
+    """Finishes an interrupted sweep from its results folder; finished trials are kept.
+
+    Checks first that Ray's experiment snapshot can be read (a full disk leaves it
+    truncated): an unreadable one stops the resume with nothing changed, and names an older
+    intact snapshot if there is one (`older_snapshot=True` resumes from it, keeping the
+    damaged file beside it with the suffix `.unreadable`).
+    """
     path = location(results_dir)
     resolved = read_text(path, SWEEP_FILE)
     launch = json.loads(read_text(path, LAUNCH_FILE))
-    # Relative names (a sqlite:/// tracking store, a wrapper module in the working
-    # directory) meant the launch directory: resume from there, or MLflow would get a new
-    # store and the runs would be duplicated.
-    os.chdir(launch["cwd"])
-    with tempfile.TemporaryDirectory() as scratch:
-        (Path(scratch) / SWEEP_FILE).write_text(resolved)
-        spec = load_sweep(Path(scratch) / SWEEP_FILE, base_dir=Path(launch["base_dir"]))
-    with ray_session(spec):
-        _restore(spec, path).fit()
-        _retry_stranded(spec, path)
-    return path
+    with driver_lock(path):
+        _check_snapshot(path, older_snapshot)
+        # A wrapper module named relative to the launch directory is found from there.
+        cwd = Path(launch["cwd"])
+        if cwd.is_dir():
+            os.chdir(cwd)
+        with tempfile.TemporaryDirectory() as scratch:
+            (Path(scratch) / SWEEP_FILE).write_text(resolved)
+            spec = load_sweep(Path(scratch) / SWEEP_FILE, base_dir=Path(launch["base_dir"]))
+        spec = dataclasses.replace(spec, source=Path(launch["source"]))
+        preflight.check(spec)  # storage, MLflow store and Ray address answer, before Ray starts
+        with ray_session(spec):
+            _restore(spec, path).fit()
+            if _outcome(path, spec).interrupted:
+                return _outcome(path)
+            _retry_stranded(spec, path)
+    return _outcome(path, spec)
 
 
-def _write_launch_files(spec: SweepSpec, experiment_path: str) -> None:
+def _check_snapshot(path: str, older_snapshot: bool) -> None:
+    """Stops a resume whose experiment snapshot cannot be read, before anything changes."""
+    states = experiment_states(path)  # (name, text) oldest first
+    if not states:
+        raise SpecError("Ray saved no experiment snapshot here (the driver died before its first one); "
+                        "nothing can be resumed: launch the sweep again with `collapsetune run`", file=path)
+    unreadable = [name for name, text in states if not _readable_state(text)]
+    if not unreadable or states[-1][0] not in unreadable:
+        return
+    intact = [name for name, text in states if name not in unreadable]
+    if older_snapshot and intact:
+        for name in unreadable:
+            if name > intact[-1]:
+                rename(path, name, name + UNREADABLE_SUFFIX)
+        print(f"collapsetune: resuming from the older snapshot {intact[-1]}; the damaged "
+              f"{', '.join(n for n in unreadable if n > intact[-1])} is kept as *{UNREADABLE_SUFFIX}")
+        return
+    offer = (f"; an older intact snapshot exists ({intact[-1]}): `collapsetune resume {path} --older-snapshot` "
+             "resumes from it (trials since then run again from their checkpoints)" if intact
+             else "; no older intact snapshot exists")
+    raise SpecError(f"Ray's experiment snapshot {states[-1][0]} is unreadable (truncated: a full disk?); "
+                    f"nothing was changed{offer}", file=path)
+
+
+def _readable_state(text: str) -> bool:
+    """Whether an experiment_state-*.json is whole: parsed as JSON only, never unpickled."""
+    try:
+        state = json.loads(text)
+        trials = state["trial_data"]
+        return isinstance(state.get("runner_data"), dict) and all(
+            isinstance(json.loads(trial)["trial_id"], str) for trial, _meta in trials)
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+def _outcome(path: str, spec: SweepSpec | None = None) -> Outcome:
+    """How the sweep in `path` stands; with `spec`, an interrupted sweep's MLflow runs are
+    marked KILLED (Tune ends them as if they had completed)."""
+    trials = ExperimentAnalysis(path).trials
+    unfinished = [t.trial_id for t in trials if t.status not in ("TERMINATED", "ERROR")]
+    if unfinished and spec is not None and spec.mlflow.tracking_uri:
+        from collapsetune.tracking import mark_interrupted
+
+        mark_interrupted(client_uri(live_uri(spec.mlflow.tracking_uri)), spec.name, path, unfinished)
+    errored = sum(1 for t in trials if t.status == "ERROR")
+    return Outcome(path, len(trials), errored, len(unfinished))
+
+
+def _write_launch_files(spec: SweepSpec, experiment_path: str, launch_id: str) -> None:
     write_text(experiment_path, SWEEP_FILE, dump_spec(spec))
-    launch = {"source": str(spec.source), "base_dir": str(spec.base_dir), "cwd": os.getcwd()}
+    launch = {"source": str(spec.source), "base_dir": str(spec.base_dir), "cwd": os.getcwd(),
+              "launch_id": launch_id, "host": socket.gethostname()}
     write_text(experiment_path, LAUNCH_FILE, json.dumps(launch, indent=2))

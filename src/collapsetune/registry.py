@@ -11,6 +11,7 @@ import contextlib
 import difflib
 import importlib
 import importlib.util
+import os
 import re
 import sys
 import sysconfig
@@ -36,25 +37,32 @@ _INSTALLED_PACKAGES = ("collapsetune", "trainables")
 def resolve_trainable(name: str, search_dirs: Sequence[Path] = ()) -> type:
     """Import the wrapper class a sweep names.
 
+    A built-in short name always imports the installed `trainables` package: the search dirs
+    are not put on sys.path for it, and neither they nor the cwd are searched even when Python
+    put the cwd there (`python -m`), so a `trainables/` folder planted beside a sweep never runs.
+
     Args:
         name: A key of TRAINABLES or "package.module:Class".
-        search_dirs: Folders put at the front of sys.path while importing (the sweep file's
-            folder and the cwd), so a wrapper module beside the sweep file is found.
+        search_dirs: Folders put at the front of sys.path while importing a "module:Class"
+            (the sweep file's folder and the cwd), so a wrapper module beside the sweep is found.
 
     Returns:
         The class; it has a `step` method.
 
     Raises:
         SpecError: unknown short name (lists the valid ones), module not importable (with the
-            ImportError text), no such class, or the class has no `step`.
+            ImportError text), no such class (with a close name if there is one), or the class
+            has no `step`.
     """
     module_name, class_name = _target(name)
-    with _front_of_sys_path(search_dirs):
+    search_dirs = _unique(search_dirs)
+    builtin = name in TRAINABLES
+    with _without(search_dirs) if builtin else _front_of_sys_path(search_dirs):
         importlib.invalidate_caches()  # a wrapper written after start-up must still be found
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            if name in TRAINABLES and getattr(exc, "name", None) == module_name:
+            if builtin and getattr(exc, "name", None) in (module_name, module_name.split(".")[0]):
                 raise SpecError(
                     f"built-in trainable {name!r} is not available in this install "
                     f"({module_name} does not exist yet); valid names: {_names()}"
@@ -71,7 +79,8 @@ def resolve_trainable(name: str, search_dirs: Sequence[Path] = ()) -> type:
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
         found = "no such attribute" if cls is None else f"found {type(cls).__name__}"
-        raise SpecError(f"module {module_name!r} has no class {class_name!r} ({found})")
+        hint = _close_class(module, class_name)
+        raise SpecError(f"module {module_name!r} has no class {class_name!r} ({found}){hint}")
     if not callable(getattr(cls, "step", None)):
         raise SpecError(
             f"class {module_name}:{class_name} has no step() method; a wrapper needs "
@@ -146,6 +155,20 @@ def _front_of_sys_path(dirs: Sequence[Path]) -> Iterator[None]:
                 sys.path.remove(entry)
 
 
+@contextlib.contextmanager
+def _without(dirs: Sequence[Path]) -> Iterator[None]:
+    """sys.path without `dirs`, the cwd and '' while importing a built-in, unless PYTHONPATH
+    names the folder (a developer pointing Python at a checkout on purpose)."""
+    chosen = {str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
+    planted = {str(Path(d).resolve()) for d in [*dirs, Path.cwd()]} - chosen
+    saved = list(sys.path)
+    sys.path[:] = [p for p in saved if p not in ("", ".") and str(Path(p).resolve()) not in planted]
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+
+
 def _installed_roots() -> list[Path]:
     roots = {Path(p).resolve() for key in ("purelib", "platlib", "stdlib", "platstdlib")
              if (p := sysconfig.get_paths().get(key))}
@@ -161,5 +184,17 @@ def _names() -> str:
     return ", ".join(sorted(TRAINABLES))
 
 
+def _unique(dirs: Sequence[Path]) -> list[Path]:
+    """`dirs` resolved, each once (the sweep's folder is often the cwd)."""
+    return list(dict.fromkeys(Path(d).resolve() for d in dirs))
+
+
 def _shown(dirs: Sequence[Path]) -> str:
     return ", ".join(str(d) for d in dirs) or "no extra folders"
+
+
+def _close_class(module: object, wanted: str) -> str:
+    """' (did you mean 'Toy'?)' for a misspelt class name, case-only typos first."""
+    classes = [k for k, v in vars(module).items() if isinstance(v, type) and not k.startswith("_")]
+    close = [k for k in classes if k.lower() == wanted.lower()] or difflib.get_close_matches(wanted, classes, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -2,13 +2,31 @@
 per trial with its params, per-report metrics, collapse tags and generated samples.
 
 Only the driver talks to MLflow (a Tune callback), so a SQLite store is never written by
-two processes and workers need no tracking credentials.
+two processes and workers need no tracking credentials. Every write goes through one
+background thread (`_Writer`): Tune's loop only queues a report, and the thread batches
+the reports of each run into one `log_batch`, so the driver keeps up with many trials
+reporting many times a second. The queue is flushed before every experiment snapshot
+(`get_state`), when a trial ends and when the sweep ends, so whatever Ray's snapshot says
+was reported is in MLflow too; `collapsetune.step` (written in the same batch as the
+metrics) tells a resumed driver which steps are already there, so none is logged twice.
+
+A tracking failure never ends a sweep: a write MLflow refuses is dropped with a warning
+(once per kind of failure) and counted on the parent run. Metric and param names MLflow
+cannot store (`acc@1`) are renamed (`acc_1`), and the run's `collapsetune.renamed.*` tags
+say what each new name was.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from concurrent.futures import Future, ThreadPoolExecutor
+import os
+import queue
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -16,66 +34,103 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from collapsetune.collapse import HEALTHY, ITERATION_KEY, REASON_KEY, STATUS_KEY
+from collapsetune.collapse import ERROR, INCONCLUSIVE, ITERATION_KEY, REASON_KEY, STATUS_KEY
+from collapsetune.credentials import client_uri, live_uri, redact_uri
 from collapsetune.trainable import ARTIFACTS_DIR
+
+logger = logging.getLogger(__name__)
 
 # Ray's bookkeeping keys: not model metrics, and some (timestamp, pid) are not even
 # comparable across runs.
 _NOT_METRICS = {
     "timestamp", "pid", "training_iteration", "iterations_since_restore", "done",
     "time_since_restore", "timesteps_since_restore", "timesteps_total", "episodes_total",
-    "checkpoint_dir_name", ITERATION_KEY,
+    "checkpoint_dir_name", "should_checkpoint", ITERATION_KEY,
 }
 PATH_TAG = "collapsetune.experiment_path"  # ties a parent run to its results folder
+LAUNCH_TAG = "collapsetune.launch_id"  # ties it to its launch even when the folder moved
 TRIAL_TAG = "ray.trial_id"
 ORPHAN_TAG = "collapsetune.orphan"  # why a run was moved to the trash on resume
 STEP_TAG = "collapsetune.step"  # last report logged to a run
+ERROR_TAG = "collapsetune.error"
+RENAMED_PREFIX = "collapsetune.renamed."  # + MLflow's name -> the name the wrapper reported
+FAILED_WRITES_TAG = "collapsetune.failed_writes"
+SAMPLES_FILE = "samples.md"  # one file per trial: every report's samples, newest last
 _PARAM_MAX = 6000  # MLflow's limit on a param value
+_TAG_MAX = 8000  # and on a tag value
+_KEY_MAX = 250  # and on a metric, param or tag name
+_BATCH_METRICS = 1000  # MLflow's limits on one log_batch
+_BATCH_TAGS = 100
 
 
 class MlflowTracking(tune.Callback):
     """Logs a sweep to MLflow. Idempotent on resume: runs are found again by tags, never
-    created twice.
+    created twice, and a run is moved to the trash only when it is known to be a trial the
+    resumed sweep re-ran under a new id.
 
     Example:
         >>> cb = MlflowTracking("sqlite:///mlflow.db", "bitnet-collapse", "results/x")  # doctest: +SKIP
         >>> tune.RunConfig(callbacks=[cb])  # doctest: +SKIP
     """
 
-    def __init__(self, tracking_uri: str, experiment: str, experiment_path: str, sweep_yaml: str = ""):
-        self.tracking_uri = tracking_uri
+    def __init__(self, tracking_uri: str, experiment: str, experiment_path: str, sweep_yaml: str = "",
+                 launch_id: str = ""):
+        self.tracking_uri = redact_uri(tracking_uri)  # what is pickled with the experiment
+        self._live_uri = tracking_uri  # never pickled: it may hold a password
         self.experiment = experiment
         self.experiment_path = experiment_path
         self.sweep_yaml = sweep_yaml
-        self._client: MlflowClient | None = None
+        self.launch_id = launch_id
+        self._init_live_state()
+
+    def _init_live_state(self) -> None:
+        self._writer: _Writer | None = None
         self._experiment_id = ""
         self.parent_run_id = ""
         self._runs: dict[str, str] = {}  # trial id -> child run id
-        self._logged: dict[str, int] = {}  # trial id -> last step already in MLflow
+        self._logged: dict[str, int] = {}  # trial id -> last step already in MLflow (or queued)
         self._verdicts: dict[str, list[RunTag]] = {}  # trial id -> verdict tags last logged
-        self._opening: Future | None = None  # the parent run being found or made in the background
+        self._samples: dict[str, list[tuple[int, str]]] = {}  # trial id -> (step, text) so far
+        self._names = _Names()
+        # Child runs that existed at the experiment snapshot this driver resumed from; None
+        # when it did not resume from one (or could not read it): then no run is retired.
+        self._snapshot_runs: set[str] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles callbacks with the experiment; a live client must not travel.
-        return {**self.__dict__, "_client": None, "_runs": {}, "_logged": {}, "_verdicts": {},
-                "parent_run_id": "", "_opening": None}
+        # Tune pickles callbacks with the experiment (tuner.pkl): no live client, thread or
+        # password may travel.
+        keep = ("tracking_uri", "experiment", "experiment_path", "sweep_yaml", "launch_id")
+        return {k: self.__dict__[k] for k in keep}
 
-    @property
-    def client(self) -> MlflowClient:
-        if self._client is None:
-            self._client = MlflowClient(tracking_uri=self.tracking_uri)
-        return self._client
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._live_uri = None
+        self._init_live_state()
+
+    # -- Tune's experiment snapshots ------------------------------------------------------
+
+    def get_state(self) -> dict | None:
+        """Called before each experiment snapshot: everything reported so far is written
+        first, so the snapshot never claims a report MLflow lacks."""
+        if self._writer is not None:
+            self._writer.flush()
+        return {"runs": dict(self._runs)}
+
+    def set_state(self, state: dict) -> None:
+        self._snapshot_runs = set(state.get("runs", {}).values())
 
     # -- Tune hooks ---------------------------------------------------------------------
 
     def setup(self, **info: Any) -> None:
-        # Opening a new SQLite store runs MLflow's schema migrations, which takes seconds: do
-        # it while Ray starts the trials' worker processes. on_trial_start, which Tune calls
-        # once a trial's process is up and before its first step, waits for it (and raises
-        # what it raised, e.g. a bad tracking URI).
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-open")
-        self._opening = pool.submit(self._open_parent)
-        pool.shutdown(wait=False)  # its one thread ends with this one task
+        if self._live_uri is None:
+            self._live_uri = live_uri(self.tracking_uri)
+        uri = self._live_uri
+        self._writer = _Writer(lambda: _connect(uri))
+        # Opening a new SQLite store runs MLflow's schema migrations, which takes seconds: it
+        # happens on the writer thread while Ray starts the trials' worker processes.
+        # on_trial_start, which Tune calls once a trial's process is up and before its first
+        # step, waits for it (and raises what it raised, e.g. a bad tracking URI).
+        self._opening = self._writer.call(self._open_parent)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._run_for(trial)
@@ -86,119 +141,410 @@ class MlflowTracking(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         run_id = self._run_for(trial)
         step = int(result.get("training_iteration", 0))
-        if step <= self._logged.get(trial.trial_id, 0):
+        if not run_id or step <= self._logged.get(trial.trial_id, 0):
             return  # re-reported after a restore from checkpoint: MLflow has this step
         self._logged[trial.trial_id] = step
+        timestamp = int(1000 * result.get("timestamp", 0))
         metrics = [
-            Metric(key, float(value), int(1000 * result.get("timestamp", 0)), step)
+            Metric(self._names.key(key), float(value), timestamp, step)
             for key, value in result.items()
             if key not in _NOT_METRICS and _is_number(value)
         ]
-        # The step rides in the same batch, so a resumed driver knows exactly what is logged.
         tags = [RunTag(STEP_TAG, str(step))]
         verdict = _verdict_tags(result)
-        if verdict != self._verdicts.get(trial.trial_id):  # tags cost a write each: only on change
+        changed = verdict != self._verdicts.get(trial.trial_id)
+        if changed:  # tags cost a write each: only on change
             self._verdicts[trial.trial_id] = verdict
             tags += verdict
-        self.client.log_batch(run_id, metrics=metrics, tags=tags)
+        tags += self._names.tags_for(run_id, (m.key for m in metrics))
+        self._writer.log(run_id, step, metrics, tags)
         if result.get("samples"):
-            self.client.log_text(run_id, result["samples"], f"samples/iter_{step:04d}.txt")
+            history = self._samples.setdefault(trial.trial_id, [])
+            history.append((step, str(result["samples"])))
+            if changed or _log_spaced(step) or step % 10 == 0:
+                self._write_samples(run_id, trial.trial_id)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        run_id = self._run_for(trial)
-        self._log_artifacts(run_id, trial)
-        self.client.set_terminated(run_id, "FINISHED")
+        self._finish(trial, "FINISHED")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        run_id = self._run_for(trial)
-        self._log_artifacts(run_id, trial)
-        error = trial.get_error()
-        self.client.set_tag(run_id, "collapsetune.error", str(error)[-_PARAM_MAX:] if error else "unknown")
-        self.client.set_terminated(run_id, "FAILED")
+        self._finish(trial, "FAILED", error=_error_text(trial))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self._retire_orphans({trial.trial_id for trial in trials})
+        self._ensure_parent()
+        known = {trial.trial_id for trial in trials}
         counts: dict[str, int] = {}
         for trial in trials:
-            status = "error" if trial.status == "ERROR" else trial.last_result.get(STATUS_KEY, HEALTHY)
+            status = ERROR if trial.status == "ERROR" else trial.last_result.get(STATUS_KEY, INCONCLUSIVE)
             counts[status] = counts.get(status, 0) + 1
         tags = [RunTag(f"collapsetune.trials.{k}", str(v)) for k, v in sorted(counts.items())]
-        self.client.log_batch(self._ensure_parent(), tags=tags)
-        self.client.set_terminated(self._ensure_parent(), "FINISHED")
+        # The driver was interrupted (Ctrl-C): the sweep is not over, `resume` continues it.
+        unfinished = [self._runs.get(t.trial_id) for t in trials if t.status not in ("TERMINATED", "ERROR")]
+        writer = self._writer
+        writer.data(lambda client: self._retire_orphans(client, known))
+        writer.data(lambda client: client.log_batch(self.parent_run_id, tags=tags))
+        for run_id in filter(None, unfinished):
+            writer.data(lambda client, run_id=run_id: client.set_terminated(run_id, "KILLED"))
+        writer.flush()
+        if writer.failures:
+            writer.data(lambda client: client.set_tag(self.parent_run_id, FAILED_WRITES_TAG,
+                                                      writer.failure_summary()))
+        end = "KILLED" if unfinished else "FINISHED"
+        writer.data(lambda client: client.set_terminated(self.parent_run_id, end))
+        writer.close()
+        if writer.failures:
+            logger.warning("collapsetune: %s", writer.failure_summary())
 
-    def _retire_orphans(self, known: set[str]) -> None:
-        """Moves runs of trials this sweep does not know to MLflow's trash (recoverable).
+    # -- trials ending --------------------------------------------------------------------
+
+    def _finish(self, trial: Any, status: str, error: str | None = None) -> None:
+        run_id = self._run_for(trial)
+        if not run_id:
+            return
+        if trial.trial_id in self._samples:
+            self._write_samples(run_id, trial.trial_id)
+        # The trial's folder in storage, where Ray syncs the files its worker wrote
+        # (sync_artifacts); a remote storage URI is not a local folder, and is skipped.
+        stored = getattr(trial, "path", None)
+        folder = Path(stored) / ARTIFACTS_DIR if stored and "://" not in stored else None
+        tags = [RunTag(ERROR_TAG, error[-_TAG_MAX:]), RunTag(STATUS_KEY, ERROR)] if error is not None else []
+
+        def finish(client: MlflowClient) -> None:
+            if folder is not None and folder.is_dir() and any(folder.iterdir()):
+                client.log_artifacts(run_id, str(folder))
+            if tags:
+                client.log_batch(run_id, tags=tags)
+            client.set_terminated(run_id, status)
+
+        self._writer.data(finish)
+
+    def _write_samples(self, run_id: str, trial_id: str) -> None:
+        text = _samples_markdown(self._samples[trial_id])
+        self._writer.data(lambda client: client.log_text(run_id, text, SAMPLES_FILE))
+
+    def _retire_orphans(self, client: MlflowClient, known: set[str]) -> None:
+        """Moves runs of trials this sweep re-ran under a new id to MLflow's trash (recoverable).
 
         A driver killed after a trial started but before Ray's periodic experiment snapshot
         recorded it leaves a run for a trial that `resume` never sees again: Ray re-runs it
-        under a new id. Without this, the resumed sweep would show one run too many.
+        under a new id. Such a run is one this callback had not yet saved in the snapshot's
+        state either. Only those are retired; a run the snapshot knew, or any run at all
+        when this driver did not resume from a readable snapshot, is left alone.
         """
-        parent = self._ensure_parent()
-        for run in children(self.client, self._experiment_id, parent):
-            if run.data.tags.get(TRIAL_TAG) not in known:
-                self.client.set_tag(run.info.run_id, ORPHAN_TAG, "trial lost in a driver crash before "
-                                    "Ray recorded it; the resumed sweep ran it again as a new trial")
-                self.client.set_terminated(run.info.run_id, "KILLED")
-                self.client.delete_run(run.info.run_id)
-
-    def _log_artifacts(self, run_id: str, trial: Any) -> None:
-        folder = Path(trial.path) / ARTIFACTS_DIR
-        if folder.is_dir() and any(folder.iterdir()):  # a remote storage URI is not a local dir
-            self.client.log_artifacts(run_id, str(folder))
+        if self._snapshot_runs is None:
+            return
+        for run in children(client, self._experiment_id, self.parent_run_id):
+            trial_id = run.data.tags.get(TRIAL_TAG)
+            if trial_id in known or run.info.run_id in self._snapshot_runs:
+                continue
+            client.set_tag(run.info.run_id, ORPHAN_TAG, "trial lost in a driver crash before Ray "
+                           "recorded it; the resumed sweep ran it again as a new trial")
+            client.set_terminated(run.info.run_id, "KILLED")
+            client.delete_run(run.info.run_id)
 
     # -- runs ---------------------------------------------------------------------------
 
     def _ensure_parent(self) -> str:
-        if self._opening is not None:
-            opening, self._opening = self._opening, None
-            opening.result()
-        return self.parent_run_id or self._open_parent()
-
-    def _open_parent(self) -> str:
-        experiment = self.client.get_experiment_by_name(self.experiment)
-        self._experiment_id = (
-            experiment.experiment_id if experiment else self.client.create_experiment(self.experiment)
-        )
-        found = self.client.search_runs(
-            [self._experiment_id], filter_string=f"tags.`{PATH_TAG}` = '{_quote(self.experiment_path)}'"
-        )
-        if found:
-            self.parent_run_id = found[0].info.run_id
-            self.client.update_run(self.parent_run_id, status="RUNNING")
-        else:
-            run = self.client.create_run(
-                self._experiment_id,
-                run_name=self.experiment_path.rstrip("/").rsplit("/", 1)[-1],
-                tags={PATH_TAG: self.experiment_path},
-            )
-            self.parent_run_id = run.info.run_id
-            if self.sweep_yaml:
-                self.client.log_text(self.parent_run_id, self.sweep_yaml, "sweep.yaml")
+        if not self.parent_run_id:
+            self.parent_run_id = self._opening.result()
         return self.parent_run_id
 
+    def _open_parent(self, client: MlflowClient) -> str:
+        experiment = client.get_experiment_by_name(self.experiment)
+        if experiment is not None:
+            self._experiment_id = experiment.experiment_id
+        else:
+            self._experiment_id = client.create_experiment(
+                self.experiment, artifact_location=artifact_location(self._live_uri))
+        found = client.search_runs([self._experiment_id], filter_string=f"tags.`{PATH_TAG}` = '{_quote(self.experiment_path)}'")
+        if not found and self.launch_id:  # the results folder was moved since the launch
+            found = client.search_runs([self._experiment_id], filter_string=f"tags.`{LAUNCH_TAG}` = '{_quote(self.launch_id)}'")
+            if found:
+                client.set_tag(found[0].info.run_id, PATH_TAG, self.experiment_path)
+        if found:
+            run_id = found[0].info.run_id
+            client.update_run(run_id, status="RUNNING")
+            return run_id
+        tags = {PATH_TAG: self.experiment_path, **({LAUNCH_TAG: self.launch_id} if self.launch_id else {})}
+        run = client.create_run(self._experiment_id, run_name=self.experiment_path.rstrip("/").rsplit("/", 1)[-1],
+                                tags=tags)
+        if self.sweep_yaml:
+            client.log_text(run.info.run_id, self.sweep_yaml, "sweep.yaml")
+        return run.info.run_id
+
     def _run_for(self, trial: Any) -> str:
-        if trial.trial_id in self._runs:
-            return self._runs[trial.trial_id]
-        parent = self._ensure_parent()
-        found = self.client.search_runs(
+        """The trial's child run id; "" when MLflow could not make one (the trial goes on
+        untracked). A store that cannot open the parent run raises: that fails the sweep
+        before any trial trains, while nothing is lost yet."""
+        if trial.trial_id not in self._runs:
+            parent = self._ensure_parent()
+            try:
+                run_id = self._writer.call(lambda client: self._find_or_create(client, parent, trial)).result()
+            except Exception as exc:  # noqa: BLE001 - a tracking failure must not end the sweep
+                logger.warning("collapsetune: MLflow could not open a run for trial %s; it is not tracked: %s",
+                               trial.trial_id, exc)
+                run_id = ""
+            self._runs[trial.trial_id] = run_id
+        return self._runs[trial.trial_id]
+
+    def _find_or_create(self, client: MlflowClient, parent: str, trial: Any) -> str:
+        found = client.search_runs(
             [self._experiment_id],
             filter_string=f"tags.`mlflow.parentRunId` = '{parent}' and tags.`{TRIAL_TAG}` = '{trial.trial_id}'",
         )
         if found:  # a resumed sweep: continue the trial's run, never open a second one
-            run_id = found[0].info.run_id
-            self.client.update_run(run_id, status="RUNNING")
-            self._logged[trial.trial_id] = int(found[0].data.tags.get(STEP_TAG, 0))
-        else:
-            run = self.client.create_run(
-                self._experiment_id,
-                run_name=str(trial),
-                tags={"mlflow.parentRunId": parent, TRIAL_TAG: trial.trial_id, STATUS_KEY: HEALTHY},
-            )
-            run_id = run.info.run_id
-            params = [Param(k, str(v)[:_PARAM_MAX]) for k, v in sorted(_flatten(trial.config).items())]
-            self.client.log_batch(run_id, params=params)
-        self._runs[trial.trial_id] = run_id
-        return run_id
+            run = found[0]
+            client.update_run(run.info.run_id, status="RUNNING")
+            self._logged[trial.trial_id] = int(run.data.tags.get(STEP_TAG, 0))
+            self._samples[trial.trial_id] = _read_samples(client, run.info.run_id)
+            return run.info.run_id
+        run = client.create_run(
+            self._experiment_id,
+            run_name=str(trial),
+            tags={"mlflow.parentRunId": parent, TRIAL_TAG: trial.trial_id},
+        )
+        flat = sorted(_flatten(trial.config).items())
+        params = [Param(self._names.key(k), str(v)[:_PARAM_MAX]) for k, v in flat]
+        for i in range(0, len(params), _BATCH_TAGS):
+            client.log_batch(run.info.run_id, params=params[i:i + _BATCH_TAGS])
+        renamed = self._names.tags_for(run.info.run_id, (p.key for p in params))
+        for i in range(0, len(renamed), _BATCH_TAGS):
+            client.log_batch(run.info.run_id, tags=renamed[i:i + _BATCH_TAGS])
+        return run.info.run_id
+
+
+class _Writer:
+    """One thread that owns every MLflow call of a sweep, in the order they were asked for.
+
+    `call` runs a function on the thread and returns its Future (run creation: the caller
+    needs the id). `log` queues one report; reports waiting for the same run are merged into
+    one `log_batch`. `data` queues any other write. A write that raises is dropped and
+    counted, so MLflow trouble never reaches Tune's loop. The queue is bounded: when MLflow
+    is slower than the trials, `log` blocks Tune's loop instead of growing without end.
+    """
+
+    def __init__(self, connect: Callable[[], MlflowClient], max_pending: int = 20_000):
+        self._connect = connect  # called on the thread: opening a store can take seconds
+        self.client: MlflowClient | None = None
+        self._broken: Exception | None = None  # why the store could not be opened
+        self.failures: dict[str, int] = defaultdict(int)  # kind of failure -> count
+        self._first_failure: dict[str, str] = {}
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()  # run creation goes first
+        self._ops: queue.Queue = queue.Queue(maxsize=max_pending)
+        self._wake = threading.Semaphore(0)
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="collapsetune-mlflow", daemon=True)
+        self._thread.start()
+
+    def call(self, fn: Callable[[MlflowClient], Any]) -> Future:
+        future: Future = Future()
+        self._calls.put((fn, future))
+        self._wake.release()
+        return future
+
+    def log(self, run_id: str, step: int, metrics: list[Metric], tags: list[RunTag]) -> None:
+        self._put(("log", run_id, step, metrics, tags))
+
+    def data(self, fn: Callable[[MlflowClient], Any]) -> None:
+        self._put(("data", fn))
+
+    def flush(self) -> None:
+        """Returns once everything queued before it is written (or dropped)."""
+        done = threading.Event()
+        self._put(("flush", done))
+        done.wait()
+
+    def close(self) -> None:
+        self.flush()
+        self._closed = True
+        self._wake.release()
+        self._thread.join()
+
+    def failure_summary(self) -> str:
+        total = sum(self.failures.values())
+        first = "; ".join(f"{kind}: {self._first_failure[kind]}" for kind in self.failures)
+        return f"{total} MLflow write(s) failed and were dropped ({first})"[:_TAG_MAX]
+
+    def _put(self, op: tuple) -> None:
+        self._ops.put(op)
+        self._wake.release()
+
+    def _loop(self) -> None:
+        try:
+            self.client = self._connect()
+        except Exception as exc:  # noqa: BLE001 - every call's caller gets it
+            self._broken = exc
+        while True:
+            self._wake.acquire()
+            while not self._calls.empty():
+                fn, future = self._calls.get()
+                try:
+                    if self._broken is not None:
+                        raise self._broken
+                    future.set_result(fn(self.client))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    future.set_exception(exc)
+            ops = []
+            while True:
+                try:
+                    ops.append(self._ops.get_nowait())
+                except queue.Empty:
+                    break
+            self._run(ops)
+            if self._closed and self._ops.empty() and self._calls.empty():
+                return
+
+    def _run(self, ops: list[tuple]) -> None:
+        pending: dict[str, list[tuple]] = {}  # run id -> its reports waiting, in order
+        for op in ops:
+            if op[0] == "log":
+                pending.setdefault(op[1], []).append(op[2:])
+                continue
+            self._write_reports(pending)  # whatever came before this op is written first
+            pending = {}
+            if op[0] == "flush":
+                op[1].set()
+            else:
+                self._safely("write", lambda: op[1](self.client))
+        self._write_reports(pending)
+
+    def _write_reports(self, pending: dict[str, list[tuple]]) -> None:
+        for run_id, reports in pending.items():
+            for metrics, tags in _batches(reports):
+                self._safely("log_batch", lambda: self.client.log_batch(run_id, metrics=metrics, tags=tags))
+
+    def _safely(self, kind: str, fn: Callable[[], Any]) -> None:
+        try:
+            if self._broken is not None:
+                raise self._broken
+            fn()
+        except Exception as exc:  # noqa: BLE001 - a tracking failure must not end the sweep
+            text = f"{type(exc).__name__}: {str(exc)[:300]}"
+            if kind not in self._first_failure:
+                self._first_failure[kind] = text
+                logger.warning("collapsetune: MLflow %s failed, dropped (further failures of this kind are "
+                               "counted on the parent run, not printed): %s", kind, text)
+            self.failures[kind] += 1
+
+
+def _batches(reports: Sequence[tuple]) -> list[tuple[list[Metric], list[RunTag]]]:
+    """Whole reports packed into log_batch calls within MLflow's limits. The step tag of a
+    batch is its last report's, so a batch that fails never claims steps it did not write."""
+    batches: list[tuple[list[Metric], list[RunTag]]] = []
+    metrics: list[Metric] = []
+    tags: dict[str, RunTag] = {}
+    for step, report_metrics, report_tags in reports:
+        if metrics and (len(metrics) + len(report_metrics) > _BATCH_METRICS
+                        or len(tags) + len(report_tags) > _BATCH_TAGS):
+            batches.append((metrics, list(tags.values())))
+            metrics, tags = [], {}
+        metrics = metrics + list(report_metrics)
+        tags.update((t.key, t) for t in report_tags)  # a later report's verdict wins
+    if metrics or tags:
+        batches.append((metrics, list(tags.values())))
+    # A single report larger than one batch: split it; the step tag rides in the last piece.
+    out = []
+    for metrics, tags in batches:
+        while len(metrics) > _BATCH_METRICS:
+            out.append((metrics[:_BATCH_METRICS], []))
+            metrics = metrics[_BATCH_METRICS:]
+        out.append((metrics, tags))
+    return out
+
+
+class _Names:
+    """Metric and param names as MLflow accepts them, the same for every run of the sweep.
+
+    MLflow takes letters, digits, `_ - . / :` and spaces, at most 250 characters, and no
+    name that a path normalisation would change (`a//b`, `./a`). Any other character becomes
+    `_`; a name too long is cut and given a short hash; a clash gets `_2`, `_3`, ...
+    """
+
+    _BAD = re.compile(r"[^/\w.\- :]")
+
+    def __init__(self) -> None:
+        self._map: dict[str, str] = {}  # reported name -> MLflow name
+        self._original: dict[str, str] = {}  # MLflow name -> reported name, renamed ones only
+        self._taken: set[str] = set()
+        self._tagged: dict[str, set[str]] = defaultdict(set)  # run id -> renames it has tags for
+        self._lock = threading.Lock()  # used from Tune's loop and the writer thread
+
+    def key(self, name: str) -> str:
+        with self._lock:
+            return self._key(name)
+
+    def _key(self, name: str) -> str:
+        if name not in self._map:
+            clean = self._clean(name)
+            base, n = clean, 1
+            while clean in self._taken:
+                n += 1
+                clean = f"{base[:_KEY_MAX - 4]}_{n}"
+            self._map[name] = clean
+            self._taken.add(clean)
+            if clean != name:
+                logger.warning("collapsetune: MLflow cannot store the name %r; logged as %r (tag %s%s)",
+                               name, clean, RENAMED_PREFIX, clean)
+                self._original[clean] = name
+        return self._map[name]
+
+    def tags_for(self, run_id: str, keys: Any) -> list[RunTag]:
+        """Tags saying what each renamed key among `keys` was, those the run lacks yet."""
+        with self._lock:
+            new = [k for k in dict.fromkeys(keys) if k in self._original and k not in self._tagged[run_id]]
+            self._tagged[run_id].update(new)
+        return [RunTag((RENAMED_PREFIX + k)[:_KEY_MAX], self._original[k][:_TAG_MAX]) for k in new]
+
+    def _clean(self, name: str) -> str:
+        clean = self._BAD.sub("_", str(name)) or "_"
+        clean = re.sub(r"/{2,}", "/", clean).strip("/") or "_"
+        clean = "/".join(part if part not in (".", "..") else part.replace(".", "_") for part in clean.split("/"))
+        if len(clean) > _KEY_MAX:
+            import hashlib
+
+            clean = clean[:_KEY_MAX - 9] + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
+        return clean
+
+
+def mark_interrupted(tracking_uri: str, experiment: str, experiment_path: str, trial_ids: Sequence[str]) -> None:
+    """After Ctrl-C: the parent run and the runs of trials that had not finished are KILLED,
+    not FINISHED (Tune ends the experiment as if those trials had completed); `resume`
+    sets them RUNNING again."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return
+    parents = client.search_runs([found.experiment_id], f"tags.`{PATH_TAG}` = '{_quote(experiment_path)}'")
+    for parent in parents:
+        for run in children(client, found.experiment_id, parent.info.run_id):
+            if run.data.tags.get(TRIAL_TAG) in trial_ids:
+                client.set_terminated(run.info.run_id, "KILLED")
+        client.set_terminated(parent.info.run_id, "KILLED")
+
+
+def _connect(uri: str) -> MlflowClient:
+    """A client whose store is open. Two drivers creating one new SQLite store at once race
+    in MLflow's schema migrations (`table _alembic_tmp_experiments already exists`): on
+    this machine they take turns."""
+    # One "View run at <url>" line per run on stdout is noise for a sweep; `report` links them.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    uri = client_uri(uri)
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri)
+    import fcntl
+    import hashlib
+    import tempfile
+
+    db = str(Path(uri[len("sqlite:///"):]).absolute())
+    lock = Path(tempfile.gettempdir()) / f"collapsetune-mlflow-{hashlib.sha1(db.encode()).hexdigest()[:16]}.lock"
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            client = MlflowClient(tracking_uri=uri)
+            client.search_experiments(max_results=1)  # creates and migrates the schema now
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    return client
 
 
 def children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list:
@@ -213,14 +559,65 @@ def children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> li
             return runs
 
 
+def artifact_location(tracking_uri: str) -> str | None:
+    """Where a new experiment's artifacts go: beside a SQLite store, not in whichever
+    directory the first launch ran from (MLflow's default, `./mlruns` of that cwd)."""
+    prefix = "sqlite:///"
+    if tracking_uri.startswith(prefix):
+        return (Path(tracking_uri[len(prefix):]).absolute().parent / "mlruns").as_uri()
+    return None
+
+
+def _samples_markdown(history: Sequence[tuple[int, str]]) -> str:
+    head = ("# Samples\n\nWhat the model generated at each report, newest last: the text of its "
+            "`samples()` (for the built-in LM, one `prompt ||| continuation` per line).\n")
+    body = "".join(f"\n## Report {step}\n\n```text\n{text.strip()}\n```\n" for step, text in history)
+    return head + body
+
+
+def _read_samples(client: MlflowClient, run_id: str) -> list[tuple[int, str]]:
+    """The samples a run already has (a resumed driver continues the file)."""
+    try:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            text = Path(client.download_artifacts(run_id, SAMPLES_FILE, scratch)).read_text()
+    except Exception:  # noqa: BLE001 - no file yet
+        return []
+    found = re.findall(r"\n## Report (\d+)\n\n```text\n(.*?)\n```\n", text, flags=re.S)
+    return [(int(step), body) for step, body in found]
+
+
+def _error_text(trial: Any) -> str:
+    """The trial's latest error: Tune writes error.txt in the trial's local folder before it
+    calls on_trial_error (the copy in storage may not be synced yet)."""
+    local, text = _local_path(trial), ""
+    try:
+        text = Path(local, "error.txt").read_text() if local else str(trial.get_error() or "")
+    except OSError:
+        text = str(trial.get_error() or "")
+    return text.strip() or "unknown error (Ray recorded none)"
+
+
+def _local_path(trial: Any) -> str | None:
+    """The trial's folder on the driver (Tune's staging copy of its results), if it has one."""
+    try:
+        return trial.local_path
+    except AttributeError:  # a trial without storage (tests, stubs)
+        return None
+
+
 def _verdict_tags(result: dict) -> list[RunTag]:
     if STATUS_KEY not in result:
         return []
-    return [
-        RunTag(STATUS_KEY, str(result[STATUS_KEY])),
-        RunTag(REASON_KEY, str(result.get(REASON_KEY, ""))),
-        RunTag(ITERATION_KEY, str(result.get(ITERATION_KEY, 0))),
-    ]
+    tags = [RunTag(STATUS_KEY, str(result[STATUS_KEY])), RunTag(REASON_KEY, str(result.get(REASON_KEY, ""))[:_TAG_MAX])]
+    if ITERATION_KEY in result:  # only once collapsed or diverged: "0" would read as "at report 0"
+        tags.append(RunTag(ITERATION_KEY, str(result[ITERATION_KEY])))
+    return tags
+
+
+def _log_spaced(step: int) -> bool:
+    return step & (step - 1) == 0
 
 
 def _is_number(value: Any) -> bool:

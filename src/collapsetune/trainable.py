@@ -1,14 +1,16 @@
 """`CollapseTrainable`: the one Ray Tune Trainable that drives every model wrapper.
 
 It builds the wrapper from the trial's config, calls `step()` once per report, runs the
-sweep's collapse rules on the metrics, and adds `objective`, `collapse/detected` and the
-verdict (`collapse.status`, `collapse.reason`, `collapse.iteration`) to the result. The
-rule state is saved with the wrapper's state in the trial's checkpoint.
+sweep's collapse rules on the metrics, and adds `objective`, `collapse/detected`,
+`collapse/margin` and the verdict (`collapse.status`, `collapse.reason`, and
+`collapse.iteration` once collapsed or diverged) to the result. The rule state is saved
+with the wrapper's state in the trial's checkpoint.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,11 +24,10 @@ from ray import tune
 from collapsetune.collapse import (
     COLLAPSED,
     ITERATION_KEY,
+    MARGIN_KEY,
     REASON_KEY,
     STATUS_KEY,
     CollapseMonitor,
-    CollapseRule,
-    Threshold,
 )
 
 # What a collapsed or diverged trial scores. Finite, because MLflow and Optuna store it;
@@ -44,27 +45,18 @@ class TrialPlan:
 
     wrapper: str  # short name or "module:Class"
     search_dirs: tuple[str, ...]  # where a user's wrapper module may live (sweep dir, cwd)
-    rules: tuple  # collapsetune.spec.Rule, kept as data so the plan pickles simply
+    rules: tuple  # collapsetune.collapse.Rule: frozen data, so the plan pickles simply
     metric: str
     mode: str  # "min" | "max"
+    checkpoint_interval_s: float | None = None  # ask Tune for a checkpoint this often; None: never by time
+    report_timeout_s: float | None = None  # a step() running longer fails the trial
+    trial_timeout_s: float | None = None  # and so does a trial running longer in all
 
     def monitor(self) -> CollapseMonitor:
-        return CollapseMonitor(collapse_rules(self.rules), divergence_metrics=("train/loss", "val/loss", self.metric))
+        return CollapseMonitor(self.rules, divergence_metrics=("train/loss", "val/loss", self.metric))
 
     def worst(self) -> float:
         return WORST_OBJECTIVE if self.mode == "min" else -WORST_OBJECTIVE
-
-
-def collapse_rules(rules: Sequence) -> list[CollapseRule]:
-    """A sweep file's rules (`collapsetune.spec.Rule`) as fresh, stateful `CollapseRule`s."""
-    return [
-        CollapseRule(
-            [Threshold(c.metric, below=c.below, above=c.above) for c in rule.conditions],
-            patience=rule.patience,
-            grace=rule.grace,
-        )
-        for rule in rules
-    ]
 
 
 def make_trainable(plan: TrialPlan, name: str) -> type[CollapseTrainable]:
@@ -97,32 +89,41 @@ class CollapseTrainable(tune.Trainable):
         wrapper_cls = resolve_trainable(self.plan.wrapper, [Path(p) for p in self.plan.search_dirs])
         self.wrapper = wrapper_cls(dict(config))
         self.monitor = self.plan.monitor()
-        self._node_id = ray.get_runtime_context().get_node_id()
+        # Which Ray node runs this trial; none when a test drives the class in-process.
+        self._node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+        self._checkpointed_at = time.monotonic()
+        self._hung = False  # a step() overran its time and may still be running in a thread
 
     def step(self) -> dict[str, Any]:
-        metrics = {k: _number(k, v) for k, v in self.wrapper.step().items()}
+        metrics = {k: _number(k, v) for k, v in self._timed_step().items()}
         if self.plan.metric not in metrics:
             raise KeyError(
                 f"objective metric {self.plan.metric!r} not in the model's report; "
                 f"it reported: {sorted(metrics)}"
             )
-        was_healthy = self.monitor.verdict.healthy
+        was_stopping = self.monitor.verdict.stopping
         verdict = self.monitor.update(metrics)
         result: dict[str, Any] = dict(metrics)
         now = time.process_time()
         result[CPU_KEY], self._cpu_mark = now - self._cpu_mark, now
-        result["objective"] = metrics[self.plan.metric] if verdict.healthy else self.plan.worst()
+        # An inconclusive trial keeps its objective: it is not known to be collapsed.
+        result["objective"] = self.plan.worst() if verdict.stopping else metrics[self.plan.metric]
         result["collapse/detected"] = int(verdict.status == COLLAPSED)
+        result[MARGIN_KEY] = self.monitor.margin()
         result[STATUS_KEY] = verdict.status
         result[REASON_KEY] = verdict.reason
-        result[ITERATION_KEY] = verdict.iteration
+        if verdict.stopping:
+            result[ITERATION_KEY] = verdict.iteration
         result["node_id"] = self._node_id  # which Ray node ran this report (hostnames may repeat)
+        interval = self.plan.checkpoint_interval_s
+        if interval is not None and time.monotonic() - self._checkpointed_at >= interval:
+            result["should_checkpoint"] = True  # Tune saves a checkpoint after this report
         if hasattr(self.wrapper, "samples"):
             result["samples"] = str(self.wrapper.samples())
         report = self.iteration + 1  # Ray counts a report once step() has returned
         if hasattr(self.wrapper, "write_artifacts") and (
             _log_spaced(report)
-            or was_healthy != verdict.healthy  # the picture of the report that stopped it
+            or was_stopping != verdict.stopping  # the picture of the report that stopped it
             or report >= int(self.config.get("max_iterations", 0))
         ):
             # Ray syncs the trial's working dir to its results folder (sync_artifacts), where
@@ -132,25 +133,72 @@ class CollapseTrainable(tune.Trainable):
             self.wrapper.write_artifacts(folder)
         return result
 
+    def _timed_step(self) -> dict[str, float]:
+        """`wrapper.step()`, failing the trial with a clear reason when it overruns
+        `report_timeout_s` or the trial's remaining `trial_timeout_s`."""
+        limits = []
+        if self.plan.report_timeout_s is not None:
+            limits.append((self.plan.report_timeout_s, f"report_timeout_s={self.plan.report_timeout_s:g}"))
+        if self.plan.trial_timeout_s is not None:
+            left = self.plan.trial_timeout_s - self._time_total
+            if left <= 0:
+                raise TrialTimeout(f"the trial has run {self._time_total:.0f} s, past "
+                                   f"trial_timeout_s={self.plan.trial_timeout_s:g}")
+            limits.append((left, f"trial_timeout_s={self.plan.trial_timeout_s:g} (time left: {left:.0f} s)"))
+        if not limits:
+            return self.wrapper.step()
+        timeout, which = min(limits)
+        try:
+            return _call_with_timeout(self.wrapper.step, timeout)
+        except TimeoutError:
+            self._hung = True
+            raise TrialTimeout(f"step() of report {self.iteration + 1} did not return within {timeout:.0f} s "
+                               f"({which}); the trial is failed and its slot freed") from None
+
     def save_checkpoint(self, checkpoint_dir: str) -> None:
-        state = {"monitor": self.monitor.state_dict()}
+        state = {"monitor": self.monitor.state_dict(), "iteration": self.iteration}
         if hasattr(self.wrapper, "state_dict"):
             state["wrapper"] = self.wrapper.state_dict()
-        torch.save(state, os.path.join(checkpoint_dir, CHECKPOINT_FILE))
+        # Written whole or not at all: a full disk fails this save (the trial is retried from
+        # its previous checkpoint) instead of leaving a truncated file to restore from.
+        path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
+        torch.save(state, path + ".tmp")
+        os.replace(path + ".tmp", path)
+        self._checkpointed_at = time.monotonic()
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
-        # weights_only: a checkpoint is data, never code to run.
-        # map_location: a trial may be restored on a node without the GPU it was saved on;
-        # load_state_dict then moves tensors to wherever the wrapper put its model.
-        state = torch.load(
-            os.path.join(checkpoint_dir, CHECKPOINT_FILE), weights_only=True, map_location="cpu"
-        )
+        try:
+            state = _read_state(checkpoint_dir)
+        except Exception as exc:  # noqa: BLE001 - damaged or unreadable: try the one before
+            state = self._older_state(checkpoint_dir, exc)
         self.monitor.load_state_dict(state["monitor"])
         if "wrapper" in state:
             self.wrapper.load_state_dict(state["wrapper"])
 
+    def _older_state(self, checkpoint_dir: str, why: Exception) -> dict:
+        """The newest intact checkpoint older than a damaged one, beside it in the trial's
+        folder (Ray keeps `checkpoint_num_to_keep` of them). Ray's report counter is set back
+        to it, so the reports after it are trained and reported again."""
+        here = Path(checkpoint_dir)
+        older = sorted((p for p in here.parent.glob("checkpoint_*") if p.name < here.name), reverse=True)
+        for candidate in older:
+            try:
+                state = _read_state(str(candidate))
+            except Exception:  # noqa: BLE001
+                continue
+            if "iteration" in state:
+                self._iteration = int(state["iteration"])
+                print(f"collapsetune: checkpoint {here.name} is unreadable ({type(why).__name__}: {why}); "
+                      f"restored {candidate.name} (report {self._iteration}) instead")
+                return state
+        raise RuntimeError(f"checkpoint {checkpoint_dir} is unreadable ({type(why).__name__}: {why}) and no "
+                           "older intact checkpoint is beside it") from why
+
     def reset_config(self, new_config: dict[str, Any]) -> bool:
-        # Lets Tune reuse this actor for the next trial instead of starting a new process.
+        # Lets Tune reuse this actor for the next trial instead of starting a new process;
+        # never one whose step() overran: it may still be running.
+        if self._hung:
+            return False
         self.wrapper = None  # free the old model before building the next one
         self.setup(new_config)
         return True
@@ -159,6 +207,38 @@ class CollapseTrainable(tune.Trainable):
         close = getattr(self.wrapper, "close", None)
         if callable(close):
             close()
+
+
+class TrialTimeout(TimeoutError):
+    """A trial ran past `report_timeout_s` or `trial_timeout_s`."""
+
+
+def _call_with_timeout(fn, timeout: float):
+    """fn() on a daemon thread; TimeoutError when it has not returned in `timeout` seconds.
+    The thread is left behind (Python cannot stop it); Tune ends this actor's process."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="collapsetune-step", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _read_state(checkpoint_dir: str) -> dict:
+    # weights_only: a checkpoint is data, never code to run.
+    # map_location: a trial may be restored on a node without the GPU it was saved on;
+    # load_state_dict then moves tensors to wherever the wrapper put its model.
+    return torch.load(os.path.join(checkpoint_dir, CHECKPOINT_FILE), weights_only=True, map_location="cpu")
 
 
 def _log_spaced(report: int) -> bool:
@@ -178,5 +258,5 @@ def has_state(wrapper_cls: type) -> bool:
     return all(callable(getattr(wrapper_cls, m, None)) for m in ("state_dict", "load_state_dict"))
 
 
-__all__: Sequence[str] = ["CPU_KEY", "WORST_OBJECTIVE", "CollapseTrainable", "TrialPlan", "collapse_rules", "has_state",
-                         "make_trainable"]
+__all__: Sequence[str] = ["CPU_KEY", "WORST_OBJECTIVE", "CollapseTrainable", "TrialPlan", "TrialTimeout",
+                         "has_state", "make_trainable"]

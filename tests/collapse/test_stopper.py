@@ -38,3 +38,9 @@ def test_stopper_rejects_bad_max_iterations():
 
     with pytest.raises(ValueError, match="max_iterations must be >= 1, got 0"):
         CollapseStopper(max_iterations=0)
+
+
+def test_stopper_leaves_collapsed_trials_to_a_scheduler_that_rescues_them():
+    stopper = CollapseStopper(max_iterations=5, stop_collapsed=False)
+    assert not stopper("c", {"collapse.status": "collapsed", "training_iteration": 2})
+    assert stopper("c", {"collapse.status": "collapsed", "training_iteration": 5})  # the end is the end

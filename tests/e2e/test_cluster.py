@@ -146,9 +146,11 @@ def mlflow_server(tmp_path):
 
 
 @pytest.mark.slow
-def test_remote_tracking_server_receives_the_runs(mlflow_server, tmp_path):
+def test_remote_tracking_server_receives_the_runs_and_never_the_password(mlflow_server, tmp_path):
     _sweep(tmp_path, "remote-mlflow", num_samples="2", max_iterations="4", sleep="0")
-    out = _cli("run", "sweeps/remote-mlflow.yaml", "--set", f"mlflow.tracking_uri={mlflow_server}",
+    # The server has no auth, so it ignores the credentials; they must still not be stored.
+    with_password = mlflow_server.replace("http://", "http://ann:s3cret-pw@")
+    out = _cli("run", "sweeps/remote-mlflow.yaml", "--set", f"mlflow.tracking_uri={with_password}",
                cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert not (tmp_path / "mlflow.db").exists()
@@ -158,7 +160,15 @@ def test_remote_tracking_server_receives_the_runs(mlflow_server, tmp_path):
     assert len(children) == 2 and len(runs) == 3
     collapsed = [r for r in children if r.data.tags["collapse.status"] == "collapsed"]
     assert collapsed and collapsed[0].data.tags["collapse.reason"].endswith("for 2 reports")
-    assert client.list_artifacts(collapsed[0].info.run_id, "samples")
+    assert "samples.md" in [a.path for a in client.list_artifacts(collapsed[0].info.run_id)]
+
+    assert "s3cret-pw" not in out.stdout + out.stderr
+    (results,) = (tmp_path / "results").iterdir()
+    leaks = [p for p in results.rglob("*") if p.is_file() and b"s3cret-pw" in p.read_bytes()]
+    assert leaks == []  # sweep.yaml, tuner.pkl, experiment state, callback state
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    stored = Path(client.download_artifacts(parent.info.run_id, "sweep.yaml", str(tmp_path)))
+    assert "s3cret-pw" not in stored.read_text() and mlflow_server in stored.read_text()
 
 
 @pytest.mark.slow
@@ -209,7 +219,7 @@ def test_trial_failing_while_it_starts_is_retried_not_left_errored(tmp_path):
 
 
 @pytest.mark.slow
-def test_trials_errored_with_retries_left_are_resumed(tmp_path):
+def test_trials_errored_with_retries_left_are_resumed(tmp_path, monkeypatch):
     # The state a node death can leave (seen in CI): a trial ERROR after 1 failure while
     # max_failures is 2, because Tune only retries RUNNING trials. Written into Ray's own
     # experiment state here, since the race cannot be forced on demand.
@@ -229,6 +239,7 @@ def test_trials_errored_with_retries_left_are_resumed(tmp_path):
     state["trial_data"][1] = [json.dumps(trial), json.dumps(meta)]
     state_file.write_text(json.dumps(state))
 
+    monkeypatch.chdir(tmp_path)  # the sweep's relative MLflow store is the launch directory's
     spec = load_sweep(tmp_path / "sweeps" / "stranded.yaml")
     ray.init(address="local", num_cpus=2, include_dashboard=False)
     try:

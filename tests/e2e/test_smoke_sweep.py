@@ -33,6 +33,6 @@ def test_smoke_sweep_stops_collapsed_lm_and_runs_healthy_one_to_the_end(tmp_path
     steps = [m.step for m in client.get_metric_history(healthy["run_id"], "collapse/unique_tokens")]
     assert steps == list(range(1, 9))  # ran all 8 reports
     assert healthy["metrics.collapse/unique_tokens"] >= 8
-    samples = client.download_artifacts(healthy["run_id"], "samples/iter_0008.txt", str(tmp_path))
-    assert Path(samples).read_text().strip()
+    samples = Path(client.download_artifacts(healthy["run_id"], "samples.md", str(tmp_path))).read_text()
+    assert samples.count("## Report ") == 8 and " ||| " in samples  # every report's prompt ||| continuation
     assert "best healthy trial" in out.stdout

@@ -20,6 +20,7 @@ def test_step_reports_loss_quality_and_collapse_metrics():
     m = AudioCaption({**TINY, "pooling": "time_preserving", "attention": "additive", "specaugment": True,
                       "scheduled_sampling": 0.5, "label_smoothing": 0.1, "decoding": "top_p", "top_p": 0.9})
     out = m.step()
+    assert set(out) == set(AudioCaption.reported_metrics)
     for key in ("train/loss", "val/loss", "val/bleu4", "val/cider_d", "collapse/unique_captions",
                 "collapse/distinct_1", "collapse/distinct_2", "collapse/vocab_used"):
         assert key in out and out[key] == out[key], key

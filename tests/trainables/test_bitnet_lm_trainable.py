@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from trainables.bitnet_lm import BitNetLM
+from trainables.bitnet_lm import TOKEN_SHARES, BitNetLM
 
 TINY = dict(tokenizer="byte", d_model=16, n_layers=1, n_heads=2, context=16, batch_size=4,
             steps_per_report=2, gen_tokens=6, gen_prompts=3, max_iterations=4)
@@ -18,7 +18,7 @@ def test_bitnet_lm_step_returns_all_keys_finite():
     lm = BitNetLM(TINY | dict(label_smoothing=0.1, maxsup_start=0.1, maxsup_end=0.2,
                               confidence_penalty=0.1, vocab_bonus=0.1, output_l2=1e-4))
     out = lm.step()
-    assert set(out) == KEYS
+    assert set(out) == KEYS == set(BitNetLM.reported_metrics)
     assert all(isinstance(v, float) and math.isfinite(v) for v in out.values())
     assert "|||" in lm.samples()
 
@@ -61,5 +61,12 @@ def test_bitnet_lm_device_auto_is_cpu_without_a_gpu_and_bad_device_raises():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert lm.device.type == expected and next(lm.model.parameters()).device.type == expected
     assert lm.val_x.device.type == expected
-    with pytest.raises(ValueError, match="device must be auto, cpu or cuda, got 'tpu'"):
+    with pytest.raises(ValueError, match="'device' expects one of auto, cpu, cuda, got 'tpu'"):
         BitNetLM({**TINY, "device": "tpu"})
+
+
+def test_bitnet_lm_write_artifacts_draws_token_shares(tmp_path):
+    lm = BitNetLM(TINY)
+    lm.step()
+    lm.write_artifacts(str(tmp_path))
+    assert (tmp_path / TOKEN_SHARES).read_bytes()[:4] == b"\x89PNG"

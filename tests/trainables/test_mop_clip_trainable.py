@@ -19,6 +19,7 @@ def _cache(tmp_path_factory, monkeypatch):
 
 def test_mop_clip_step_reports_losses_accuracy_and_collapse_metrics():
     out = MopClip(SMALL).step()
+    assert set(out) == set(MopClip.reported_metrics)
     for key in ("train/loss", "val/loss", "val/accuracy", "collapse/subprompt_cos_max",
                 "collapse/subprompt_cos_mean", "collapse/assign_max_share", "collapse/assign_entropy",
                 "collapse/dead_subprompts"):

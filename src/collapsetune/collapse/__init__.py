@@ -1,28 +1,71 @@
-"""Collapse rules, the verdict they produce, and the stopper that acts on it."""
+"""Collapse rules, their conditions, the verdict they produce, and the stopper that acts on it.
+
+The stopper needs Ray; everything else here does not, so `collapsetune validate` (which
+parses rules) never imports Ray: `CollapseStopper` is loaded on first use.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from collapsetune.collapse._conditions import (
+    KINDS,
+    MODIFIERS,
+    Above,
+    Below,
+    Condition,
+    FellFromBest,
+    UnlessImproving,
+    parse_condition,
+)
 from collapsetune.collapse._rules import (
     COLLAPSED,
     DIVERGED,
+    ERROR,
     HEALTHY,
+    INCONCLUSIVE,
+    STOPPING,
     CollapseMonitor,
     CollapseRule,
-    Threshold,
+    Rule,
     Verdict,
 )
-from collapsetune.collapse._stopper import ITERATION_KEY, REASON_KEY, STATUS_KEY, CollapseStopper
+
+STATUS_KEY = "collapse.status"
+REASON_KEY = "collapse.reason"
+ITERATION_KEY = "collapse.iteration"
+MARGIN_KEY = "collapse/margin"
 
 __all__ = [
     "COLLAPSED",
     "DIVERGED",
+    "ERROR",
     "HEALTHY",
+    "INCONCLUSIVE",
     "ITERATION_KEY",
+    "KINDS",
+    "MARGIN_KEY",
+    "MODIFIERS",
     "REASON_KEY",
     "STATUS_KEY",
+    "STOPPING",
+    "Above",
+    "Below",
     "CollapseMonitor",
     "CollapseRule",
     "CollapseStopper",
-    "Threshold",
+    "Condition",
+    "FellFromBest",
+    "Rule",
+    "UnlessImproving",
     "Verdict",
+    "parse_condition",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CollapseStopper":
+        from collapsetune.collapse._stopper import CollapseStopper
+
+        return CollapseStopper
+    raise AttributeError(f"module 'collapsetune.collapse' has no attribute {name!r}")

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from ray.tune import Stopper
 
-from collapsetune.collapse._rules import HEALTHY
-
-STATUS_KEY = "collapse.status"
-REASON_KEY = "collapse.reason"
-ITERATION_KEY = "collapse.iteration"
+from collapsetune.collapse import REASON_KEY, STATUS_KEY, STOPPING
 
 
 class CollapseStopper(Stopper):
@@ -28,17 +24,21 @@ class CollapseStopper(Stopper):
         True
     """
 
-    def __init__(self, max_iterations: int | None = None) -> None:
+    def __init__(self, max_iterations: int | None = None, stop_collapsed: bool = True) -> None:
         if max_iterations is not None and max_iterations < 1:
             raise ValueError(f"max_iterations must be >= 1, got {max_iterations}")
         self.max_iterations = max_iterations
+        # False when the scheduler rescues collapsed trials: Tune asks the stopper before the
+        # scheduler, so a stopped trial could never be rescued. The scheduler stops the ones
+        # it cannot rescue itself.
+        self.stop_collapsed = stop_collapsed
         self.stopped: dict[str, str] = {}  # trial id -> reason
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         if self.max_iterations and result.get("training_iteration", 0) >= self.max_iterations:
             return True
-        status = result.get(STATUS_KEY, HEALTHY)
-        if status == HEALTHY:
+        status = result.get(STATUS_KEY)
+        if status not in STOPPING or not self.stop_collapsed:
             return False
         self.stopped[trial_id] = f"{status}: {result.get(REASON_KEY, '')}"
         return True

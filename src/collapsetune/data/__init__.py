@@ -1,8 +1,9 @@
 """Offline data: text corpora, local tokenizers and seeded batches; cached image features;
-synthetic and Clotho audio captions."""
+synthetic and Clotho audio captions; atomic file writes for caches and artifacts."""
 
 from __future__ import annotations
 
+from collapsetune.data._atomic import atomic_path
 from collapsetune.data.audio import (
     SYNTHETIC,
     AudioCaptionSet,
@@ -32,6 +33,7 @@ from collapsetune.data.text import (
 )
 
 __all__ = [
+    "atomic_path",
     "SYNTHETIC",
     "AudioCaptionSet",
     "Clip",

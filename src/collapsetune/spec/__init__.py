@@ -1,8 +1,10 @@
 """Sweep spec: a sweep YAML file in, one frozen, typed SweepSpec out.
 
 Every bad input fails here, before any trial starts, with a message naming file, key and
-expected form (see collapsetune.errors). `storage` stays as written: a relative folder is
-resolved against the cwd at launch (`SweepSpec.resolved_storage()`), a URI ("://") as is.
+expected form (see collapsetune.errors). `storage` stays as written: `~` and a relative folder
+are resolved at launch by `collapsetune.storage.location`, a URI ("://") is kept as is.
+Whether storage, the MLflow store and the Ray address answer is checked at launch by
+`collapsetune.preflight`.
 
 Example:
     >>> spec = load_sweep("sweeps/bitnet.yaml", ["num_samples=4"])  # doctest: +SKIP
@@ -13,21 +15,19 @@ from __future__ import annotations
 
 from collapsetune.spec._base import FrozenMap
 from collapsetune.spec._distribution import KINDS, Distribution
-from collapsetune.spec._load import load_sweep, param_space, spec_to_dict
+from collapsetune.spec._load import dump_spec, load_sweep, param_space, spec_to_dict
+from collapsetune.spec._schedulers import Scheduler
 from collapsetune.spec._sections import (
-    Condition,
     MlflowSpec,
     Objective,
     Resources,
     Rule,
-    Scheduler,
     Search,
     SweepSpec,
 )
 
 __all__ = [
     "KINDS",
-    "Condition",
     "Distribution",
     "FrozenMap",
     "MlflowSpec",
@@ -37,6 +37,7 @@ __all__ = [
     "Scheduler",
     "Search",
     "SweepSpec",
+    "dump_spec",
     "load_sweep",
     "param_space",
     "spec_to_dict",

@@ -11,7 +11,7 @@ import difflib
 import math
 import types
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, field, fields
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -85,6 +85,17 @@ def show(value: Any) -> str:
         return str(value).lower()
     text = repr(thaw(value))
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def kind_of(value: Any) -> str:
+    """What a value is, in YAML words, without showing it (for text that may not be the user's)."""
+    if value is None:
+        return "null (an empty document)"
+    for types_, word in ((bool, "true or false"), ((int, float), "a number"), (str, "a single string"),
+                         ((list, tuple), "a list"), (Mapping, "a mapping")):
+        if isinstance(value, types_):
+            return word
+    return type(value).__name__
 
 
 def number(value: Any) -> float | None:
@@ -205,6 +216,9 @@ class Section:
         if value is not None and ((ge is not None and value < ge) or (gt is not None and value <= gt)):
             bound = f">= {ge}" if ge is not None else f"> {gt}"
             raise SpecError(f"{name} must be {bound}, got {value}", key=name)
+        form = limits.get("form")
+        if value is not None and form is not None and (problem := form(value)):
+            raise SpecError(problem, key=name)
         return value
 
     def _problems(self) -> Iterator[SpecError]:
@@ -246,6 +260,12 @@ class Section:
 def limited(default: Any, *, ge: float | None = None, gt: float | None = None) -> Any:
     """A dataclass field with a default and a lower bound checked by Section (`ge`: >=, `gt`: >)."""
     return field(default=default, metadata={"ge": ge, "gt": gt})
+
+
+def formed(form: Callable[[Any], str | None], default: Any = MISSING) -> Any:
+    """A dataclass field whose value `form(value)` checks once it has its type: None when the
+    value is well formed, else what is wrong and the expected form (e.g. a URI's scheme)."""
+    return field(default=default, metadata={"form": form})
 
 
 def _required(f: Any) -> bool:

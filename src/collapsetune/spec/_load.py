@@ -10,19 +10,73 @@ from typing import Any
 
 import yaml
 
+from collapsetune.configs import expected_form, field_hints, fits, unknown_key_hint
+from collapsetune.credentials import redact_uri
 from collapsetune.errors import SpecError, raise_all
 from collapsetune.registry import resolve_trainable
-from collapsetune.spec._base import show, thaw
+from collapsetune.spec._base import kind_of, show, thaw
 from collapsetune.spec._distribution import Distribution
-from collapsetune.spec._sections import SweepSpec
+from collapsetune.spec._sections import RESERVED, SweepSpec
+
+
+# Bounds on what one YAML document may cost to read. A sweep file is a few KB and nests
+# about 6 levels; these stop hostile input (a "billion laughs" alias bomb, thousands of
+# nested brackets, a huge file) with an error in well under a second, not a hang.
+MAX_BYTES = 256 * 1024  # per file: the pure-Python parser reads ~100 KB/s on hostile text
+MAX_DEPTH = 64  # nesting levels of mappings and lists
+MAX_NODES = 50_000  # values in a document once every alias is expanded into a copy
 
 
 class _Loader(yaml.SafeLoader):
-    """yaml.SafeLoader (no object construction) that reads `1e-4` as a float and rejects duplicate keys.
+    """yaml.SafeLoader (no object construction) that reads `1e-4` as a float, rejects duplicate
+    keys, and bounds nesting depth and alias expansion.
 
     PyYAML implements YAML 1.1, where `1e-4` is a *string*: `choice: [1e-4, 1e-3]` would hand
-    the model strings. A repeated key silently keeps the last value, hiding typos.
+    the model strings. A repeated key silently keeps the last value, hiding typos. An alias
+    (`*a`) shares its anchor's object, but everything downstream (freezing, validation, Ray's
+    param_space) copies it, so nine nested levels of ten aliases would mean 10^9 values.
     """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._count = 0  # values composed so far, an alias counted as a copy of its anchor
+        self._sizes: dict[int, int] = {}  # id(anchored node) -> values in it, aliases expanded
+        self._open: set[str] = set()  # anchors whose node is still being composed
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self._open:
+                raise self._refuse(f"the alias *{event.anchor} is inside its own anchor (a cycle)", event)
+            node = super().compose_node(parent, index)
+            self._add(self._sizes.get(id(node), 1), event)
+            return node
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise self._refuse(f"nested deeper than {MAX_DEPTH} levels", event)
+        start = self._count
+        self._add(1, event)
+        if event.anchor is not None:
+            self._open.add(event.anchor)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            self._open.discard(event.anchor)
+        if event.anchor is not None:
+            self._sizes[id(node)] = self._count - start
+        return node
+
+    def _add(self, values: int, event: yaml.Event) -> None:
+        self._count += values
+        if self._count > MAX_NODES:
+            raise self._refuse(f"more than {MAX_NODES} values once aliases are expanded "
+                               "(an alias counts as a copy of what it names)", event)
+
+    @staticmethod
+    def _refuse(problem: str, event: yaml.Event) -> yaml.composer.ComposerError:
+        return yaml.composer.ComposerError(None, None, problem, event.start_mark)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen = set()
@@ -71,7 +125,7 @@ def load_sweep(
     raw = _read_yaml(path, file)
     if not isinstance(raw, dict):
         raise SpecError(f"the top level must be a mapping of sweep keys "
-                        f"({', '.join(SweepSpec.yaml_keys())}), got {show(raw)}", file=file)
+                        f"({', '.join(SweepSpec.yaml_keys())}), got {kind_of(raw)}", file=file)
     overridden = _apply_overrides(raw, overrides, file)
     base_dir = Path(base_dir).absolute() if base_dir else path.absolute().parent
     errors: list[SpecError] = []
@@ -95,26 +149,113 @@ def load_sweep(
 
 
 def _check_wrapper_config(wrapper: type, spec: SweepSpec) -> list[SpecError]:
-    """Checks config and search-space keys (and constant values) against the wrapper's
-    typed config, when it declares one as `config_class`: a typo fails here, not on a worker.
+    """What the wrapper declares (collapsetune.wrapper), checked so a mistake fails here, not on
+    a worker: config and search-space keys, value types and values against its `config_class`;
+    the objective's and the collapse rules' metrics against its `reported_metrics`.
     """
+    return _config_errors(wrapper, spec) + _metric_errors(wrapper, spec)
+
+
+def _config_errors(wrapper: type, spec: SweepSpec) -> list[SpecError]:
     config_class = getattr(wrapper, "config_class", None)
-    if config_class is None or not dataclasses.is_dataclass(config_class):
+    if config_class is None:
         return []
+    name = spec.trainable
+    if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
+        return [SpecError(f"{name}.config_class must be a dataclass with one field per config key, "
+                          f"got {config_class!r}", key="trainable")]
     valid = [f.name for f in dataclasses.fields(config_class)]
-    errors = [
-        SpecError(f"{spec.trainable} has no config key {key!r}; valid keys: {', '.join(valid)}", key=f"{section}.{key}")
-        for section, keys in (("config", spec.config), ("search_space", spec.search_space))
-        for key in keys
-        if key not in valid
-    ]
-    if not errors:
-        constants = {**thaw(spec.config), "max_iterations": spec.max_iterations}
-        try:
-            config_class(**constants)
-        except (TypeError, ValueError) as exc:
-            errors.append(SpecError(f"{spec.trainable} rejects these values: {exc}", key="config"))
-    return errors
+    hints = field_hints(config_class)
+    errors = []
+    if RESERVED not in valid:
+        # The launcher passes the top-level max_iterations to every wrapper (the horizon of its
+        # schedules); blaming `config:` would point at a key the user never wrote.
+        errors.append(SpecError(f"{name}.config_class ({config_class.__name__}) has no {RESERVED} field; the "
+                                f"launcher passes the sweep's top-level {RESERVED} to every wrapper, so its "
+                                f"config class must accept it (add `{RESERVED}: int = 10`)", key="trainable"))
+    for section, values in (("config", spec.config), ("search_space", spec.search_space)):
+        for key, value in values.items():
+            if key not in valid:
+                errors.append(SpecError(f"{name} has no config key {key!r}{unknown_key_hint(key, valid)}; "
+                                        f"valid keys: {', '.join(valid)}", key=f"{section}.{key}"))
+                continue
+            problem = _type_problem(value, hints[key])
+            if problem:
+                errors.append(SpecError(f"{name} expects {expected_form(hints[key])}, got {problem}",
+                                        key=f"{section}.{key}"))
+    if errors:  # values are checked only once keys and types are right: the messages would mislead
+        return errors
+    constants = {**thaw(spec.config), RESERVED: spec.max_iterations}
+    try:
+        config_class(**constants)
+    except Exception as exc:  # the wrapper's own checks: ValueError by the contract, but any will do
+        return [SpecError(f"{spec.trainable} rejects these values: {exc}", key="config")]
+    return [SpecError(f"{name} rejects {problem}", key=f"search_space.{key}")
+            for key in spec.search_space
+            if (problem := _searched_value_problem(config_class, constants, key, spec.search_space))]
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    """What in a config constant or search dimension is not of the field's type, or None."""
+    if not isinstance(value, Distribution):
+        return None if fits(thaw(value), hint) else show(value)
+    if value.kind in ("uniform", "loguniform"):
+        return None if fits(0.5, hint) else f"{value.kind}, which draws non-integer numbers" + (
+            " (use randint or choice)" if fits(1, hint) else "")
+    if value.kind == "randint":
+        return None if fits(1, hint) else "randint, which draws integers"
+    bad = [v for v in thaw(value.args) if not fits(v, hint)]
+    return f"{show(bad[0])} among the {value.kind} values" if bad else None
+
+
+def _candidates(dist: Distribution) -> list[tuple[Any, str]]:
+    """(value, where it comes from) for the values a dimension can give; a range's bounds stand for it."""
+    if dist.kind in ("choice", "grid", "const"):
+        return [(v, "") for v in thaw(dist.args)]
+    low, high = dist.args
+    high = high - 1 if dist.kind == "randint" else high  # randint's high is exclusive
+    return [(low, f" (the low bound of {dist.kind} {show(dist.args)})"),
+            (high, f" (the high bound of {dist.kind} {show(dist.args)})")]
+
+
+def _searched_value_problem(config_class: type, constants: dict, key: str,
+                            space: Mapping[str, Distribution]) -> str | None:
+    """Why `config_class` rejects a value the dimension `key` can give, or None.
+
+    A value is tried with the constants, then beside each candidate of one other searched key,
+    so a value that is valid only with another (`decoding: top_k` with a searched `top_k`) passes.
+    """
+    others = [{other: v} for other, dist in space.items() if other != key for v, _ in _candidates(dist)]
+    for value, where in _candidates(space[key]):
+        first = None
+        for extra in [{}, *others]:
+            try:
+                config_class(**{**constants, **extra, key: value})
+                break
+            except Exception as exc:
+                first = first or str(exc)
+        else:
+            return f"{show(value)}{where}: {first}"
+    return None
+
+
+def _metric_errors(wrapper: type, spec: SweepSpec) -> list[SpecError]:
+    """The objective and every rule condition must name a metric the wrapper declares it reports.
+    A wrapper that declares nothing (no or empty `reported_metrics`) is checked on its first report."""
+    declared = getattr(wrapper, "reported_metrics", None)
+    if not declared:
+        return []
+    name = spec.trainable
+    if not isinstance(declared, (tuple, list, frozenset, set)) or not all(isinstance(m, str) for m in declared):
+        return [SpecError(f"{name}.reported_metrics must be a tuple of metric names, got {show(declared)}",
+                          key="trainable")]
+    named = [("objective.metric", spec.objective.metric)]
+    for i, rule in enumerate(spec.collapse):
+        for j, condition in enumerate(rule.conditions):
+            named.append((f"collapse[{i}].all[{j}].metric" if rule.all else f"collapse[{i}].metric", condition.metric))
+    return [SpecError(f"{name} never reports {metric!r}{unknown_key_hint(metric, sorted(declared))}; expected one "
+                      f"of the metrics it declares: {', '.join(sorted(declared))}", key=key)
+            for key, metric in named if metric not in declared]
 
 
 def spec_to_dict(spec: SweepSpec) -> dict:
@@ -125,31 +266,66 @@ def spec_to_dict(spec: SweepSpec) -> dict:
     return spec.to_yaml()
 
 
+def dump_spec(spec: SweepSpec) -> str:
+    """The resolved spec as sweep-file YAML (what `validate` and `run` print, a results folder
+    keeps and the parent MLflow run holds), with any password in the tracking URI taken out."""
+    data = spec_to_dict(spec)
+    if (data.get("mlflow") or {}).get("tracking_uri"):
+        data["mlflow"]["tracking_uri"] = redact_uri(data["mlflow"]["tracking_uri"])
+    return yaml.safe_dump(data, sort_keys=False)
+
+
 def param_space(spec: SweepSpec) -> dict:
     """Tuner param_space: config constants, search dimensions as Tune domains, and max_iterations."""
     return {**thaw(spec.config), **{k: d.to_tune() for k, d in spec.search_space.items()},
             "max_iterations": spec.max_iterations}
 
 
-def _read_yaml(path: Path, file: str) -> Any:
+def _read_yaml(path: Path, file: str, *, echo: bool = True) -> Any:
+    """The parsed file. With `echo=False` (a file the sweep only names, e.g. an include) no
+    error quotes what was read: it may not be a YAML file at all (`include: /etc/passwd`)."""
+    if path.is_dir():
+        raise SpecError(f"is a folder; expected a sweep YAML file{_yaml_files_in(path)}", file=file)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"cannot read the file: {exc}", file=file) from None
+        with path.open("rb") as stream:
+            data = stream.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(f"cannot read the file: {exc.strerror or exc}", file=file) from None
+    if len(data) > MAX_BYTES:
+        raise SpecError(f"is larger than {MAX_BYTES // 1024} KiB; a sweep file or search-space "
+                        "fragment is a few KB of YAML", file=file)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"is not UTF-8 text (byte {exc.start}); expected a YAML file", file=file) from None
     try:
         return _parse(text)
     except yaml.YAMLError as exc:
-        raise SpecError(_yaml_problem(exc), file=file) from None
+        raise SpecError(_yaml_problem(exc, echo=echo), file=file) from None
+
+
+def _yaml_files_in(folder: Path) -> str:
+    try:
+        names = sorted(p.name for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    except OSError:
+        return ""
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    return f"; the YAML files in it: {shown}" if names else ", e.g. sweeps/bitnet_lm.yaml"
 
 
 def _parse(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except RecursionError:  # _Loader bounds nesting; this is the backstop
+        raise yaml.YAMLError(f"nested too deeply (at most {MAX_DEPTH} levels)") from None
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
+def _yaml_problem(exc: yaml.YAMLError, *, echo: bool = True) -> str:
     mark = getattr(exc, "problem_mark", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if not echo:  # PyYAML quotes the offending text ("found undefined alias 'x'"): drop it
+        problem = re.sub(r"""\s*('[^']*'|"[^"]*")""", "", problem)
     return f"invalid YAML at {where}{problem}"
 
 
@@ -164,13 +340,54 @@ def _expand_includes(space: Mapping, base_dir: Path, errors: list[SpecError]) ->
                                 key="search_space.include"))
         return inline
     merged: dict = {}
+    origin: dict[str, str] = {}
     for name in includes:
-        merged.update(_fragment(name, base_dir, errors))
+        dims = _fragment(name, base_dir, errors)
+        merged.update(dims)
+        origin.update(dict.fromkeys(dims, name))
+    for key, value in inline.items():  # an inline value replaces a fragment's: of the same type
+        if key in merged and (problem := _type_change(merged[key], value, f"{origin[key]} makes it")):
+            errors.append(SpecError(problem, key=f"search_space.{key}"))
     return {**merged, **inline}
 
 
+def _numeric(dim: Distribution) -> str | None:
+    """'an integer' or 'a number' when every value `dim` gives is one, else None."""
+    if dim.kind == "randint":
+        return "an integer"
+    if dim.kind in ("uniform", "loguniform") or all(_is_number(v) for v in dim.args):
+        return "a number"
+    return None
+
+
+def _is_number(value: Any, integer: bool = False) -> bool:
+    return isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
+
+
+def _type_change(old: Distribution, new_raw: Any, said: str) -> str | None:
+    """Why `new_raw` cannot replace the numeric dimension `old` (e.g. `--set search_space.lr=abc`
+    over `lr: {loguniform: ...}`), or None. Ranges are checked by Distribution itself; null
+    (often "no limit") may replace a number."""
+    expected = _numeric(old)
+    try:
+        new = Distribution.from_yaml(new_raw)
+    except SpecError:
+        return None  # reported where the spec is built
+    if expected is None or new.kind in ("uniform", "loguniform", "randint"):
+        return None
+    bad = [v for v in new.args if v is not None and not _is_number(v, integer=expected == "an integer")]
+    if not bad:
+        return None
+    return f"expected {expected} ({said} {show(old)}), got {show(bad[0])}"
+
+
 def _fragment(name: str, base_dir: Path, errors: list[SpecError]) -> dict:
-    places = list(dict.fromkeys([base_dir.parent / "search_spaces" / name, base_dir / name, Path(name).absolute()]))
+    if not name.endswith((".yaml", ".yml")):  # nothing else is opened: an include is not a file reader
+        errors.append(SpecError(f"expected the name of a .yaml or .yml search-space fragment, got {name!r}",
+                                key="search_space.include"))
+        return {}
+    places = list(dict.fromkeys(p.resolve() for p in (base_dir.parent / "search_spaces" / name,
+                                                       base_dir / name, Path(name).absolute())))
     found = next((p for p in places if p.is_file()), None)
     if found is None:
         errors.append(SpecError(f"cannot find {name!r}; looked in {', '.join(map(str, places))}",
@@ -178,12 +395,13 @@ def _fragment(name: str, base_dir: Path, errors: list[SpecError]) -> dict:
         return {}
     file = _display(found)
     try:
-        raw = _read_yaml(found, file)
+        raw = _read_yaml(found, file, echo=False)
     except SpecError as exc:
         errors.append(exc)
         return {}
     if not isinstance(raw, Mapping):
-        errors.append(SpecError(f"a search space fragment is a mapping of dimensions, got {show(raw)}", file=file))
+        errors.append(SpecError(f"expected a search-space fragment: a YAML mapping of dimensions such as "
+                                f"{{lr: {{loguniform: [1.0e-4, 1.0e-2]}}}}, got {kind_of(raw)}", file=file))
         return {}
     dims = {}
     for key, value in raw.items():
@@ -238,10 +456,32 @@ def _apply_overrides(raw: dict, overrides: Sequence[str], file: str) -> list[tup
             if isinstance(node, list) and not (last.isdigit() and int(last) < len(node)):
                 errors.append(SpecError(f"override {override!r}: index {last} is out of range", file=file))
                 continue
-            node[int(last) if isinstance(node, list) else last] = value
-            applied.append((re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", dotted.strip()), str(override)))
+            index = int(last) if isinstance(node, list) else last
+            key = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", dotted.strip())
+            if problem := _overridden_type(parts, node[index] if isinstance(node, list) else node.get(last), value):
+                errors.append(SpecError(f"override {override!r}: {problem}", file=file, key=key))
+                continue
+            node[index] = value
+            applied.append((key, str(override)))
     raise_all(errors)
     return applied
+
+
+def _overridden_type(parts: list[str], old: Any, new: Any) -> str | None:
+    """An override of a config constant or a search dimension keeps a number a number."""
+    if old is None or len(parts) < 2 or parts[0] not in ("config", "search_space"):
+        return None
+    if parts[0] == "config":
+        dim = Distribution("const", (old,))
+        new = {"const": new}
+    elif len(parts) == 2:
+        try:
+            dim = Distribution.from_yaml(old)
+        except SpecError:
+            return None  # the file's own value is wrong: reported with the rest
+    else:
+        return None  # inside a distribution ({loguniform: [abc, 1]}): Distribution checks it
+    return _type_change(dim, new, "the file makes it")
 
 
 def _child(node: Any, part: str) -> Any:

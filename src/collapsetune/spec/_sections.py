@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from collapsetune.errors import SpecError, raise_all
-from collapsetune.spec._base import FrozenMap, Section, coerce, limited, show, unknown_key
+from collapsetune.collapse._rules import Rule
+from collapsetune.errors import SpecError
+from collapsetune.spec._schedulers import Asha, Scheduler
+from collapsetune.spec._base import (
+    FrozenMap,
+    Section,
+    formed,
+    limited,
+)
 from collapsetune.spec._distribution import Distribution
+from collapsetune.spec._places import (
+    address_problem,
+    name_problem,
+    param_key_problem,
+    param_keys,
+    storage_problem,
+    tracking_problem,
+)
 
 # The launcher always passes max_iterations to the wrapper; a second source would be ambiguous.
 RESERVED = "max_iterations"
+# Trials per launch (num_samples x grid points). Ray creates every grid variant before the
+# first trial starts (a 10^6-point grid spent minutes there), and each trial adds to the
+# experiment state Ray rewrites on every snapshot.
+MAX_TRIALS = 10_000
 
 
 @dataclass(frozen=True)
@@ -40,84 +60,6 @@ class Search(Section):
 
 
 @dataclass(frozen=True)
-class Scheduler(Section):
-    """Trial scheduler on the (penalised) objective. Example: `Scheduler("asha", grace_period=2)`."""
-
-    type: Literal["asha", "fifo"] = "asha"  # fifo: run every trial to max_iterations (or collapse)
-    grace_period: int = limited(1, ge=1)  # ASHA: iterations before a trial can be stopped for a poor objective
-    reduction_factor: float = limited(3, gt=1)  # ASHA: keep 1/reduction_factor of trials at each rung
-
-
-@dataclass(frozen=True)
-class Condition(Section):
-    """`metric < below` or `metric > above`. Example: `Condition("collapse/unique_tokens", below=20)`."""
-
-    metric: str  # a reported metric, e.g. collapse/unique_tokens
-    below: float | None = None  # holds when metric < below
-    above: float | None = None  # holds when metric > above
-
-    def _problems(self) -> Iterator[SpecError]:
-        if not self.metric:
-            yield SpecError("expected a metric name such as collapse/entropy, got ''", key="metric")
-        if (self.below is None) == (self.above is None):
-            got = "neither" if self.below is None else "both"
-            yield SpecError(f"a condition needs exactly one of below or above, got {got}")
-
-
-_RULE_FORMS = "a condition {metric, below|above, patience?, grace?} or a group {all: [conditions], patience?, grace?}"
-
-
-@dataclass(frozen=True)
-class Rule(Section):
-    """A collapse rule: fires once its condition(s) held for `patience` reports in a row.
-
-    Example:
-        >>> Rule((Condition("collapse/unique_tokens", below=20),), patience=2).to_yaml()
-        {'metric': 'collapse/unique_tokens', 'below': 20.0, 'patience': 2, 'grace': 0}
-    """
-
-    conditions: tuple[Condition, ...]  # one condition, or the group's conditions
-    patience: int = limited(1, ge=1)  # consecutive reports the condition must hold
-    grace: int = limited(0, ge=0)  # first reports ignored (a model starts out "collapsed")
-    all: bool = False  # a YAML `all:` group: fires only when every condition holds
-
-    def _problems(self) -> Iterator[SpecError]:
-        if not self.conditions or (not self.all and len(self.conditions) != 1):
-            yield SpecError(f"a rule is {_RULE_FORMS}, got {len(self.conditions)} conditions")
-
-    @classmethod
-    def from_yaml(cls, raw: Any, **extra: Any) -> Rule:
-        if not isinstance(raw, Mapping):
-            raise SpecError(f"expected {_RULE_FORMS}, got {show(raw)}")
-        group = "all" in raw
-        keys = ["all", "patience", "grace"] if group else ["metric", "below", "above", "patience", "grace"]
-        rest = {k: raw[k] for k in ("patience", "grace") if k in raw}
-        errors = [unknown_key(k, keys) for k in raw if k not in keys] + cls.field_errors(rest)
-        conditions: tuple = ()
-        try:
-            if not group:
-                conditions = (Condition.from_yaml({k: v for k, v in raw.items() if k in ("metric", "below", "above")}),)
-            elif isinstance(raw["all"], list) and raw["all"]:
-                conditions = coerce(raw["all"], tuple[Condition, ...])
-            else:
-                raise SpecError(f"expected a non-empty list of {{metric, below|above}}, got {show(raw['all'])}")
-        except SpecError as exc:
-            errors.append(exc.within("all") if group else exc)
-        raise_all(errors)
-        return cls(conditions, **rest, all=group)
-
-    def to_yaml(self) -> dict:
-        extra = {"patience": self.patience, "grace": self.grace}
-        if self.all:
-            return {"all": [_condition_yaml(c) for c in self.conditions], **extra}
-        return {**_condition_yaml(self.conditions[0]), **extra}
-
-
-def _condition_yaml(c: Condition) -> dict:
-    return {k: v for k, v in c.to_yaml().items() if v is not None}
-
-
-@dataclass(frozen=True)
 class Resources(Section):
     """Per-trial resources; fractions share a device. Example: `Resources(cpu=0.5, gpu=0.25)`."""
 
@@ -133,7 +75,8 @@ class Resources(Section):
 class MlflowSpec(Section):
     """Where trials are logged. Example: `MlflowSpec(None)` turns MLflow off."""
 
-    tracking_uri: str | None = "sqlite:///mlflow.db"  # null: no MLflow; relative sqlite paths are cwd-relative
+    # null: no MLflow; relative sqlite paths are cwd-relative
+    tracking_uri: str | None = formed(tracking_problem, "sqlite:///mlflow.db")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,7 +90,7 @@ class SweepSpec(Section):
         (8, 'loguniform')
     """
 
-    name: str  # MLflow experiment name and results folder name
+    name: str = formed(name_problem)  # MLflow experiment name and results folder name
     trainable: str  # built-in short name or "package.module:Class"
     config: Mapping[str, Any] = field(default_factory=FrozenMap)  # fixed values for the wrapper (read-only)
     search_space: Mapping[str, Distribution] = field(default_factory=FrozenMap)  # includes expanded
@@ -155,36 +98,40 @@ class SweepSpec(Section):
     max_iterations: int = limited(10, ge=1)  # reporting intervals per trial
     num_samples: int = limited(8, ge=1)  # trials (times the grid size for grid dimensions)
     search: Search = field(default_factory=Search)  # searcher
-    scheduler: Scheduler = field(default_factory=Scheduler)  # early stopping on the objective
+    scheduler: Scheduler = field(default_factory=Asha)  # by type: collapsetune.schedulers
     collapse: tuple[Rule, ...] = ()  # any rule that fires marks the trial collapsed
     resources: Resources = field(default_factory=Resources)  # per trial
-    address: str | None = None  # null: embedded local Ray; "auto" or host:port: a cluster
-    storage: str = "results"  # folder (relative: to the cwd at launch) or a URI with "://"
+    address: str | None = formed(address_problem, None)  # null: embedded local Ray; "auto" or host:port: a cluster
+    storage: str = formed(storage_problem, "results")  # folder (relative: to the cwd at launch, ~: home) or a URI
     mlflow: MlflowSpec = field(default_factory=MlflowSpec)  # trial logging
     max_concurrent: int | None = limited(None, ge=1)  # null: as many trials as resources allow
     max_failures: int = limited(0, ge=-1)  # retries of a crashed trial; -1 retries forever
-    checkpoint_frequency: int = limited(1, ge=0)  # checkpoint every n iterations; 0: never
+    # When a trial with state is checkpointed (always also at its end): every n reports (0:
+    # only at the end), or, when null, every checkpoint_interval_s seconds, so cheap reports
+    # do not pay for a checkpoint each.
+    checkpoint_frequency: int | None = limited(None, ge=0)
+    checkpoint_interval_s: float = limited(60.0, gt=0)  # with checkpoint_frequency null
+    report_timeout_s: float | None = limited(None, gt=0)  # null: a step() may take any time; else it fails the trial
+    trial_timeout_s: float | None = limited(None, gt=0)  # null: no limit on a trial's total time
     # Checkpoints kept per trial; null keeps all. Ray snapshots the whole experiment each
     # time a trial has made this many since the last snapshot (docs/benchmarks.md, overhead).
     checkpoint_num_to_keep: int | None = limited(2, ge=1)
     source: Path | None = field(default=None, compare=False, metadata={"yaml": False})  # the YAML file
     base_dir: Path = field(default_factory=Path.cwd, compare=False, metadata={"yaml": False})  # its folder
 
-    def resolved_storage(self, cwd: Path | None = None) -> str:
-        """`storage` as Ray needs it: a URI unchanged, a folder made absolute against `cwd` (default: now)."""
-        if "://" in self.storage:
-            return self.storage
-        return str(((cwd or Path.cwd()) / Path(self.storage).expanduser()).resolve())
+    def advice(self) -> list[SpecError]:
+        """Settings that are legal but probably not meant; `validate` and `run` print them."""
+        file = str(self.source) if self.source else None
+        return [e.within("scheduler").in_file(file) if file else e.within("scheduler")
+                for e in self.scheduler.advice(self)]
 
     def _problems(self) -> Iterator[SpecError]:
-        if not self.name or self.name in (".", "..") or any(c in self.name for c in "/\\"):
-            yield SpecError(f"expected a name usable as a folder (no / or \\), got {show(self.name)}", key="name")
-        for key in ("trainable", "storage", "address"):
-            if getattr(self, key) == "":
-                yield SpecError("expected a non-empty string, got ''", key=key)
-        if self.scheduler.type == "asha" and self.scheduler.grace_period > self.max_iterations:
-            yield SpecError(f"must be <= max_iterations ({self.max_iterations}), got {self.scheduler.grace_period}",
-                            key="scheduler.grace_period")
+        if self.trainable == "":
+            yield SpecError("expected a non-empty string, got ''", key="trainable")
+        yield from self._size_problems()
+        yield from self._param_name_problems()
+        for problem in self.scheduler.problems(self):
+            yield problem.within("scheduler")
         for section in ("config", "search_space"):
             if RESERVED in getattr(self, section):
                 yield SpecError("is reserved: the launcher passes the top-level max_iterations to the wrapper; "
@@ -210,3 +157,34 @@ class SweepSpec(Section):
                     self.search_space[key].check(value)
                 except SpecError as exc:
                     yield exc.within(where)
+
+    def _size_problems(self) -> Iterator[SpecError]:
+        grid = {k: len(d.args) for k, d in self.search_space.items() if d.kind == "grid"}
+        points = math.prod(grid.values())
+        if points * self.num_samples <= MAX_TRIALS:
+            return
+        sizes = " x ".join(f"{k} {n}" for k, n in grid.items())
+        if points > MAX_TRIALS:
+            yield SpecError(f"the grid dimensions ({sizes}) make {_count(points)} points; at most {MAX_TRIALS} "
+                            "trials per launch: sample some of them with choice (or uniform) instead of grid",
+                            key="search_space")
+        else:
+            of = f" x {points} grid points ({sizes})" if grid else ""
+            yield SpecError(f"{self.num_samples}{of} = {_count(points * self.num_samples)} trials; at most "
+                            f"{MAX_TRIALS} per launch", key="num_samples")
+
+    def _param_name_problems(self) -> Iterator[SpecError]:
+        """Every config and search key is an MLflow param of each trial (nested mappings joined by '.')."""
+        names = {f"config.{k}": k for k in param_keys(self.config)}
+        for key, dist in self.search_space.items():
+            nested = [v for v in dist.args if isinstance(v, Mapping) and v]  # a choice of mappings
+            if len(nested) < len(dist.args):
+                names[f"search_space.{key}"] = key
+            names.update({f"search_space.{k}": k for v in nested for k in param_keys(v, f"{key}.")})
+        for where, param in names.items():
+            if problem := param_key_problem(param):
+                yield SpecError(problem, key=where)
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**12 else f"about 10^{int(math.log10(n))}"

@@ -19,7 +19,7 @@ from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler
 
-from collapsetune.collapse import HEALTHY, STATUS_KEY
+from collapsetune.collapse import STATUS_KEY, STOPPING
 
 
 class CollapseASHA(ASHAScheduler):
@@ -38,7 +38,7 @@ class CollapseASHA(ASHAScheduler):
         super().on_trial_complete(tune_controller, trial, result)
 
     def _forget_before_collapse(self, trial_id: str, result: dict) -> None:
-        if result.get(STATUS_KEY, HEALTHY) == HEALTHY or self._metric not in result:
+        if result.get(STATUS_KEY) not in STOPPING or self._metric not in result:
             return
         bracket = self._trial_info.get(trial_id)
         if bracket is None:

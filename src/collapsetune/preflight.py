@@ -1,0 +1,263 @@
+"""Checks that need the outside world, made at launch before Ray starts, each within seconds.
+
+`load_sweep` checks the form of every key without I/O. What only the world can answer is
+checked here: the results folder can be written, the MLflow tracking store answers, the
+Ray cluster answers. Without these a bad value surfaces minutes later, as a trial PENDING
+for ever, a cluster retried for minutes, or ten tracebacks from the first result.
+
+Example:
+    >>> from collapsetune.preflight import check
+    >>> check(load_sweep("sweeps/smoke.yaml"), timeout=3.0)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pyarrow.fs
+
+from collapsetune.errors import SpecError, raise_all
+from collapsetune.spec import SweepSpec
+from collapsetune.spec._places import DATABASES, host_port, is_uri, ray_host_port, redact, uri_scheme
+from collapsetune.storage import location
+
+__all__ = ["TIMEOUT", "check", "check_address", "check_storage", "check_tracking"]
+
+TIMEOUT = 5.0  # seconds each check may take; a reachable store or cluster answers in well under 1 s
+_HOSTED = ("databricks", "databricks-uc", "uc")  # tracking stores reached through their own SDK
+
+
+def check(spec: SweepSpec, *, timeout: float = TIMEOUT) -> None:
+    """Checks storage, the MLflow tracking store and the Ray address together.
+
+    Args:
+        spec: A loaded sweep.
+        timeout: Seconds each check may take; the three run side by side.
+
+    Raises:
+        SpecError: naming the sweep file, the key (`storage`, `mlflow.tracking_uri`,
+            `address`) and what was expected; SpecErrors when several fail.
+    """
+    if timeout <= 0:
+        raise ValueError(f"timeout must be > 0, got {timeout}")
+    checks = [("storage", check_storage, spec.storage),
+              ("mlflow.tracking_uri", check_tracking, spec.mlflow.tracking_uri),
+              ("address", check_address, spec.address)]
+    results: list[SpecError | None] = [None] * len(checks)
+
+    def run(i: int, key: str, fn: Callable[[Any, float], None], value: Any) -> None:
+        try:
+            fn(value, timeout)
+        except SpecError as exc:
+            results[i] = exc
+        except Exception as exc:  # noqa: BLE001 - a check that broke must not pass silently
+            results[i] = SpecError(f"could not be checked: {_why(exc)}", key=key)
+
+    threads = [threading.Thread(target=run, args=(i, *c), daemon=True) for i, c in enumerate(checks)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:  # each check bounds itself by `timeout`; the margin is for slow start-up
+        thread.join(timeout + 5)
+    file = str(spec.source) if spec.source else None
+    raise_all(err.in_file(file) if file else err for err in results if err is not None)
+
+
+def check_storage(storage: str, timeout: float = TIMEOUT) -> None:
+    """A local folder (or file:// URI) can be written; another URI's filesystem answers.
+
+    A local folder that does not exist yet is not created: its nearest existing parent must
+    be a folder that takes a probe file, which is created and removed.
+
+    Raises:
+        SpecError: keyed `storage`.
+    """
+    where = location(storage)
+    if is_uri(where) and not where.startswith("file://"):
+        _within(timeout, "storage", f"the filesystem of {redact(where)}", lambda: _remote_folder(where))
+    else:
+        folder = Path(where.removeprefix("file://"))
+        _within(timeout, "storage", f"the folder {folder}", lambda: _local_folder(folder),
+                "; expected a folder you can write, e.g. results or ~/collapsetune-results")
+
+
+def check_tracking(uri: str | None, timeout: float = TIMEOUT) -> None:
+    """The MLflow tracking store answers: a sqlite file's folder can be written, a server
+    accepts a TCP connection and answers its /health, a database host accepts a connection.
+
+    Raises:
+        SpecError: keyed `mlflow.tracking_uri`; credentials in the URI are never shown.
+    """
+    if uri is None:
+        return
+    key = "mlflow.tracking_uri"
+    scheme = uri_scheme(uri)
+    base = scheme.split("+", 1)[0]
+    if uri in _HOSTED or base in _HOSTED:
+        return  # databricks, uc: MLflow's own client and credentials decide; nothing cheap to ask first
+    if base == "sqlite":
+        path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
+        _within(timeout, key, f"the SQLite file {path}", lambda: _sqlite_file(path))
+    elif base in ("http", "https"):
+        port = host_port(uri)[1]
+        _within(timeout, key, redact(uri), lambda: _mlflow_server(uri, timeout),
+                f"; start it (mlflow server --port {port}) or log to a file: sqlite:///mlflow.db")
+    elif base in DATABASES:
+        host, port = host_port(uri)
+        _within(timeout, key, f"{host}:{port}", lambda: _connect(host, port, timeout),
+                "; start the database or log to a file: sqlite:///mlflow.db")
+    elif scheme in ("", "file"):
+        folder = Path(urlsplit(uri).path if scheme else uri).absolute()
+        _within(timeout, key, f"the folder {folder}", lambda: _local_folder(folder),
+                "; expected a folder you can write, or sqlite:///mlflow.db")
+
+
+def check_address(address: str | None, timeout: float = TIMEOUT) -> None:
+    """The Ray cluster at `address` accepts a TCP connection; "auto" finds one as Ray does.
+
+    Raises:
+        SpecError: keyed `address`.
+    """
+    if address in (None, "local"):
+        return  # collapsetune starts a private local Ray
+    if address == "auto":
+        address = _auto_address()
+        if address is None:
+            return  # this Ray cannot say; ray.init will
+    try:
+        host, port = ray_host_port(address)
+    except ValueError as exc:  # the spec checked its own value: this one came from RAY_ADDRESS
+        raise SpecError(f"{exc} (from RAY_ADDRESS); expected host:port or ray://host:port", key="address") from None
+    start = "the Ray client server" if address.startswith("ray://") else f"ray start --head --port {port}"
+    _within(timeout, "address", f"the Ray cluster at {address}", lambda: _connect(host, port, timeout),
+            f"; start it ({start}) or set address: null for a private local Ray")
+
+
+def _within(timeout: float, key: str, what: str, probe: Callable[[], None], hint: str = "") -> None:
+    """Run `probe` in a daemon thread (a hung mount or DNS lookup cannot hold the process);
+    SpecError keyed `key`, ending with `hint`, when it fails or takes longer than `timeout` s."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            probe()
+        except BaseException as exc:  # noqa: BLE001 - reported below as a SpecError
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise SpecError(f"{what} did not answer within {timeout:g} s{hint}", key=key)
+    if failure:
+        exc = failure[0]
+        raise (exc if isinstance(exc, SpecError) and exc.key else SpecError(_why(exc) + hint, key=key)) from None
+
+
+def _local_folder(folder: Path) -> None:
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        shown = existing or folder
+        raise _Problem(f"{shown} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".collapsetune-probe-"):
+            pass  # created and removed: the folder takes new files
+    except OSError as exc:
+        raise _Problem(f"cannot write in {existing} ({exc.strerror or exc})") from None
+
+
+def _remote_folder(uri: str) -> None:
+    try:
+        fs, path = pyarrow.fs.FileSystem.from_uri(uri)
+        info = fs.get_file_info(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError and others
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _Problem(f"cannot open {redact(uri)}: {first}") from None
+    if info.type == pyarrow.fs.FileType.File:
+        raise _Problem(f"{redact(uri)} is a file, not a folder")
+
+
+def _sqlite_file(path: Path) -> None:
+    folder = path.absolute().parent
+    if not folder.is_dir():
+        raise _Problem(f"the folder {folder} of the SQLite file does not exist; create it, or use "
+                       "sqlite:///mlflow.db (in the launch folder)")
+    if path.exists() and not (path.is_file() and os.access(path, os.R_OK | os.W_OK)):
+        raise _Problem(f"{path.absolute()} is not a SQLite file this user can read and write")
+    try:
+        _local_folder(folder)
+    except _Problem as exc:
+        raise _Problem(f"{exc}; SQLite writes the database and its journal there") from None
+
+
+def _mlflow_server(uri: str, timeout: float) -> None:
+    parts = urlsplit(uri)
+    host, port = host_port(uri)
+    url = urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path.rstrip("/") + "/health", "", ""))
+    if urllib.request.proxy_bypass(host) or not urllib.request.getproxies().get(parts.scheme):
+        _connect(host, port, timeout)  # behind a proxy (as MLflow's client will be) only the GET tells
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310 - http(s) only
+            reply.read(64)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            raise _Problem(f"{redact(uri)} answers, but has no /health: is it an MLflow tracking server "
+                           "(mlflow server)?") from None
+        if exc.code >= 500:
+            raise _Problem(f"the MLflow server at {redact(uri)} answers HTTP {exc.code} on /health") from None
+        # 401/403: the server is there; MLflow's client sends the credentials (MLFLOW_TRACKING_TOKEN, ...)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise _Problem(f"no answer from the MLflow server at {redact(uri)} ({_why(reason)})") from None
+
+
+def _connect(host: str, port: int, timeout: float) -> None:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except socket.gaierror:
+        raise _Problem(f"cannot resolve the host {host!r}") from None
+    except ConnectionRefusedError:
+        raise _Problem(f"nothing listens on {host}:{port} (connection refused)") from None
+    except TimeoutError:
+        raise _Problem(f"no answer from {host}:{port} within {timeout:g} s") from None
+    except OSError as exc:
+        raise _Problem(f"cannot connect to {host}:{port} ({exc.strerror or exc})") from None
+
+
+def _auto_address() -> str | None:
+    """The cluster `address: auto` joins: RAY_ADDRESS, else the one `ray start` left on this
+    machine; None when this Ray version does not say how it resolves "auto"."""
+    if os.environ.get("RAY_ADDRESS", "auto") != "auto":
+        return os.environ["RAY_ADDRESS"]
+    try:
+        from ray._private.services import canonicalize_bootstrap_address  # how ray.init resolves "auto"
+    except ImportError:
+        return None
+    try:
+        found = canonicalize_bootstrap_address("auto")
+    except (ConnectionError, ValueError) as exc:
+        raise SpecError(f"auto finds no running Ray cluster ({exc}); start one with `ray start --head`, "
+                        "or give host:port, or null for a private local Ray", key="address") from None
+    if not found:
+        raise SpecError("auto finds no running Ray cluster on this machine; start one with `ray start --head`, "
+                        "or give host:port, or null for a private local Ray", key="address")
+    return found
+
+
+class _Problem(Exception):
+    """A probe's finding, worded for the user; _within turns it into a SpecError with the key."""
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, _Problem):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,248 @@
+"""The model-wrapper contract in one place, and the small kit the built-in wrappers share.
+
+A wrapper is any class with ``__init__(config)`` and ``step() -> dict[str, float]``
+(:class:`Wrapper`); ``CollapseTrainable`` drives it under Ray Tune, and nothing here imports
+Ray. The rest of the contract is optional, each part its own protocol or class attribute:
+
+- :class:`Checkpointable`: ``state_dict()`` / ``load_state_dict(state)``; enables checkpoints,
+  restoring a trial and PBT. Tensors and plain types only (read with ``weights_only=True``).
+- :class:`WithSamples`: ``samples() -> str``, logged beside every report.
+- :class:`WithArtifacts`: ``write_artifacts(directory)``, called on reports 1, 2, 4, 8, ...,
+  the one where the verdict turns, and the last; files there go to MLflow.
+- ``config_class``: a dataclass with one field per config key. ``collapsetune validate``
+  checks the sweep's keys, value types and values against it before any trial. It must have
+  a ``max_iterations`` field: the launcher always passes the sweep's top-level
+  ``max_iterations`` (reports per trial, the horizon of any schedule) to the wrapper.
+- ``reported_metrics``: every metric name ``step()`` can return, including ones it returns
+  only for some configs. ``validate`` then rejects a collapse rule or objective on any other
+  name; a wrapper that declares nothing has its rules' metrics checked on its first report.
+
+:class:`TorchWrapper` is the kit: the loop every built-in model shares (steps per report, a
+learning-rate schedule, gradient clipping, divergence, the checkpoint round trip of model,
+optimizer, counters and random state), so that a wrapper keeps only what is its model's.
+
+Example:
+    >>> issubclass(TorchWrapper, Checkpointable)
+    True
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from collapsetune.configs import from_dict
+
+__all__ = ["LOOP_FIELDS", "Checkpointable", "TorchWrapper", "WithArtifacts", "WithSamples", "Wrapper"]
+
+# Config fields TorchWrapper reads; `grad_clip` (max gradient norm, 0 = off) is read when present.
+LOOP_FIELDS = ("max_iterations", "seed", "threads", "steps_per_report")
+
+
+@runtime_checkable
+class Wrapper(Protocol):
+    """What a sweep's ``trainable:`` names: config dict in, metrics dict out, once per report.
+
+    Optional class attributes: ``config_class`` (a dataclass of the config keys, with
+    ``max_iterations``) and ``reported_metrics`` (a tuple of every metric name ``step`` can
+    return); see the module docstring.
+
+    Example:
+        >>> class Toy:
+        ...     def __init__(self, config): self.lr = config["lr"]
+        ...     def step(self): return {"val/loss": 1.0 / self.lr}
+        >>> isinstance(Toy({"lr": 0.5}), Wrapper)
+        True
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None: ...
+
+    def step(self) -> dict[str, float]:
+        """Train one reporting interval, evaluate, return metrics (its collapse metrics included)."""
+        ...
+
+
+@runtime_checkable
+class Checkpointable(Protocol):
+    """Optional: both methods, or neither."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class WithSamples(Protocol):
+    """Optional: a few generated outputs as text, logged with every report."""
+
+    def samples(self) -> str: ...
+
+
+@runtime_checkable
+class WithArtifacts(Protocol):
+    """Optional: pictures and files of the current report, written into ``directory``."""
+
+    def write_artifacts(self, directory: str) -> None: ...
+
+
+class TorchWrapper(abc.ABC):
+    """Base of a wrapper around one torch model and one optimizer: it owns the training loop.
+
+    A subclass sets ``config_class`` (a dataclass with the :data:`LOOP_FIELDS` and, if it
+    clips gradients, ``grad_clip``) and ``reported_metrics``, and writes three methods:
+
+    - ``build(cfg) -> (model, optimizer)``: model, data and optimizer from the parsed config;
+      torch's global RNG is seeded with ``cfg.seed`` just before, for the initial weights.
+    - ``train_loss() -> Tensor``: one batch's loss; draw batches from ``self.generator``.
+    - ``evaluate() -> dict[str, float]``: metrics on fixed data; runs in eval mode, no grad.
+
+    and may override ``lr_at(step)`` (a schedule) and ``steps_this_report()``. It inherits
+    ``step()``, ``state_dict()`` / ``load_state_dict()`` and the attributes ``cfg``, ``model``,
+    ``optimizer``, ``generator``, ``steps`` (optimizer steps so far), ``reports``,
+    ``total_steps`` (``max_iterations * steps_per_report``, the horizon of schedules) and
+    ``diverged``.
+
+    Example:
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class LineConfig:
+        ...     max_iterations: int = 2
+        ...     seed: int = 0
+        ...     threads: int = 1
+        ...     steps_per_report: int = 5
+        >>> class Line(TorchWrapper):
+        ...     config_class = LineConfig
+        ...     reported_metrics = ("train/loss", "val/loss")
+        ...     def build(self, cfg):
+        ...         model = nn.Linear(1, 1)
+        ...         return model, torch.optim.SGD(model.parameters(), lr=0.1)
+        ...     def train_loss(self):
+        ...         x = torch.randn(8, 1, generator=self.generator)
+        ...         return (self.model(x) - 2 * x).pow(2).mean()
+        ...     def evaluate(self):
+        ...         return {"val/loss": self.train_loss().item()}
+        >>> sorted(Line({}).step())
+        ['train/loss', 'val/loss']
+    """
+
+    config_class: ClassVar[type]
+    reported_metrics: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        config_class = getattr(cls, "config_class", None)
+        if config_class is None:  # an intermediate base; its subclasses are checked
+            return
+        if not dataclasses.is_dataclass(config_class):
+            raise TypeError(f"{cls.__name__}.config_class must be a dataclass, got {config_class!r}")
+        missing = [n for n in LOOP_FIELDS if n not in {f.name for f in dataclasses.fields(config_class)}]
+        if missing:
+            raise TypeError(f"{cls.__name__}.config_class ({config_class.__name__}) needs the fields "
+                            f"{missing}: TorchWrapper's loop reads them")
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        cfg = self.cfg = from_dict(self.config_class, dict(config), type(self).__module__.rpartition(".")[2])
+        torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)  # initial weights (and dropout, through the global generator)
+        self.generator = torch.Generator().manual_seed(cfg.seed)  # batches, masks, sampling in training
+        self.steps = 0
+        self.reports = 0
+        self.diverged = False
+        self.total_steps = cfg.max_iterations * cfg.steps_per_report
+        self.model, self.optimizer = self.build(cfg)
+
+    # --- what a model supplies -------------------------------------------------------------
+
+    @abc.abstractmethod
+    def build(self, cfg: Any) -> tuple[nn.Module, torch.optim.Optimizer]:
+        """The model and its optimizer; also sets up data and fixed evaluation inputs."""
+
+    @abc.abstractmethod
+    def train_loss(self) -> torch.Tensor:
+        """One training batch's scalar loss (the loop does backward and the optimizer step)."""
+
+    @abc.abstractmethod
+    def evaluate(self) -> dict[str, float]:
+        """Metrics on fixed data after this report's steps, collapse metrics included."""
+
+    def lr_at(self, step: int) -> float | None:
+        """Learning rate for optimizer step ``step``; None keeps the optimizer's own (constant)."""
+        return None
+
+    def steps_this_report(self) -> int:
+        """Optimizer steps per report; a decode-only wrapper returns 0."""
+        return self.cfg.steps_per_report
+
+    # --- the shared loop --------------------------------------------------------------------
+
+    def step(self) -> dict[str, float]:
+        """Train ``steps_this_report()`` steps, then evaluate.
+
+        Returns:
+            ``train/loss`` (mean over this report's steps; NaN once diverged; absent when the
+            report asked for no steps) and the metrics of ``evaluate()``.
+        """
+        losses = self._train(self.steps_this_report())
+        self.reports += 1
+        self.model.eval()
+        with torch.no_grad():
+            metrics = self.evaluate()
+        if losses:
+            metrics = {"train/loss": sum(losses) / len(losses), **metrics}
+        elif self.diverged:
+            metrics = {"train/loss": math.nan, **metrics}
+        undeclared = sorted(set(metrics).difference(self.reported_metrics))
+        if self.reported_metrics and undeclared:
+            raise RuntimeError(f"{type(self).__name__}.step() returned {undeclared}, which its "
+                               "reported_metrics does not declare; add them there")
+        return metrics
+
+    def _train(self, steps: int) -> list[float]:
+        self.model.train()
+        clip = getattr(self.cfg, "grad_clip", 0.0)
+        losses: list[float] = []
+        for _ in range(steps):
+            if self.diverged:  # weights are non-finite: more steps cannot help
+                break
+            lr = self.lr_at(self.steps)
+            if lr is not None:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+            loss = self.train_loss()
+            losses.append(loss.item())
+            self.steps += 1
+            if not math.isfinite(losses[-1]):
+                self.diverged = True
+                break
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.optimizer.step()
+        return losses
+
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors and plain types only, so ``torch.load(weights_only=True)`` reads it."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "steps": self.steps,
+            "reports": self.reports,
+            "diverged": self.diverged,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),  # dropout draws from the global generator
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.steps = int(state["steps"])
+        self.reports = int(state["reports"])
+        self.diverged = bool(state["diverged"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])

@@ -1,0 +1,239 @@
+"""Launch-time checks of storage, the MLflow store and the Ray address: loopback only, each
+bounded by a timeout of about a second, so a dead address fails fast and no test can hang."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from collapsetune import preflight
+from collapsetune.errors import SpecError, SpecErrors
+from collapsetune.spec import Objective, SweepSpec
+
+TIMEOUT = 1.0
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, read, released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def silent_listener() -> Iterator[int]:
+    """A loopback port that accepts connections and never says a word."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        yield s.getsockname()[1]
+
+
+@contextmanager
+def http_server(status: int) -> Iterator[int]:
+    """A loopback HTTP server answering every GET with `status`."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def error(check, value) -> SpecError:
+    with pytest.raises(SpecError) as info:
+        check(value, TIMEOUT)
+    return info.value
+
+
+# --- storage ---------------------------------------------------------------------------------
+
+
+def test_storage_writable_folder_passes_and_leaves_nothing(tmp_path):
+    preflight.check_storage(str(tmp_path), TIMEOUT)
+    preflight.check_storage(str(tmp_path / "not" / "yet"), TIMEOUT)  # made by the launch, not here
+    preflight.check_storage(f"file://{tmp_path}/results", TIMEOUT)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_storage_under_home_is_probed_in_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "home").write_text("a file where the home folder should be")
+    err = error(preflight.check_storage, "~/results")
+    assert err.key == "storage" and f"{tmp_path / 'home'} is a file, not a folder" in err.message
+
+
+@pytest.mark.parametrize("below", ["", "sub/folder"])
+def test_storage_that_is_a_file_fails(tmp_path, below):
+    (tmp_path / "results").write_text("x")
+    err = error(preflight.check_storage, str(tmp_path / "results" / below))
+    assert err.key == "storage"
+    assert f"{tmp_path / 'results'} is a file, not a folder; expected a folder you can write" in err.message
+
+
+@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else True, reason="root writes anywhere")
+def test_storage_in_a_read_only_folder_fails(tmp_path):
+    (tmp_path / "ro").mkdir(mode=0o555)
+    err = error(preflight.check_storage, str(tmp_path / "ro" / "results"))
+    assert f"cannot write in {tmp_path / 'ro'}" in err.message
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux sysfs, which nobody may write")
+def test_storage_on_a_filesystem_nobody_writes_fails():
+    err = error(preflight.check_storage, "/sys/collapsetune-results")
+    assert err.key == "storage" and "cannot write in /sys (" in err.message and "expected a folder you can write" in err.message
+
+
+def test_storage_with_an_unknown_scheme_fails():
+    err = error(preflight.check_storage, "foo://bucket/results")
+    assert err.key == "storage" and "cannot open foo://bucket/results" in err.message
+
+
+# --- MLflow tracking store -------------------------------------------------------------------
+
+
+def test_tracking_sqlite_needs_an_existing_writable_folder(tmp_path):
+    preflight.check_tracking(f"sqlite:///{tmp_path}/mlflow.db", TIMEOUT)
+    err = error(preflight.check_tracking, f"sqlite:///{tmp_path}/missing/mlflow.db")
+    assert err.key == "mlflow.tracking_uri" and f"the folder {tmp_path / 'missing'} of the SQLite file does not exist" in err.message
+    (tmp_path / "dir.db").mkdir()
+    assert "is not a SQLite file" in error(preflight.check_tracking, f"sqlite:///{tmp_path}/dir.db").message
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux sysfs, which nobody may write")
+def test_tracking_sqlite_in_a_folder_nobody_writes_fails():
+    err = error(preflight.check_tracking, "sqlite:////sys/mlflow.db")
+    assert err.key == "mlflow.tracking_uri" and "cannot write in /sys (" in err.message, err.message
+
+
+def test_tracking_server_on_a_dead_port_fails_fast():
+    port = free_port()
+    err = error(preflight.check_tracking, f"http://user:secret@127.0.0.1:{port}")
+    assert err.key == "mlflow.tracking_uri"
+    assert f"nothing listens on 127.0.0.1:{port} (connection refused); start it (mlflow server --port {port})" in err.message
+    assert "secret" not in str(err)
+
+
+def test_tracking_server_that_never_answers_fails_within_the_timeout():
+    with silent_listener() as port:
+        err = error(preflight.check_tracking, f"http://127.0.0.1:{port}")
+    assert err.key == "mlflow.tracking_uri" and f"127.0.0.1:{port}" in err.message
+    assert "did not answer within 1 s" in err.message or "timed out" in err.message
+
+
+def test_tracking_server_answering_health_passes():
+    with http_server(200) as port:
+        preflight.check_tracking(f"http://127.0.0.1:{port}", TIMEOUT)
+    with http_server(403) as port:  # there, but wants credentials: MLflow's client brings them
+        preflight.check_tracking(f"http://127.0.0.1:{port}", TIMEOUT)
+
+
+def test_tracking_server_without_health_is_not_mlflow():
+    with http_server(404) as port:
+        err = error(preflight.check_tracking, f"http://127.0.0.1:{port}")
+    assert "has no /health: is it an MLflow tracking server" in err.message
+
+
+def test_tracking_database_on_a_dead_port_fails():
+    port = free_port()
+    err = error(preflight.check_tracking, f"postgresql://u:pw@127.0.0.1:{port}/mlflow")
+    assert f"nothing listens on 127.0.0.1:{port}" in err.message and "pw" not in str(err)
+
+
+# --- Ray address -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["127.0.0.1:{port}", "ray://127.0.0.1:{port}"])
+def test_ray_address_with_nothing_listening_fails_fast(form):
+    port = free_port()
+    err = error(preflight.check_address, form.format(port=port))
+    assert err.key == "address" and f"nothing listens on 127.0.0.1:{port}" in err.message
+    assert "or set address: null for a private local Ray" in err.message
+
+
+def test_ray_address_that_answers_passes():
+    with silent_listener() as port:
+        preflight.check_address(f"127.0.0.1:{port}", TIMEOUT)
+    preflight.check_address(None, TIMEOUT)
+
+
+def test_ray_address_auto_follows_ray_address_variable(monkeypatch):
+    port = free_port()
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    assert f"nothing listens on 127.0.0.1:{port}" in error(preflight.check_address, "auto").message
+
+
+# --- all three, as `run` calls them ----------------------------------------------------------
+
+
+def spec_with(tmp_path: Path, **changes) -> SweepSpec:
+    values = {"name": "toy", "trainable": "m:C", "objective": Objective("val/loss", "min"),
+              "storage": str(tmp_path / "results"), "mlflow": {"tracking_uri": f"sqlite:///{tmp_path}/m.db"},
+              "source": tmp_path / "sweep.yaml", **changes}
+    return SweepSpec(**values)
+
+
+def test_check_passes_a_reachable_sweep(tmp_path):
+    preflight.check(spec_with(tmp_path), timeout=TIMEOUT)
+    preflight.check(spec_with(tmp_path, mlflow={"tracking_uri": None}), timeout=TIMEOUT)
+
+
+def test_check_reports_every_unreachable_place_with_file_and_key(tmp_path):
+    (tmp_path / "results").write_text("x")
+    spec = spec_with(tmp_path, address=f"127.0.0.1:{free_port()}",
+                     mlflow={"tracking_uri": f"http://127.0.0.1:{free_port()}"})
+    with pytest.raises(SpecErrors) as info:
+        preflight.check(spec, timeout=TIMEOUT)
+    assert [e.key for e in info.value.errors] == ["storage", "mlflow.tracking_uri", "address"]
+    assert all(e.file == str(tmp_path / "sweep.yaml") for e in info.value.errors)
+
+
+def test_check_needs_a_positive_timeout(tmp_path):
+    with pytest.raises(ValueError, match="timeout must be > 0, got 0"):
+        preflight.check(spec_with(tmp_path), timeout=0)
+
+
+def test_run_stops_before_ray_when_the_tracking_server_is_down(tmp_path, monkeypatch, capsys):
+    """`collapsetune run` calls preflight before it starts Ray: exit 2, the key named, no trial."""
+    ray = pytest.importorskip("ray")
+    from collapsetune.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clitoy.py").write_text("class Toy:\n    def __init__(self, config):\n        pass\n\n"
+                                        "    def step(self):\n        return {'val/loss': 1.0}\n")
+    port = free_port()
+    (tmp_path / "sweep.yaml").write_text(
+        "name: toy\ntrainable: clitoy:Toy\nobjective: {metric: val/loss, mode: min}\n"
+        f"mlflow: {{tracking_uri: 'http://127.0.0.1:{port}'}}\n")
+    assert main(["run", "sweep.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert f"sweep.yaml: mlflow.tracking_uri: nothing listens on 127.0.0.1:{port}" in err
+    assert not ray.is_initialized() and not (tmp_path / "results").exists()
+
+
+def test_tracking_hosted_and_local_folder_stores(tmp_path):
+    preflight.check_tracking("databricks", TIMEOUT)  # its SDK and credentials decide
+    preflight.check_tracking(str(tmp_path / "mlruns"), TIMEOUT)
+    preflight.check_tracking(f"file://{tmp_path}/mlruns", TIMEOUT)
+    (tmp_path / "file").write_text("x")
+    assert "is a file, not a folder" in error(preflight.check_tracking, str(tmp_path / "file" / "mlruns")).message

@@ -1,0 +1,99 @@
+"""CollapseTrainable driven in-process, without a Ray cluster: what each report carries, when
+pictures are drawn, the rule state through a checkpoint, timeouts and damaged checkpoints."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from collapsetune.collapse import Below, Rule
+from collapsetune.trainable import CHECKPOINT_FILE, WORST_OBJECTIVE, TrialPlan, TrialTimeout, make_trainable
+
+E2E = Path(__file__).parent / "e2e"
+RULE = Rule((Below("collapse/unique_tokens", 20),), patience=2, grace=1)
+
+
+@pytest.fixture(autouse=True)
+def _trial_folders_in_tmp(tmp_path, monkeypatch):
+    # Without Tune's storage a Trainable makes its folder under ~/ray_results: not in a test.
+    import ray.tune.trainable.trainable as module
+
+    monkeypatch.setattr(module, "DEFAULT_STORAGE_PATH", str(tmp_path / "ray_results"))
+
+
+def _trainable(tmp_path, config: dict, **plan):
+    cls = make_trainable(TrialPlan("outside_wrapper:Toy", (str(E2E),), (RULE,), "val/loss", "min", **plan), "Toy")
+    return cls(config={"max_iterations": 6, **config})
+
+
+def test_collapsed_trial_gets_the_worst_objective_and_its_verdict(tmp_path):
+    trainable = _trainable(tmp_path, {"lr": 0.2})  # the Toy collapses from report 2 with lr > 0.05
+    results = [trainable.train() for _ in range(3)]
+    # report 1 is grace; report 2 the condition holds once (patience 2); report 3 it fires
+    assert [r["collapse.status"] for r in results] == ["inconclusive", "inconclusive", "collapsed"]
+    assert results[1]["collapse.reason"] == "collapse/unique_tokens=4 < 20 for 1 of 2 reports"
+    assert "collapse.iteration" not in results[1] and results[1]["collapse/margin"] == (20 - 4) / 20
+    assert results[1]["objective"] == results[1]["val/loss"]
+    assert results[2]["objective"] == WORST_OBJECTIVE and results[2]["collapse/detected"] == 1
+    assert results[2]["collapse.reason"] == "collapse/unique_tokens=4 < 20 for 2 reports"
+    assert results[2]["collapse.iteration"] == 3 and results[2]["samples"] == "the the the"
+
+
+def test_pictures_are_drawn_on_log_spaced_reports_the_verdict_and_the_last(tmp_path):
+    trainable = _trainable(tmp_path, {"lr": 0.2})
+    drawn = []
+    for _ in range(6):
+        folder = Path(trainable.logdir) / "artifacts"
+        shutil.rmtree(folder, ignore_errors=True)
+        result = trainable.train()
+        if folder.is_dir():
+            drawn.append(result["training_iteration"])
+    assert drawn == [1, 2, 3, 4, 6]  # 1, 2, 4 log-spaced; 3 the verdict; 6 the last
+
+
+def test_rule_state_and_model_travel_through_a_checkpoint(tmp_path):
+    first = _trainable(tmp_path, {"lr": 0.2})
+    first.train(), first.train()  # report 2: the condition held once (patience 2)
+    saved = first.save(str(tmp_path / "ckpt"))
+    again = _trainable(tmp_path, {"lr": 0.2})
+    again.restore(saved)
+    result = again.train()
+    assert result["training_iteration"] == 3 and result["collapse.status"] == "collapsed"
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_intact_one_before_it(tmp_path):
+    trial = tmp_path / "trial"
+    first = _trainable(tmp_path, {"lr": 0.01})
+    first.train()
+    older = first.save(str(trial / "checkpoint_000000"))
+    first.train(), first.train()
+    newer = first.save(str(trial / "checkpoint_000001"))
+    damaged = trial / "checkpoint_000001" / CHECKPOINT_FILE
+    damaged.write_bytes(damaged.read_bytes()[:40])  # a full disk truncated it
+    again = _trainable(tmp_path, {"lr": 0.01})
+    again.restore(newer)
+    assert again.train()["training_iteration"] == 2  # report 1's checkpoint, then report 2 again
+    assert older.checkpoint.path.endswith("checkpoint_000000")
+
+
+def test_a_step_that_never_returns_fails_the_trial_with_the_reason(tmp_path):
+    trainable = _trainable(tmp_path, {"lr": 0.01, "sleep": 30}, report_timeout_s=0.5)
+    with pytest.raises(TrialTimeout, match=r"step\(\) of report 1 did not return within 0 s \(report_timeout_s=0.5\)"):
+        trainable.train()
+    assert trainable.reset_config({"lr": 0.01}) is False  # its actor is never reused
+
+
+def test_trial_timeout_counts_the_whole_trial(tmp_path):
+    trainable = _trainable(tmp_path, {"lr": 0.01, "sleep": 0.2}, trial_timeout_s=0.3)
+    trainable.train()
+    with pytest.raises(TrialTimeout, match="trial_timeout_s=0.3"):
+        trainable.train(), trainable.train()
+
+
+def test_checkpoints_are_asked_for_by_time_when_the_sweep_sets_no_count(tmp_path):
+    never = _trainable(tmp_path, {"lr": 0.01})
+    assert "should_checkpoint" not in never.train()
+    due = _trainable(tmp_path, {"lr": 0.01}, checkpoint_interval_s=1e-9)
+    assert due.train()["should_checkpoint"] is True
