@@ -32,6 +32,7 @@ from collapsetune.results import (
     COLLAPSING,
     ERROR,
     HEALTHY,
+    INCONCLUSIVE,
     OUTCOMES,
     RUNNING,
     UNJUDGED,
@@ -195,8 +196,8 @@ def sweep_note(results: SweepResults, run_ids: Mapping[str, str] | None = None, 
         head.extend(f"{i + 1}. {_md(r.describe())} for {r.patience} report(s) in a row, "
                     f"after {r.grace} report(s) of grace" for i, r in enumerate(sweep.rules))
         head.append("")
-    tail = ["", f"_Healthy_: {BEST_ACCEPTS}; a trial cut earlier is _unjudged_, one cut while a "
-            "collapse condition held is _collapsing_.", "", f"**Collapse atlas:** artifacts `{ATLAS_DIR}/atlas.html` (interactive: which knobs drive "
+    tail = ["", f"_Healthy_: {BEST_ACCEPTS}; a trial that ended before its rules could judge it, "
+            "or while a collapse condition held, is _inconclusive_.", "", f"**Collapse atlas:** artifacts `{ATLAS_DIR}/atlas.html` (interactive: which knobs drive "
             "collapse, trajectories, quality against diversity, importance) and its PNG copies. "
             f"Results folder: `{_md(results.path)}`."]
     if pictures and parent_run_id:
@@ -299,7 +300,7 @@ def _trial_note(t: TrialResult, sweep: SweepInfo) -> str:
     if outcome == RUNNING:
         total = f" of {sweep.max_iterations}" if sweep.max_iterations else ""
         return f"running: report {n}{total}"
-    if outcome in (COLLAPSING, UNJUDGED):
+    if outcome in (COLLAPSING, UNJUDGED, INCONCLUSIVE):
         return f"{outcome}: {why}{score}"
     if outcome == HEALTHY:
         if sweep.max_iterations and n >= sweep.max_iterations:

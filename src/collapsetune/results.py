@@ -41,6 +41,7 @@ from collapsetune.storage import location
 __all__ = [
     "ATLAS_DIR",
     "COLLAPSING",
+    "INCONCLUSIVE",
     "OUTCOMES",
     "UNJUDGED",
     "Condition",
@@ -65,9 +66,12 @@ HEALTHY, COLLAPSED, DIVERGED = "healthy", "collapsed", "diverged"
 # rule's patience, and it was called the best healthy trial).
 COLLAPSING = "collapsing"  # cut while a collapse condition held on its last report
 UNJUDGED = "unjudged"  # cut before every rule had seen enough reports to fire
+# The trainable's own word for both (collapsetune.collapse.INCONCLUSIVE); results written
+# before it existed say "healthy" for such trials, and `judge` tells them apart as above.
+INCONCLUSIVE = "inconclusive"
 ERROR, RUNNING = "error", "running"
 # Best first: the order `report` lists trials in, and the atlas's legend order.
-OUTCOMES = (HEALTHY, RUNNING, UNJUDGED, COLLAPSING, COLLAPSED, DIVERGED, ERROR)
+OUTCOMES = (HEALTHY, RUNNING, INCONCLUSIVE, UNJUDGED, COLLAPSING, COLLAPSED, DIVERGED, ERROR)
 _HIDDEN = {"max_iterations"}  # handed to every wrapper by Tune; not a setting anyone chose
 _PICKLED = "<pickled by Ray; not read>"
 
@@ -350,11 +354,16 @@ def judge(trial: TrialResult, sweep: SweepInfo) -> tuple[str, str]:
     """
     if trial.state == "error":
         return ERROR, ""
-    if trial.verdict and trial.verdict != HEALTHY:
+    if trial.verdict and trial.verdict not in (HEALTHY, INCONCLUSIVE):
         return trial.verdict, ""  # collapsed, diverged, or a verdict added later: as reported
     if trial.state in ("running", "pending"):
         return RUNNING, ""
     n = trial.iterations
+    if trial.verdict == INCONCLUSIVE:  # the trainable said so itself: it ended before a verdict
+        holding = [r for r in sweep.rules if r.holds(trial.last)]
+        why = f" while {holding[0].describe()}" if holding else ", before the rules could judge it"
+        ended = "cut by the scheduler" if sweep.max_iterations and n < sweep.max_iterations else "ended"
+        return INCONCLUSIVE, f"{ended} at report {n}{why}"
     if not trial.reports:
         return UNJUDGED, "no report"
     if not sweep.max_iterations or n >= sweep.max_iterations:

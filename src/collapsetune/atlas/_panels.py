@@ -235,7 +235,7 @@ def trajectories(results: SweepResults) -> list[Trajectories]:
     """One chart per collapse metric (the rules' metrics; without rules, every reported collapse/*)."""
     metrics = results.sweep.collapse_metrics or sorted(
         {k for t in results.trials for r in t.reports for k in r
-         if k.startswith("collapse/") and k != "collapse/detected"})
+         if k.startswith("collapse/") and k not in ("collapse/detected", "collapse/margin")})
     charts = []
     for metric in metrics:
         lines = []
