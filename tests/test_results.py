@@ -174,6 +174,10 @@ def test_judge_names_trials_the_scheduler_cut_before_a_verdict():
     assert judge(_trial(reports(*[ok] * 10)), sweep) == ("healthy", "")
     assert judge(_trial(reports(ok), state="running"), sweep)[0] == "running"
     assert judge(_trial(reports(ok), state="error"), sweep)[0] == "error"
+    maybe = {"collapse.status": "inconclusive", "collapse/unique_tokens": 4}  # the trainable's own word
+    assert judge(_trial(reports(ok, ok, maybe)), sweep) == (
+        "inconclusive", "cut by the scheduler at report 3 while collapse/unique_tokens < 20")
+    assert judge(_trial(reports(ok, maybe), state="running"), sweep)[0] == "running"
     gone = {"collapse.status": "collapsed"}
     assert judge(_trial(reports(ok, gone), state="running"), sweep)[0] == "collapsed"
 
