@@ -30,8 +30,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="when Ray's latest experiment snapshot is damaged, resume from the newest intact one")
 
     report = commands.add_parser("report", help="summarise a sweep from its results folder")
-    report.add_argument("results_dir")
+    report.add_argument("results_dir", help="a launch's results folder (or the storage folder, to list launches)")
     report.add_argument("--json", action="store_true", help="machine-readable output")
+    report.add_argument("--html", nargs="?", const="", default=None, metavar="OUT",
+                        help="write the collapse atlas (HTML + PNGs) into OUT "
+                             "(default: the results folder's atlas/); no MLflow needed")
 
     features = commands.add_parser("features", help="extract a MoP-CLIP features file with open_clip")
     features.add_argument("image_folder", help="one sub-folder of images per class")
@@ -103,14 +106,36 @@ def _finish(outcome) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.html is not None:
+        from collapsetune.atlas import write_atlas
+        from collapsetune.results import ATLAS_DIR, read_results
+
+        results = read_results(args.results_dir)
+        out = args.html or (None if "://" in results.path else str(Path(results.path) / ATLAS_DIR))
+        if out is None:
+            print("collapsetune: error: results at a URI: give a local folder, --html OUT", file=sys.stderr)
+            return 2
+        page = write_atlas(results, out)
+        print(f"collapsetune: wrote the collapse atlas {page}", file=sys.stderr)
+        _print_report(args.results_dir, as_json=args.json, atlas=str(page))
+        return 0
     _print_report(args.results_dir, as_json=args.json)
     return 0
 
 
-def _print_report(results_dir: str, as_json: bool) -> None:
-    from collapsetune.report import format_summary, load_summary
+def _print_report(results_dir: str, as_json: bool, atlas: str = "") -> None:
+    from collapsetune.report import format_launches, format_summary, launches_of, load_summary
+    from collapsetune.results import ResultsError
 
-    summary = load_summary(results_dir)
+    try:
+        summary = load_summary(results_dir)
+    except ResultsError:
+        launches = launches_of(results_dir)  # the storage folder: list what is in it
+        if not launches:
+            raise
+        print(json.dumps({"launches": launches}, indent=2) if as_json else format_launches(results_dir, launches))
+        return
+    summary.atlas = atlas or summary.atlas
     print(json.dumps(summary.to_dict(), indent=2, default=str) if as_json else format_summary(summary))
 
 

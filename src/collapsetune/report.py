@@ -1,32 +1,67 @@
-"""Sweep summaries from a results folder: trials by status, the best healthy trial."""
+"""Sweep summaries from a results folder: trials best first, why each one stopped, the best
+healthy trial, and where to look next (its MLflow run, the runs view, the collapse atlas).
+
+Reads the folder through `collapsetune.results` (JSON/YAML only) and, when the sweep logged
+to MLflow, finds the runs of its trials. Imports neither Ray nor torch; a SQLite tracking
+store is read directly (read-only, ~50 ms) rather than through MLflow's client (~3 s to
+import), which is used for any other store.
+
+Example:
+    >>> summary = load_summary("results/bitnet-collapse-20261122-150000")  # doctest: +SKIP
+    >>> print(format_summary(summary))  # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
-import json
 import math
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
-import yaml
-from ray.tune import ExperimentAnalysis
+from collapsetune.results import (
+    ATLAS_DIR,
+    HEALTHY,
+    OUTCOMES,
+    ResultsError,
+    SweepResults,
+    TrialResult,
+    list_launches,
+    read_results,
+)
 
-from collapsetune.collapse import HEALTHY, REASON_KEY, STATUS_KEY
+__all__ = ["ATLAS_PAGE", "RunIndex", "Summary", "TrialRow", "find_runs", "format_launches", "format_summary",
+           "launches_of", "load_summary",
+           "run_url", "runs_url", "summary_of", "ui_base"]
 
-_HIDDEN = {"max_iterations"}  # handed to every wrapper; not a setting anyone chose
+ATLAS_PAGE = "atlas.html"  # inside ATLAS_DIR
+PATH_TAG = "collapsetune.experiment_path"  # = collapsetune.tracking.PATH_TAG (tracking imports Ray)
+TRIAL_TAG = "ray.trial_id"  # = collapsetune.tracking.TRIAL_TAG
+PARENT_TAG = "mlflow.parentRunId"
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
+# What "best healthy" accepts, said next to it (a trial cut before its rules could judge it,
+# or cut while a condition held, is not healthy: see collapsetune.results.judge).
+BEST_ACCEPTS = "ran every report, or was cut after its rules could fire with none holding"
 
 
 @dataclass
 class TrialRow:
     trial_id: str
-    status: str  # healthy | collapsed | diverged | error
-    reason: str
+    status: str  # outcome: healthy | collapsed | diverged | error | collapsing | unjudged | running
+    reason: str  # the rule or error that ended it, or why its outcome is not its verdict
     iterations: int
-    objective: float
-    metric: float
+    objective: float  # the penalised objective Ray saw (1e9 once collapsed when minimising)
+    metric: float  # the objective metric itself, on the last report
     config: dict[str, Any]
     path: str
     mlflow_run_id: str = ""
+    state: str = ""  # Ray's: finished | error | running | pending
+    collapse_iteration: int = 0  # report where the verdict turned; 0 while healthy
 
 
 @dataclass
@@ -35,59 +70,188 @@ class Summary:
     metric: str
     mode: str
     counts: dict[str, int] = field(default_factory=dict)
-    trials: list[TrialRow] = field(default_factory=list)
+    trials: list[TrialRow] = field(default_factory=list)  # best first
     best: TrialRow | None = None
     tracking_uri: str | None = None
     searched: list[str] = field(default_factory=list)  # search-space keys, shown first
+    name: str = ""
+    experiment_id: str = ""  # MLflow's, when the store has the sweep
+    parent_run_id: str = ""
+    runs_url: str = ""  # MLflow's runs view of the experiment
+    atlas: str = ""  # the atlas page, when one was written into the results folder
+    notes: list[str] = field(default_factory=list)  # what could not be read
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _json_safe(asdict(self))
 
 
-def summarize(experiment_path: str, metric: str, mode: str) -> Summary:
-    """Reads a sweep's trials (finished or not) from its results folder."""
-    analysis = ExperimentAnalysis(experiment_path)
-    summary = Summary(experiment_path, metric, mode)
-    for trial in analysis.trials:
-        last = trial.last_result or {}
-        status = "error" if trial.status == "ERROR" else last.get(STATUS_KEY, HEALTHY)
-        row = TrialRow(
-            trial_id=trial.trial_id,
-            status=status,
-            reason=last.get(REASON_KEY, "") or (_last_error(trial.path) if status == "error" else ""),
-            iterations=int(last.get("training_iteration", 0)),
-            objective=float(last.get("objective", math.nan)),
-            metric=float(last.get(metric, math.nan)),
-            config={k: v for k, v in trial.config.items() if k not in _HIDDEN},
-            path=str(trial.path),
-        )
-        summary.trials.append(row)
-        summary.counts[status] = summary.counts.get(status, 0) + 1
-    healthy = [t for t in summary.trials if t.status == HEALTHY and math.isfinite(t.objective)]
-    if healthy:
-        pick = min if mode == "min" else max
-        summary.best = pick(healthy, key=lambda t: t.objective)
-    summary.trials.sort(key=lambda t: t.trial_id)
-    return summary
+@dataclass(frozen=True)
+class RunIndex:
+    """Where a launch is in an MLflow store."""
+
+    experiment_id: str = ""
+    parent_run_id: str = ""
+    children: dict[str, str] = field(default_factory=dict)  # trial id -> run id
 
 
-def load_summary(results_dir: str) -> Summary:
-    """The summary of a results folder made by `collapsetune run`, with MLflow run ids."""
-    from collapsetune.launch import LAUNCH_FILE, SWEEP_FILE
-    from collapsetune.storage import location, read_text
-
-    folder = location(results_dir)
-    resolved = yaml.safe_load(read_text(folder, SWEEP_FILE))
-    launch = json.loads(read_text(folder, LAUNCH_FILE))
-    summary = summarize(folder, resolved["objective"]["metric"], resolved["objective"]["mode"])
-    summary.searched = sorted(resolved.get("search_space") or {})
-    uri = (resolved.get("mlflow") or {}).get("tracking_uri")
-    if uri:
-        summary.tracking_uri = _absolute_sqlite(uri, Path(launch["cwd"]))
-        runs = _mlflow_runs(summary.tracking_uri, resolved["name"], folder)
+def load_summary(results_dir: str, mlflow: bool = True) -> Summary:
+    """The summary of a results folder made by `collapsetune run`, with its MLflow runs
+    when `mlflow` and the sweep's store exists (a missing store is never created)."""
+    results = read_results(results_dir)
+    summary = summary_of(results)
+    if mlflow and results.sweep.tracking_uri:
+        uri = _absolute_sqlite(results.sweep.tracking_uri, Path(results.launch.get("cwd") or Path.cwd()))
+        summary.tracking_uri = _without_credentials(uri)
+        try:
+            index = find_runs(uri, results.sweep.name, results.path)
+        except Exception as exc:  # noqa: BLE001 - a store that does not answer costs only the links
+            why = re.sub(r"//[^/@\s]*@", "//", str(exc))[:300]  # no credentials in what is printed
+            summary.notes.append(f"MLflow store not read ({type(exc).__name__}: {why})")
+            index = RunIndex()
+        summary.experiment_id, summary.parent_run_id = index.experiment_id, index.parent_run_id
+        if index.experiment_id:
+            summary.runs_url = runs_url(index.experiment_id, ui_base(uri))
         for row in summary.trials:
-            row.mlflow_run_id = runs.get(row.trial_id, "")
+            row.mlflow_run_id = index.children.get(row.trial_id, "")
     return summary
+
+
+def summary_of(results: SweepResults) -> Summary:
+    """The summary of already-read results (no MLflow look-up)."""
+    sweep = results.sweep
+    summary = Summary(results.path, sweep.objective, sweep.mode, name=sweep.name,
+                      searched=sorted(sweep.search_space), notes=list(results.notes))
+    summary.counts = results.counts()
+    summary.trials = [_row(t, sweep.objective) for t in sorted(results.trials, key=lambda t: _rank(t, results))]
+    best = results.best()
+    summary.best = next((r for r in summary.trials if best and r.trial_id == best.trial_id), None)
+    summary.atlas = _atlas_page(results.path)
+    return summary
+
+
+def _row(t: TrialResult, metric: str) -> TrialRow:
+    why = t.error or t.reason or t.note
+    if t.reason and t.note:
+        why = f"{t.reason} ({t.note})"
+    return TrialRow(
+        trial_id=t.trial_id, status=t.outcome, reason=why, iterations=t.iterations,
+        objective=t.value("objective"), metric=t.value(metric), config=t.config, path=t.path,
+        state=t.state, collapse_iteration=t.collapse_iteration,
+    )
+
+
+def _rank(t: TrialResult, results: SweepResults) -> tuple:
+    group = OUTCOMES.index(t.outcome) if t.outcome in OUTCOMES else len(OUTCOMES)
+    v = t.value(results.sweep.objective)
+    key = v if results.sweep.mode == "min" else -v
+    return group, not math.isfinite(key), key if math.isfinite(key) else 0.0, t.trial_id
+
+
+# -- MLflow ----------------------------------------------------------------------------
+
+
+def runs_url(experiment_id: str, base: str = LOCAL_UI) -> str:
+    """MLflow's runs view of an experiment. The plain experiment page of MLflow 3 opens on its
+    GenAI view (no runs); `workflowType=machine_learning` opens the model-training one."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
+def run_url(experiment_id: str, run_id: str, base: str = LOCAL_UI) -> str:
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+
+def ui_base(tracking_uri: str) -> str:
+    """Where the store's UI is: the tracking server itself, or `mlflow ui`'s default address."""
+    parts = urlsplit(tracking_uri)
+    if parts.scheme in ("http", "https"):
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    return LOCAL_UI
+
+
+def find_runs(tracking_uri: str, experiment: str, experiment_path: str) -> RunIndex:
+    """The launch's experiment, parent run and child runs; empty when the store is missing
+    (it is never created) or knows nothing of this launch."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri[len("sqlite:///"):])
+        if not db.is_file():
+            return RunIndex()
+        try:
+            return _find_runs_sqlite(db, experiment, experiment_path)
+        except sqlite3.Error:
+            pass  # a schema this reader does not know: ask MLflow itself
+    return _find_runs_client(tracking_uri, experiment, experiment_path)
+
+
+def _find_runs_sqlite(db: Path, experiment: str, experiment_path: str) -> RunIndex:
+    # Read-only: `report` must never migrate or lock a store a running sweep writes to.
+    with sqlite3.connect(f"file:{quote(str(db))}?mode=ro", uri=True, timeout=5.0) as con:
+        row = con.execute("SELECT experiment_id FROM experiments WHERE name = ? AND lifecycle_stage = 'active'",
+                          (experiment,)).fetchone()
+        if row is None:
+            return RunIndex()
+        experiment_id = str(row[0])
+        row = con.execute(
+            "SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+            "WHERE r.experiment_id = ? AND r.lifecycle_stage = 'active' AND t.key = ? AND t.value = ? "
+            "ORDER BY r.start_time DESC LIMIT 1", (experiment_id, PATH_TAG, experiment_path)).fetchone()
+        if row is None:
+            return RunIndex(experiment_id)
+        parent = row[0]
+        children = con.execute(
+            "SELECT trial.value, r.run_uuid FROM runs r "
+            "JOIN tags p ON p.run_uuid = r.run_uuid AND p.key = ? AND p.value = ? "
+            "JOIN tags trial ON trial.run_uuid = r.run_uuid AND trial.key = ? "
+            "WHERE r.lifecycle_stage = 'active' ORDER BY r.start_time", (PARENT_TAG, parent, TRIAL_TAG)).fetchall()
+    return RunIndex(experiment_id, parent, {str(k): str(v) for k, v in children})
+
+
+def _find_runs_client(tracking_uri: str, experiment: str, experiment_path: str) -> RunIndex:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    with _quick_http():
+        return _search_client(client, experiment, experiment_path)
+
+
+@contextmanager
+def _quick_http() -> Iterator[None]:
+    """A tracking server that does not answer fails in seconds, not after MLflow's minutes of
+    retries: `report` only wants links."""
+    saved = {k: os.environ.get(k) for k in _QUICK_HTTP}
+    os.environ.update(_QUICK_HTTP)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+_QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+
+
+def _search_client(client: Any, experiment: str, experiment_path: str) -> RunIndex:
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return RunIndex()
+    quoted = experiment_path.replace("'", "\\'")
+    parents = client.search_runs([found.experiment_id], filter_string=f"tags.`{PATH_TAG}` = '{quoted}'")
+    if not parents:
+        return RunIndex(found.experiment_id)
+    parent = parents[0].info.run_id
+    children: dict[str, str] = {}
+    token = None
+    while True:
+        page = client.search_runs([found.experiment_id], f"tags.`{PARENT_TAG}` = '{parent}'",
+                                  max_results=1000, page_token=token)
+        children.update({r.data.tags[TRIAL_TAG]: r.info.run_id for r in page if TRIAL_TAG in r.data.tags})
+        token = page.token
+        if not token:
+            return RunIndex(found.experiment_id, parent, children)
 
 
 def _absolute_sqlite(uri: str, cwd: Path) -> str:
@@ -98,58 +262,96 @@ def _absolute_sqlite(uri: str, cwd: Path) -> str:
     return uri
 
 
-def _mlflow_runs(tracking_uri: str, experiment: str, experiment_path: str) -> dict[str, str]:
-    """trial id -> child run id; empty when the store is missing (never creates one)."""
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[len("sqlite:///"):]).is_file():
-        return {}
-    from mlflow.tracking import MlflowClient
-
-    from collapsetune.tracking import PATH_TAG, TRIAL_TAG, children
-
-    client = MlflowClient(tracking_uri=tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return {}
-    runs = client.search_runs([found.experiment_id], filter_string=f"tags.`{PATH_TAG}` = '{experiment_path}'")
-    if not runs:
-        return {}
-    return {
-        r.data.tags[TRIAL_TAG]: r.info.run_id
-        for r in children(client, found.experiment_id, runs[0].info.run_id)
-        if TRIAL_TAG in r.data.tags
-    }
+def _without_credentials(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        return urlunsplit((parts.scheme, f"{host}:{parts.port}" if parts.port else host, parts.path, "", ""))
+    return uri
 
 
-def _last_error(trial_path: str) -> str:
-    """The last line of the trial's error.txt (Tune writes one per failure)."""
-    from collapsetune.storage import read_text
+# -- the atlas and output --------------------------------------------------------------
 
-    try:
-        lines = read_text(trial_path, "error.txt").strip().splitlines()
-    except Exception:  # a missing or unreadable file only costs the summary its detail
-        return "error"
-    return lines[-1][:300] if lines else "error"
+
+def _atlas_page(results_path: str) -> str:
+    if "://" in results_path:
+        return ""  # a remote results folder: `report --html OUT` writes the atlas locally
+    page = Path(results_path) / ATLAS_DIR / ATLAS_PAGE
+    return str(page) if page.is_file() else ""
+
+
+def launches_of(storage: str) -> list[dict[str, Any]]:
+    """One line of facts per launch in a storage folder (empty when it holds none)."""
+    rows = []
+    for path in list_launches(storage):
+        try:
+            results = read_results(path)
+        except ResultsError as exc:
+            rows.append({"path": path, "name": "", "counts": {}, "problem": exc.message})
+            continue
+        rows.append({"path": path, "name": results.sweep.name, "counts": results.counts(), "problem": ""})
+    return rows
+
+
+def format_launches(storage: str, launches: list[dict[str, Any]]) -> str:
+    lines = [f"{len(launches)} launch{'es' if len(launches) != 1 else ''} in {storage} "
+             f"(`collapsetune report LAUNCH` for one):"]
+    for row in launches:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(row["counts"].items(), key=lambda kv: _order(kv[0])))
+        lines.append(f"  {row['path']}  {row['problem'] or counts or 'no trials yet'}")
+    return "\n".join(lines)
+
+
+def _order(outcome: str) -> int:
+    return OUTCOMES.index(outcome) if outcome in OUTCOMES else len(OUTCOMES)
 
 
 def format_summary(summary: Summary) -> str:
-    lines = [f"Sweep {summary.experiment_path}"]
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(summary.counts.items()))
-    lines.append(f"  trials: {counts or 'none'}")
+    lines = [f"Sweep {summary.name} ({summary.experiment_path})" if summary.name else f"Sweep {summary.experiment_path}"]
+    order = sorted(summary.counts, key=_order)
+    counts = ", ".join(f"{summary.counts[s]} {s}" for s in order)
+    lines.append(f"  {len(summary.trials)} trials: {counts or 'none'}")
+    lines.extend(f"  note: {n}" for n in summary.notes)
+    if summary.trials:
+        width = max(len(t.trial_id) for t in summary.trials)
+        lines.append(f"  {'trial':<{width}}  {'outcome':<10} {'reports':>7}  {summary.metric:>10}  why")
     for t in summary.trials:
-        note = f"  ({t.reason})" if t.reason else ""
-        lines.append(
-            f"  {t.trial_id}  {t.status:<9} iter {t.iterations:>3}  {summary.metric}={t.metric:.4g}{note}"
-        )
+        why = t.reason
+        if t.status != HEALTHY and t.collapse_iteration and t.reason:
+            why = f"at report {t.collapse_iteration}: {t.reason}"
+        lines.append(f"  {t.trial_id:<{width}}  {t.status:<10} {t.iterations:>7}  {t.metric:>10.4g}  {why}".rstrip())
     if summary.best is None:
-        lines.append("  best healthy trial: none (every trial collapsed, diverged or failed)")
+        lines.append(f"  best healthy trial: none (a healthy trial {BEST_ACCEPTS})")
     else:
         b = summary.best
-        lines.append(f"  best healthy trial: {b.trial_id}  {summary.metric}={b.metric:.4g}")
+        lines.append(f"  best healthy trial: {b.trial_id}  {summary.metric}={b.metric:.4g}   ({BEST_ACCEPTS})")
         searched = [k for k in summary.searched if k in b.config] or sorted(b.config)
-        lines.extend(f"    {k}: {v}" for k, v in ((k, b.config[k]) for k in searched))
+        lines.extend(f"    {k}: {b.config[k]}" for k in searched)
         lines.append(f"    results: {b.path}")
-        if b.mlflow_run_id:
-            lines.append(f"    mlflow run: {b.mlflow_run_id}")
+        if b.mlflow_run_id and summary.experiment_id:
+            lines.append(f"    mlflow run: {run_url(summary.experiment_id, b.mlflow_run_id, _base(summary))}")
+    if summary.atlas:
+        lines.append(f"  collapse atlas: {summary.atlas}")
+    else:
+        lines.append(f"  collapse atlas: none yet; write one with `collapsetune report {summary.experiment_path} --html`")
     if summary.tracking_uri:
-        lines.append(f"  browse: mlflow ui --backend-store-uri {summary.tracking_uri}   (http://127.0.0.1:5000)")
+        if summary.tracking_uri.startswith(("http://", "https://")):
+            lines.append(f"  browse: {summary.runs_url or ui_base(summary.tracking_uri)}")
+        else:
+            lines.append(f"  browse: mlflow ui --backend-store-uri {summary.tracking_uri}")
+            lines.append(f"          then open {summary.runs_url or LOCAL_UI}")
     return "\n".join(lines)
+
+
+def _base(summary: Summary) -> str:
+    return ui_base(summary.tracking_uri) if summary.tracking_uri else LOCAL_UI
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # strict JSON has no NaN
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value

@@ -98,3 +98,28 @@ def test_report_json_matches_mlflow(swept):
     best_run = client.get_run(summary["best"]["mlflow_run_id"])
     assert best_run.data.tags["collapse.status"] == "healthy"
     assert best_run.data.tags["ray.trial_id"] == summary["best"]["trial_id"]
+
+
+@pytest.mark.slow
+def test_findings_published_on_the_parent_run_of_a_real_sweep(swept):
+    from collapsetune.insight import NOTE_TAG, publish_sweep
+    from collapsetune.report import PATH_TAG
+
+    work, _ = swept
+    (results,) = list((work / "results").iterdir())
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("toy-e2e").experiment_id
+    (parent,) = client.search_runs([experiment], f"tags.`{PATH_TAG}` = '{results}'")
+    published = publish_sweep(client, parent.info.run_id, str(results))
+    run = client.get_run(parent.info.run_id)
+    collapsed = len(client.search_runs([experiment], "tags.`collapse.status` = 'collapsed'"))
+    assert collapsed >= 1  # Optuna may propose more than the seeded lr=0.2
+    assert run.data.tags[NOTE_TAG].startswith(f"## toy-e2e: {collapsed} of 5 trials collapsed")
+    assert run.data.params["search_space.lr"] == "loguniform [0.001, 0.3]"
+    assert run.data.metrics["trials/collapsed"] == collapsed
+    assert "atlas/atlas.html" in published.atlas and published.child_notes == 5
+    bad = next(r for r in client.search_runs([experiment], "params.lr = '0.2'"))
+    assert bad.data.tags[NOTE_TAG] == "collapsed at report 3: collapse/unique_tokens=4 < 20 for 2 reports"
+    out = _cli("report", str(results), cwd=work)  # the atlas left in the results folder is found
+    assert f"collapse atlas: {results / 'atlas' / 'atlas.html'}" in out.stdout
+    assert "workflowType=machine_learning" in out.stdout

@@ -1,0 +1,375 @@
+"""What a sweep found, written where MLflow users look: the parent run's description, params,
+metrics and collapse atlas, and a one-line verdict for each child run.
+
+Everything is computed from the results folder (`collapsetune.results`), so the driver-side
+callback, `report` and a later re-publish all say the same thing. Safe to call again on the
+same parent run (on resume): params already logged are left as they are, the description,
+metrics and atlas are replaced by the current ones.
+
+Example:
+    >>> client = MlflowClient("sqlite:///mlflow.db")  # doctest: +SKIP
+    >>> publish_sweep(client, parent_run_id, "results/bitnet-collapse-20261122-150000")  # doctest: +SKIP
+    >>> trial_note({"collapse.status": "collapsed", "collapse.iteration": 9,
+    ...             "collapse.reason": "collapse/unique_tokens=6 < 15 for 3 reports"})
+    'collapsed at report 9: collapse/unique_tokens=6 < 15 for 3 reports'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from collapsetune.report import BEST_ACCEPTS, PARENT_TAG, TRIAL_TAG, summary_of
+from collapsetune.results import (
+    ATLAS_DIR,
+    COLLAPSING,
+    ERROR,
+    HEALTHY,
+    INCONCLUSIVE,
+    OUTCOMES,
+    RUNNING,
+    UNJUDGED,
+    SweepInfo,
+    SweepResults,
+    TrialResult,
+    judge,
+    parse_sweep,
+    read_results,
+)
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+__all__ = ["EXPERIMENT_KIND_TAG", "NOTE_TAG", "Published", "create_experiment", "publish_sweep", "sweep_metrics",
+           "sweep_note", "sweep_params", "trial_note"]
+
+NOTE_TAG = "mlflow.note.content"  # a run's description in MLflow's UI (Markdown)
+# MLflow's own record of what an experiment is for. MLflow 3.17's open-source UI does not
+# read it (it opens on the view in the URL's `workflowType`, else the browser's last
+# choice, else GenAI), but it is what MLflow's data model and APIs use to tell a
+# model-training experiment from a GenAI one.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+CUSTOM_MODEL_KIND = "custom_model_development"
+CHANGED_TAG = "collapsetune.param_changed."  # + key: a param whose value changed since first logged
+# MLflow's limits (mlflow/utils/validation.py): params are immutable once logged.
+_KEY_MAX, _PARAM_MAX, _TAG_MAX, _BATCH = 250, 6000, 8000, 100
+_NOTE_BUDGET = 7500  # characters of description, under the tag limit with room to spare
+
+
+@dataclass
+class Published:
+    """What `publish_sweep` wrote."""
+
+    note: str
+    params: dict[str, str] = field(default_factory=dict)  # newly logged
+    unchanged: list[str] = field(default_factory=list)  # already logged with this value
+    changed: list[str] = field(default_factory=list)  # already logged with another value: kept, tagged
+    metrics: dict[str, float] = field(default_factory=dict)
+    atlas: list[str] = field(default_factory=list)  # artifact paths under atlas/
+    child_notes: int = 0
+
+
+def publish_sweep(
+    client: MlflowClient,
+    parent_run_id: str,
+    results_dir: str,
+    *,
+    atlas: bool = True,
+    keep_atlas: bool = True,
+    child_notes: bool = True,
+) -> Published:
+    """Writes a sweep's summary onto its MLflow parent run.
+
+    Args:
+        client: An MlflowClient on the sweep's tracking store.
+        parent_run_id: The launch's parent run.
+        results_dir: The launch's results folder (local path or URI).
+        atlas: Draw the collapse atlas and log it as artifacts under `atlas/`.
+        keep_atlas: Also leave the atlas in the results folder (when it is local), where
+            `collapsetune report` points to it.
+        child_notes: Give each trial's child run its one-line verdict as its description.
+
+    Returns:
+        What was written (`Published`).
+    """
+    results = read_results(results_dir)
+    parent = client.get_run(parent_run_id)
+    experiment_id = parent.info.experiment_id
+    runs = _child_runs(client, experiment_id, parent_run_id)
+    note = sweep_note(results, runs, experiment_id, parent_run_id, pictures=atlas)
+    published = Published(note)
+
+    wanted = sweep_params(results)
+    logged = parent.data.params
+    published.params = {k: v for k, v in wanted.items() if k not in logged}
+    published.unchanged = sorted(k for k, v in wanted.items() if logged.get(k) == v)
+    published.changed = sorted(k for k, v in wanted.items() if k in logged and logged[k] != v)
+    from mlflow.entities import Metric, Param, RunTag
+
+    params = [Param(k, v) for k, v in sorted(published.params.items())]
+    for i in range(0, len(params), _BATCH):
+        client.log_batch(parent_run_id, params=params[i:i + _BATCH])
+    published.metrics = sweep_metrics(results)
+    now = int(time.time() * 1000)
+    step = sum(len(t.reports) for t in results.trials)  # grows as the sweep goes on (and on resume)
+    metrics = [Metric(k, v, now, step) for k, v in sorted(published.metrics.items())]
+    tags = [RunTag(NOTE_TAG, note)] + [
+        RunTag(_key(CHANGED_TAG + k), f"now {wanted[k]}"[:_TAG_MAX]) for k in published.changed
+    ]
+    client.log_batch(parent_run_id, metrics=metrics, tags=tags)
+
+    if child_notes:
+        for trial in results.trials:
+            if trial.trial_id in runs:
+                client.set_tag(runs[trial.trial_id], NOTE_TAG, _trial_note(trial, results.sweep))
+                published.child_notes += 1
+    if atlas:
+        published.atlas = _publish_atlas(client, parent_run_id, results, runs, experiment_id, keep_atlas)
+    return published
+
+
+def _publish_atlas(client: MlflowClient, run_id: str, results: SweepResults, runs: dict[str, str],
+                   experiment_id: str, keep: bool) -> list[str]:
+    from collapsetune.atlas import write_atlas
+
+    links = {t: f"#/experiments/{experiment_id}/runs/{r}" for t, r in runs.items()}
+    local = keep and "://" not in results.path
+    with tempfile.TemporaryDirectory(prefix="collapsetune-atlas-") as scratch:
+        out = Path(results.path) / ATLAS_DIR if local else Path(scratch)
+        write_atlas(results, out, run_links=links)
+        client.log_artifacts(run_id, str(out), ATLAS_DIR)
+        return sorted(f"{ATLAS_DIR}/{p.name}" for p in out.iterdir() if not p.name.startswith("."))
+
+
+def _child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> dict[str, str]:
+    runs: dict[str, str] = {}
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
+                                  max_results=1000, page_token=token)
+        runs.update({r.data.tags[TRIAL_TAG]: r.info.run_id for r in page if TRIAL_TAG in r.data.tags})
+        token = page.token
+        if not token:
+            return runs
+
+
+# -- what is written ------------------------------------------------------------------
+
+
+def sweep_note(results: SweepResults, run_ids: Mapping[str, str] | None = None, experiment_id: str = "",
+               parent_run_id: str = "", pictures: bool = False) -> str:
+    """The parent run's description (Markdown): outcomes, the best healthy trial and its
+    config, what was stopped and when, the rules, where the atlas is. Under MLflow's tag limit.
+
+    With `pictures` (and the parent run's id), two atlas PNGs logged on the parent run are
+    shown in the description itself, through the tracking server's `get-artifact` address."""
+    runs = dict(run_ids or {})
+    summary = summary_of(results)
+    sweep = results.sweep
+    stopped = [t for t in summary.trials if t.status != HEALTHY]
+    n = len(summary.trials)
+    collapsed = sum(summary.counts.get(s, 0) for s in ("collapsed", COLLAPSING))
+    head = [f"## {sweep.name or 'Sweep'}: {collapsed} of {n} trials collapsed", ""]
+    order = sorted(summary.counts, key=lambda s: OUTCOMES.index(s) if s in OUTCOMES else len(OUTCOMES))
+    head.append(" · ".join(f"**{summary.counts[s]}** {s}" for s in order) or "no trials yet")
+    head.append("")
+    b = summary.best
+    if b is None:
+        head.append(f"**Best healthy trial:** none (a healthy trial {BEST_ACCEPTS}).")
+    else:
+        head.append(f"**Best healthy trial:** {_link(b.trial_id, runs, experiment_id)}, "
+                    f"`{sweep.objective}` = {b.metric:.4g} ({'lowest' if sweep.mode == 'min' else 'highest'} "
+                    f"among healthy trials)")
+        head.append("")
+        keys = [k for k in summary.searched if k in b.config] or sorted(b.config)
+        head.extend(f"- `{k}`: {_md(b.config[k])}" for k in keys)
+    head.append("")
+    if sweep.rules:
+        head.append("**Collapse rules** (any one marks a trial collapsed):")
+        head.extend(f"{i + 1}. {_md(r.describe())} for {r.patience} report(s) in a row, "
+                    f"after {r.grace} report(s) of grace" for i, r in enumerate(sweep.rules))
+        head.append("")
+    tail = ["", f"_Healthy_: {BEST_ACCEPTS}; a trial that ended before its rules could judge it, "
+            "or while a collapse condition held, is _inconclusive_.", "", f"**Collapse atlas:** artifacts `{ATLAS_DIR}/atlas.html` (interactive: which knobs drive "
+            "collapse, trajectories, quality against diversity, importance) and its PNG copies. "
+            f"Results folder: `{_md(results.path)}`."]
+    if pictures and parent_run_id:
+        tail[-1:-1] = [f"![{name}](get-artifact?path={ATLAS_DIR}%2F{name}&run_uuid={parent_run_id})"
+                       for name in ("collapse_rate.png", "importance.png")] + [""]
+    tail.extend(f"\n_note: {_md(x)}_" for x in results.notes)
+    lines = list(head)
+    if stopped:
+        lines += ["### What was stopped, and when", "",
+                  "| trial | outcome | report | why |", "|---|---|---|---|"]
+        budget = _NOTE_BUDGET - len("\n".join(head + tail)) - 200
+        for i, t in enumerate(sorted(stopped, key=lambda t: (t.collapse_iteration or t.iterations, t.trial_id))):
+            row = (f"| {_link(t.trial_id, runs, experiment_id)} | {t.status} | "
+                   f"{t.collapse_iteration or t.iterations} | {_md(t.reason)[:300]} |")
+            budget -= len(row) + 1
+            if budget < 0:
+                lines.append(f"| … | {len(stopped) - i} more | | see the atlas's trial table |")
+                break
+            lines.append(row)
+    return "\n".join(lines + tail)[:_TAG_MAX]
+
+
+def sweep_params(results: SweepResults) -> dict[str, str]:
+    """The sweep's settings as MLflow params: `search_space.<knob>`, `config.<key>` (nested keys
+    dotted), objective, rules and the sweep's shape. Keys MLflow refuses are rewritten the same
+    way every time, so a re-publish finds them again."""
+    sweep, raw = results.sweep, results.sweep.raw
+    params: dict[str, Any] = {
+        "objective": f"{sweep.objective} ({sweep.mode})",
+        "max_iterations": sweep.max_iterations,
+        "num_samples": raw.get("num_samples"),
+        "trainable": raw.get("trainable"),
+        "search.algorithm": (raw.get("search") or {}).get("algorithm") if isinstance(raw.get("search"), dict) else None,
+        "scheduler.type": (raw.get("scheduler") or {}).get("type") if isinstance(raw.get("scheduler"), dict) else None,
+    }
+    params.update({f"search_space.{k}": d.describe() for k, d in sweep.search_space.items()})
+    params.update({f"config.{k}": v for k, v in _flatten(sweep.config).items()})
+    params.update({f"collapse.{i}": f"{r.describe()}, patience {r.patience}, grace {r.grace}"
+                   for i, r in enumerate(sweep.rules)})
+    return {_key(k): str(v)[:_PARAM_MAX] for k, v in params.items() if v is not None}
+
+
+def sweep_metrics(results: SweepResults) -> dict[str, float]:
+    """Trial counts by outcome (`trials/<outcome>`, the four main ones always present) and the
+    best healthy objective (`best/<objective metric>`)."""
+    counts = results.counts()
+    metrics = {f"trials/{s}": float(counts.get(s, 0)) for s in ("healthy", "collapsed", "diverged", "error")}
+    metrics.update({f"trials/{s}": float(n) for s, n in counts.items()})
+    metrics["trials/total"] = float(len(results.trials))
+    best = results.best()
+    if best is not None:
+        metrics[_key(f"best/{results.sweep.objective}")] = best.value(results.sweep.objective)
+    return {_key(k): v for k, v in metrics.items() if math.isfinite(v)}
+
+
+def trial_note(
+    result: Mapping[str, Any],
+    *,
+    state: str = "finished",
+    error: str = "",
+    sweep: SweepInfo | str | None = None,
+) -> str:
+    """A trial's verdict in one line, for its child run's description.
+
+    Args:
+        result: The trial's last result (Ray's `trial.last_result`), with the verdict keys.
+        state: finished | error | running, or Ray's TERMINATED | ERROR | RUNNING | PENDING | PAUSED.
+        error: The error's text for a failed trial (its last line is used).
+        sweep: The sweep (a `SweepInfo` or the resolved sweep.yaml's text), to tell a trial
+            the scheduler cut before a verdict from a healthy one; without it a trial that
+            reports healthy is called healthy.
+
+    Example:
+        >>> trial_note({"collapse.status": "healthy", "training_iteration": 8, "val/loss": 1.87})
+        'healthy at report 8'
+    """
+    info = parse_sweep(sweep) if isinstance(sweep, str) else sweep
+    states = {"TERMINATED": "finished", "ERROR": "error", "RUNNING": "running", "PENDING": "pending",
+              "PAUSED": "pending"}
+    report = {k: v for k, v in result.items() if k != "config"}
+    trial = TrialResult(
+        trial_id=str(result.get("trial_id", "")), path="", config={},
+        reports=[report] if report else [], state=states.get(state, state),
+        verdict=str(result.get("collapse.status", "")), reason=str(result.get("collapse.reason", "") or ""),
+        collapse_iteration=int(result.get("collapse.iteration") or 0),
+        error=_last_line(str(error or "")),
+    )
+    if info is None:
+        info = SweepInfo("", "", "min", 0, {}, {}, (), None)
+    return _trial_note(trial, info)
+
+
+def _trial_note(t: TrialResult, sweep: SweepInfo) -> str:
+    outcome, why = judge(t, sweep) if not t.outcome else (t.outcome, t.note)
+    n = t.iterations
+    objective = t.value(sweep.objective) if sweep.objective else math.nan
+    score = f"; {sweep.objective}={objective:.4g}" if math.isfinite(objective) else ""
+    if outcome == ERROR:
+        return f"failed at report {n}: {t.error or 'error'}"
+    if outcome == RUNNING:
+        total = f" of {sweep.max_iterations}" if sweep.max_iterations else ""
+        return f"running: report {n}{total}"
+    if outcome in (COLLAPSING, UNJUDGED, INCONCLUSIVE):
+        return f"{outcome}: {why}{score}"
+    if outcome == HEALTHY:
+        if sweep.max_iterations and n >= sweep.max_iterations:
+            return f"healthy: ran all {n} reports{score}"
+        return f"healthy: {why}{score}" if why else f"healthy at report {n}{score}"
+    at = t.collapse_iteration or n
+    return f"{outcome} at report {at}: {t.reason}" if t.reason else f"{outcome} at report {at}"
+
+
+# -- MLflow's runs view ---------------------------------------------------------------
+
+
+def create_experiment(client: MlflowClient, name: str, artifact_location: str | None = None) -> str:
+    """The id of experiment `name`, made if missing, tagged as a model-training experiment.
+
+    MLflow 3.17's UI opens an experiment on the view its URL names
+    (`?workflowType=machine_learning`, which `collapsetune report` prints), else the one the
+    browser last chose, else GenAI; no experiment setting changes that (its UI code reads the
+    `mlflow.experimentKind` tag only when workflow-based navigation is off, and in the
+    open-source build it is always on). The tag is still set: it is MLflow's own statement
+    of the experiment's kind, free, and read by builds and tools that honour it.
+    """
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        return client.create_experiment(name, artifact_location=artifact_location,
+                                        tags={EXPERIMENT_KIND_TAG: CUSTOM_MODEL_KIND})
+    if EXPERIMENT_KIND_TAG not in found.tags:
+        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, CUSTOM_MODEL_KIND)
+    return found.experiment_id
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+_BAD = re.compile(r"[^/\w.\- :]")
+
+
+def _key(key: str) -> str:
+    """A param/metric key MLflow accepts: its characters, no empty or `..` path parts,
+    at most 250 characters (a long key keeps a hash of the whole, so keys stay distinct)."""
+    safe = _BAD.sub("_", key)
+    safe = "/".join(part if part not in ("", ".", "..") else "_" for part in safe.split("/"))
+    if len(safe) > _KEY_MAX:
+        digest = hashlib.sha1(key.encode()).hexdigest()[:10]
+        safe = f"{safe[:_KEY_MAX - 11]}~{digest}"
+    return safe
+
+
+def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in config.items():
+        if isinstance(v, Mapping):
+            flat.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            flat[f"{prefix}{k}"] = v
+    return flat
+
+
+def _link(trial_id: str, runs: Mapping[str, str], experiment_id: str) -> str:
+    if trial_id in runs and experiment_id:
+        return f"[{trial_id}](#/experiments/{experiment_id}/runs/{runs[trial_id]})"
+    return f"`{trial_id}`"
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def _md(value: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(value).replace("|", "\\|").replace("\n", " ")

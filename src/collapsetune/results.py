@@ -1,0 +1,597 @@
+"""A sweep's results folder, read as data: the resolved sweep, every trial's config, reports,
+verdict and fate.
+
+Only JSON, CSV and YAML are read (never a pickle: Ray keeps pickles beside its JSON, and a
+tampered results folder must not run code when someone looks at it), and neither Ray nor
+torch nor MLflow is imported, so `collapsetune report` is quick. The folder may be a local
+path or a URI Ray writes to (file://, s3://, gs://), read through pyarrow's filesystems.
+
+What is read, and where it comes from:
+
+- `sweep.yaml` (the resolved sweep `run` wrote): objective, search space, fixed config,
+  collapse rules, max_iterations, MLflow store;
+- `collapsetune.json`: where the sweep was launched from;
+- `experiment_state-*.json` (Ray's newest readable snapshot): which trials the sweep has,
+  their status and trial folder; its pickled fields are left alone;
+- each trial folder's `params.json`, `result.json` (one JSON object per report) and
+  `error.txt`.
+
+Example:
+    >>> sweep = read_results("results/bitnet-collapse-20261122-150000")  # doctest: +SKIP
+    >>> [(t.trial_id, t.outcome) for t in sweep.trials]  # doctest: +SKIP
+    [('9d46c_00000', 'collapsed'), ('9d46c_00001', 'healthy')]
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs
+import yaml
+
+from collapsetune.errors import SpecError
+from collapsetune.storage import location
+
+__all__ = [
+    "ATLAS_DIR",
+    "COLLAPSING",
+    "INCONCLUSIVE",
+    "OUTCOMES",
+    "UNJUDGED",
+    "Condition",
+    "Dimension",
+    "ResultsError",
+    "Rule",
+    "SweepInfo",
+    "SweepResults",
+    "TrialResult",
+    "list_launches",
+    "read_results",
+]
+
+SWEEP_FILE = "sweep.yaml"  # = collapsetune.launch.SWEEP_FILE (launch imports Ray, so not imported)
+LAUNCH_FILE = "collapsetune.json"  # = collapsetune.launch.LAUNCH_FILE
+ATLAS_DIR = "atlas"  # `report --html` writes the atlas here by default; `report` looks here
+# The verdict keys every result carries (= collapsetune.collapse.*_KEY; that package imports Ray).
+STATUS_KEY, REASON_KEY, ITERATION_KEY = "collapse.status", "collapse.reason", "collapse.iteration"
+HEALTHY, COLLAPSED, DIVERGED = "healthy", "collapsed", "diverged"
+# Outcomes the results imply beyond the trainable's verdict: a trial the scheduler cut while
+# "healthy" was not necessarily healthy (issue: ASHA cut a trial mid-collapse, inside its
+# rule's patience, and it was called the best healthy trial).
+COLLAPSING = "collapsing"  # cut while a collapse condition held on its last report
+UNJUDGED = "unjudged"  # cut before every rule had seen enough reports to fire
+# The trainable's own word for both (collapsetune.collapse.INCONCLUSIVE); results written
+# before it existed say "healthy" for such trials, and `judge` tells them apart as above.
+INCONCLUSIVE = "inconclusive"
+ERROR, RUNNING = "error", "running"
+# Best first: the order `report` lists trials in, and the atlas's legend order.
+OUTCOMES = (HEALTHY, RUNNING, INCONCLUSIVE, UNJUDGED, COLLAPSING, COLLAPSED, DIVERGED, ERROR)
+_HIDDEN = {"max_iterations"}  # handed to every wrapper by Tune; not a setting anyone chose
+_PICKLED = "<pickled by Ray; not read>"
+
+
+class ResultsError(SpecError):
+    """A results folder that is missing or cannot be read; says which and where."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One comparison of a collapse rule. A condition of a kind this module does not know
+    (rule kinds are being extended) keeps its metric, with neither bound set.
+
+    Example:
+        >>> Condition("collapse/unique_tokens", below=20).holds(3.0)
+        True
+    """
+
+    metric: str
+    below: float | None = None
+    above: float | None = None
+
+    @property
+    def threshold(self) -> float | None:
+        return self.below if self.below is not None else self.above
+
+    def holds(self, value: float | None) -> bool:
+        if value is None or not math.isfinite(value):
+            return False
+        if self.below is not None:
+            return value < self.below
+        if self.above is not None:
+            return value > self.above
+        return False
+
+    def describe(self) -> str:
+        if self.below is not None:
+            return f"{self.metric} < {self.below:g}"
+        if self.above is not None:
+            return f"{self.metric} > {self.above:g}"
+        return self.metric
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A collapse rule as the sweep file states it (what `report` and the atlas need of it)."""
+
+    conditions: tuple[Condition, ...]
+    patience: int = 1
+    grace: int = 0
+
+    @property
+    def horizon(self) -> int:
+        """The first report on which this rule can fire."""
+        return self.grace + self.patience
+
+    def holds(self, metrics: Mapping[str, Any]) -> bool:
+        known = [c for c in self.conditions if c.threshold is not None]
+        return bool(known) and all(c.holds(_float(metrics.get(c.metric))) for c in known)
+
+    def describe(self) -> str:
+        return " and ".join(c.describe() for c in self.conditions)
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One search dimension: `kind` as in the sweep file (uniform, loguniform, randint,
+    choice, grid, or one this module does not know), `args` its bounds or values."""
+
+    name: str
+    kind: str
+    args: tuple
+
+    @property
+    def log(self) -> bool:
+        return self.kind == "loguniform"
+
+    @property
+    def categorical(self) -> bool:
+        """Values to tell apart rather than to order (choice/grid of anything but numbers)."""
+        return self.kind not in ("uniform", "loguniform", "randint") and not all(
+            _is_number(v) for v in self.args
+        )
+
+    def describe(self) -> str:
+        return f"{self.kind} {list(self.args)}"
+
+
+@dataclass(frozen=True)
+class SweepInfo:
+    """What the resolved sweep.yaml says that reading results needs."""
+
+    name: str
+    objective: str  # the objective metric, e.g. val/loss
+    mode: str  # min | max
+    max_iterations: int
+    search_space: dict[str, Dimension]
+    config: dict[str, Any]  # fixed values
+    rules: tuple[Rule, ...]
+    tracking_uri: str | None
+    raw: dict[str, Any] = field(repr=False, default_factory=dict)  # the whole file
+
+    @property
+    def horizon(self) -> int:
+        """Reports every rule needs before it can fire (0 without rules)."""
+        return max((r.horizon for r in self.rules), default=0)
+
+    @property
+    def collapse_metrics(self) -> list[str]:
+        """Metrics the rules watch, first rule's first: the sweep's main diversity metric."""
+        seen: dict[str, None] = {}
+        for rule in self.rules:
+            for c in rule.conditions:
+                seen.setdefault(c.metric, None)
+        return list(seen)
+
+    def better(self, a: float, b: float) -> bool:
+        return a < b if self.mode == "min" else a > b
+
+
+@dataclass
+class TrialResult:
+    """One trial: its config, every report, the verdict its results carry and its fate.
+
+    `state` is Ray's view (finished | error | running | pending); `verdict` is the trainable's
+    (collapse.status of the last report: healthy | collapsed | diverged | ..., "" before any
+    report); `outcome` (see `judge`) is what `report`, the atlas and MLflow's notes call it.
+    """
+
+    trial_id: str
+    path: str  # the trial's folder
+    config: dict[str, Any]
+    reports: list[dict[str, Any]]  # one per training_iteration, in order
+    state: str
+    verdict: str = ""
+    reason: str = ""
+    collapse_iteration: int = 0  # report on which the verdict turned; 0 while healthy
+    error: str = ""  # last line of error.txt
+    num_failures: int = 0
+    outcome: str = ""
+    note: str = ""  # why the outcome, when it is not the trainable's verdict
+
+    @property
+    def iterations(self) -> int:
+        return int(self.reports[-1].get("training_iteration", len(self.reports))) if self.reports else 0
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.reports[-1] if self.reports else {}
+
+    def value(self, metric: str) -> float:
+        """The metric on the trial's last report (nan when never reported)."""
+        return _nan(self.last.get(metric))
+
+    def series(self, metric: str) -> tuple[list[int], list[float]]:
+        """(reports, values) of one metric over the trial's course."""
+        steps, values = [], []
+        for r in self.reports:
+            v = _float(r.get(metric))
+            if v is not None:
+                steps.append(int(r.get("training_iteration", len(steps) + 1)))
+                values.append(v)
+        return steps, values
+
+
+@dataclass
+class SweepResults:
+    """A results folder: the sweep and its trials (in trial-id order)."""
+
+    path: str
+    sweep: SweepInfo
+    trials: list[TrialResult]
+    launch: dict[str, Any]  # collapsetune.json: source, base_dir, cwd ({} when unreadable)
+    notes: list[str] = field(default_factory=list)  # what could not be read, for the reader
+
+    def best(self) -> TrialResult | None:
+        """The best trial whose outcome is healthy, by the objective metric."""
+        best = None
+        for t in self.trials:
+            v = t.value(self.sweep.objective)
+            if t.outcome == HEALTHY and math.isfinite(v):
+                if best is None or self.sweep.better(v, best.value(self.sweep.objective)):
+                    best = t
+        return best
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for t in self.trials:
+            counts[t.outcome] = counts.get(t.outcome, 0) + 1
+        return counts
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def read_results(results_dir: str) -> SweepResults:
+    """Reads a results folder made by `collapsetune run` (local path or URI).
+
+    Raises:
+        ResultsError: the folder does not exist, or holds no sweep.yaml (a storage root
+            holding launches says which).
+    """
+    folder = location(results_dir)
+    fs, root = _filesystem(folder)
+    text = _read(fs, f"{root}/{SWEEP_FILE}")
+    if text is None:
+        raise ResultsError(_not_a_launch(fs, root, folder), file=folder)
+    sweep = parse_sweep(text, f"{folder}/{SWEEP_FILE}")
+    notes: list[str] = []
+    launch = _json_or_none(_read(fs, f"{root}/{LAUNCH_FILE}")) or {}
+    listed, why = _ray_trials(fs, root)
+    if why:
+        notes.append(why)
+    folders = _trial_folders(fs, root)
+    if listed is None:  # no readable snapshot: every folder that looks like a trial's
+        listed = [{"relative_logdir": name} for name in sorted(folders)]
+    trials = [_read_trial(fs, root, folder, entry, sweep, notes) for entry in listed]
+    trials.sort(key=lambda t: t.trial_id)
+    return SweepResults(folder, sweep, trials, launch if isinstance(launch, dict) else {}, notes)
+
+
+def list_launches(storage: str) -> list[str]:
+    """The results folders (launches) directly inside a storage folder, oldest name first."""
+    folder = location(storage)
+    fs, root = _filesystem(folder)
+    try:
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+    except OSError:
+        return []
+    found = []
+    for info in infos:
+        if info.type == pyarrow.fs.FileType.Directory:
+            marker = fs.get_file_info(f"{info.path}/{SWEEP_FILE}")
+            if marker.type == pyarrow.fs.FileType.File:
+                found.append(f"{folder}/{info.base_name}")
+    return sorted(found)
+
+
+def parse_sweep(text: str, source: str = SWEEP_FILE) -> SweepInfo:
+    """The parts of a resolved sweep.yaml that reading results needs. Lenient about what it
+    does not need (a newer rule kind, an extra section); strict about objective and name."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ResultsError(f"invalid YAML: {str(exc).splitlines()[0]}", file=source) from None
+    if not isinstance(raw, dict):
+        raise ResultsError(f"expected a mapping of sweep keys, got {type(raw).__name__}", file=source)
+    objective = raw.get("objective")
+    if not isinstance(objective, dict) or not isinstance(objective.get("metric"), str):
+        raise ResultsError("expected objective: {metric: NAME, mode: min|max}", file=source, key="objective")
+    mode = objective.get("mode", "min")
+    space = raw.get("search_space") or {}
+    dims = {
+        str(k): _dimension(str(k), v)
+        for k, v in (space.items() if isinstance(space, dict) else [])
+        if k != "include"
+    }
+    constants = {k: d.args[0] for k, d in dims.items() if d.kind == "const"}
+    config = raw.get("config") if isinstance(raw.get("config"), dict) else {}
+    mlflow = raw.get("mlflow") if isinstance(raw.get("mlflow"), dict) else {}
+    max_it = raw.get("max_iterations")
+    return SweepInfo(
+        name=str(raw.get("name", "")),
+        objective=objective["metric"],
+        mode="max" if mode == "max" else "min",
+        max_iterations=int(max_it) if _is_number(max_it) else 0,
+        search_space={k: d for k, d in dims.items() if d.kind != "const"},
+        config={**config, **constants},
+        rules=tuple(_rules(raw.get("collapse"))),
+        tracking_uri=mlflow.get("tracking_uri") if isinstance(mlflow.get("tracking_uri"), str) else None,
+        raw=raw,
+    )
+
+
+def judge(trial: TrialResult, sweep: SweepInfo) -> tuple[str, str]:
+    """The trial's outcome and, when it is not the trainable's own verdict, why.
+
+    A trial the scheduler cut while its verdict was still "healthy" is healthy only if every
+    rule had seen enough reports to fire and none of its conditions held on the last report.
+    """
+    if trial.state == "error":
+        return ERROR, ""
+    if trial.verdict and trial.verdict not in (HEALTHY, INCONCLUSIVE):
+        return trial.verdict, ""  # collapsed, diverged, or a verdict added later: as reported
+    if trial.state in ("running", "pending"):
+        return RUNNING, ""
+    n = trial.iterations
+    if trial.verdict == INCONCLUSIVE:  # the trainable said so itself: it ended before a verdict
+        holding = [r for r in sweep.rules if r.holds(trial.last)]
+        why = f" while {holding[0].describe()}" if holding else ", before the rules could judge it"
+        ended = "cut by the scheduler" if sweep.max_iterations and n < sweep.max_iterations else "ended"
+        return INCONCLUSIVE, f"{ended} at report {n}{why}"
+    if not trial.reports:
+        return UNJUDGED, "no report"
+    if not sweep.max_iterations or n >= sweep.max_iterations:
+        return HEALTHY, ""  # ran every report (or the horizon is unknown: the verdict stands)
+    holding = [r for r in sweep.rules if r.holds(trial.last)]
+    if holding:
+        return COLLAPSING, (f"cut by the scheduler at report {n} while {holding[0].describe()} "
+                            f"(patience {holding[0].patience})")
+    if n < sweep.horizon:
+        return UNJUDGED, f"cut by the scheduler at report {n}, before the rules could fire (report {sweep.horizon})"
+    return HEALTHY, f"cut by the scheduler at report {n}"
+
+
+# -- internals -------------------------------------------------------------------------
+
+
+def _filesystem(folder: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    if "://" in folder:
+        try:
+            return pyarrow.fs.FileSystem.from_uri(folder)
+        except (pyarrow.ArrowInvalid, OSError) as exc:
+            raise ResultsError(f"cannot open this storage URI: {exc}", file=folder) from None
+    return pyarrow.fs.LocalFileSystem(), str(Path(folder).resolve())
+
+
+def _read(fs: pyarrow.fs.FileSystem, path: str) -> str | None:
+    try:
+        with fs.open_input_stream(path) as stream:
+            return stream.read().decode("utf-8", errors="replace")
+    except (FileNotFoundError, OSError, pyarrow.ArrowException):
+        return None
+
+
+def _not_a_launch(fs: pyarrow.fs.FileSystem, root: str, folder: str) -> str:
+    info = fs.get_file_info(root)
+    if info.type == pyarrow.fs.FileType.NotFound:
+        return "no such results folder"
+    if info.type != pyarrow.fs.FileType.Directory:
+        return "not a folder; expected a results folder made by `collapsetune run`"
+    launches = list_launches(folder)
+    if launches:
+        shown = "\n".join(f"  {p}" for p in launches[-20:])
+        more = f" (the last 20 of {len(launches)})" if len(launches) > 20 else ""
+        return f"a storage folder holding {len(launches)} launches{more}; report one of them:\n{shown}"
+    return f"no {SWEEP_FILE} here: not a results folder made by `collapsetune run`, and no launches in it"
+
+
+def _json_or_none(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _ray_trials(fs: pyarrow.fs.FileSystem, root: str) -> tuple[list[dict] | None, str]:
+    """The trials of Ray's newest readable experiment snapshot, as plain JSON (their
+    cloudpickled fields stay undecoded); None when there is no readable snapshot."""
+    try:
+        names = [i.base_name for i in fs.get_file_info(pyarrow.fs.FileSelector(root))]
+    except OSError:
+        return None, ""
+    snapshots = sorted(fnmatch.filter(names, "experiment_state-*.json"), reverse=True)
+    for i, name in enumerate(snapshots):
+        state = _json_or_none(_read(fs, f"{root}/{name}"))
+        trials = _snapshot_trials(state)
+        if trials is not None:
+            why = f"Ray's newest experiment state was unreadable; read the older {name}" if i else ""
+            return trials, why
+    if snapshots:
+        return None, "Ray's experiment state is unreadable (truncated?); trials were read from their folders"
+    return None, ""
+
+
+def _snapshot_trials(state: Any) -> list[dict] | None:
+    if not isinstance(state, dict) or not isinstance(state.get("trial_data"), list):
+        return None
+    trials = []
+    for item in state["trial_data"]:
+        if not (isinstance(item, list) and item):
+            continue
+        trial = _json_or_none(item[0]) if isinstance(item[0], str) else None
+        meta = _json_or_none(item[1]) if len(item) > 1 and isinstance(item[1], str) else None
+        if isinstance(trial, dict):
+            trials.append({**trial, "_meta": meta if isinstance(meta, dict) else {}})
+    return trials
+
+
+def _trial_folders(fs: pyarrow.fs.FileSystem, root: str) -> set[str]:
+    try:
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(root))
+    except OSError:
+        return set()
+    folders = set()
+    for info in infos:
+        if info.type == pyarrow.fs.FileType.Directory:
+            inside = fs.get_file_info([f"{info.path}/params.json", f"{info.path}/result.json"])
+            if any(i.type == pyarrow.fs.FileType.File for i in inside):
+                folders.add(info.base_name)
+    return folders
+
+
+_STATES = {"TERMINATED": "finished", "ERROR": "error", "RUNNING": "running", "PAUSED": "pending",
+           "PENDING": "pending"}
+
+
+def _read_trial(fs: pyarrow.fs.FileSystem, root: str, folder: str, entry: dict, sweep: SweepInfo,
+                notes: list[str]) -> TrialResult:
+    logdir = str(entry.get("relative_logdir") or "")
+    base = f"{root}/{logdir}" if logdir else root
+    reports, truncated = _reports(_read(fs, f"{base}/result.json") or "") if logdir else ([], False)
+    if truncated:
+        notes.append(f"{logdir}/result.json: skipped a line that is not whole JSON (a report being written?)")
+    params = _json_or_none(_read(fs, f"{base}/params.json")) if logdir else None
+    config = _config(entry.get("config"), params if isinstance(params, dict) else {})
+    meta = entry.get("_meta") or {}
+    last_known = meta.get("last_result") if isinstance(meta.get("last_result"), dict) else {}
+    if not reports and last_known.get("training_iteration"):
+        reports = [_plain(last_known)]  # result.json lost; Ray's snapshot kept the last report
+    trial_id = str(entry.get("trial_id") or (reports[-1].get("trial_id") if reports else "") or logdir)
+    ray_status = entry.get("status")
+    if isinstance(ray_status, str):
+        state = _STATES.get(ray_status, ray_status.lower())
+    else:  # not in a snapshot: Ray's own files say whether it failed or ended
+        state = "error" if _read(fs, f"{base}/error.txt") is not None else (
+            "finished" if reports and reports[-1].get("done") else "running")
+    last = reports[-1] if reports else {}
+    trial = TrialResult(
+        trial_id=trial_id,
+        path=f"{folder}/{logdir}" if logdir else folder,
+        config=config,
+        reports=reports,
+        state=state,
+        verdict=str(last.get(STATUS_KEY, "")),
+        reason=str(last.get(REASON_KEY, "") or ""),
+        collapse_iteration=int(_float(last.get(ITERATION_KEY)) or 0),
+        num_failures=int(_float(meta.get("num_failures")) or 0),
+    )
+    if state == "error":
+        trial.error = _last_line(_read(fs, f"{base}/error.txt")) or "error (no error.txt)"
+    trial.outcome, trial.note = judge(trial, sweep)
+    return trial
+
+
+def _reports(text: str) -> tuple[list[dict[str, Any]], bool]:
+    """One dict per training_iteration (a restored trial re-reports some: the later wins)."""
+    by_step: dict[int, dict[str, Any]] = {}
+    skipped = False
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            result = json.loads(line)
+        except ValueError:
+            skipped = True  # a report cut off mid-write (a killed driver, a full disk)
+            continue
+        if isinstance(result, dict):
+            step = _float(result.get("training_iteration"))
+            by_step[int(step) if step is not None else len(by_step) + 1] = _plain(result)
+    return [by_step[k] for k in sorted(by_step)], skipped
+
+
+def _plain(result: dict) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k != "config"}
+
+
+def _config(state_config: Any, params: dict) -> dict[str, Any]:
+    config = dict(params)
+    if isinstance(state_config, dict):
+        for k, v in state_config.items():
+            if isinstance(v, dict) and v.get("_type") == "CLOUDPICKLE_FALLBACK":
+                config.setdefault(k, _PICKLED)
+            else:
+                config[k] = v
+    return {k: v for k, v in config.items() if k not in _HIDDEN}
+
+
+def _dimension(name: str, raw: Any) -> Dimension:
+    if isinstance(raw, dict) and len(raw) == 1:
+        (kind, args), = raw.items()
+        kind = {"int": "randint"}.get(str(kind), str(kind))
+        args = tuple(args) if isinstance(args, list) else (args,)
+        return Dimension(name, kind, args)
+    return Dimension(name, "const", (raw,))
+
+
+def _rules(raw: Any) -> Iterator[Rule]:
+    for entry in raw if isinstance(raw, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        conditions = tuple(_conditions(entry))
+        if conditions:
+            yield Rule(conditions, patience=_int(entry.get("patience"), 1), grace=_int(entry.get("grace"), 0))
+
+
+def _conditions(entry: dict) -> Iterator[Condition]:
+    if isinstance(entry.get("metric"), str):
+        below, above = _float(entry.get("below")), _float(entry.get("above"))
+        if below is not None and above is not None:
+            below = above = None  # not a form this module knows: keep the metric, no line
+        yield Condition(entry["metric"], below=below, above=above)
+    group = entry.get("all")
+    for sub in group if isinstance(group, list) else []:
+        if isinstance(sub, dict):
+            yield from _conditions(sub)
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1].strip()[:300] if lines else ""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _float(value: Any) -> float | None:
+    if _is_number(value):
+        return float(value)
+    return None
+
+
+def _nan(value: Any) -> float:
+    v = _float(value)
+    return math.nan if v is None else v
+
+
+def _int(value: Any, default: int) -> int:
+    v = _float(value)
+    return int(v) if v is not None else default

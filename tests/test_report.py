@@ -1,0 +1,130 @@
+"""`collapsetune report`: quick, pickle-free, best first, links into MLflow's runs view."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from collapsetune.cli import main
+from collapsetune.report import (
+    PATH_TAG,
+    TRIAL_TAG,
+    _find_runs_client,
+    _find_runs_sqlite,
+    find_runs,
+    format_summary,
+    load_summary,
+    runs_url,
+    ui_base,
+)
+
+FIXTURE = Path(__file__).parent / "fixtures" / "atlas_sweep" / "results"
+
+
+@pytest.fixture
+def launch(tmp_path) -> Path:
+    """The fixture as a launch whose sweep logged to an MLflow store in tmp_path."""
+    folder = tmp_path / "results" / "knobs-20261123-221354"
+    shutil.copytree(FIXTURE, folder)
+    (folder / "collapsetune.json").write_text(json.dumps({"cwd": str(tmp_path), "base_dir": "", "source": ""}))
+    sweep = yaml.safe_load((folder / "sweep.yaml").read_text())
+    sweep["mlflow"]["tracking_uri"] = "sqlite:///mlflow.db"  # relative: the launch's cwd, as `run` writes it
+    (folder / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    return folder
+
+
+def _log_sweep(tmp_path: Path, launch: Path) -> tuple[MlflowClient, str, dict[str, str]]:
+    """The runs MLflowTracking makes: a parent tagged with the results folder, a child per trial."""
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("knobs")
+    parent = client.create_run(experiment, tags={PATH_TAG: str(launch)}).info.run_id
+    children = {}
+    for trial in sorted(p.name.split("_")[1] + "_" + p.name.split("_")[2] for p in launch.iterdir() if p.is_dir()):
+        run = client.create_run(experiment, tags={"mlflow.parentRunId": parent, TRIAL_TAG: trial})
+        children[trial] = run.info.run_id
+    return client, parent, children
+
+
+def test_import_of_report_loads_no_ray_or_torch():
+    code = "import sys, collapsetune.report, collapsetune.cli; print('ray' in sys.modules, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_summary_lists_trials_best_first_then_the_rest(launch):
+    summary = load_summary(str(launch))
+    statuses = [t.status for t in summary.trials]
+    assert statuses == sorted(statuses, key=["healthy", "collapsed", "diverged", "error"].index)
+    healthy = [t.metric for t in summary.trials if t.status == "healthy"]
+    assert healthy == sorted(healthy) and summary.best.metric == healthy[0]
+    text = format_summary(summary)
+    assert "14 trials: 8 healthy, 3 collapsed, 1 diverged, 2 error" in text
+    assert "at report 5: collapse/unique_tokens=7.942 < 15 for 2 reports" in text
+    assert "RuntimeError: loss scale underflow" in text
+    assert "collapse atlas: none yet" in text
+    assert "collapse.iteration" not in text and "report 0" not in text  # healthy trials have no such report
+
+
+def test_json_is_strict_and_keeps_its_keys(launch, capsys):
+    assert main(["report", str(launch), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    assert data["counts"]["collapsed"] == 3 and data["best"]["status"] == "healthy"
+    assert {"trial_id", "status", "reason", "iterations", "objective", "metric", "config", "path",
+            "mlflow_run_id"} <= set(data["best"])
+    diverged = next(t for t in data["trials"] if t["status"] == "diverged")
+    assert diverged["metric"] is None  # NaN, written as null
+
+
+def test_report_links_the_best_run_and_the_runs_view(tmp_path, launch):
+    _, _, children = _log_sweep(tmp_path, launch)
+    summary = load_summary(str(launch))
+    assert summary.best.mlflow_run_id == children[summary.best.trial_id]
+    assert summary.runs_url == f"http://127.0.0.1:5000/#/experiments/{summary.experiment_id}/runs?workflowType=machine_learning"
+    text = format_summary(summary)
+    assert summary.runs_url in text and f"runs/{summary.best.mlflow_run_id}" in text
+
+
+def test_sqlite_reader_agrees_with_mlflows_client(tmp_path, launch):
+    client, parent, children = _log_sweep(tmp_path, launch)
+    client.delete_run(children.pop("2fccd_00003"))  # the trash is not part of the sweep
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    fast = _find_runs_sqlite(tmp_path / "mlflow.db", "knobs", str(launch))
+    assert fast == _find_runs_client(uri, "knobs", str(launch))
+    assert fast.parent_run_id == parent and fast.children == children
+    assert find_runs(uri, "other", str(launch)).experiment_id == ""
+    assert find_runs(f"sqlite:///{tmp_path / 'none.db'}", "knobs", str(launch)).experiment_id == ""
+    assert not (tmp_path / "none.db").exists()  # never creates a store
+
+
+def test_report_on_storage_folder_lists_launches_and_missing_path_says_so(tmp_path, launch, capsys):
+    assert main(["report", str(launch.parent)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"1 launch in {launch.parent}") and "8 healthy, 3 collapsed" in out
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "no such results folder" in capsys.readouterr().err
+
+
+def test_report_prints_where_the_atlas_is(launch, capsys):
+    (launch / "atlas").mkdir()
+    (launch / "atlas" / "atlas.html").write_text("<html></html>")
+    assert main(["report", str(launch)]) == 0
+    assert f"collapse atlas: {launch / 'atlas' / 'atlas.html'}" in capsys.readouterr().out
+
+
+def test_tracking_server_link_drops_credentials(launch):
+    assert ui_base("http://user:secret@mlflow.internal:8080/") == "http://mlflow.internal:8080"
+    assert ui_base("sqlite:///x.db") == "http://127.0.0.1:5000"
+    assert runs_url("7", "https://h") == "https://h/#/experiments/7/runs?workflowType=machine_learning"
+    sweep = yaml.safe_load((launch / "sweep.yaml").read_text())
+    sweep["mlflow"]["tracking_uri"] = "http://user:secret@127.0.0.1:9/"  # nothing listens on port 9
+    (launch / "sweep.yaml").write_text(yaml.safe_dump(sweep))
+    summary = load_summary(str(launch))
+    assert "secret" not in format_summary(summary) and summary.tracking_uri == "http://127.0.0.1:9/"
+    assert any("MLflow store not read" in n for n in summary.notes)

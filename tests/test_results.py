@@ -1,0 +1,189 @@
+"""Reading a results folder with JSON/YAML only: the fixture is a real sweep's files
+(tests/fixtures/atlas_sweep, made by make_fixture.py with Ray 2.60)."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collapsetune.results import (
+    COLLAPSING,
+    UNJUDGED,
+    Condition,
+    ResultsError,
+    Rule,
+    TrialResult,
+    judge,
+    list_launches,
+    parse_sweep,
+    read_results,
+)
+
+FIXTURE = Path(__file__).parent / "fixtures" / "atlas_sweep" / "results"
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    """A writable copy of the fixture, as a launch inside a storage folder."""
+    launch = tmp_path / "storage" / "knobs-20261123-221354"
+    shutil.copytree(FIXTURE, launch)
+    return launch
+
+
+def test_read_results_every_trial_with_verdict_state_and_reports():
+    sweep = read_results(str(FIXTURE))
+    assert sweep.sweep.objective == "val/loss" and sweep.sweep.mode == "min"
+    assert sorted(sweep.sweep.search_space) == ["decode", "label_smoothing", "lr", "seed"]
+    assert sweep.sweep.search_space["lr"].log and sweep.sweep.search_space["decode"].categorical
+    assert not sweep.sweep.search_space["seed"].categorical  # numbers: ordered
+    assert sweep.counts() == {"diverged": 1, "healthy": 8, "error": 2, "collapsed": 3}
+    assert len(sweep.trials) == 14 and not sweep.notes
+    collapsed = [t for t in sweep.trials if t.outcome == "collapsed"]
+    assert all(t.state == "finished" and t.collapse_iteration == t.iterations for t in collapsed)
+    assert any("top1_share" in t.reason for t in collapsed)  # the `all:` group fired too
+    errored = [t for t in sweep.trials if t.outcome == "error"]
+    assert all(t.error.startswith("RuntimeError: loss scale underflow") for t in errored)
+    healthy = [t for t in sweep.trials if t.outcome == "healthy"]
+    assert all(t.iterations == 8 and [r["training_iteration"] for r in t.reports] == list(range(1, 9))
+               for t in healthy)
+    assert "max_iterations" not in healthy[0].config and set(healthy[0].config) >= {"lr", "decode"}
+    best = sweep.best()
+    assert best.outcome == "healthy"
+    assert best.value("val/loss") == min(t.value("val/loss") for t in healthy)
+    steps, values = best.series("collapse/unique_tokens")
+    assert steps == list(range(1, 9)) and all(v > 15 for v in values)
+
+
+def test_read_results_imports_no_ray_torch_or_mlflow():
+    code = ("import sys, collapsetune.results as r; "
+            f"r.read_results({str(FIXTURE)!r}); "
+            "print(sorted(m for m in ('ray', 'torch', 'mlflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_truncated_last_report_is_skipped_and_said(results):
+    trial = next(p for p in results.iterdir() if p.name.startswith("Knobs_2fccd_00001"))
+    text = (trial / "result.json").read_text()
+    (trial / "result.json").write_text(text[: len(text) - 40])  # cut mid-line, as a killed writer does
+    sweep = read_results(str(results))
+    row = next(t for t in sweep.trials if t.trial_id == "2fccd_00001")
+    assert row.iterations == 7
+    assert any("not whole JSON" in n for n in sweep.notes)
+
+
+def test_unreadable_experiment_state_falls_back_to_trial_folders(results):
+    (state,) = results.glob("experiment_state-*.json")
+    state.write_text(state.read_text()[:5000])  # truncated, as a full disk leaves it
+    sweep = read_results(str(results))
+    assert len(sweep.trials) == 14
+    assert {t.outcome for t in sweep.trials} == {"healthy", "collapsed", "diverged", "error"}
+    assert any("unreadable" in n for n in sweep.notes)
+
+
+def test_older_snapshot_used_when_newest_is_truncated(results):
+    (state,) = results.glob("experiment_state-*.json")
+    shutil.copy(state, results / "experiment_state-2099-01-01_00-00-00.json")
+    (results / "experiment_state-2099-01-01_00-00-00.json").write_text("{\"trial_data\": [")
+    sweep = read_results(str(results))
+    assert len(sweep.trials) == 14 and any(state.name in n for n in sweep.notes)
+
+
+def test_pickles_in_a_results_folder_are_never_loaded(results, tmp_path):
+    # A tampered folder: a pickle that would write a file when loaded, where Ray keeps its own.
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    for name in ("tuner.pkl", "trainable.pkl"):
+        (results / name).write_bytes(pickle.dumps(Payload()))
+    for trial in results.iterdir():
+        if trial.is_dir():
+            (trial / "params.pkl").write_bytes(pickle.dumps(Payload()))
+    read_results(str(results))
+    assert not marker.exists()
+
+
+def test_missing_folder_and_storage_root_say_what_they_are(results, tmp_path):
+    with pytest.raises(ResultsError, match="no such results folder"):
+        read_results(str(tmp_path / "nope"))
+    with pytest.raises(ResultsError, match="holding 1 launches") as err:
+        read_results(str(results.parent))
+    assert str(results) in str(err.value)
+    assert list_launches(str(results.parent)) == [str(results)]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ResultsError, match="no sweep.yaml here"):
+        read_results(str(tmp_path / "empty"))
+
+
+def test_results_read_through_a_file_uri(results):
+    sweep = read_results(f"file://{results}")
+    assert len(sweep.trials) == 14 and sweep.path == f"file://{results}"
+
+
+def test_parse_sweep_ignores_rule_kinds_it_does_not_know():
+    sweep = parse_sweep(
+        """
+        name: x
+        objective: {metric: val/loss, mode: max}
+        search_space: {lr: {loguniform: [1.0e-4, 1.0e-1]}, width: 64, act: {choice: [relu, gelu]}}
+        collapse:
+          - {metric: collapse/entropy, below: 1.5, patience: 3, grace: 2}
+          - {metric: collapse/distinct_2, fell_from_best: 0.5}       # a kind added later
+          - all: [{metric: a, above: 0.9}, {metric: b, above: 0.9}, {trend: c}]
+            patience: 1
+          - not a rule
+          - {foo: bar}
+        """
+    )
+    assert sweep.mode == "max" and sweep.config == {"width": 64} and list(sweep.search_space) == ["lr", "act"]
+    assert [r.describe() for r in sweep.rules] == ["collapse/entropy < 1.5", "collapse/distinct_2",
+                                                   "a > 0.9 and b > 0.9"]
+    assert sweep.collapse_metrics == ["collapse/entropy", "collapse/distinct_2", "a", "b"]
+    assert sweep.horizon == 5
+    with pytest.raises(ResultsError, match="objective"):
+        parse_sweep("name: x\n")
+
+
+def _trial(reports: list[dict], state: str = "finished") -> TrialResult:
+    last = reports[-1] if reports else {}
+    return TrialResult("t", "/t", {}, reports, state, verdict=last.get("collapse.status", ""))
+
+
+def test_judge_names_trials_the_scheduler_cut_before_a_verdict():
+    sweep = parse_sweep(json.dumps({
+        "objective": {"metric": "val/loss", "mode": "min"}, "max_iterations": 10,
+        "collapse": [{"metric": "collapse/unique_tokens", "below": 20, "patience": 2, "grace": 1}],
+    }))
+    ok = {"collapse.status": "healthy", "collapse/unique_tokens": 50}
+    low = {"collapse.status": "healthy", "collapse/unique_tokens": 4}
+    reports = lambda *rs: [{**r, "training_iteration": i + 1} for i, r in enumerate(rs)]  # noqa: E731
+    assert judge(_trial(reports(ok, ok, ok, ok, low)), sweep)[0] == COLLAPSING  # ASHA cut it mid-collapse
+    outcome, note = judge(_trial(reports(ok, ok)), sweep)
+    assert outcome == UNJUDGED and "report 3" in note  # grace 1 + patience 2
+    assert judge(_trial(reports(*[ok] * 5)), sweep) == ("healthy", "cut by the scheduler at report 5")
+    assert judge(_trial(reports(*[ok] * 10)), sweep) == ("healthy", "")
+    assert judge(_trial(reports(ok), state="running"), sweep)[0] == "running"
+    assert judge(_trial(reports(ok), state="error"), sweep)[0] == "error"
+    maybe = {"collapse.status": "inconclusive", "collapse/unique_tokens": 4}  # the trainable's own word
+    assert judge(_trial(reports(ok, ok, maybe)), sweep) == (
+        "inconclusive", "cut by the scheduler at report 3 while collapse/unique_tokens < 20")
+    assert judge(_trial(reports(ok, maybe), state="running"), sweep)[0] == "running"
+    gone = {"collapse.status": "collapsed"}
+    assert judge(_trial(reports(ok, gone), state="running"), sweep)[0] == "collapsed"
+
+
+def test_condition_and_rule_describe_and_hold():
+    rule = Rule((Condition("a", above=0.9), Condition("b", below=3)), patience=2, grace=1)
+    assert rule.holds({"a": 0.95, "b": 1}) and not rule.holds({"a": 0.95, "b": 5})
+    assert not rule.holds({"a": math.nan, "b": 1}) and rule.horizon == 3
+    assert not Rule((Condition("c"),)).holds({"c": 0})  # an unknown kind never claims to hold
