@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 import ray
 from ray import tune
 from ray.tune import ExperimentAnalysis
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
 from collapsetune import _ray_fixes, preflight
@@ -64,16 +66,40 @@ def ray_session(spec: SweepSpec) -> Iterator[None]:
         return
     module = wrapper_module_path(spec.trainable, _search_dirs(spec))
     runtime_env = {"py_modules": [str(module)]} if module else None
+    if spec.address is None:
+        # A private local Ray keeps token authentication on (Ray 2.60's default); the warning
+        # that Ray enabled it by default means nothing to a user who started no cluster.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     ray.init(
         address=spec.address or "local",
         runtime_env=runtime_env,
         include_dashboard=False,
-        log_to_driver=True,
+        log_to_driver=True,  # what a wrapper prints, and trials' tracebacks
+        logging_level=logging.WARNING,
     )
+    try:
+        with _quiet_tune():
+            yield
+    finally:
+        ray.shutdown()
+
+
+@contextmanager
+def _quiet_tune() -> Iterator[None]:
+    """Ray Tune's own terminal output off while collapsetune prints its progress: its
+    tables, its TensorBoard hint, and its TensorBoard logger (`build_tuner` names the JSON
+    and CSV loggers that `report` and Ray's analysis read)."""
+    quiet = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+    before = {k: os.environ.get(k) for k in quiet}
+    os.environ.update(quiet)
     try:
         yield
     finally:
-        ray.shutdown()
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def check_resources(spec: SweepSpec) -> int:
@@ -108,11 +134,20 @@ def make_searcher(spec: SweepSpec, concurrency: int) -> Searcher:
     )
 
 
-def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_id: str = "") -> tune.Tuner:
-    """The Tuner for a fresh launch (see `_restore` for a restored one)."""
+def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_id: str = "",
+                progress: bool = False) -> tune.Tuner:
+    """The Tuner for a fresh launch (see `_restore` for a restored one). `progress`: print a
+    few lines per trial (`collapsetune.progress`) instead of Ray Tune's tables."""
     storage, experiment_name = experiment_path.rsplit("/", 1)
     checkpoints = has_state(resolve_trainable(spec.trainable, _search_dirs(spec)))
-    callbacks = []
+    # The result files `report`, `resume` and Ray's analysis read (Tune adds them itself
+    # unless _quiet_tune turned its default loggers off; it then adds no TensorBoard logger).
+    callbacks: list = [CSVLoggerCallback(), JsonLoggerCallback()]
+    if progress:
+        from collapsetune.progress import Progress
+
+        callbacks.append(Progress(spec.objective.metric, [m for rule in spec.collapse for m in rule.metrics],
+                                  list(spec.search_space), spec.max_iterations))
     if spec.mlflow.tracking_uri:
         from collapsetune.tracking import MlflowTracking
 
@@ -147,7 +182,7 @@ def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_
             ),
             # Files a wrapper writes (figures) reach the results folder, and from there MLflow.
             sync_config=tune.SyncConfig(sync_artifacts=True),
-            verbose=1,
+            verbose=0 if progress else 1,
         ),
     )
 
@@ -201,7 +236,7 @@ def run_sweep(spec: SweepSpec) -> Outcome:
         _write_launch_files(spec, experiment_path, launch_id)
         with ray_session(spec):
             concurrency = check_resources(spec)
-            tuner = build_tuner(spec, experiment_path, concurrency, launch_id)
+            tuner = build_tuner(spec, experiment_path, concurrency, launch_id, progress=True)
             print(f"collapsetune: {spec.num_samples} trials, up to {concurrency} at a time -> {experiment_path}")
             tuner.fit()
             if _outcome(experiment_path, spec).interrupted:

@@ -53,6 +53,7 @@ TRIAL_TAG = "ray.trial_id"
 ORPHAN_TAG = "collapsetune.orphan"  # why a run was moved to the trash on resume
 STEP_TAG = "collapsetune.step"  # last report logged to a run
 ERROR_TAG = "collapsetune.error"
+NOTE_TAG = "mlflow.note.content"  # a run's description in MLflow's UI
 RENAMED_PREFIX = "collapsetune.renamed."  # + MLflow's name -> the name the wrapper reported
 FAILED_WRITES_TAG = "collapsetune.failed_writes"
 SAMPLES_FILE = "samples.md"  # one file per trial: every report's samples, newest last
@@ -189,6 +190,8 @@ class MlflowTracking(tune.Callback):
         if writer.failures:
             writer.data(lambda client: client.set_tag(self.parent_run_id, FAILED_WRITES_TAG,
                                                       writer.failure_summary()))
+        # The sweep's answer on the parent run: description, params, counts, the atlas.
+        writer.data(lambda client: self._publish(client))
         end = "KILLED" if unfinished else "FINISHED"
         writer.data(lambda client: client.set_terminated(self.parent_run_id, end))
         writer.close()
@@ -208,6 +211,7 @@ class MlflowTracking(tune.Callback):
         stored = getattr(trial, "path", None)
         folder = Path(stored) / ARTIFACTS_DIR if stored and "://" not in stored else None
         tags = [RunTag(ERROR_TAG, error[-_TAG_MAX:]), RunTag(STATUS_KEY, ERROR)] if error is not None else []
+        tags.append(RunTag(NOTE_TAG, _note(trial, error, self.sweep_yaml)))  # the run's one-line description
 
         def finish(client: MlflowClient) -> None:
             if folder is not None and folder.is_dir() and any(folder.iterdir()):
@@ -217,6 +221,16 @@ class MlflowTracking(tune.Callback):
             client.set_terminated(run_id, status)
 
         self._writer.data(finish)
+
+    def _publish(self, client: MlflowClient) -> None:
+        from collapsetune.insight import publish_sweep
+
+        try:
+            publish_sweep(client, self.parent_run_id, self.experiment_path)
+        except Exception as exc:  # noqa: BLE001 - the summary is a view; the runs are already whole
+            logger.warning("collapsetune: could not write the sweep's summary and atlas to its MLflow parent "
+                           "run (`collapsetune report %s --html` draws the atlas): %s: %s",
+                           self.experiment_path, type(exc).__name__, exc)
 
     def _write_samples(self, run_id: str, trial_id: str) -> None:
         text = _samples_markdown(self._samples[trial_id])
@@ -250,12 +264,9 @@ class MlflowTracking(tune.Callback):
         return self.parent_run_id
 
     def _open_parent(self, client: MlflowClient) -> str:
-        experiment = client.get_experiment_by_name(self.experiment)
-        if experiment is not None:
-            self._experiment_id = experiment.experiment_id
-        else:
-            self._experiment_id = client.create_experiment(
-                self.experiment, artifact_location=artifact_location(self._live_uri))
+        from collapsetune.insight import create_experiment
+
+        self._experiment_id = create_experiment(client, self.experiment, artifact_location(self._live_uri))
         found = client.search_runs([self._experiment_id], filter_string=f"tags.`{PATH_TAG}` = '{_quote(self.experiment_path)}'")
         if not found and self.launch_id:  # the results folder was moved since the launch
             found = client.search_runs([self._experiment_id], filter_string=f"tags.`{LAUNCH_TAG}` = '{_quote(self.launch_id)}'")
@@ -528,6 +539,7 @@ def _connect(uri: str) -> MlflowClient:
     this machine they take turns."""
     # One "View run at <url>" line per run on stdout is noise for a sweep; `report` links them.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial ... tables"
     uri = client_uri(uri)
     if not uri.startswith("sqlite:///"):
         return MlflowClient(tracking_uri=uri)
@@ -597,6 +609,16 @@ def _error_text(trial: Any) -> str:
     except OSError:
         text = str(trial.get_error() or "")
     return text.strip() or "unknown error (Ray recorded none)"
+
+
+def _note(trial: Any, error: str | None, sweep_yaml: str) -> str:
+    from collapsetune.insight import trial_note
+
+    try:
+        return trial_note(trial.last_result or {}, state="error" if error is not None else "finished",
+                          error=error or "", sweep=sweep_yaml or None)[:_TAG_MAX]
+    except Exception as exc:  # noqa: BLE001 - a description must never cost the run its end
+        return f"(no verdict line: {type(exc).__name__}: {exc})"[:_TAG_MAX]
 
 
 def _local_path(trial: Any) -> str | None:

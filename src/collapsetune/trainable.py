@@ -9,6 +9,7 @@ with the wrapper's state in the trial's checkpoint.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -53,7 +54,7 @@ class TrialPlan:
     trial_timeout_s: float | None = None  # and so does a trial running longer in all
 
     def monitor(self) -> CollapseMonitor:
-        return CollapseMonitor(self.rules, divergence_metrics=("train/loss", "val/loss", self.metric))
+        return CollapseMonitor(self.rules, divergence_metrics=tuple(dict.fromkeys(("train/loss", "val/loss", self.metric))))
 
     def worst(self) -> float:
         return WORST_OBJECTIVE if self.mode == "min" else -WORST_OBJECTIVE
@@ -81,6 +82,11 @@ class CollapseTrainable(tune.Trainable):
 
     def setup(self, config: dict[str, Any]) -> None:
         from collapsetune.registry import resolve_trainable
+
+        # Ray logs "Checkpoint successfully created at ..." (400 characters) for every
+        # checkpoint of every trial on the driver's terminal; the results folder has them.
+        for name in ("ray.train", "ray.tune"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
         # CPU seconds of this process (all its threads) since the last report: what a trial
         # costs, building its model and data and saving its checkpoints included.
