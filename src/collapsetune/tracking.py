@@ -539,6 +539,7 @@ def _connect(uri: str) -> MlflowClient:
     this machine they take turns."""
     # One "View run at <url>" line per run on stdout is noise for a sweep; `report` links them.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # tqdm bars on the driver's terminal
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial ... tables"
     uri = client_uri(uri)
     if not uri.startswith("sqlite:///"):

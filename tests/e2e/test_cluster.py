@@ -215,7 +215,7 @@ def test_trial_failing_while_it_starts_is_retried_not_left_errored(tmp_path):
     assert sorted(r["collapse.status"] for r in trials.values()) == ["collapsed", "healthy"]
     healthy = next(r for r in trials.values() if r["collapse.status"] == "healthy")
     assert healthy["training_iteration"] == 3
-    assert "  trials: 1 collapsed, 1 healthy\n" in out.stdout
+    assert "2 trials: 1 healthy, 1 collapsed\n" in out.stdout
 
 
 @pytest.mark.slow

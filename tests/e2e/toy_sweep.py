@@ -59,3 +59,17 @@ def trial_runs(work: Path, experiment: str, uri: str | None = None) -> tuple[Mlf
     client = MlflowClient(tracking_uri=uri or f"sqlite:///{work / 'mlflow.db'}")
     found = client.get_experiment_by_name(experiment)
     return client, client.search_runs([found.experiment_id], "tags.`ray.trial_id` != ''")
+
+
+def sqlite_values(db: Path, tag: str) -> list[str]:
+    """Values of a run tag in an MLflow SQLite store, read-only: a test watching a sweep
+    must not open the store with MLflow while the driver may still be creating its schema."""
+    import sqlite3
+
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return [v for (v,) in conn.execute("SELECT value FROM tags WHERE key = ?", (tag,))]
+    except sqlite3.Error:  # no tags table yet
+        return []

@@ -43,7 +43,7 @@ class Scheduler(Section):
         if not isinstance(raw, Mapping):
             raise SpecError(f"expected a mapping with a type ({', '.join(SCHEDULERS)}), got {show(raw)}")
         kind = raw.get("type", "asha")
-        if kind not in SCHEDULERS:
+        if not isinstance(kind, str) or kind not in SCHEDULERS:
             close = difflib.get_close_matches(str(kind), SCHEDULERS, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise SpecError(f"unknown scheduler {show(kind)}{hint}; expected one of {', '.join(SCHEDULERS)}",
