@@ -9,7 +9,7 @@ import pytest
 
 from collapsetune import registry
 from collapsetune.errors import SpecError
-from collapsetune.registry import TRAINABLES, resolve_trainable, wrapper_module_path
+from collapsetune.registry import TRAINABLES, resolve_trainable, wrapper_module_path, wrapper_modules
 
 TOY = """
 class Toy:
@@ -101,6 +101,20 @@ def test_bad_module_class(wrappers, name, says):
 def test_wrapper_module_path_for_local_module_and_package(wrappers):
     assert wrapper_module_path("regwrap:Toy", [wrappers]) == (wrappers / "regwrap.py").resolve()
     assert wrapper_module_path("regpkg.models:Toy", [wrappers]) == (wrappers / "regpkg").resolve()
+
+
+def test_the_python_code_beside_a_wrapper_ships_with_it_but_not_data_or_planted_packages(wrappers):
+    (wrappers / "helpers.py").write_text("X = 1\n")
+    (wrappers / "data.csv").write_text("a,b\n")
+    (wrappers / "notes").mkdir()  # a folder without __init__.py is not a package
+    (wrappers / "trainables").mkdir()
+    (wrappers / "trainables" / "__init__.py").write_text("")
+    shipped = wrapper_modules("regwrap:Toy", [wrappers])
+    assert shipped[0] == (wrappers / "regwrap.py").resolve()  # the wrapper's own module first
+    names = {p.name for p in shipped}
+    assert {"regwrap.py", "helpers.py", "regpkg"} <= names
+    assert not names & {"data.csv", "notes", "trainables"}
+    assert wrapper_modules("bitnet_lm") == []
 
 
 @pytest.mark.parametrize("name", ["bitnet_lm", "trainables.anything:X", "collapsetune.x:Y",

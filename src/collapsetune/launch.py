@@ -28,7 +28,7 @@ from collapsetune import _ray_fixes, preflight
 from collapsetune.collapse import CollapseStopper
 from collapsetune.credentials import client_uri, live_uri
 from collapsetune.errors import SpecError
-from collapsetune.registry import resolve_trainable, wrapper_module_path
+from collapsetune.registry import resolve_trainable, wrapper_modules
 from collapsetune.spec import MlflowSpec, SweepSpec, dump_spec, load_sweep, param_space
 from collapsetune.storage import driver_lock, experiment_states, location, new_folder, read_text, rename, write_text
 from collapsetune.trainable import TrialPlan, has_state, make_trainable
@@ -64,8 +64,9 @@ def ray_session(spec: SweepSpec) -> Iterator[None]:
     if ray.is_initialized():
         yield  # the caller (a test, a notebook) owns this Ray
         return
-    module = wrapper_module_path(spec.trainable, _search_dirs(spec))
-    runtime_env = {"py_modules": [str(module)]} if module else None
+    # A user's wrapper module and the Python code beside it reach every worker, on any node.
+    modules = wrapper_modules(spec.trainable, _search_dirs(spec))
+    runtime_env = {"py_modules": [str(m) for m in modules]} if modules else None
     if spec.address is None:
         # A private local Ray keeps token authentication on (Ray 2.60's default); the warning
         # that Ray enabled it by default means nothing to a user who started no cluster.

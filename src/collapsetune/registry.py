@@ -20,7 +20,7 @@ from pathlib import Path
 
 from collapsetune.errors import SpecError
 
-__all__ = ["TRAINABLES", "resolve_trainable", "wrapper_module_path"]
+__all__ = ["TRAINABLES", "resolve_trainable", "wrapper_module_path", "wrapper_modules"]
 
 TRAINABLES = {
     "bitnet_lm": "trainables.bitnet_lm:BitNetLM",
@@ -122,6 +122,26 @@ def wrapper_module_path(name: str, search_dirs: Sequence[Path] = ()) -> Path | N
         return None
     path = path.resolve()
     return None if any(path.is_relative_to(root) for root in _installed_roots()) else path
+
+
+def wrapper_modules(name: str, search_dirs: Sequence[Path] = ()) -> list[Path]:
+    """What Ray's workers must be sent for a user's wrapper: its top-level module or package,
+    and the Python modules and packages beside it (a helper module the wrapper imports, a
+    `models/` package), never data files. Empty for built-in and installed wrappers.
+
+    The names of collapsetune's own packages are never shipped: a `trainables/` planted
+    beside a sweep must not shadow the installed one on the workers.
+    """
+    top = wrapper_module_path(name, search_dirs)
+    if top is None:
+        return []
+    folder = top.parent
+    beside = sorted(
+        p.resolve() for p in folder.iterdir()
+        if not p.name.startswith((".", "_")) and p.stem not in _INSTALLED_PACKAGES and _MODULE.match(p.stem)
+        and ((p.is_file() and p.suffix == ".py") or (p.is_dir() and (p / "__init__.py").is_file()))
+    )
+    return [top, *(p for p in beside if p != top)]
 
 
 def _target(name: str) -> tuple[str, str]:

@@ -92,7 +92,11 @@ class CollapseTrainable(tune.Trainable):
         # costs, building its model and data and saving its checkpoints included.
         self._cpu_mark = time.process_time()
 
-        wrapper_cls = resolve_trainable(self.plan.wrapper, [Path(p) for p in self.plan.search_dirs])
+        # On a Ray worker the wrapper's module comes from what the driver shipped (runtime_env
+        # py_modules: the module and the Python code beside it), on every node alike; the
+        # sweep's folders are searched only when a test drives this class in-process.
+        dirs = () if ray.is_initialized() else self.plan.search_dirs
+        wrapper_cls = resolve_trainable(self.plan.wrapper, [Path(p) for p in dirs])
         self.wrapper = wrapper_cls(dict(config))
         self.monitor = self.plan.monitor()
         # Which Ray node runs this trial; none when a test drives the class in-process.

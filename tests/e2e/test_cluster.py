@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 from ray.cluster_utils import Cluster
+from toy_sweep import write_sweep
 
 HERE = Path(__file__).parent
 
@@ -70,7 +71,8 @@ def cluster():
 
 @pytest.mark.slow
 def test_sweep_on_cluster_runs_trials_on_more_than_one_node(cluster, tmp_path):
-    _sweep(tmp_path, "on-cluster")
+    # The wrapper imports a module and a package beside it: both must reach the other node.
+    write_sweep(tmp_path, "on-cluster", "helped_wrapper:Helped", beside=("outside_wrapper.py", "toy_helpers"))
     out = _cli("run", "sweeps/on-cluster.yaml", "--address", cluster.address, cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     reports = _results(tmp_path)
@@ -78,6 +80,7 @@ def test_sweep_on_cluster_runs_trials_on_more_than_one_node(cluster, tmp_path):
     assert len(nodes) == 2, f"trials ran on {nodes}"
     print(f"trials ran on nodes {sorted(nodes)}")  # shown with pytest -s
     assert len({r["trial_id"] for r in reports}) == 4
+    assert {r["helper/answer"] for r in reports} == {42.0}
 
 
 @pytest.mark.slow

@@ -14,12 +14,20 @@ from mlflow.tracking import MlflowClient
 HERE = Path(__file__).parent
 
 
-def write_sweep(work: Path, name: str, wrapper: str = "outside_wrapper:Toy", **keys: str) -> Path:
-    """sweeps/<name>.yaml in `work`, beside a copy of the wrapper's module; `keys` are
-    top-level sweep keys (YAML text) over the defaults below."""
+def write_sweep(work: Path, name: str, wrapper: str = "outside_wrapper:Toy", beside: tuple[str, ...] = (),
+                **keys: str) -> Path:
+    """sweeps/<name>.yaml in `work`, beside a copy of the wrapper's module and of the files
+    or folders named in `beside`; `keys` are top-level sweep keys (YAML text) over the
+    defaults below."""
     (work / "sweeps").mkdir(exist_ok=True)
     module = wrapper.split(":")[0]
     shutil.copy(HERE / f"{module}.py", work / "sweeps" / f"{module}.py")
+    for extra in beside:
+        source = HERE / extra
+        if source.is_dir():
+            shutil.copytree(source, work / "sweeps" / extra, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, work / "sweeps" / extra)
     lines = {
         "name": name,
         "trainable": wrapper,
