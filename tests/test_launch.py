@@ -31,3 +31,14 @@ def test_a_relative_sqlite_store_is_pinned_to_the_launch_directory(tmp_path):
 def test_the_resolved_sweep_never_holds_a_password():
     spec = load_sweep(ROOT / "sweeps" / "smoke.yaml", ["mlflow.tracking_uri=https://ann:s3cret@127.0.0.1:5000"])
     assert "s3cret" not in dump_spec(spec) and "tracking_uri: https://127.0.0.1:5000" in dump_spec(spec)
+
+
+def test_advice_when_relative_results_would_land_outside_the_sweeps_project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # somewhere else than the project the sweep lives in
+    keys = {w.key for w in load_sweep(ROOT / "sweeps" / "smoke.yaml").advice()}
+    assert keys == {"storage", "mlflow.tracking_uri"}
+    absolute = load_sweep(ROOT / "sweeps" / "smoke.yaml",
+                          [f"storage={tmp_path / 'r'}", f"mlflow.tracking_uri=sqlite:///{tmp_path / 'm.db'}"])
+    assert absolute.advice() == []
+    monkeypatch.chdir(ROOT)
+    assert load_sweep(ROOT / "sweeps" / "smoke.yaml").advice() == []

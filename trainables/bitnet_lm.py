@@ -131,9 +131,17 @@ class BitNetLM(TorchWrapper):
     """
 
     config_class = BitNetLMConfig  # lets `collapsetune validate` check keys before any trial
+    # Two token counts, read differently:
+    #   collapse/unique_tokens   distinct tokens in what the model *generates* from fixed
+    #                            prompts (decode: greedy by default): what a user sees; the
+    #                            shipped sweeps' rules use it.
+    #   collapse/argmax_unique   distinct top-1 predictions under teacher forcing on fixed
+    #                            val text: the count seeds/003 measured (docs/background.md).
+    # distinct_1/2 are the ratios of distinct uni/bigrams in the generations, entropy their
+    # unigram entropy (nats) and repetition the share of repeated bigrams.
     reported_metrics = ("train/loss", "val/loss", "val/accuracy", "collapse/argmax_unique",
                         "collapse/unique_tokens", "collapse/distinct_1", "collapse/distinct_2",
-                        "collapse/entropy", "collapse/repetition", "lr")
+                        "collapse/entropy", "collapse/repetition", "train/lr")
 
     def build(self, cfg: BitNetLMConfig) -> tuple[nn.Module, torch.optim.Optimizer]:
         text = load_text(cfg.corpus)
@@ -201,7 +209,7 @@ class BitNetLM(TorchWrapper):
         }
         gen_keys = ("unique_tokens", "distinct_1", "distinct_2", "entropy", "repetition")
         if not math.isfinite(val_loss):  # sampling from NaN logits would raise
-            return out | {f"collapse/{k}": math.nan for k in gen_keys} | {"lr": self.lr_at(self.steps)}
+            return out | {f"collapse/{k}": math.nan for k in gen_keys} | {"train/lr": self.lr_at(self.steps)}
         g = torch.Generator(self.device).manual_seed(self.cfg.seed)  # same draws every report
         seqs = generate(self.model, self.prompts, self.cfg.gen_tokens, context=self.cfg.context,
                         generator=g, **self.decoding.sampling())
@@ -216,7 +224,7 @@ class BitNetLM(TorchWrapper):
             "collapse/distinct_2": metrics.distinct_n(cont, 2),
             "collapse/entropy": metrics.unigram_entropy(cont),
             "collapse/repetition": metrics.repetition(cont),
-            "lr": self.lr_at(self.steps),
+            "train/lr": self.lr_at(self.steps),  # the scheduled LR now; the param lr is its peak
         }
 
     def samples(self) -> str:

@@ -122,7 +122,7 @@ class MopClip(TorchWrapper):
     config_class = MopClipTrainConfig  # lets `collapsetune validate` check keys before any trial
     reported_metrics = ("train/loss", "val/loss", "val/accuracy", "collapse/assign_max_share",
                         "collapse/assign_entropy", "collapse/dead_subprompts", "collapse/subprompt_cos_max",
-                        "collapse/subprompt_cos_mean", "tau")  # the cosines need K >= 2
+                        "collapse/subprompt_cos_mean", "train/tau")  # the cosines need K >= 2
 
     def build(self, cfg: MopClipTrainConfig) -> tuple[nn.Module, torch.optim.Optimizer]:
         fs: FeatureSet = load_features(cfg.features, **cfg.digits_options())
@@ -163,7 +163,7 @@ class MopClip(TorchWrapper):
         if k >= 2:  # cosine between sub-prompts needs a pair
             out["collapse/subprompt_cos_max"] = pm.subprompt_cos_max(prompts)
             out["collapse/subprompt_cos_mean"] = pm.subprompt_cos_mean(prompts)
-        return out | {"tau": self.tau()}
+        return out | {"train/tau": self.tau()}  # the annealed temperature now; tau_end is its end
 
     def write_artifacts(self, directory: str) -> None:
         """Draws both pictures. CollapseTrainable calls this on the reports worth a picture

@@ -11,7 +11,7 @@ TINY = dict(tokenizer="byte", d_model=16, n_layers=1, n_heads=2, context=16, bat
             steps_per_report=2, gen_tokens=6, gen_prompts=3, max_iterations=4)
 KEYS = {"train/loss", "val/loss", "val/accuracy", "collapse/argmax_unique",
         "collapse/unique_tokens", "collapse/distinct_1", "collapse/distinct_2",
-        "collapse/entropy", "collapse/repetition", "lr"}
+        "collapse/entropy", "collapse/repetition", "train/lr"}
 
 
 def test_bitnet_lm_step_returns_all_keys_finite():

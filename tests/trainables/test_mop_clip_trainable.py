@@ -35,7 +35,7 @@ def test_mop_clip_unknown_key_is_an_error_naming_it():
 
 def test_mop_clip_tau_reaches_tau_end_at_the_horizon():
     m = MopClip({**SMALL, "tau_end": 0.2})
-    taus = [m.step()["tau"] for _ in range(3)]
+    taus = [m.step()["train/tau"] for _ in range(3)]
     assert taus[-1] == pytest.approx(0.2) and taus[0] > taus[-1]
 
 

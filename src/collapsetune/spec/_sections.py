@@ -122,8 +122,29 @@ class SweepSpec(Section):
     def advice(self) -> list[SpecError]:
         """Settings that are legal but probably not meant; `validate` and `run` print them."""
         file = str(self.source) if self.source else None
-        return [e.within("scheduler").in_file(file) if file else e.within("scheduler")
-                for e in self.scheduler.advice(self)]
+        found = [e.within("scheduler") for e in self.scheduler.advice(self)] + self._launch_place_advice()
+        return [e.in_file(file) if file else e for e in found]
+
+    def _launch_place_advice(self) -> list[SpecError]:
+        """Relative results and MLflow store paths mean the launch directory: launched from
+        elsewhere than the sweep's project, a sweep's runs land apart from its earlier ones."""
+        if self.source is None:
+            return []
+        cwd = Path.cwd().resolve()
+        project = Path(self.source).resolve().parent
+        if project.name in ("sweeps", "configs"):
+            project = project.parent
+        if project == cwd or cwd in project.parents:
+            return []
+        relative = []
+        if "://" not in self.storage and not self.storage.startswith(("/", "~")):
+            relative.append("storage")
+        uri = self.mlflow.tracking_uri or ""
+        if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+            relative.append("mlflow.tracking_uri")
+        return [SpecError(f"is relative, so it means {cwd}, the directory you launch from, not the sweep's "
+                          f"project {project}; launch from there to keep its runs together, or give an "
+                          "absolute path", key=key) for key in relative]
 
     def _problems(self) -> Iterator[SpecError]:
         if self.trainable == "":
