@@ -16,9 +16,7 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 import tempfile
 import time
 from collections.abc import Mapping
@@ -26,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from collapsetune.mlflow_names import flatten, mlflow_key
 from collapsetune.report import BEST_ACCEPTS, PARENT_TAG, TRIAL_TAG, summary_of
 from collapsetune.results import (
     ATLAS_DIR,
@@ -121,7 +120,7 @@ def publish_sweep(
     step = sum(len(t.reports) for t in results.trials)  # grows as the sweep goes on (and on resume)
     metrics = [Metric(k, v, now, step) for k, v in sorted(published.metrics.items())]
     tags = [RunTag(NOTE_TAG, note)] + [
-        RunTag(_key(CHANGED_TAG + k), f"now {wanted[k]}"[:_TAG_MAX]) for k in published.changed
+        RunTag(mlflow_key(CHANGED_TAG + k), f"now {wanted[k]}"[:_TAG_MAX]) for k in published.changed
     ]
     client.log_batch(parent_run_id, metrics=metrics, tags=tags)
 
@@ -234,10 +233,10 @@ def sweep_params(results: SweepResults) -> dict[str, str]:
         "scheduler.type": (raw.get("scheduler") or {}).get("type") if isinstance(raw.get("scheduler"), dict) else None,
     }
     params.update({f"search_space.{k}": d.describe() for k, d in sweep.search_space.items()})
-    params.update({f"config.{k}": v for k, v in _flatten(sweep.config).items()})
+    params.update({f"config.{k}": v for k, v in flatten(sweep.config).items()})
     params.update({f"collapse.{i}": f"{r.describe()}, patience {r.patience}, grace {r.grace}"
                    for i, r in enumerate(sweep.rules)})
-    return {_key(k): str(v)[:_PARAM_MAX] for k, v in params.items() if v is not None}
+    return {mlflow_key(k): str(v)[:_PARAM_MAX] for k, v in params.items() if v is not None}
 
 
 def sweep_metrics(results: SweepResults) -> dict[str, float]:
@@ -249,8 +248,8 @@ def sweep_metrics(results: SweepResults) -> dict[str, float]:
     metrics["trials/total"] = float(len(results.trials))
     best = results.best()
     if best is not None:
-        metrics[_key(f"best/{results.sweep.objective}")] = best.value(results.sweep.objective)
-    return {_key(k): v for k, v in metrics.items() if math.isfinite(v)}
+        metrics[mlflow_key(f"best/{results.sweep.objective}")] = best.value(results.sweep.objective)
+    return {mlflow_key(k): v for k, v in metrics.items() if math.isfinite(v)}
 
 
 def trial_note(
@@ -333,30 +332,6 @@ def create_experiment(client: MlflowClient, name: str, artifact_location: str | 
 
 
 # -- helpers --------------------------------------------------------------------------
-
-
-_BAD = re.compile(r"[^/\w.\- :]")
-
-
-def _key(key: str) -> str:
-    """A param/metric key MLflow accepts: its characters, no empty or `..` path parts,
-    at most 250 characters (a long key keeps a hash of the whole, so keys stay distinct)."""
-    safe = _BAD.sub("_", key)
-    safe = "/".join(part if part not in ("", ".", "..") else "_" for part in safe.split("/"))
-    if len(safe) > _KEY_MAX:
-        digest = hashlib.sha1(key.encode()).hexdigest()[:10]
-        safe = f"{safe[:_KEY_MAX - 11]}~{digest}"
-    return safe
-
-
-def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for k, v in config.items():
-        if isinstance(v, Mapping):
-            flat.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            flat[f"{prefix}{k}"] = v
-    return flat
 
 
 def _link(trial_id: str, runs: Mapping[str, str], experiment_id: str) -> str:

@@ -36,6 +36,8 @@ from ray import tune
 
 from collapsetune.collapse import ERROR, INCONCLUSIVE, ITERATION_KEY, REASON_KEY, STATUS_KEY
 from collapsetune.credentials import client_uri, live_uri, redact_uri
+from collapsetune.mlflow_names import KEY_MAX as _KEY_MAX
+from collapsetune.mlflow_names import flatten, mlflow_key
 from collapsetune.trainable import ARTIFACTS_DIR
 
 logger = logging.getLogger(__name__)
@@ -59,7 +61,6 @@ FAILED_WRITES_TAG = "collapsetune.failed_writes"
 SAMPLES_FILE = "samples.md"  # one file per trial: every report's samples, newest last
 _PARAM_MAX = 6000  # MLflow's limit on a param value
 _TAG_MAX = 8000  # and on a tag value
-_KEY_MAX = 250  # and on a metric, param or tag name
 _BATCH_METRICS = 1000  # MLflow's limits on one log_batch
 _BATCH_TAGS = 100
 
@@ -314,7 +315,7 @@ class MlflowTracking(tune.Callback):
             run_name=str(trial),
             tags={"mlflow.parentRunId": parent, TRIAL_TAG: trial.trial_id},
         )
-        flat = sorted(_flatten(trial.config).items())
+        flat = sorted(flatten(trial.config).items())
         params = [Param(self._names.key(k), str(v)[:_PARAM_MAX]) for k, v in flat]
         for i in range(0, len(params), _BATCH_TAGS):
             client.log_batch(run.info.run_id, params=params[i:i + _BATCH_TAGS])
@@ -464,14 +465,8 @@ def _batches(reports: Sequence[tuple]) -> list[tuple[list[Metric], list[RunTag]]
 
 
 class _Names:
-    """Metric and param names as MLflow accepts them, the same for every run of the sweep.
-
-    MLflow takes letters, digits, `_ - . / :` and spaces, at most 250 characters, and no
-    name that a path normalisation would change (`a//b`, `./a`). Any other character becomes
-    `_`; a name too long is cut and given a short hash; a clash gets `_2`, `_3`, ...
-    """
-
-    _BAD = re.compile(r"[^/\w.\- :]")
+    """Metric and param names as MLflow accepts them (`collapsetune.mlflow_names`), the
+    same for every run of the sweep; two names that clean to one get `_2`, `_3`, ..."""
 
     def __init__(self) -> None:
         self._map: dict[str, str] = {}  # reported name -> MLflow name
@@ -486,7 +481,7 @@ class _Names:
 
     def _key(self, name: str) -> str:
         if name not in self._map:
-            clean = self._clean(name)
+            clean = mlflow_key(name)
             base, n = clean, 1
             while clean in self._taken:
                 n += 1
@@ -505,16 +500,6 @@ class _Names:
             new = [k for k in dict.fromkeys(keys) if k in self._original and k not in self._tagged[run_id]]
             self._tagged[run_id].update(new)
         return [RunTag((RENAMED_PREFIX + k)[:_KEY_MAX], self._original[k][:_TAG_MAX]) for k in new]
-
-    def _clean(self, name: str) -> str:
-        clean = self._BAD.sub("_", str(name)) or "_"
-        clean = re.sub(r"/{2,}", "/", clean).strip("/") or "_"
-        clean = "/".join(part if part not in (".", "..") else part.replace(".", "_") for part in clean.split("/"))
-        if len(clean) > _KEY_MAX:
-            import hashlib
-
-            clean = clean[:_KEY_MAX - 9] + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
-        return clean
 
 
 def mark_interrupted(tracking_uri: str, experiment: str, experiment_path: str, trial_ids: Sequence[str]) -> None:
@@ -646,16 +631,6 @@ def _log_spaced(step: int) -> bool:
 def _is_number(value: Any) -> bool:
     # Non-finite values are left out: the collapse.reason tag already says "val/loss=nan".
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _flatten(config: dict, prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _quote(text: str) -> str:
