@@ -27,9 +27,8 @@ prints markdown tables.
 
 from __future__ import annotations
 
-import dataclasses
-
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -41,7 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {
-    "fifo": ["collapse=[]", "scheduler.type=fifo"],
+    "fifo": ["collapse=[]", "scheduler={type: fifo}"],
     "plain": ["collapse=[]"],
     "collapsetune": [],
 }
