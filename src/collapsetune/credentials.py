@@ -49,10 +49,6 @@ def redact_uri(uri: str | None) -> str | None:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
-def has_secret(uri: str | None) -> bool:
-    return bool(uri) and redact_uri(uri) != uri
-
-
 def live_uri(stored: str) -> str:
     """The URI to connect with, given the redacted one a results folder kept.
 

@@ -392,7 +392,3 @@ def _permutation(X: np.ndarray, y: np.ndarray, classify: bool, seed: int) -> lis
     scores = np.clip(result.importances_mean, 0.0, None)
     total = scores.sum()
     return [float(s / total) if total > 0 else 0.0 for s in scores]
-
-
-def trial_label(t: TrialResult) -> str:
-    return f"{t.trial_id} ({t.outcome})"
