@@ -18,7 +18,6 @@ from collapsetune.results import (
     DIVERGED,
     HEALTHY,
     SweepResults,
-    TrialResult,
 )
 
 # Panel titles: stable strings (tests and the browser check look for them).
