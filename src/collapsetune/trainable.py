@@ -92,11 +92,7 @@ class CollapseTrainable(tune.Trainable):
         # costs, building its model and data and saving its checkpoints included.
         self._cpu_mark = time.process_time()
 
-        # On a Ray worker the wrapper's module comes from what the driver shipped (runtime_env
-        # py_modules: the module and the Python code beside it), on every node alike; the
-        # sweep's folders are searched only when a test drives this class in-process.
-        dirs = () if ray.is_initialized() else self.plan.search_dirs
-        wrapper_cls = resolve_trainable(self.plan.wrapper, [Path(p) for p in dirs])
+        wrapper_cls = resolve_trainable(self.plan.wrapper, [Path(p) for p in self._search_dirs()])
         self.wrapper = wrapper_cls(dict(config))
         self.monitor = self.plan.monitor()
         # Which Ray node runs this trial; none when a test drives the class in-process.
@@ -142,6 +138,16 @@ class CollapseTrainable(tune.Trainable):
             os.makedirs(folder, exist_ok=True)
             self.wrapper.write_artifacts(folder)
         return result
+
+    def _search_dirs(self) -> tuple[str, ...]:
+        """Where the wrapper's module is looked for beyond sys.path. When collapsetune started
+        Ray, it shipped the module and the Python code beside it to every worker (runtime_env
+        py_modules), and workers import only that, on every node alike, so a shared
+        filesystem cannot hide what a real cluster lacks. In a Ray someone else started (a
+        notebook, a test) nothing was shipped, and the sweep's folders are searched."""
+        if ray.is_initialized() and ray.get_runtime_context().runtime_env.get("py_modules"):
+            return ()
+        return self.plan.search_dirs
 
     def _timed_step(self) -> dict[str, float]:
         """`wrapper.step()`, failing the trial with a clear reason when it overruns
