@@ -15,7 +15,8 @@
 3. A moved results folder sends new trials to the old one. Tune restores its searcher with
    the experiment it pickled, storage path included, so trials the searcher proposes after a
    resume write to (and fail on) the folder the sweep was launched in. After a restore, the
-   searcher's experiment gets the restored run's storage.
+   searcher's experiment gets the restored run's storage (and, during it, an Optuna study
+   kept in the results folder is looked for where the folder is now).
 
 These reach private methods: Ray is pinned to 2.60.x, and tests/e2e/test_faults.py (a
 worker killed through the memory monitor) and tests/e2e/test_resume.py (a moved folder)
@@ -51,8 +52,11 @@ def apply() -> None:
         return task_failed(self, tracked_actor_task, exception)
 
     def _resume(self, resume_config):
+        from collapsetune.searchers import restoring_from
+
         try:
-            resume(self, resume_config)
+            with restoring_from(self._storage.experiment_fs_path):
+                resume(self, resume_config)
         except Exception as exc:  # noqa: BLE001 - re-raised past Tune's fresh start
             raise RestoreFailed(f"Ray could not restore the sweep from {self._storage.experiment_fs_path}: "
                                 f"{type(exc).__name__}: {exc}") from exc

@@ -122,12 +122,28 @@ def check_resources(spec: SweepSpec) -> int:
     return max(1, min(slots, spec.max_concurrent or slots))
 
 
-def make_searcher(spec: SweepSpec, concurrency: int) -> Searcher:
+def make_searcher(spec: SweepSpec, concurrency: int, experiment_path: str | None = None) -> Searcher:
+    """The sweep's searcher. Optuna's study is kept in `<results>/optuna.db` when the results
+    folder is local (so `resume` continues it and optuna-dashboard opens it), else in memory,
+    saved with Tune's experiment snapshots."""
     points = [dict(p) for p in spec.search.points_to_evaluate]
     if spec.search.algorithm == "optuna":
-        from ray.tune.search.optuna import OptunaSearch
+        from collapsetune.searchers import STUDY_FILE, CollapseOptunaSearch, make_sampler, study_storage
 
-        searcher = OptunaSearch(seed=spec.search.seed, points_to_evaluate=points or None)
+        objectives = spec.objective.all
+        metrics = ["objective", *(f"objective/{i}" for i in range(2, len(objectives) + 1))]
+        several = len(objectives) > 1
+        local = experiment_path is not None and "://" not in experiment_path
+        searcher = CollapseOptunaSearch(
+            metric=metrics if several else None,  # one objective: Tune tells it `objective`
+            mode=[o.mode for o in objectives] if several else None,
+            sampler=make_sampler(spec.search.sampler, spec.search.seed),
+            constraints=spec.search.constraints or several,  # several objectives: collapse as a constraint
+            seed=spec.search.seed,
+            points_to_evaluate=points or None,
+            storage=study_storage(f"{experiment_path}/{STUDY_FILE}") if local else None,
+            study_name=experiment_path.rstrip("/").rsplit("/", 1)[-1] if local else None,
+        )
         # Without a limit Optuna would propose every trial before seeing any result.
         return ConcurrencyLimiter(searcher, max_concurrent=concurrency)
     return BasicVariantGenerator(
@@ -161,7 +177,7 @@ def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_
             metric="objective",
             mode=spec.objective.mode,
             num_samples=spec.num_samples,
-            search_alg=make_searcher(spec, concurrency),
+            search_alg=make_searcher(spec, concurrency, experiment_path),
             scheduler=spec.scheduler.build(spec),
             reuse_actors=True,  # CollapseTrainable.reset_config rebuilds the wrapper in place
         ),
@@ -202,6 +218,7 @@ def _trainable(spec: SweepSpec) -> type:
         rules=spec.collapse,
         metric=spec.objective.metric,
         mode=spec.objective.mode,
+        more=tuple((o.metric, o.mode) for o in spec.objective.also),
         checkpoint_interval_s=spec.checkpoint_interval_s if stateful and spec.checkpoint_frequency is None else None,
         report_timeout_s=spec.report_timeout_s,
         trial_timeout_s=spec.trial_timeout_s,

@@ -49,6 +49,7 @@ class TrialPlan:
     rules: tuple  # collapsetune.collapse.Rule: frozen data, so the plan pickles simply
     metric: str
     mode: str  # "min" | "max"
+    more: tuple[tuple[str, str], ...] = ()  # further objectives (metric, mode), reported as objective/2, ...
     checkpoint_interval_s: float | None = None  # ask Tune for a checkpoint this often; None: never by time
     report_timeout_s: float | None = None  # a step() running longer fails the trial
     trial_timeout_s: float | None = None  # and so does a trial running longer in all
@@ -56,8 +57,8 @@ class TrialPlan:
     def monitor(self) -> CollapseMonitor:
         return CollapseMonitor(self.rules, divergence_metrics=tuple(dict.fromkeys(("train/loss", "val/loss", self.metric))))
 
-    def worst(self) -> float:
-        return WORST_OBJECTIVE if self.mode == "min" else -WORST_OBJECTIVE
+    def worst(self, mode: str | None = None) -> float:
+        return WORST_OBJECTIVE if (mode or self.mode) == "min" else -WORST_OBJECTIVE
 
 
 def make_trainable(plan: TrialPlan, name: str) -> type[CollapseTrainable]:
@@ -102,11 +103,9 @@ class CollapseTrainable(tune.Trainable):
 
     def step(self) -> dict[str, Any]:
         metrics = {k: _number(k, v) for k, v in self._timed_step().items()}
-        if self.plan.metric not in metrics:
-            raise KeyError(
-                f"objective metric {self.plan.metric!r} not in the model's report; "
-                f"it reported: {sorted(metrics)}"
-            )
+        missing = [m for m in (self.plan.metric, *(m for m, _ in self.plan.more)) if m not in metrics]
+        if missing:
+            raise KeyError(f"objective metric(s) {missing} not in the model's report; it reported: {sorted(metrics)}")
         was_stopping = self.monitor.verdict.stopping
         verdict = self.monitor.update(metrics)
         result: dict[str, Any] = dict(metrics)
@@ -114,6 +113,8 @@ class CollapseTrainable(tune.Trainable):
         result[CPU_KEY], self._cpu_mark = now - self._cpu_mark, now
         # An inconclusive trial keeps its objective: it is not known to be collapsed.
         result["objective"] = self.plan.worst() if verdict.stopping else metrics[self.plan.metric]
+        for i, (metric, mode) in enumerate(self.plan.more, start=2):  # several objectives: Optuna reads these
+            result[f"objective/{i}"] = self.plan.worst(mode) if verdict.stopping else metrics[metric]
         result["collapse/detected"] = int(verdict.status == COLLAPSED)
         result[MARGIN_KEY] = self.monitor.margin()
         result[STATUS_KEY] = verdict.status

@@ -26,7 +26,7 @@ search_space:
 objective: {metric: val/loss, mode: min}
 max_iterations: 8
 num_samples: 6
-search: {algorithm: optuna, seed: 0, points_to_evaluate: [{lr: 0.2}]}
+search: {algorithm: optuna, seed: 0, constraints: true, points_to_evaluate: [{lr: 0.2}]}
 scheduler: {type: fifo}
 collapse:
   - {metric: collapse/unique_tokens, below: 20, patience: 2, grace: 1}
@@ -103,6 +103,18 @@ def test_resume_after_driver_sigkill_finishes_each_trial_once(tmp_path):
         expected = 3 if run.data.tags["collapse.status"] == "collapsed" else 8
         assert steps[-1] == expected and run.info.status == "FINISHED"
     assert _finished_trials(tmp_path / "moved") == 6
+
+    # One Optuna study in the results folder, continued by the resume: a COMPLETE trial per
+    # Tune trial with its collapse constraint, and any trial lost in the crash closed as FAIL.
+    import optuna
+
+    storage = f"sqlite:///{results / 'optuna.db'}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 6 and all("collapse" in t.constraints for t in complete)
+    assert all(t.state.name == "FAIL" and "driver crash" in t.user_attrs["collapsetune.lost"]
+               for t in study.trials if t not in complete)
 
     # The same sweep, uninterrupted (and without the sleep): the same trials and outcomes.
     calm = tmp_path / "calm"

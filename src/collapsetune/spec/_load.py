@@ -249,7 +249,9 @@ def _metric_errors(wrapper: type, spec: SweepSpec) -> list[SpecError]:
     if not isinstance(declared, (tuple, list, frozenset, set)) or not all(isinstance(m, str) for m in declared):
         return [SpecError(f"{name}.reported_metrics must be a tuple of metric names, got {show(declared)}",
                           key="trainable")]
-    named = [("objective.metric", spec.objective.metric)]
+    objectives = spec.objective.all
+    named = ([("objective.metric", spec.objective.metric)] if len(objectives) == 1
+             else [(f"objective[{i}].metric", o.metric) for i, o in enumerate(objectives)])
     for i, rule in enumerate(spec.collapse):
         for j, condition in enumerate(rule.conditions):
             named.append((f"collapse[{i}].all[{j}].metric" if rule.all else f"collapse[{i}].metric", condition.metric))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from collapsetune.collapse._rules import Rule
-from collapsetune.errors import SpecError
+from collapsetune.errors import SpecError, raise_all
 from collapsetune.spec._schedulers import Asha, Scheduler
 from collapsetune.spec._base import (
     FrozenMap,
@@ -37,10 +37,39 @@ MAX_TRIALS = 10_000
 
 @dataclass(frozen=True)
 class Objective(Section):
-    """What the search optimises. Example: `Objective("val/loss", "min")`."""
+    """What the search optimises: one metric and mode, or a YAML list of them (several
+    objectives: Optuna's samplers look for their Pareto front; the first one is `objective`
+    for the scheduler and the summary). Example: `Objective("val/loss", "min")`."""
 
     metric: str  # a metric the wrapper reports, e.g. val/loss
     mode: Literal["min", "max"]  # whether lower or higher is better
+    also: tuple[Objective, ...] = field(default=(), metadata={"yaml": False})  # the list's further objectives
+
+    @property
+    def all(self) -> tuple[Objective, ...]:
+        """Every objective, the first one first."""
+        return (Objective(self.metric, self.mode), *self.also)
+
+    @classmethod
+    def from_yaml(cls, raw: Any, **extra: Any) -> Objective:
+        if not isinstance(raw, list):
+            return super().from_yaml(raw, **extra)
+        if not raw:
+            raise SpecError("expected {metric, mode} or a non-empty list of them, got []")
+        objectives, errors = [], []
+        for i, item in enumerate(raw):
+            try:
+                objectives.append(super().from_yaml(item))
+            except SpecError as exc:
+                errors.append(exc.within(f"[{i}]"))
+        raise_all(errors)
+        first, *rest = objectives
+        return cls(first.metric, first.mode, also=tuple(rest))
+
+    def to_yaml(self) -> dict | list:
+        if self.also:
+            return [{"metric": o.metric, "mode": o.mode} for o in self.all]
+        return {"metric": self.metric, "mode": self.mode}
 
     def _problems(self) -> Iterator[SpecError]:
         if not self.metric:
@@ -48,15 +77,28 @@ class Objective(Section):
         if self.metric == "objective":  # the trainable writes `objective` itself (penalised when collapsed)
             yield SpecError("'objective' is reserved for the penalised value; name the metric it comes "
                             "from, e.g. val/loss", key="metric")
+        names = [self.metric, *(o.metric for o in self.also)]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            yield SpecError(f"{name!r} is listed twice; each objective is a different metric")
 
 
 @dataclass(frozen=True)
 class Search(Section):
     """The searcher. Example: `Search("random", seed=1)`."""
 
-    algorithm: Literal["optuna", "random"] = "optuna"  # optuna: TPE; random: Tune's grid/random generator
+    algorithm: Literal["optuna", "random"] = "optuna"  # optuna: Optuna's sampler; random: Tune's grid/random generator
     seed: int | None = 0  # null: a different random stream every launch
     points_to_evaluate: tuple[Mapping[str, Any], ...] = ()  # partial configs tried first
+    sampler: Literal["tpe", "nsga2", "gp"] = "tpe"  # optuna only: TPE, NSGA-II (several objectives) or GP
+    constraints: bool = False  # optuna only: collapse/margin as a constraint, besides the penalised objective
+
+    def _problems(self) -> Iterator[SpecError]:
+        if self.algorithm != "optuna":
+            if self.constraints:
+                yield SpecError("needs algorithm: optuna (random search learns nothing from results)",
+                                key="constraints")
+            if self.sampler != "tpe":
+                yield SpecError("needs algorithm: optuna", key="sampler")
 
 
 @dataclass(frozen=True)
@@ -153,6 +195,14 @@ class SweepSpec(Section):
         yield from self._param_name_problems()
         for problem in self.scheduler.problems(self):
             yield problem.within("scheduler")
+        if self.objective.also:
+            if self.search.algorithm != "optuna":
+                yield SpecError("several objectives need search.algorithm: optuna (its samplers look for "
+                                "their Pareto front)", key="objective")
+            if self.scheduler.type != "fifo":
+                yield SpecError("several objectives need scheduler: {type: fifo}: a scheduler that cuts or "
+                                "copies trials ranks them on one number, and would drop Pareto-optimal ones",
+                                key="scheduler.type")
         for section in ("config", "search_space"):
             if RESERVED in getattr(self, section):
                 yield SpecError("is reserved: the launcher passes the top-level max_iterations to the wrapper; "

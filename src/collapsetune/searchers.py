@@ -1,0 +1,160 @@
+"""Optuna search that learns where collapse lives, and keeps its study in the results folder.
+
+`CollapseOptunaSearch` is Ray Tune's OptunaSearch with three additions:
+
+- **Collapse as a constraint.** When a trial ends, its last `collapse/margin` (how far past
+  the nearest collapse rule's bound; > 0 while a rule's conditions hold) becomes the Optuna
+  trial's constraint `collapse` (Optuna 5's `Trial.set_constraint`): TPE, NSGA-II and GP then
+  model where collapse happens separately from the objective, instead of learning it only as
+  the penalised objective (1e9) that ASHA also sees.
+- **Several objectives.** With a list of metrics and modes (the trainable reports the first
+  as `objective`, the others as `objective/2`, ...), Tune's single scheduler metric does not
+  overwrite them.
+- **A study that survives a crash.** With RDB storage (SQLite in the results folder) a
+  resumed sweep continues the same study; trials Optuna was asked for but never told about
+  (their trial was lost in a driver crash and runs again under a new id) are marked FAIL, so
+  the study holds each configuration once.
+
+This subclasses a Ray class whose internals (`_ot_trials`, `_ot_study`, `_metric`) may
+change between releases; Ray is pinned to 2.60.x and tests/test_searchers.py drives the real
+objects, so an upgrade that breaks it fails loudly.
+
+Example:
+    >>> searcher = CollapseOptunaSearch(metric=["objective", "objective/2"], mode=["min", "max"],
+    ...                                 sampler=make_sampler("nsga2", seed=0), constraints=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import pickle
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+from ray.tune.search.optuna import OptunaSearch
+
+from collapsetune.collapse import MARGIN_KEY
+
+CONSTRAINT = "collapse"  # the Optuna constraint: the trial's last collapse margin
+_LOST_ATTR = "collapsetune.lost"
+_BOUND = 1e9  # Optuna needs finite constraint values; a diverged trial's +inf becomes this
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    """Optuna's sampler by the sweep file's name: tpe, nsga2 or gp. Each reads the trials'
+    constraints when there are any (infeasible trials rank below feasible ones)."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "nsga2":
+        return _NSGAIISampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    raise ValueError(f"sampler must be tpe, nsga2 or gp, got {name!r}")
+
+
+class _NSGAIISampler(optuna.samplers.NSGAIISampler):
+    """Optuna's NSGA-II, picklable: Tune pickles the searcher, sampler included, into every
+    experiment snapshot, and Optuna's holds a thread lock (made anew on load)."""
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_thread_lock": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()
+
+
+STUDY_FILE = "optuna.db"  # in a results folder: the sweep's Optuna study
+_restoring_from: str | None = None  # the results folder Tune is restoring a sweep from, if any
+
+
+@contextlib.contextmanager
+def restoring_from(results_dir: str) -> Iterator[None]:
+    """While Tune restores a sweep from `results_dir`, a restored searcher finds its study there."""
+    global _restoring_from
+    before, _restoring_from = _restoring_from, results_dir
+    try:
+        yield
+    finally:
+        _restoring_from = before
+
+
+def study_storage(path: str) -> optuna.storages.RDBStorage:
+    """An Optuna RDB store in a SQLite file (the results folder's `optuna.db`), its folder
+    created if need be (the searcher is built before Tune makes the results folder)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.RDBStorage(f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 30}})
+
+
+class CollapseOptunaSearch(OptunaSearch):
+    """OptunaSearch with collapse constraints, several objectives and a resumable study
+    (see the module docstring). Arguments are OptunaSearch's, and `constraints`: whether a
+    trial's collapse margin is its constraint."""
+
+    def __init__(self, *args: Any, constraints: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.constraints = constraints
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        if isinstance(self._metric, list):
+            # Several objectives: Tune's one metric is the scheduler's (`objective`), not ours.
+            metric, mode = None, None
+        return super().set_search_properties(metric, mode, config, **spec)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        ot_trial = self._ot_trials.get(trial_id)
+        if self.constraints and ot_trial is not None and result and MARGIN_KEY in result:
+            margin = float(result[MARGIN_KEY])
+            margin = _BOUND if math.isnan(margin) else max(-_BOUND, min(_BOUND, margin))
+            ot_trial.set_constraint(CONSTRAINT, margin)
+        super().on_trial_complete(trial_id, result, error)
+
+    # -- pickling: Tune saves the searcher in tuner.pkl and in every experiment snapshot ----
+
+    def __getstate__(self) -> dict:
+        return self._portable()
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as out:
+            pickle.dump(self._portable(), out)
+
+    def _portable(self) -> dict:
+        """The state, with a study kept in SQLite left as a reference: unpickling an RDB store
+        would reopen the file where the results folder was at launch, creating it there if
+        the folder has moved since."""
+        state = dict(self.__dict__)
+        if isinstance(state.get("_storage"), optuna.storages.RDBStorage):
+            state["_storage"] = _IN_RESULTS
+            state["_ot_study"] = None
+            state["_ot_trials"] = {tid: t._trial_id for tid, t in self._ot_trials.items()}
+        return state
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        if self._storage == _IN_RESULTS:
+            if _restoring_from is None:
+                raise RuntimeError("this searcher's Optuna study is in its results folder; restore it "
+                                   "with `collapsetune resume RESULTS_DIR`")
+            self._storage = study_storage(f"{_restoring_from}/{STUDY_FILE}")
+            self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage,
+                                               sampler=self._sampler, pruner=optuna.pruners.NopPruner())
+            self._ot_trials = {tid: optuna.Trial(self._ot_study, ot_id) for tid, ot_id in self._ot_trials.items()}
+        study = getattr(self, "_ot_study", None)
+        if study is None:
+            return
+        known = {t.number for t in self._ot_trials.values()}
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            if trial.number not in known:  # asked after the snapshot we resume from: runs again
+                study._storage.set_trial_user_attr(trial._trial_id, _LOST_ATTR, "lost in a driver crash; "
+                                                   "the resumed sweep proposed it again")
+                study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+
+_IN_RESULTS = "optuna.db in the results folder"  # a pickled searcher's reference to its study
+
+
+__all__ = ["CONSTRAINT", "STUDY_FILE", "CollapseOptunaSearch", "make_sampler", "restoring_from", "study_storage"]

@@ -1,0 +1,93 @@
+"""CollapseOptunaSearch driven directly (no Ray cluster): the collapse margin reaches the
+sampler's constraints, several objectives survive Tune's one metric, and a study kept in
+SQLite is continued, not duplicated, by a restored searcher."""
+
+from __future__ import annotations
+
+import pickle
+
+import optuna
+import pytest
+from ray import tune
+
+from collapsetune.searchers import CollapseOptunaSearch, make_sampler, restoring_from, study_storage
+
+SPACE = {"lr": tune.loguniform(1e-4, 1e-1)}
+
+
+def _searcher(tmp_path=None, **kw) -> CollapseOptunaSearch:
+    storage = study_storage(str(tmp_path / "optuna.db")) if tmp_path else None
+    searcher = CollapseOptunaSearch(sampler=make_sampler("tpe", 0), constraints=True, seed=0, storage=storage,
+                                    study_name="sweep-1" if tmp_path else None, **kw)
+    searcher.set_search_properties("objective", "min", SPACE)
+    return searcher
+
+
+def test_the_collapse_margin_is_the_samplers_constraint():
+    searcher = _searcher()
+    for i, margin in enumerate((0.5, -0.2, float("inf"))):
+        searcher.suggest(f"t{i}")
+        searcher.on_trial_complete(f"t{i}", {"objective": 1.0 + i, "collapse/margin": margin})
+    trials = searcher._ot_study.get_trials()
+    assert [t.constraints for t in trials] == [{"collapse": 0.5}, {"collapse": -0.2}, {"collapse": 1e9}]
+    # TPE ranks the collapsed (infeasible) trials below the healthy one, whatever their objective.
+    from optuna.samplers._tpe.sampler import _split_trials
+
+    below, _ = _split_trials(searcher._ot_study, trials, 1)
+    assert [t.number for t in below] == [1]
+
+
+def test_without_constraints_a_trial_carries_none():
+    searcher = CollapseOptunaSearch(sampler=make_sampler("tpe", 0), seed=0)
+    searcher.set_search_properties("objective", "min", SPACE)
+    searcher.suggest("a")
+    searcher.on_trial_complete("a", {"objective": 1.0, "collapse/margin": 0.5})
+    assert searcher._ot_study.get_trials()[0].constraints == {}
+
+
+def test_several_objectives_are_not_replaced_by_the_schedulers_metric():
+    searcher = CollapseOptunaSearch(metric=["objective", "objective/2"], mode=["min", "max"], seed=0,
+                                    sampler=make_sampler("nsga2", 0), constraints=True)
+    searcher.set_search_properties("objective", "min", SPACE)  # what Tune passes from TuneConfig
+    assert searcher.metric == ["objective", "objective/2"]
+    searcher.suggest("a")
+    searcher.on_trial_complete("a", {"objective": 2.0, "objective/2": 0.7, "collapse/margin": -1.0})
+    (trial,) = searcher._ot_study.get_trials()
+    assert trial.values == [2.0, 0.7] and len(searcher._ot_study.directions) == 2
+
+
+def test_a_study_in_sqlite_is_continued_and_lost_trials_are_marked(tmp_path):
+    first = _searcher(tmp_path)
+    first.suggest("done")
+    first.on_trial_complete("done", {"objective": 1.0, "collapse/margin": -0.5})
+    first.suggest("running")
+    first.save(str(tmp_path / "searcher.pkl"))  # Tune's experiment snapshot
+    first.suggest("lost")  # asked after the snapshot: the driver dies before the next one
+
+    resumed = _searcher(tmp_path)
+    with restoring_from(str(tmp_path)):  # what `collapsetune resume` does while Tune restores
+        resumed.restore(str(tmp_path / "searcher.pkl"))
+    resumed.on_trial_complete("running", {"objective": 0.5, "collapse/margin": 0.3})
+    study = optuna.load_study(study_name="sweep-1", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    states = [t.state.name for t in study.get_trials()]
+    assert states == ["COMPLETE", "COMPLETE", "FAIL"]  # one study: no copy, the lost trial closed
+    assert "driver crash" in study.get_trials()[2].user_attrs["collapsetune.lost"]
+
+
+def test_a_pickled_searcher_does_not_reopen_its_study_where_the_results_were(tmp_path):
+    import pickle
+
+    searcher = _searcher(tmp_path)
+    blob = pickle.dumps(searcher)  # what tuner.pkl holds
+    (tmp_path / "optuna.db").unlink()
+    pickle.loads(blob)
+    assert not (tmp_path / "optuna.db").exists()
+
+
+@pytest.mark.parametrize("name", ["tpe", "nsga2", "gp"])
+def test_a_searcher_pickles_with_each_sampler(name):
+    searcher = CollapseOptunaSearch(metric="objective", mode="min", sampler=make_sampler(name, 0), seed=0,
+                                    space={"lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)})
+    back = pickle.loads(pickle.dumps(searcher))  # Tune pickles the searcher into every snapshot
+    assert type(back._sampler) is type(searcher._sampler)
+    assert back.suggest("t1")["lr"] > 0  # a lock made anew: the sampler still proposes
