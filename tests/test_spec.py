@@ -436,3 +436,41 @@ def test_wrapper_config_class_accepts_valid_keys(sweeps):
     spec = load_sweep(sweep(sweeps, trainable="mywrap:Typed", config={"width": 4},
                             search_space={"lr": {"uniform": [0.1, 0.2]}}))
     assert spec.config["width"] == 4
+
+
+# --- several objectives, constraint-aware search ------------------------------------------
+
+
+def test_objective_list_loads_and_round_trips(sweeps):
+    path = sweep(sweeps, objective=[{"metric": "val/loss", "mode": "min"}, {"metric": "val/div", "mode": "max"}],
+                 scheduler={"type": "fifo"})
+    spec = load_sweep(path)
+    assert [(o.metric, o.mode) for o in spec.objective.all] == [("val/loss", "min"), ("val/div", "max")]
+    assert spec.objective.metric == "val/loss"  # the first one is `objective` for the scheduler
+    assert spec_to_dict(spec)["objective"] == [{"metric": "val/loss", "mode": "min"},
+                                               {"metric": "val/div", "mode": "max"}]
+
+
+def test_objective_list_errors_name_the_item(sweeps):
+    path = sweep(sweeps, objective=[{"metric": "val/loss", "mode": "min"}, {"metric": "val/div", "mode": "up"}],
+                 scheduler={"type": "fifo"})
+    assert_says(error(path), "objective[1].mode", "up")
+    path = sweep(sweeps, objective=[{"metric": "val/loss", "mode": "min"}, {"metric": "val/loss", "mode": "max"}],
+                 scheduler={"type": "fifo"})
+    assert_says(error(path), "objective", "'val/loss' is listed twice")
+    assert_says(error(sweep(sweeps, objective=[])), "objective", "non-empty list")
+
+
+def test_several_objectives_need_optuna_and_fifo(sweeps):
+    two = [{"metric": "val/loss", "mode": "min"}, {"metric": "val/div", "mode": "max"}]
+    assert_says(error(sweep(sweeps, objective=two)), "scheduler.type", "fifo")
+    assert_says(error(sweep(sweeps, objective=two, scheduler={"type": "fifo"}, search={"algorithm": "random"})),
+                "objective", "algorithm: optuna")
+
+
+def test_constraints_and_sampler_need_optuna(sweeps):
+    text = error(sweep(sweeps, search={"algorithm": "random", "constraints": True, "sampler": "gp"}))
+    assert_says(text, "search.constraints: needs algorithm: optuna", "search.sampler: needs algorithm: optuna")
+    assert_says(error(sweep(sweeps, search={"sampler": "cmaes"})), "search.sampler", "tpe", "nsga2", "gp")
+    spec = load_sweep(sweep(sweeps, search={"constraints": True, "sampler": "nsga2"}))
+    assert spec.search.constraints and spec.search.sampler == "nsga2"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from collapsetune.pareto import front as pareto_front
 from collapsetune.results import (
     ATLAS_DIR,
     HEALTHY,
@@ -80,6 +81,8 @@ class Summary:
     runs_url: str = ""  # MLflow's runs view of the experiment
     atlas: str = ""  # the atlas page, when one was written into the results folder
     notes: list[str] = field(default_factory=list)  # what could not be read
+    objectives: list[list[str]] = field(default_factory=list)  # [metric, mode] of each, with several
+    pareto: list[dict[str, Any]] = field(default_factory=list)  # healthy trials no other beats on all
 
     def to_dict(self) -> dict[str, Any]:
         return _json_safe(asdict(self))
@@ -126,7 +129,20 @@ def summary_of(results: SweepResults) -> Summary:
     best = results.best()
     summary.best = next((r for r in summary.trials if best and r.trial_id == best.trial_id), None)
     summary.atlas = _atlas_page(results.path)
+    if len(sweep.objectives) > 1:
+        summary.objectives = [list(o) for o in sweep.objectives]
+        summary.pareto = _pareto(results)
     return summary
+
+
+def _pareto(results: SweepResults) -> list[dict[str, Any]]:
+    """With several objectives: the healthy trials no other healthy trial beats on all of them."""
+    metrics = [m for m, _ in results.sweep.objectives]
+    healthy = [t for t in results.trials if t.outcome == HEALTHY
+               and all(math.isfinite(t.value(m)) for m in metrics)]
+    on_front = pareto_front([[t.value(m) for m in metrics] for t in healthy],
+                            [mode for _, mode in results.sweep.objectives])
+    return [{"trial_id": healthy[i].trial_id, **{m: healthy[i].value(m) for m in metrics}} for i in on_front]
 
 
 def _row(t: TrialResult, metric: str) -> TrialRow:
@@ -330,6 +346,11 @@ def format_summary(summary: Summary) -> str:
         lines.append(f"    results: {b.path}")
         if b.mlflow_run_id and summary.experiment_id:
             lines.append(f"    mlflow run: {run_url(summary.experiment_id, b.mlflow_run_id, _base(summary))}")
+    if summary.objectives:
+        names = ", ".join(f"{m} ({mode})" for m, mode in summary.objectives)
+        lines.append(f"  Pareto front of healthy trials on {names}: {len(summary.pareto)} trial(s)")
+        lines.extend("    " + "  ".join([p["trial_id"], *(f"{m}={p[m]:.4g}" for m, _ in summary.objectives)])
+                     for p in summary.pareto)
     if summary.atlas:
         lines.append(f"  collapse atlas: {summary.atlas}")
     else:

@@ -173,6 +173,7 @@ class SweepInfo:
     rules: tuple[Rule, ...]
     tracking_uri: str | None
     raw: dict[str, Any] = field(repr=False, default_factory=dict)  # the whole file
+    objectives: tuple[tuple[str, str], ...] = ()  # (metric, mode) of each objective, the first one first
 
     @property
     def horizon(self) -> int:
@@ -319,9 +320,12 @@ def parse_sweep(text: str, source: str = SWEEP_FILE) -> SweepInfo:
         raise ResultsError(f"invalid YAML: {str(exc).splitlines()[0]}", file=source) from None
     if not isinstance(raw, dict):
         raise ResultsError(f"expected a mapping of sweep keys, got {type(raw).__name__}", file=source)
-    objective = raw.get("objective")
-    if not isinstance(objective, dict) or not isinstance(objective.get("metric"), str):
-        raise ResultsError("expected objective: {metric: NAME, mode: min|max}", file=source, key="objective")
+    listed = raw.get("objective")
+    listed = listed if isinstance(listed, list) else [listed]  # a list: several objectives
+    if not all(isinstance(o, dict) and isinstance(o.get("metric"), str) for o in listed):
+        raise ResultsError("expected objective: {metric: NAME, mode: min|max} or a list of them",
+                           file=source, key="objective")
+    objective = listed[0]
     mode = objective.get("mode", "min")
     space = raw.get("search_space") or {}
     dims = {
@@ -337,6 +341,7 @@ def parse_sweep(text: str, source: str = SWEEP_FILE) -> SweepInfo:
         name=str(raw.get("name", "")),
         objective=objective["metric"],
         mode="max" if mode == "max" else "min",
+        objectives=tuple((o["metric"], "max" if o.get("mode") == "max" else "min") for o in listed),
         max_iterations=int(max_it) if _is_number(max_it) else 0,
         search_space={k: d for k, d in dims.items() if d.kind != "const"},
         config={**config, **constants},

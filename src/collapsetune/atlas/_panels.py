@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from collapsetune.pareto import front as pareto_front
 from collapsetune.results import (
     COLLAPSED,
     COLLAPSING,
@@ -307,10 +308,8 @@ def pareto(results: SweepResults) -> Pareto:
     sx = 1.0 if diversity_direction(results) == "max" else -1.0
     sy = 1.0 if results.sweep.mode == "max" else -1.0
     healthy = [p for p in points if p.outcome == HEALTHY]
-    front = [p for p in healthy if not any(
-        sx * q.x >= sx * p.x and sy * q.y >= sy * p.y and (sx * q.x > sx * p.x or sy * q.y > sy * p.y)
-        for q in healthy)]
-    front.sort(key=lambda p: p.x)
+    modes = ["max" if sx > 0 else "min", "max" if sy > 0 else "min"]
+    front = sorted((healthy[i] for i in pareto_front([(p.x, p.y) for p in healthy], modes)), key=lambda p: p.x)
     if not x_metric:
         note = "no collapse rule, so no diversity metric to draw against"
     elif not healthy:
