@@ -357,7 +357,7 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=False)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 4.8), sharey=False)
     styles = {"plain Ray Tune": ("tab:gray", "o"), "collapsetune, MLflow off": ("tab:blue", "s"),
               "collapsetune, MLflow": ("tab:red", "^")}
     dashes = {1: ":", 10: "--", 20: "-"}
@@ -370,7 +370,6 @@ def plot(rows: list[dict], path: Path) -> None:
                 if points:
                     ax.plot(*zip(*points), color=color, marker=marker, linestyle=dashes.get(rate, "-"),
                             label=f"{runner}, {rate:g}/s")
-        asked = sorted({(r["trials"], r["asked_results_per_s"]) for r in rows})
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xticks(sorted({r["trials"] for r in rows}), [str(t) for t in sorted({r["trials"] for r in rows})])
@@ -378,10 +377,9 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_ylabel("results per second")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
-        del asked
-    axes[0].legend(fontsize=7, ncol=1)
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=7, loc="center right")
     fig.suptitle(f"Driver throughput on {CPUS} cores (a report every 1/rate s per trial)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.82, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
 
