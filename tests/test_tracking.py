@@ -194,3 +194,44 @@ def test_batches_keep_whole_reports_within_mlflow_limits():
     assert [len(m) for m, _ in batches] == [600, 610, 1000, 1000, 500]
     # the step tag rides with the last piece of the reports a batch holds
     assert [[t.value for t in tags] for _, tags in batches] == [["1"], ["3"], [], [], ["4"]]
+
+
+class _CountingClient:
+    """Stands in for MlflowClient inside the writer thread: records each write, in order."""
+
+    def __init__(self):
+        self.writes: list[tuple] = []
+
+    def log_batch(self, run_id, metrics=(), tags=()):
+        self.writes.append(("log_batch", run_id, sorted({m.step for m in metrics})))
+
+
+def _report(writer, run_id: str, step: int) -> None:
+    writer.log(run_id, step, [Metric("val/loss", 1.0 / step, 0, step)], [RunTag("collapsetune.step", str(step))])
+
+
+def test_reports_waiting_together_go_in_one_log_batch_per_run():
+    from collapsetune.tracking import _Writer
+
+    client = _CountingClient()
+    writer = _Writer(lambda: client, linger_s=5.0)  # a flush cuts the linger short
+    for step in range(1, 6):
+        _report(writer, "a", step)
+        _report(writer, "b", step)
+    writer.close()
+    assert sorted(client.writes) == [("log_batch", "a", [1, 2, 3, 4, 5]), ("log_batch", "b", [1, 2, 3, 4, 5])]
+
+
+def test_a_write_for_one_run_follows_that_runs_reports_and_leaves_the_others_batching():
+    from collapsetune.tracking import _Writer
+
+    client = _CountingClient()
+    writer = _Writer(lambda: client, linger_s=5.0)
+    _report(writer, "a", 1)
+    _report(writer, "b", 1)
+    writer.data(lambda c: c.writes.append(("samples", "a")), "a")  # e.g. a's samples.md
+    _report(writer, "a", 2)
+    _report(writer, "b", 2)
+    writer.close()
+    assert client.writes[:2] == [("log_batch", "a", [1]), ("samples", "a")]
+    assert sorted(client.writes[2:]) == [("log_batch", "a", [2]), ("log_batch", "b", [1, 2])]

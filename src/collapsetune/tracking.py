@@ -221,7 +221,7 @@ class MlflowTracking(tune.Callback):
                 client.log_batch(run_id, tags=tags)
             client.set_terminated(run_id, status)
 
-        self._writer.data(finish)
+        self._writer.data(finish, run_id)
 
     def _publish(self, client: MlflowClient) -> None:
         from collapsetune.insight import publish_sweep
@@ -235,7 +235,7 @@ class MlflowTracking(tune.Callback):
 
     def _write_samples(self, run_id: str, trial_id: str) -> None:
         text = _samples_markdown(self._samples[trial_id])
-        self._writer.data(lambda client: client.log_text(run_id, text, SAMPLES_FILE))
+        self._writer.data(lambda client: client.log_text(run_id, text, SAMPLES_FILE), run_id)
 
     def _retire_orphans(self, client: MlflowClient, known: set[str]) -> None:
         """Moves runs of trials this sweep re-ran under a new id to MLflow's trash (recoverable).
@@ -335,7 +335,7 @@ class _Writer:
     is slower than the trials, `log` blocks Tune's loop instead of growing without end.
     """
 
-    def __init__(self, connect: Callable[[], MlflowClient], max_pending: int = 20_000):
+    def __init__(self, connect: Callable[[], MlflowClient], max_pending: int = 20_000, linger_s: float = 0.2):
         self._connect = connect  # called on the thread: opening a store can take seconds
         self.client: MlflowClient | None = None
         self._broken: Exception | None = None  # why the store could not be opened
@@ -344,6 +344,11 @@ class _Writer:
         self._calls: queue.SimpleQueue = queue.SimpleQueue()  # run creation goes first
         self._ops: queue.Queue = queue.Queue(maxsize=max_pending)
         self._wake = threading.Semaphore(0)
+        # Reports wait up to linger_s to be written, so that each log_batch carries many
+        # reports of a run, not one: a SQLite write costs ~10-20 ms whatever its size
+        # (docs/benchmarks.md, driver throughput). A flush or a run creation cuts it short.
+        self._linger_s = linger_s
+        self._hurry = threading.Event()
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="collapsetune-mlflow", daemon=True)
         self._thread.start()
@@ -351,19 +356,23 @@ class _Writer:
     def call(self, fn: Callable[[MlflowClient], Any]) -> Future:
         future: Future = Future()
         self._calls.put((fn, future))
+        self._hurry.set()
         self._wake.release()
         return future
 
     def log(self, run_id: str, step: int, metrics: list[Metric], tags: list[RunTag]) -> None:
         self._put(("log", run_id, step, metrics, tags))
 
-    def data(self, fn: Callable[[MlflowClient], Any]) -> None:
-        self._put(("data", fn))
+    def data(self, fn: Callable[[MlflowClient], Any], run_id: str | None = None) -> None:
+        """Queues a write; with `run_id`, one that touches only that run, so only that run's
+        waiting reports need writing before it (the others keep batching)."""
+        self._put(("data", fn, run_id))
 
     def flush(self) -> None:
         """Returns once everything queued before it is written (or dropped)."""
         done = threading.Event()
         self._put(("flush", done))
+        self._hurry.set()
         done.wait()
 
     def close(self) -> None:
@@ -388,6 +397,11 @@ class _Writer:
             self._broken = exc
         while True:
             self._wake.acquire()
+            if not self._closed:
+                self._hurry.wait(self._linger_s)
+            self._hurry.clear()
+            while self._wake.acquire(blocking=False):  # everything queued so far is taken below
+                pass
             while not self._calls.empty():
                 fn, future = self._calls.get()
                 try:
@@ -412,8 +426,11 @@ class _Writer:
             if op[0] == "log":
                 pending.setdefault(op[1], []).append(op[2:])
                 continue
-            self._write_reports(pending)  # whatever came before this op is written first
-            pending = {}
+            if op[0] == "data" and op[2] is not None:  # one run's write: after that run's reports
+                self._write_reports({op[2]: pending.pop(op[2], [])})
+            else:  # whatever came before this op is written first
+                self._write_reports(pending)
+                pending = {}
             if op[0] == "flush":
                 op[1].set()
             else:
