@@ -31,7 +31,7 @@ from collapsetune.errors import SpecError
 from collapsetune.registry import resolve_trainable, wrapper_modules
 from collapsetune.spec import MlflowSpec, SweepSpec, dump_spec, load_sweep, param_space
 from collapsetune.storage import driver_lock, experiment_states, location, new_folder, read_text, rename, write_text
-from collapsetune.trainable import TrialPlan, has_state, make_trainable
+from collapsetune.trainable import TrialPlan, has_state, make_trainable, objective_key
 
 SWEEP_FILE = "sweep.yaml"  # the resolved sweep, written into every results folder
 LAUNCH_FILE = "collapsetune.json"  # where the sweep came from, for `resume`
@@ -131,7 +131,7 @@ def make_searcher(spec: SweepSpec, concurrency: int, experiment_path: str | None
         from collapsetune.searchers import STUDY_FILE, CollapseOptunaSearch, make_sampler, study_storage
 
         objectives = spec.objective.all
-        metrics = ["objective", *(f"objective/{i}" for i in range(2, len(objectives) + 1))]
+        metrics = [objective_key(i) for i in range(1, len(objectives) + 1)]
         several = len(objectives) > 1
         local = experiment_path is not None and "://" not in experiment_path
         searcher = CollapseOptunaSearch(

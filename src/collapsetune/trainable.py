@@ -61,6 +61,11 @@ class TrialPlan:
         return WORST_OBJECTIVE if (mode or self.mode) == "min" else -WORST_OBJECTIVE
 
 
+def objective_key(i: int) -> str:
+    """The result key of the i-th objective (1-based): `objective`, then `objective/2`, ..."""
+    return "objective" if i == 1 else f"objective/{i}"
+
+
 def make_trainable(plan: TrialPlan, name: str) -> type[CollapseTrainable]:
     """A `CollapseTrainable` subclass bound to one sweep's plan, named for Ray's tables."""
     safe = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
@@ -114,7 +119,7 @@ class CollapseTrainable(tune.Trainable):
         # An inconclusive trial keeps its objective: it is not known to be collapsed.
         result["objective"] = self.plan.worst() if verdict.stopping else metrics[self.plan.metric]
         for i, (metric, mode) in enumerate(self.plan.more, start=2):  # several objectives: Optuna reads these
-            result[f"objective/{i}"] = self.plan.worst(mode) if verdict.stopping else metrics[metric]
+            result[objective_key(i)] = self.plan.worst(mode) if verdict.stopping else metrics[metric]
         result["collapse/detected"] = int(verdict.status == COLLAPSED)
         result[MARGIN_KEY] = self.monitor.margin()
         result[STATUS_KEY] = verdict.status
@@ -276,4 +281,4 @@ def has_state(wrapper_cls: type) -> bool:
 
 
 __all__: Sequence[str] = ["CPU_KEY", "WORST_OBJECTIVE", "CollapseTrainable", "TrialPlan", "TrialTimeout",
-                         "has_state", "make_trainable"]
+                         "has_state", "make_trainable", "objective_key"]
