@@ -4,14 +4,20 @@ home (an MLflow store, results, caches), and a failing test says which one wrote
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
+
+# Hypothesis keeps its example database in ./.hypothesis, created while test modules are
+# collected: point it at a temporary folder before that (the OS cleans /tmp).
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="collapsetune-hypothesis-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 START = Path.cwd()
 # What a sweep or a tracking client leaves where it runs when a test forgets its tmp_path.
-_USER_DATA = ("mlflow.db", "mlruns", "mlartifacts", "results", "ray_results", "optuna.db")
+_USER_DATA = ("mlflow.db", "mlruns", "mlartifacts", "results", "ray_results", "optuna.db", ".hypothesis")
 
 
 @pytest.fixture(autouse=True, scope="session")
