@@ -235,3 +235,39 @@ def test_a_write_for_one_run_follows_that_runs_reports_and_leaves_the_others_bat
     writer.close()
     assert client.writes[:2] == [("log_batch", "a", [1]), ("samples", "a")]
     assert sorted(client.writes[2:]) == [("log_batch", "a", [2]), ("log_batch", "b", [1, 2])]
+
+
+def test_a_pbt_copy_continues_the_runs_steps_and_is_listed_also_across_a_resume(tmp_path):
+    # PBT copies trial "d"'s checkpoint at its report 2 into trial "a", which had collapsed
+    # at report 3: a's next report is numbered 3 by Ray, but its run goes on at step 4.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
+    first.setup()
+    a = _trial("a")
+    first.on_trial_start(0, [], a)
+    for t, status in ((1, "inconclusive"), (2, "inconclusive"), (3, "collapsed")):
+        first.on_trial_result(0, [], a, {"training_iteration": t, "val/loss": 3.0 - t, "collapse.status": status,
+                                         "collapse.reason": "unique_tokens=4 < 20" if status == "collapsed" else ""})
+    copied = {"pbt.donor": "d", "pbt/donor_report": 2}
+    first.on_trial_result(0, [], a, {"training_iteration": 3, "val/loss": 0.5, "collapse.status": "inconclusive",
+                                     **copied})
+    snapshot = first.get_state()
+
+    # A resumed driver restores the same copied checkpoint and reports its report 3 again,
+    # then goes on: nothing is logged twice and the offset holds.
+    resumed = pickle.loads(pickle.dumps(first))
+    resumed.set_state(snapshot)
+    resumed.setup()
+    resumed.on_trial_restore(0, [], a)
+    resumed.on_trial_result(0, [], a, {"training_iteration": 3, "val/loss": 0.5, **copied})
+    resumed.on_trial_result(0, [], a, {"training_iteration": 4, "val/loss": 0.4, "collapse.status": "healthy"})
+    resumed.on_experiment_end([a])
+
+    client = MlflowClient(uri)
+    (run,) = _runs(uri)
+    history = [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val/loss")]
+    assert history == [(1, 2.0), (2, 1.0), (3, 0.0), (4, 0.5), (5, 0.4)]
+    assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "pbt/donor_report")] == [(4, 2.0)]
+    assert run.data.tags["collapsetune.step_offset"] == "1"
+    assert run.data.tags["collapsetune.pbt.exploits"] == (
+        "step 4 after collapsed (unique_tokens=4 < 20): took the checkpoint of trial d at its report 2")

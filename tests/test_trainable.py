@@ -63,6 +63,40 @@ def test_rule_state_and_model_travel_through_a_checkpoint(tmp_path):
     assert result["training_iteration"] == 3 and result["collapse.status"] == "collapsed"
 
 
+def test_a_checkpoint_of_another_trial_brings_its_model_and_fresh_rules(tmp_path):
+    # PBT copies trial "d"'s checkpoint into trial "a", whose perturbed config still collapses.
+    from types import SimpleNamespace
+
+    def trial(trial_id: str, lr: float):
+        # What Tune hands a trainable about its trial (ray.tune.experiment.trial._TrialInfo).
+        info = SimpleNamespace(trial_id=trial_id, trial_name=f"Toy_{trial_id}", experiment_name="x",
+                               trial_resources=None)
+        return _trainable(tmp_path, {"lr": lr, "__trial_info__": info}, mutable=("lr",),
+                          grace_after_copy=1)
+
+    donor = trial("d", 0.01)
+    for _ in range(3):
+        donor.train()
+    saved = donor.save(str(tmp_path / "donor"))
+    rescued = trial("a", 0.2)
+    rescued.restore(saved)
+    results = [rescued.train() for _ in range(3)]
+    assert [r["training_iteration"] for r in results] == [4, 5, 6]
+    assert (results[0]["pbt.donor"], results[0]["pbt/donor_report"]) == ("d", 3)
+    assert all("pbt.donor" not in r for r in results[1:])
+    assert results[0]["config/lr"] == 0.2
+    # Fresh rules: report 4 is their grace (grace_after_copy); they judge from the trial's
+    # report 6, not 3.
+    assert results[0]["collapse.status"] == "inconclusive"
+    assert results[0]["collapse.reason"] == "a rule on collapse/unique_tokens can judge from report 6"
+    assert results[2]["collapse.status"] == "collapsed" and results[2]["collapse.iteration"] == 6
+    # Its own checkpoint, restored later (a resume), is not a copy.
+    own = rescued.save(str(tmp_path / "own"))
+    again = trial("a", 0.2)
+    again.restore(own)
+    assert "pbt.donor" not in again.train()
+
+
 def test_a_damaged_checkpoint_falls_back_to_the_intact_one_before_it(tmp_path):
     trial = tmp_path / "trial"
     first = _trainable(tmp_path, {"lr": 0.01})

@@ -124,3 +124,30 @@ def test_a_model_missing_a_method_cannot_be_built():
 
     with pytest.raises(TypeError, match="evaluate"):
         NoEvaluate({})
+
+
+def test_loading_another_checkpoint_keeps_this_configs_optimizer_settings():
+    # PBT copies a trial's checkpoint into a trial with a perturbed config: weights and the
+    # optimizer's state come from the checkpoint, its lr from the config it runs with now.
+    @dataclasses.dataclass(frozen=True)
+    class AdamConfig(ToyLMConfig):
+        weight_decay: float = 0.0
+
+    class ConstantAdam(ToyLM):  # no schedule: the lr stays what the optimizer holds
+        config_class = AdamConfig
+
+        def build(self, cfg):
+            model, _ = super().build(cfg)
+            return model, torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+        def lr_at(self, step):
+            return None
+
+    donor = ConstantAdam({"lr": 0.05, "weight_decay": 0.1})
+    donor.step()
+    copy_ = ConstantAdam({"lr": 0.01, "weight_decay": 0.3})
+    copy_.load_state_dict(donor.state_dict())
+    group = copy_.optimizer.param_groups[0]
+    assert (group["lr"], group["weight_decay"]) == (0.01, 0.3)
+    assert copy_.optimizer.state_dict()["state"][0]["step"] == donor.steps  # Adam's moments came along
+    assert all(torch.equal(a, b) for a, b in zip(copy_.model.parameters(), donor.model.parameters()))

@@ -195,7 +195,8 @@ def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_
                 # every checkpoint_interval_s (CollapseTrainable), and Tune makes one at the end.
                 checkpoint_frequency=(spec.checkpoint_frequency or 0) if checkpoints else 0,
                 checkpoint_at_end=checkpoints,
-                num_to_keep=spec.checkpoint_num_to_keep,
+                num_to_keep=spec.checkpoint_num_to_keep and max(spec.checkpoint_num_to_keep,
+                                                                spec.scheduler.checkpoints_kept),
             ),
             # Files a wrapper writes (figures) reach the results folder, and from there MLflow.
             sync_config=tune.SyncConfig(sync_artifacts=True),
@@ -222,6 +223,8 @@ def _trainable(spec: SweepSpec) -> type:
         checkpoint_interval_s=spec.checkpoint_interval_s if stateful and spec.checkpoint_frequency is None else None,
         report_timeout_s=spec.report_timeout_s,
         trial_timeout_s=spec.trial_timeout_s,
+        mutable=spec.scheduler.mutable,
+        grace_after_copy=spec.scheduler.grace_after_copy,
     )
     trainable = make_trainable(plan, spec.trainable.rsplit(":", 1)[-1].rsplit(".", 1)[-1])
     return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})

@@ -1,5 +1,5 @@
 """What `collapsetune run` prints while a sweep runs: a line when a trial starts, when its
-verdict turns, when it ends and why, and every `interval` seconds one line on where the
+verdict turns, when PBT copies another trial into it, when it ends and why, and every `interval` seconds one line on where the
 sweep stands. Ray Tune's own tables (every metric of every trial, every few seconds) are
 turned off in its place; everything is still in the results folder and in MLflow.
 
@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from ray import tune
 
 from collapsetune.collapse import INCONCLUSIVE, REASON_KEY, STATUS_KEY, STOPPING
+from collapsetune.trainable import DONOR_KEY, DONOR_REPORT_KEY
 
 
 class Progress(tune.Callback):
@@ -49,6 +50,9 @@ class Progress(tune.Callback):
         self._start = self._last_status = time.monotonic()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if trial.trial_id in self._last:
+            return  # PBT paused it and now runs it again: no news
+        self._last[trial.trial_id] = {}
         knobs = ", ".join(f"{k}={_short(trial.config[k])}" for k in self.searched if k in trial.config)
         self._say(f"{_name(trial)} started{': ' + knobs if knobs else ''}")
 
@@ -59,6 +63,10 @@ class Progress(tune.Callback):
         if status in STOPPING and before not in STOPPING:
             self._say(f"{_name(trial)} {status} at report {result.get('training_iteration')}: "
                       f"{result.get(REASON_KEY, '')}")
+        if DONOR_KEY in result:
+            knobs = ", ".join(f"{k}={_short(trial.config[k])}" for k in self.searched if k in trial.config)
+            self._say(f"{_name(trial)} took the checkpoint of trial {result[DONOR_KEY]} (its report "
+                      f"{int(result.get(DONOR_REPORT_KEY, 0))}) with {knobs}")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._say(f"{_name(trial)} failed; retrying from its last checkpoint "

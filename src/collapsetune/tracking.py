@@ -14,6 +14,11 @@ A tracking failure never ends a sweep: a write MLflow refuses is dropped with a 
 (once per kind of failure) and counted on the parent run. Metric and param names MLflow
 cannot store (`acc@1`) are renamed (`acc_1`), and the run's `collapsetune.renamed.*` tags
 say what each new name was.
+
+A run's steps are its trial's reports, counted in order. Under PBT a trial that takes another
+trial's checkpoint continues from that trial's report number; its run's steps go on from its
+own last one (`collapsetune.step_offset`), and `collapsetune.pbt.exploits` lists each copy
+(which trial, at which of its reports), so a rescued trial reads as one history.
 """
 
 from __future__ import annotations
@@ -34,11 +39,11 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from collapsetune.collapse import ERROR, INCONCLUSIVE, ITERATION_KEY, REASON_KEY, STATUS_KEY
+from collapsetune.collapse import ERROR, INCONCLUSIVE, ITERATION_KEY, REASON_KEY, STATUS_KEY, STOPPING
 from collapsetune.credentials import client_uri, live_uri, redact_uri
 from collapsetune.mlflow_names import KEY_MAX as _KEY_MAX
 from collapsetune.mlflow_names import flatten, mlflow_key
-from collapsetune.trainable import ARTIFACTS_DIR
+from collapsetune.trainable import ARTIFACTS_DIR, DONOR_KEY, DONOR_REPORT_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +59,8 @@ LAUNCH_TAG = "collapsetune.launch_id"  # ties it to its launch even when the fol
 TRIAL_TAG = "ray.trial_id"
 ORPHAN_TAG = "collapsetune.orphan"  # why a run was moved to the trash on resume
 STEP_TAG = "collapsetune.step"  # last report logged to a run
+OFFSET_TAG = "collapsetune.step_offset"  # run step - the trial's report number, after PBT exploits
+EXPLOITS_TAG = "collapsetune.pbt.exploits"  # one line per checkpoint PBT copied into the trial
 ERROR_TAG = "collapsetune.error"
 NOTE_TAG = "mlflow.note.content"  # a run's description in MLflow's UI
 RENAMED_PREFIX = "collapsetune.renamed."  # + MLflow's name -> the name the wrapper reported
@@ -91,6 +98,8 @@ class MlflowTracking(tune.Callback):
         self.parent_run_id = ""
         self._runs: dict[str, str] = {}  # trial id -> child run id
         self._logged: dict[str, int] = {}  # trial id -> last step already in MLflow (or queued)
+        self._offsets: dict[str, int] = {}  # trial id -> run step minus report number (PBT exploits)
+        self._exploits: dict[str, list[str]] = {}  # trial id -> its EXPLOITS_TAG lines
         self._verdicts: dict[str, list[RunTag]] = {}  # trial id -> verdict tags last logged
         self._samples: dict[str, list[tuple[int, str]]] = {}  # trial id -> (step, text) so far
         self._names = _Names()
@@ -142,8 +151,11 @@ class MlflowTracking(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         run_id = self._run_for(trial)
-        step = int(result.get("training_iteration", 0))
-        if not run_id or step <= self._logged.get(trial.trial_id, 0):
+        if not run_id:
+            return
+        tags = self._exploit_tags(trial.trial_id, result) if DONOR_KEY in result else []
+        step = int(result.get("training_iteration", 0)) + self._offsets.get(trial.trial_id, 0)
+        if step <= self._logged.get(trial.trial_id, 0):
             return  # re-reported after a restore from checkpoint: MLflow has this step
         self._logged[trial.trial_id] = step
         timestamp = int(1000 * result.get("timestamp", 0))
@@ -152,7 +164,7 @@ class MlflowTracking(tune.Callback):
             for key, value in result.items()
             if key not in _NOT_METRICS and _is_number(value)
         ]
-        tags = [RunTag(STEP_TAG, str(step))]
+        tags.append(RunTag(STEP_TAG, str(step)))
         verdict = _verdict_tags(result)
         changed = verdict != self._verdicts.get(trial.trial_id)
         if changed:  # tags cost a write each: only on change
@@ -168,6 +180,21 @@ class MlflowTracking(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finish(trial, "FINISHED")
+
+    def _exploit_tags(self, trial_id: str, result: dict) -> list[RunTag]:
+        """PBT copied another trial's checkpoint into this one: its run goes on from its own last
+        step, and the copy is listed. Nothing when this first report after the copy is a replay
+        (a resumed driver restoring the same copied checkpoint): the offset already counts it."""
+        copied = f"trial {result[DONOR_KEY]} at its report {int(result.get(DONOR_REPORT_KEY, 0))}"
+        lines = self._exploits.setdefault(trial_id, [])
+        if lines and lines[-1].endswith(copied):
+            return []
+        logged = self._logged.get(trial_id, 0)
+        self._offsets[trial_id] = logged + 1 - int(result.get("training_iteration", 0))
+        before = {t.key: t.value for t in self._verdicts.get(trial_id, [])}
+        why = f" after {before[STATUS_KEY]} ({before.get(REASON_KEY, '')})" if before.get(STATUS_KEY) in STOPPING else ""
+        lines.append(f"step {logged + 1}{why}: took the checkpoint of {copied}")
+        return [RunTag(OFFSET_TAG, str(self._offsets[trial_id])), RunTag(EXPLOITS_TAG, "\n".join(lines)[-_TAG_MAX:])]
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finish(trial, "FAILED", error=_error_text(trial))
@@ -308,6 +335,8 @@ class MlflowTracking(tune.Callback):
             run = found[0]
             client.update_run(run.info.run_id, status="RUNNING")
             self._logged[trial.trial_id] = int(run.data.tags.get(STEP_TAG, 0))
+            self._offsets[trial.trial_id] = int(run.data.tags.get(OFFSET_TAG, 0))
+            self._exploits[trial.trial_id] = run.data.tags.get(EXPLOITS_TAG, "").splitlines()
             self._samples[trial.trial_id] = _read_samples(client, run.info.run_id)
             return run.info.run_id
         run = client.create_run(

@@ -5,6 +5,10 @@ sweep's collapse rules on the metrics, and adds `objective`, `collapse/detected`
 `collapse/margin` and the verdict (`collapse.status`, `collapse.reason`, and
 `collapse.iteration` once collapsed or diverged) to the result. The rule state is saved
 with the wrapper's state in the trial's checkpoint.
+
+Under PBT a trial may restore another trial's checkpoint (an exploit): it keeps that
+trial's weights but gets its own, perturbed config and fresh collapse rules (grace
+included), and its next result names the donor (`pbt.donor`, `pbt/donor_report`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ WORST_OBJECTIVE = 1.0e9
 CHECKPOINT_FILE = "collapsetune_state.pt"
 ARTIFACTS_DIR = "artifacts"  # in each trial's folder: files a wrapper's write_artifacts() made
 CPU_KEY = "time/cpu_s"  # CPU seconds the trial's process used since its previous report
+DONOR_KEY = "pbt.donor"  # on the first report after a PBT exploit: the trial whose checkpoint it took
+DONOR_REPORT_KEY = "pbt/donor_report"  # ... and that trial's report the checkpoint was made at
+CONFIG_PREFIX = "config/"  # a mutable knob's value on each report, e.g. config/lr
 
 
 @dataclass(frozen=True)
@@ -53,9 +60,15 @@ class TrialPlan:
     checkpoint_interval_s: float | None = None  # ask Tune for a checkpoint this often; None: never by time
     report_timeout_s: float | None = None  # a step() running longer fails the trial
     trial_timeout_s: float | None = None  # and so does a trial running longer in all
+    mutable: tuple[str, ...] = ()  # config keys PBT changes mid-trial, reported as config/<key>
+    grace_after_copy: int = 0  # each rule's grace at most this after PBT copies a checkpoint in
 
-    def monitor(self) -> CollapseMonitor:
-        return CollapseMonitor(self.rules, divergence_metrics=tuple(dict.fromkeys(("train/loss", "val/loss", self.metric))))
+    def monitor(self, reports_before: int | None = None) -> CollapseMonitor:
+        """The rules' fresh state for a trial; `reports_before`: for a copy PBT made after that
+        many reports (shorter grace, the trial's own report numbers)."""
+        rules = self.rules if reports_before is None else tuple(r.after_copy(self.grace_after_copy) for r in self.rules)
+        return CollapseMonitor(rules, divergence_metrics=tuple(dict.fromkeys(("train/loss", "val/loss", self.metric))),
+                               reports_before=reports_before or 0)
 
     def worst(self, mode: str | None = None) -> float:
         return WORST_OBJECTIVE if (mode or self.mode) == "min" else -WORST_OBJECTIVE
@@ -105,6 +118,7 @@ class CollapseTrainable(tune.Trainable):
         self._node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
         self._checkpointed_at = time.monotonic()
         self._hung = False  # a step() overran its time and may still be running in a thread
+        self._donor: tuple[str, int] | None = None  # (trial id, report) of a checkpoint PBT copied in
 
     def step(self) -> dict[str, Any]:
         metrics = {k: _number(k, v) for k, v in self._timed_step().items()}
@@ -127,6 +141,13 @@ class CollapseTrainable(tune.Trainable):
         if verdict.stopping:
             result[ITERATION_KEY] = verdict.iteration
         result["node_id"] = self._node_id  # which Ray node ran this report (hostnames may repeat)
+        for key in self.plan.mutable:  # PBT changes these mid-trial: MLflow plots them per report
+            value = self.config.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                result[CONFIG_PREFIX + key] = float(value)
+        if self._donor is not None:
+            result[DONOR_KEY], result[DONOR_REPORT_KEY] = self._donor
+            self._donor = None
         interval = self.plan.checkpoint_interval_s
         if interval is not None and time.monotonic() - self._checkpointed_at >= interval:
             result["should_checkpoint"] = True  # Tune saves a checkpoint after this report
@@ -178,7 +199,7 @@ class CollapseTrainable(tune.Trainable):
                                f"({which}); the trial is failed and its slot freed") from None
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
-        state = {"monitor": self.monitor.state_dict(), "iteration": self.iteration}
+        state = {"monitor": self.monitor.state_dict(), "iteration": self.iteration, "trial_id": self.trial_id}
         if hasattr(self.wrapper, "state_dict"):
             state["wrapper"] = self.wrapper.state_dict()
         # Written whole or not at all: a full disk fails this save (the trial is retried from
@@ -193,7 +214,14 @@ class CollapseTrainable(tune.Trainable):
             state = _read_state(checkpoint_dir)
         except Exception as exc:  # noqa: BLE001 - damaged or unreadable: try the one before
             state = self._older_state(checkpoint_dir, exc)
-        self.monitor.load_state_dict(state["monitor"])
+        owner = state.get("trial_id", self.trial_id)  # checkpoints from before trial ids were kept are its own
+        if owner == self.trial_id:
+            self.monitor.load_state_dict(state["monitor"])
+        else:
+            # PBT copied another trial's checkpoint into this one (an exploit): its weights, but
+            # this trial's config, and fresh rules whose grace lets the new config settle.
+            self.monitor = self.plan.monitor(reports_before=int(state["iteration"]))
+            self._donor = (str(owner), int(state["iteration"]))
         if "wrapper" in state:
             self.wrapper.load_state_dict(state["wrapper"])
 
@@ -280,5 +308,5 @@ def has_state(wrapper_cls: type) -> bool:
     return all(callable(getattr(wrapper_cls, m, None)) for m in ("state_dict", "load_state_dict"))
 
 
-__all__: Sequence[str] = ["CPU_KEY", "WORST_OBJECTIVE", "CollapseTrainable", "TrialPlan", "TrialTimeout",
+__all__: Sequence[str] = ["CONFIG_PREFIX", "CPU_KEY", "DONOR_KEY", "DONOR_REPORT_KEY", "WORST_OBJECTIVE", "CollapseTrainable", "TrialPlan", "TrialTimeout",
                          "has_state", "make_trainable", "objective_key"]

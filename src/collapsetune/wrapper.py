@@ -239,8 +239,15 @@ class TorchWrapper(abc.ABC):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Model, optimizer state, counters and random state from ``state``; the optimizer's
+        hyperparameters (lr, weight decay, betas, ...) stay the ones ``build`` set from this
+        wrapper's config. Restoring its own checkpoint that changes nothing; under PBT, where
+        a trial takes another's checkpoint with a perturbed config, the perturbed lr counts."""
         self.model.load_state_dict(state["model"])
+        configured = [{k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups]
         self.optimizer.load_state_dict(state["optimizer"])
+        for group, settings in zip(self.optimizer.param_groups, configured):
+            group.update(settings)
         self.steps = int(state["steps"])
         self.reports = int(state["reports"])
         self.diverged = bool(state["diverged"])

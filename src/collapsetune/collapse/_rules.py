@@ -18,6 +18,7 @@ and `error` is what a trial whose code failed gets in summaries and MLflow.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -110,9 +111,15 @@ class Rule:
             return {"all": [c.to_yaml() for c in self.conditions], **counts}
         return {**self.conditions[0].to_yaml(), **counts}
 
-    def build(self) -> CollapseRule:
-        """A fresh, stateful check of this rule for one trial."""
-        return CollapseRule(self)
+    def after_copy(self, grace: int) -> Rule:
+        """This rule with at most `grace` reports of grace: what a trial gets after PBT copies a
+        trained checkpoint into it."""
+        return dataclasses.replace(self, grace=min(self.grace, grace))
+
+    def build(self, reports_before: int = 0) -> CollapseRule:
+        """A fresh, stateful check of this rule for one trial, which has made `reports_before`
+        reports before the check starts (a PBT exploit restarts the rules part-way)."""
+        return CollapseRule(self, reports_before)
 
 
 def _each_condition(raw: list) -> list[Condition]:
@@ -137,8 +144,9 @@ class CollapseRule:
         (None, 'collapse/unique_tokens=4 < 20 for 2 reports')
     """
 
-    def __init__(self, rule: Rule):
+    def __init__(self, rule: Rule, reports_before: int = 0):
         self.rule = rule
+        self._before = reports_before  # the trial's reports before this check started, for messages
         self._seen = 0  # reports received
         self._streak = 0  # consecutive reports on which every condition held
         self._values: dict[str, list[float]] = {m: [] for m in rule.metrics}  # after grace
@@ -177,7 +185,8 @@ class CollapseRule:
         if self._streak:
             return f"{self._what()} for {self._streak} of {_reports(self.rule.patience)}"
         if self._seen < self.rule.earliest_report:
-            return f"a rule on {', '.join(self.metrics)} can judge from report {self.rule.earliest_report}"
+            return (f"a rule on {', '.join(self.metrics)} can judge from report "
+                    f"{self._before + self.rule.earliest_report}")
         return ""
 
     def margin(self) -> float:
@@ -232,11 +241,15 @@ class CollapseMonitor:
         'collapsed'
     """
 
-    def __init__(self, rules: Sequence[Rule], divergence_metrics: Sequence[str] = ("train/loss", "val/loss")):
-        self.rules = [rule.build() for rule in rules]
+    def __init__(self, rules: Sequence[Rule], divergence_metrics: Sequence[str] = ("train/loss", "val/loss"),
+                 reports_before: int = 0):
+        self.rules = [rule.build(reports_before) for rule in rules]
         self.divergence_metrics = tuple(divergence_metrics)
         self.verdict = Verdict(HEALTHY if not self.rules else INCONCLUSIVE)
-        self._reports = 0
+        # Reports the trial made before this monitor started watching it (a PBT exploit gives
+        # a trial fresh rules, grace included, part-way through): verdicts name the trial's
+        # own report numbers.
+        self._reports = reports_before
 
     def update(self, metrics: Mapping[str, float]) -> Verdict:
         """Feeds one report and returns the (possibly unchanged) verdict."""

@@ -9,6 +9,7 @@ docs/sweep-format.md.
 from __future__ import annotations
 
 from collapsetune.schedulers._asha import CollapseASHA
-from collapsetune.spec._schedulers import SCHEDULERS, Asha, Fifo, Scheduler
+from collapsetune.schedulers._pbt import CollapsePBT
+from collapsetune.spec._schedulers import SCHEDULERS, Asha, Fifo, Pbt, Scheduler
 
-__all__ = ["SCHEDULERS", "Asha", "CollapseASHA", "Fifo", "Scheduler"]
+__all__ = ["SCHEDULERS", "Asha", "CollapseASHA", "CollapsePBT", "Fifo", "Pbt", "Scheduler"]

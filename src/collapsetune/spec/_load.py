@@ -151,9 +151,11 @@ def load_sweep(
 def _check_wrapper_config(wrapper: type, spec: SweepSpec) -> list[SpecError]:
     """What the wrapper declares (collapsetune.wrapper), checked so a mistake fails here, not on
     a worker: config and search-space keys, value types and values against its `config_class`;
-    the objective's and the collapse rules' metrics against its `reported_metrics`.
+    the objective's and the collapse rules' metrics against its `reported_metrics`; what the
+    scheduler needs of it (PBT: state to copy).
     """
-    return _config_errors(wrapper, spec) + _metric_errors(wrapper, spec)
+    scheduler = [e.within("scheduler") for e in spec.scheduler.wrapper_problems(wrapper)]
+    return _config_errors(wrapper, spec) + _metric_errors(wrapper, spec) + scheduler
 
 
 def _config_errors(wrapper: type, spec: SweepSpec) -> list[SpecError]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from collapsetune.errors import SpecError
-from collapsetune.spec._base import Section, limited, show
+from collapsetune.spec._base import Section, limited, show, thaw
 
 if TYPE_CHECKING:
     from ray.tune.schedulers import TrialScheduler
@@ -33,6 +33,12 @@ class Scheduler(Section):
     """Base of the scheduler sections; `from_yaml` picks the class by `type`."""
 
     rescues_collapsed: ClassVar[bool] = False
+    # It changes trials' configs itself (PBT); Ray runs such a scheduler only with random search.
+    makes_configs: ClassVar[bool] = False
+    mutable: ClassVar[tuple[str, ...]] = ()  # config keys it changes in running trials
+    grace_after_copy: ClassVar[int] = 0  # the rules' grace after it copies a checkpoint into a trial
+    # Checkpoints each trial keeps at least: PBT copies them into other trials some reports later.
+    checkpoints_kept: ClassVar[int] = 1
 
     @classmethod
     def from_yaml(cls, raw: Any, **extra: Any) -> Scheduler:
@@ -60,6 +66,10 @@ class Scheduler(Section):
 
     def advice(self, sweep: SweepSpec) -> list[SpecError]:
         """Legal but probably not meant; keys relative to `scheduler`."""
+        return []
+
+    def wrapper_problems(self, wrapper: type) -> list[SpecError]:
+        """What the sweep's wrapper class lacks for this scheduler; keys relative to `scheduler`."""
         return []
 
 
@@ -109,7 +119,96 @@ class Asha(Scheduler):
             f"losing to trials that are collapsing; set grace_period >= {latest}", key="grace_period")]
 
 
-# type -> section. A new scheduler: a Section subclass above (or in its own module) and a line here.
-SCHEDULERS: dict[str, type[Scheduler]] = {"asha": Asha, "fifo": Fifo}
+@dataclass(frozen=True, kw_only=True)
+class Pbt(Scheduler):
+    """Collapse-aware Population Based Training (`collapsetune.schedulers.CollapsePBT`).
 
-__all__ = ["SCHEDULERS", "Asha", "Fifo", "Scheduler"]
+    Every `perturbation_interval` reports, a trial in the bottom `quantile_fraction` copies
+    the checkpoint of a healthy trial in the top one and perturbs the `mutable` knobs (each
+    value times one of `perturbation_factors`, or with `resample_probability` drawn afresh
+    from its search-space dimension; clipped to its bounds). With `rescue`, a trial marked
+    collapsed or diverged does so at once instead of being stopped, and restarts its
+    collapse rules, grace included. PBT makes its own configs: the sweep's search is random.
+    """
+
+    makes_configs: ClassVar[bool] = True
+    checkpoints_kept: ClassVar[int] = 4  # Ray warns that 2 or fewer can be deleted before they are copied
+
+    type: Literal["pbt"] = "pbt"
+    mutable: tuple[str, ...]  # search_space keys PBT may change in a running trial
+    perturbation_interval: int = limited(2, ge=1)  # reports between a trial's exploit/explore steps
+    burn_in: int = limited(0, ge=0)  # reports before a trial's first exploit/explore step (rescues excepted)
+    quantile_fraction: float = limited(0.25, gt=0)  # top and bottom share of the population, at most 0.5
+    resample_probability: float = limited(0.25, ge=0)  # chance a knob is drawn afresh instead of scaled
+    perturbation_factors: tuple[float, ...] = (1.2, 0.8)  # a scaled knob is multiplied by one of these
+    rescue: bool = True  # collapsed trials copy a healthy one instead of stopping
+    # After a copy the trial's rules start again, each with min(its grace, this): the grace
+    # meant for a model fresh from its initial weights is not needed for a trained copy.
+    grace_after_copy: int = limited(1, ge=0)
+
+    @property
+    def rescues_collapsed(self) -> bool:  # type: ignore[override]
+        return self.rescue
+
+    def _problems(self) -> Iterator[SpecError]:
+        if not self.mutable:
+            yield SpecError("expected a non-empty list of search_space keys to perturb", key="mutable")
+        if self.quantile_fraction > 0.5:
+            yield SpecError(f"must be <= 0.5 (top and bottom cannot overlap), got {self.quantile_fraction}",
+                            key="quantile_fraction")
+        if self.resample_probability > 1:
+            yield SpecError(f"must be <= 1, got {self.resample_probability}", key="resample_probability")
+        for i, factor in enumerate(self.perturbation_factors):
+            if not factor > 0:
+                yield SpecError(f"expected numbers > 0, got {factor}", key=f"perturbation_factors[{i}]")
+
+    def problems(self, sweep: SweepSpec) -> Iterator[SpecError]:
+        for i, key in enumerate(self.mutable):
+            dim = sweep.search_space.get(key)
+            if dim is None:
+                close = difflib.get_close_matches(key, list(sweep.search_space), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                yield SpecError(f"{key!r} is not a search_space key{hint}; PBT perturbs searched knobs only; "
+                                f"expected one of {', '.join(sweep.search_space) or '(none: the search space is empty)'}",
+                                key=f"mutable[{i}]")
+            elif dim.kind == "const":
+                yield SpecError(f"{key!r} is a constant in search_space; PBT perturbs a dimension "
+                                "(uniform, loguniform, randint, choice or grid)", key=f"mutable[{i}]")
+        for name in ("perturbation_interval", "burn_in"):
+            if getattr(self, name) > sweep.max_iterations:
+                yield SpecError(f"must be <= max_iterations ({sweep.max_iterations}), got {getattr(self, name)}",
+                                key=name)
+
+    def build(self, sweep: SweepSpec) -> TrialScheduler:
+        from collapsetune.schedulers import CollapsePBT
+
+        mutations, limits = {}, {}
+        for key in self.mutable:
+            dim = sweep.search_space[key]
+            if dim.kind in ("choice", "grid"):
+                mutations[key] = list(thaw(dim.args))
+            else:
+                mutations[key] = dim.to_tune()
+                low, high = dim.args
+                limits[key] = (low, high - 1) if dim.kind == "randint" else (low, high)
+        return CollapsePBT(time_attr="training_iteration", perturbation_interval=self.perturbation_interval,
+                           burn_in_period=self.burn_in, hyperparam_mutations=mutations,
+                           quantile_fraction=self.quantile_fraction,
+                           resample_probability=self.resample_probability,
+                           perturbation_factors=tuple(self.perturbation_factors), limits=limits,
+                           rescue=self.rescue, max_t=sweep.max_iterations,
+                           settle=max((rule.after_copy(self.grace_after_copy).earliest_report
+                                       for rule in sweep.collapse), default=0))
+
+    def wrapper_problems(self, wrapper: type) -> list[SpecError]:
+        """PBT copies checkpoints between trials: the wrapper must have state."""
+        if all(callable(getattr(wrapper, m, None)) for m in ("state_dict", "load_state_dict")):
+            return []
+        return [SpecError(f"pbt copies one trial's checkpoint into another, but {wrapper.__name__} has no "
+                          "state_dict()/load_state_dict() (docs/extending.md); use asha or fifo", key="type")]
+
+
+# type -> section. A new scheduler: a Section subclass above (or in its own module) and a line here.
+SCHEDULERS: dict[str, type[Scheduler]] = {"asha": Asha, "fifo": Fifo, "pbt": Pbt}
+
+__all__ = ["SCHEDULERS", "Asha", "Fifo", "Pbt", "Scheduler"]

@@ -195,6 +195,10 @@ class SweepSpec(Section):
         yield from self._param_name_problems()
         for problem in self.scheduler.problems(self):
             yield problem.within("scheduler")
+        if self.scheduler.makes_configs and self.search.algorithm != "random":
+            yield SpecError(f"scheduler {self.scheduler.type} makes the trials' configs itself (it copies and "
+                            "perturbs trials), and Ray runs it only beside random search; set "
+                            "search: {algorithm: random}", key="search.algorithm")
         if self.objective.also:
             if self.search.algorithm != "optuna":
                 yield SpecError("several objectives need search.algorithm: optuna (its samplers look for "

@@ -1,0 +1,147 @@
+"""Rescue instead of kill: collapse-aware PBT against collapse-aware ASHA (issue 11, item 4).
+
+For a benchmark sweep file and each seed, two sweeps run one after another on one embedded
+Ray, with the same rules, random search seed and model seed:
+
+  asha-kill    the file as written: CollapseASHA, collapsed trials stopped
+  pbt-rescue   `scheduler: {type: pbt, mutable: [...]}`: collapsed trials copy a healthy
+               trial's checkpoint and perturbed knobs instead of stopping
+
+At the same budget: asha-kill runs first, and pbt-rescue's population is asha-kill's
+trial-iterations / max_iterations (rounded), so both train about as many reports. Each side
+reports its trial-iterations and CPU-seconds (`time/cpu_s`: set-up, training, checkpoints).
+
+Measured per seed: trials that end healthy, the best objective among them, and the
+CPU-seconds spent on trials that end collapsed or diverged (thrown away).
+
+Run:  python benchmarks/rescue.py --seeds 0 1 2     (both sweeps, about 15 min on 2 cores)
+      python benchmarks/rescue.py --sweeps mop_clip --seeds 0   (one quick look)
+Writes benchmarks/results/rescue.json and prints a markdown table (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compare import Trial, run_variant  # noqa: E402 - benchmarks/ is not a package
+
+ROOT = Path(__file__).resolve().parents[1]
+# The knobs PBT may perturb in a running trial: the search space minus what shapes the model.
+MUTABLE = {
+    "mop_clip": ["lr", "tau_end", "diversity_loss_weight", "entropy_loss_weight"],
+    "bitnet_lm": ["lr", "weight_decay", "label_smoothing", "maxsup_start", "maxsup_end", "confidence_penalty",
+                  "vocab_bonus", "output_l2"],
+}
+STOPPING = ("collapsed", "diverged")
+
+
+def measure(side: str, seed: int, trials: list[Trial], mode: str, metric: str, wall: float) -> dict:
+    """One sweep's row: how its trials ended and what they cost."""
+    ended = [t.reports[-1].get("collapse.status", "inconclusive") for t in trials]
+    healthy = [t.reports[-1][metric] for t, status in zip(trials, ended) if status == "healthy"]
+    best = (max if mode == "max" else min)(healthy) if healthy else None
+    thrown = sum(t.cpu_s for t, status in zip(trials, ended) if status in STOPPING)
+    # A copy right after a collapsed or diverged report is a rescue; other copies are
+    # ordinary PBT exploits of trials in the bottom quantile.
+    rescued = sum(1 for t in trials for before, r in zip(t.reports, t.reports[1:])
+                  if isinstance(r.get("pbt.donor"), str) and before.get("collapse.status") in STOPPING)
+    return {
+        "side": side, "seed": seed, "trials": len(trials), "wall_s": wall,
+        "iterations": sum(len(t.reports) for t in trials), "cpu_s": sum(t.cpu_s for t in trials),
+        "ended": {s: ended.count(s) for s in sorted(set(ended))}, "healthy": len(healthy),
+        "best_healthy": best, "cpu_s_ending_collapsed": thrown, "rescues": rescued,
+        "exploits": sum(1 for t in trials for r in t.reports if isinstance(r.get("pbt.donor"), str)),
+    }
+
+
+def table(rows: list[dict], metric: str) -> str:
+    head = ("| sweep | seed | side | trials | trial-iterations | CPU-s | wall s | ended healthy | "
+            f"best healthy {metric} | CPU-s in trials ending collapsed | rescues (all copies) |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        best = "none" if r["best_healthy"] is None else f"{r['best_healthy']:.4f}"
+        copies = f"{r['rescues']} ({r['exploits']})" if r["side"] == "pbt-rescue" else "-"
+        lines.append(f"| {r['sweep']} | {r['seed']} | {r['side']} | {r['trials']} | {r['iterations']} | "
+                     f"{r['cpu_s']:.0f} | {r['wall_s']:.0f} | {r['healthy']} | {best} | "
+                     f"{r['cpu_s_ending_collapsed']:.0f} | {copies} |")
+    return "\n".join(lines)
+
+
+def verdict(rows: list[dict], mode: str) -> dict:
+    """The issue's goals per sweep: better best-healthy on >= 2 of 3 seeds, less CPU thrown away."""
+    better, less = 0, 0
+    seeds = sorted({r["seed"] for r in rows})
+    for seed in seeds:
+        kill = next(r for r in rows if r["seed"] == seed and r["side"] == "asha-kill")
+        pbt = next(r for r in rows if r["seed"] == seed and r["side"] == "pbt-rescue")
+        if pbt["best_healthy"] is not None and (kill["best_healthy"] is None or (
+                pbt["best_healthy"] > kill["best_healthy"] if mode == "max" else pbt["best_healthy"] < kill["best_healthy"])):
+            better += 1
+        less += pbt["cpu_s_ending_collapsed"] < kill["cpu_s_ending_collapsed"]
+    total = {side: sum(r["cpu_s"] for r in rows if r["side"] == side) for side in ("asha-kill", "pbt-rescue")}
+    return {"seeds": len(seeds), "pbt_better_best_healthy": better, "pbt_less_cpu_ending_collapsed": less,
+            "cpu_pbt_over_asha": total["pbt-rescue"] / total["asha-kill"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sweeps", nargs="+", default=list(MUTABLE), choices=list(MUTABLE))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--cpus", type=int, default=2, help="CPUs of the embedded Ray (= trial slots)")
+    parser.add_argument("--interval", type=int, default=2, help="PBT's perturbation_interval (reports)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "rescue.json")
+    args = parser.parse_args()
+    import ray
+
+    from collapsetune.spec import load_sweep
+
+    started = time.perf_counter()
+    rows, verdicts = [], {}
+    with tempfile.TemporaryDirectory() as storage:
+        ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+        try:
+            for name in args.sweeps:
+                sweep = ROOT / "benchmarks" / "sweeps" / f"{name}.yaml"
+                spec = load_sweep(sweep)
+                metric, mode = spec.objective.metric, spec.objective.mode
+                for seed in args.seeds:
+                    _, wall, trials, _ = run_variant(sweep, "collapsetune", seed, Path(storage) / "asha", [])
+                    kill = measure("asha-kill", seed, trials, mode, metric, wall)
+                    population = max(2, round(kill["iterations"] / spec.max_iterations))
+                    pbt = [f"num_samples={population}",
+                           f"scheduler={{type: pbt, mutable: [{', '.join(MUTABLE[name])}], "
+                           f"perturbation_interval: {args.interval}}}"]
+                    _, wall, trials, _ = run_variant(sweep, "collapsetune", seed, Path(storage) / "pbt", pbt)
+                    rows += [{"sweep": name, **kill}, {"sweep": name, **measure("pbt-rescue", seed, trials, mode,
+                                                                               metric, wall)}]
+                    print(table(rows, metric), flush=True)
+                verdicts[name] = verdict([r for r in rows if r["sweep"] == name], mode)
+        finally:
+            ray.shutdown()
+    summary = {
+        "command": " ".join(["python benchmarks/rescue.py", "--sweeps", *args.sweeps, "--seeds", *map(str, args.seeds),
+                             *(["--interval", str(args.interval)] if args.interval != 2 else [])]),
+        "mutable": {n: MUTABLE[n] for n in args.sweeps},
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"), "total_wall_s": time.perf_counter() - started,
+        "verdicts": verdicts, "rows": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=2))
+    for name in args.sweeps:
+        print(f"\n{name}\n" + table([r for r in rows if r["sweep"] == name], "objective"))
+        print(json.dumps(verdicts[name]))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

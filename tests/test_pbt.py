@@ -1,0 +1,148 @@
+"""Collapse-aware PBT: its sweep-file section and the scheduler's choices (who may be copied,
+who is rescued, where perturbed knobs may go). tests/e2e/test_pbt_sweep.py runs it under Tune."""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+from ray.tune.schedulers.pbt import _PBTTrialState
+
+from collapsetune.errors import SpecError
+from collapsetune.schedulers import CollapsePBT
+from collapsetune.spec import load_sweep
+
+PBT = {"type": "pbt", "mutable": ["lr", "label_smoothing"]}
+
+
+def sweep(tmp_path: Path, trainable: str = "bitnet_lm", **changes) -> Path:
+    data = {
+        "name": "t", "trainable": trainable, "objective": {"metric": "val/loss", "mode": "min"},
+        "search_space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]}, "label_smoothing": {"choice": [0.0, 0.1]},
+                         "d_model": 32},
+        "search": {"algorithm": "random"}, "scheduler": PBT, "max_iterations": 10,
+        "collapse": [{"metric": "collapse/unique_tokens", "below": 8, "patience": 2, "grace": 3}],
+        **changes,
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def error(path: Path) -> str:
+    with pytest.raises(SpecError) as info:
+        load_sweep(path)
+    return str(info.value)
+
+
+def test_a_pbt_sweep_builds_collapse_pbt_with_the_search_spaces_bounds(tmp_path):
+    spec = load_sweep(sweep(tmp_path))
+    assert spec.scheduler.rescues_collapsed and spec.scheduler.mutable == ("lr", "label_smoothing")
+    scheduler = spec.scheduler.build(spec)
+    assert isinstance(scheduler, CollapsePBT)
+    assert scheduler._limits == {"lr": (1.0e-4, 1.0e-2)}  # choices move along their list instead
+    assert scheduler._hyperparam_mutations["label_smoothing"] == [0.0, 0.1]
+    # After a copy the rule's grace 3 is cut to grace_after_copy 1: with patience 2 it can
+    # judge a copy from its third report, so a donor needs 3 reports left.
+    assert (scheduler._max_t, scheduler._settle) == (10, 3)
+
+
+@pytest.mark.parametrize(("changes", "says"), [
+    ({"scheduler": {**PBT, "mutable": ["lr", "label_smothing"]}},
+     "scheduler.mutable[1]: 'label_smothing' is not a search_space key (did you mean 'label_smoothing'?)"),
+    ({"scheduler": {**PBT, "mutable": ["d_model"]}}, "scheduler.mutable[0]: 'd_model' is a constant"),
+    ({"scheduler": {**PBT, "mutable": []}}, "scheduler.mutable: expected a non-empty list"),
+    ({"search": {"algorithm": "optuna"}}, "search.algorithm: scheduler pbt makes the trials' configs itself"),
+    ({"scheduler": {**PBT, "perturbation_interval": 11}}, "scheduler.perturbation_interval: must be <= max_iterations (10)"),
+    ({"scheduler": {**PBT, "quantile_fraction": 0.6}}, "scheduler.quantile_fraction: must be <= 0.5"),
+])
+def test_pbt_mistakes_are_named_by_key(tmp_path, changes, says):
+    assert says in error(sweep(tmp_path, **changes))
+
+
+def test_pbt_needs_a_wrapper_with_state(tmp_path):
+    (tmp_path / "stateless.py").write_text(
+        "class Toy:\n    def __init__(self, config): pass\n    def step(self): return {'val/loss': 1.0}\n")
+    sys.modules.pop("stateless", None)
+    try:
+        message = error(sweep(tmp_path, "stateless:Toy", collapse=[],
+                              search_space={"lr": {"uniform": [0.1, 1.0]}}, scheduler={**PBT, "mutable": ["lr"]}))
+    finally:
+        sys.modules.pop("stateless", None)
+    assert "scheduler.type: pbt copies one trial's checkpoint into another, but Toy has no state_dict()" in message
+
+
+# --- the scheduler's choices, on stub trials (no Tune loop) -------------------------------
+
+
+def _pbt(**kwargs) -> CollapsePBT:
+    from ray import tune
+
+    scheduler = CollapsePBT(time_attr="training_iteration", perturbation_interval=2,
+                            hyperparam_mutations={"lr": tune.loguniform(1e-3, 1e-1)}, limits={"lr": (1e-3, 1e-1)},
+                            quantile_fraction=0.5, max_t=12, settle=4, **kwargs)
+    scheduler.set_search_properties(metric="objective", mode="min")
+    return scheduler
+
+
+def _population(scheduler: CollapsePBT, *members: tuple[str, float, str, int]) -> dict[str, Trial]:
+    """Trials with (id, objective, verdict, report), as PBT would have recorded them; each
+    has a checkpoint to copy."""
+    trials = {}
+    for trial_id, objective, status, report in members:
+        trial = Trial("__fake", trial_id=trial_id, stub=True, config={"lr": 0.01})
+        state = scheduler._trial_state[trial] = _PBTTrialState(trial)
+        state.last_score, state.last_train_time, state.last_checkpoint = -objective, report, f"ckpt-{trial_id}"
+        scheduler._status[trial_id] = status
+        trials[trial_id] = trial
+    return trials
+
+
+def test_collapsed_trials_are_never_copied_even_with_the_best_objective():
+    scheduler = _pbt()
+    _population(scheduler, ("collapsing", 0.1, "collapsed", 4), ("good", 1.0, "healthy", 4),
+                ("fair", 2.0, "healthy", 4), ("poor", 3.0, "healthy", 4))
+    lower, upper = scheduler._quantiles()
+    assert [t.trial_id for t in upper] == ["good"]  # the collapsed trial's loss is lowest
+    assert "collapsing" not in [t.trial_id for t in upper]
+
+
+def test_the_rescue_donor_is_healthy_else_the_best_still_undecided_trial():
+    scheduler = _pbt()
+    trials = _population(scheduler, ("rescued", 1e9, "collapsed", 5), ("undecided", 1.0, "inconclusive", 4),
+                         ("healthy", 2.0, "healthy", 4), ("collapsed", 0.5, "collapsed", 4))
+    assert scheduler._donor(None, trials["rescued"]).trial_id == "healthy"
+    scheduler._status["healthy"] = "diverged"
+    assert scheduler._donor(None, trials["rescued"]).trial_id == "undecided"
+
+
+def test_a_donor_too_close_to_the_end_for_the_rules_to_judge_the_copy_is_not_used():
+    scheduler = _pbt()  # max_t 12, settle 4: a donor past report 8 leaves too few reports
+    trials = _population(scheduler, ("rescued", 1e9, "collapsed", 9), ("late", 1.0, "healthy", 9))
+    assert scheduler._donor(None, trials["rescued"]) is None
+    assert scheduler._quantiles() == ([], [])
+
+
+def test_a_collapsed_trial_with_no_donor_is_stopped():
+    scheduler = _pbt()
+    trials = _population(scheduler, ("alone", 1.0, "inconclusive", 3))
+    result = {"training_iteration": 6, "objective": 1e9, "collapse.status": "collapsed"}
+    assert scheduler.on_trial_result(None, trials["alone"], result) == TrialScheduler.STOP
+    assert scheduler.unrescued == 1
+
+
+def test_perturbed_values_stay_inside_their_search_space():
+    scheduler = _pbt()
+    trials = _population(scheduler, ("a", 1.0, "healthy", 4), ("b", 2.0, "healthy", 4))
+    random.seed(0)
+    seen = []
+    for start in (1e-3, 1e-1):  # at each bound, x1.2 or x0.8 steps out half the time
+        trials["a"].config["lr"] = start
+        seen += [scheduler._get_new_config(trials["b"], trials["a"])[0]["lr"] for _ in range(50)]
+    assert all(1e-3 <= lr <= 1e-1 for lr in seen)
+    assert 1e-3 in seen and 1e-1 in seen  # clipped, not dropped
