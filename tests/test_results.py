@@ -187,3 +187,18 @@ def test_condition_and_rule_describe_and_hold():
     assert rule.holds({"a": 0.95, "b": 1}) and not rule.holds({"a": 0.95, "b": 5})
     assert not rule.holds({"a": math.nan, "b": 1}) and rule.horizon == 3
     assert not Rule((Condition("c"),)).holds({"c": 0})  # an unknown kind never claims to hold
+
+
+def test_a_pbt_copy_is_read_as_the_trials_course_and_a_rescue_is_named(results):
+    # Trial 00001 collapsed at its report 3, then PBT copied trial 00000's report 2 into it:
+    # Ray appends reports 3.. again. The later course wins; the rescue is told.
+    trial = next(p for p in results.iterdir() if p.name.startswith("Knobs_2fccd_00001"))
+    lines = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()][:3]
+    lines[2]["collapse.status"] = "collapsed"
+    after = [{**lines[2], "training_iteration": t, "collapse.status": "healthy", "objective": 0.5} for t in (3, 4)]
+    after[0].update({"pbt.donor": "2fccd_00000", "pbt/donor_report": 2})
+    (trial / "result.json").write_text("".join(json.dumps(r) + "\n" for r in [*lines, *after]))
+    row = next(t for t in read_results(str(results)).trials if t.trial_id == "2fccd_00001")
+    assert [r["training_iteration"] for r in row.reports] == [1, 2, 3, 4]
+    assert row.reports[2]["objective"] == 0.5
+    assert row.copies == ["rescued when collapsed at report 3: took trial 2fccd_00000's report 2"]

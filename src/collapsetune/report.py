@@ -149,6 +149,8 @@ def _row(t: TrialResult, metric: str) -> TrialRow:
     why = t.error or t.reason or t.note
     if t.reason and t.note:
         why = f"{t.reason} ({t.note})"
+    if t.copies:  # PBT: where its weights came from
+        why = "; ".join(filter(None, [why, *t.copies]))
     return TrialRow(
         trial_id=t.trial_id, status=t.outcome, reason=why, iterations=t.iterations,
         objective=t.value("objective"), metric=t.value(metric), config=t.config, path=t.path,

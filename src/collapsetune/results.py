@@ -61,6 +61,10 @@ ATLAS_DIR = "atlas"  # `report --html` writes the atlas here by default; `report
 # The verdict keys every result carries (= collapsetune.collapse.*_KEY; that package imports Ray).
 STATUS_KEY, REASON_KEY, ITERATION_KEY = "collapse.status", "collapse.reason", "collapse.iteration"
 HEALTHY, COLLAPSED, DIVERGED = "healthy", "collapsed", "diverged"
+# On the first report after PBT copied another trial in (= collapsetune.trainable.*_KEY).
+DONOR_KEY, DONOR_REPORT_KEY = "pbt.donor", "pbt/donor_report"
+# Added while reading: the verdict and report number of the report before a copy.
+_COPIED_AFTER, _COPIED_AT = "pbt.after", "pbt.after_report"
 # Outcomes the results imply beyond the trainable's verdict: a trial the scheduler cut while
 # "healthy" was not necessarily healthy (issue: ASHA cut a trial mid-collapse, inside its
 # rule's patience, and it was called the best healthy trial).
@@ -222,6 +226,19 @@ class TrialResult:
     @property
     def last(self) -> dict[str, Any]:
         return self.reports[-1] if self.reports else {}
+
+    @property
+    def copies(self) -> list[str]:
+        """What PBT copied into this trial, in order: "took trial X's report R", after
+        "rescued when collapsed (or diverged) at report N: " when the copy was a rescue."""
+        found = []
+        for r in self.reports:
+            donor = r.get(DONOR_KEY)
+            if isinstance(donor, str):
+                after = r.get(_COPIED_AFTER)
+                rescue = f"rescued when {after} at report {r.get(_COPIED_AT)}: " if after in (COLLAPSED, DIVERGED) else ""
+                found.append(f"{rescue}took trial {donor}'s report {_int(r.get(DONOR_REPORT_KEY), 0)}")
+        return found
 
     def value(self, metric: str) -> float:
         """The metric on the trial's last report (nan when never reported)."""
@@ -515,9 +532,11 @@ def _read_trial(fs: pyarrow.fs.FileSystem, root: str, folder: str, entry: dict, 
 
 
 def _reports(text: str) -> tuple[list[dict[str, Any]], bool]:
-    """One dict per training_iteration (a restored trial re-reports some: the later wins)."""
+    """One dict per training_iteration (a restored trial re-reports some: the later wins; so
+    does the course a trial took after PBT copied another into it, whose first report is
+    given the verdict of the report before the copy)."""
     by_step: dict[int, dict[str, Any]] = {}
-    skipped = False
+    skipped, before = False, {}
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -528,7 +547,10 @@ def _reports(text: str) -> tuple[list[dict[str, Any]], bool]:
             continue
         if isinstance(result, dict):
             step = _float(result.get("training_iteration"))
-            by_step[int(step) if step is not None else len(by_step) + 1] = _plain(result)
+            if DONOR_KEY in result:
+                result[_COPIED_AFTER] = before.get(STATUS_KEY)
+                result[_COPIED_AT] = before.get("training_iteration")
+            by_step[int(step) if step is not None else len(by_step) + 1] = before = _plain(result)
     return [by_step[k] for k in sorted(by_step)], skipped
 
 
