@@ -146,3 +146,14 @@ def test_perturbed_values_stay_inside_their_search_space():
         seen += [scheduler._get_new_config(trials["b"], trials["a"])[0]["lr"] for _ in range(50)]
     assert all(1e-3 <= lr <= 1e-1 for lr in seen)
     assert 1e-3 in seen and 1e-1 in seen  # clipped, not dropped
+
+
+def test_pbt_gets_its_whole_population_at_once(tmp_path):
+    # Tune's random search hands out trials as slots free up; PBT must see every member of
+    # its population (it runs them in turns), or it compares only the two running now.
+    from collapsetune.launch import make_searcher
+
+    pbt = load_sweep(sweep(tmp_path, num_samples=10))
+    assert make_searcher(pbt, concurrency=2).max_concurrent == 0  # 0: no limit
+    asha = load_sweep(sweep(tmp_path, num_samples=10, scheduler={"type": "asha", "grace_period": 5}))
+    assert make_searcher(asha, concurrency=2).max_concurrent == 2

@@ -146,8 +146,11 @@ def make_searcher(spec: SweepSpec, concurrency: int, experiment_path: str | None
         )
         # Without a limit Optuna would propose every trial before seeing any result.
         return ConcurrencyLimiter(searcher, max_concurrent=concurrency)
+    # PBT needs its whole population at once (it runs them in turns when slots are fewer):
+    # a limit would hand it only as many trials as run at a time.
     return BasicVariantGenerator(
-        points_to_evaluate=points or None, random_state=spec.search.seed, max_concurrent=concurrency
+        points_to_evaluate=points or None, random_state=spec.search.seed,
+        max_concurrent=0 if spec.scheduler.makes_configs else concurrency,
     )
 
 
