@@ -125,6 +125,19 @@ def test_many_trials_keep_the_description_under_mlflows_tag_limit(tmp_path):
     assert len(note) <= 8000 and "more |" in note and note.rstrip().endswith("`.")
 
 
+def test_the_description_counts_pbt_copies_and_rescues():
+    from collapsetune.insight import sweep_note
+
+    results = read_results(str(FIXTURE))
+    assert "PBT" not in sweep_note(results)
+    healthy = next(t for t in results.trials if t.outcome == "healthy")
+    rescued = {**healthy.reports[-1], "pbt.donor": "2fccd_00000", "pbt/donor_report": 3, "pbt.after": "collapsed",
+               "pbt.after_report": 4}
+    healthy.reports = [*healthy.reports[:-1], rescued]
+    assert ("**PBT** copied a checkpoint into 1 trial(s); 1 of them were rescued after collapsing or diverging, "
+            "and 1 of those ended healthy") in sweep_note(results)
+
+
 def test_trial_note_from_a_last_result():
     collapsed = {"collapse.status": "collapsed", "collapse.iteration": 9, "training_iteration": 9,
                  "collapse.reason": "collapse/unique_tokens=6 < 15 for 3 reports"}

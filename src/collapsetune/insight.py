@@ -179,6 +179,12 @@ def sweep_note(results: SweepResults, run_ids: Mapping[str, str] | None = None, 
     order = sorted(summary.counts, key=lambda s: OUTCOMES.index(s) if s in OUTCOMES else len(OUTCOMES))
     head.append(" · ".join(f"**{summary.counts[s]}** {s}" for s in order) or "no trials yet")
     head.append("")
+    copied = [t for t in results.trials if t.copies]
+    if copied:  # PBT
+        rescued = [t for t in copied if any(c.startswith("rescued") for c in t.copies)]
+        head += [f"**PBT** copied a checkpoint into {len(copied)} trial(s); {len(rescued)} of them were rescued "
+                 f"after collapsing or diverging, and {sum(t.outcome == HEALTHY for t in rescued)} of those "
+                 "ended healthy (each run's tag `collapsetune.pbt.exploits` lists its copies).", ""]
     b = summary.best
     if b is None:
         head.append(f"**Best healthy trial:** none (a healthy trial {BEST_ACCEPTS}).")
