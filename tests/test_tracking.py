@@ -246,8 +246,9 @@ def test_a_pbt_copy_continues_the_runs_steps_and_is_listed_also_across_a_resume(
     a = _trial("a")
     first.on_trial_start(0, [], a)
     for t, status in ((1, "inconclusive"), (2, "inconclusive"), (3, "collapsed")):
+        verdict = {"collapse.reason": "unique_tokens=4 < 20", "collapse.iteration": 3} if status == "collapsed" else {}
         first.on_trial_result(0, [], a, {"training_iteration": t, "val/loss": 3.0 - t, "collapse.status": status,
-                                         "collapse.reason": "unique_tokens=4 < 20" if status == "collapsed" else ""})
+                                         **verdict})
     copied = {"pbt.donor": "d", "pbt/donor_report": 2}
     first.on_trial_result(0, [], a, {"training_iteration": 3, "val/loss": 0.5, "collapse.status": "inconclusive",
                                      **copied})
@@ -261,6 +262,7 @@ def test_a_pbt_copy_continues_the_runs_steps_and_is_listed_also_across_a_resume(
     resumed.on_trial_restore(0, [], a)
     resumed.on_trial_result(0, [], a, {"training_iteration": 3, "val/loss": 0.5, **copied})
     resumed.on_trial_result(0, [], a, {"training_iteration": 4, "val/loss": 0.4, "collapse.status": "healthy"})
+    resumed.on_trial_complete(0, [], a)
     resumed.on_experiment_end([a])
 
     client = MlflowClient(uri)
@@ -269,5 +271,9 @@ def test_a_pbt_copy_continues_the_runs_steps_and_is_listed_also_across_a_resume(
     assert history == [(1, 2.0), (2, 1.0), (3, 0.0), (4, 0.5), (5, 0.4)]
     assert [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, "pbt/donor_report")] == [(4, 2.0)]
     assert run.data.tags["collapsetune.step_offset"] == "1"
-    assert run.data.tags["collapsetune.pbt.exploits"] == (
-        "step 4 after collapsed (unique_tokens=4 < 20): took the checkpoint of trial d at its report 2")
+    copy = "step 4 after collapsed (unique_tokens=4 < 20): took the checkpoint of trial d at its report 2"
+    assert run.data.tags["collapsetune.pbt.exploits"] == copy
+    assert run.data.tags["mlflow.note.content"].endswith(f"PBT copies into this trial:\n- {copy}")
+    assert "collapse.iteration" not in run.data.tags  # it was rescued; the copy's line keeps the report
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"])
+    assert "collapsetune.failed_writes" not in parent.data.tags

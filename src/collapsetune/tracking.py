@@ -153,7 +153,7 @@ class MlflowTracking(tune.Callback):
         run_id = self._run_for(trial)
         if not run_id:
             return
-        tags = self._exploit_tags(trial.trial_id, result) if DONOR_KEY in result else []
+        tags = self._exploit_tags(run_id, trial.trial_id, result) if DONOR_KEY in result else []
         step = int(result.get("training_iteration", 0)) + self._offsets.get(trial.trial_id, 0)
         if step <= self._logged.get(trial.trial_id, 0):
             return  # re-reported after a restore from checkpoint: MLflow has this step
@@ -181,10 +181,11 @@ class MlflowTracking(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finish(trial, "FINISHED")
 
-    def _exploit_tags(self, trial_id: str, result: dict) -> list[RunTag]:
+    def _exploit_tags(self, run_id: str, trial_id: str, result: dict) -> list[RunTag]:
         """PBT copied another trial's checkpoint into this one: its run goes on from its own last
-        step, and the copy is listed. Nothing when this first report after the copy is a replay
-        (a resumed driver restoring the same copied checkpoint): the offset already counts it."""
+        step, and the copy is listed; after a rescue the run's `collapse.iteration` goes (the
+        list keeps it). Nothing when this first report after the copy is a replay (a resumed
+        driver restoring the same copied checkpoint): the offset already counts it."""
         copied = f"trial {result[DONOR_KEY]} at its report {int(result.get(DONOR_REPORT_KEY, 0))}"
         lines = self._exploits.setdefault(trial_id, [])
         if lines and lines[-1].endswith(copied):
@@ -192,7 +193,10 @@ class MlflowTracking(tune.Callback):
         logged = self._logged.get(trial_id, 0)
         self._offsets[trial_id] = logged + 1 - int(result.get("training_iteration", 0))
         before = {t.key: t.value for t in self._verdicts.get(trial_id, [])}
-        why = f" after {before[STATUS_KEY]} ({before.get(REASON_KEY, '')})" if before.get(STATUS_KEY) in STOPPING else ""
+        why = ""
+        if before.get(STATUS_KEY) in STOPPING:
+            why = f" after {before[STATUS_KEY]} ({before.get(REASON_KEY, '')})"
+            self._writer.data(lambda client: client.delete_tag(run_id, ITERATION_KEY), run_id)
         lines.append(f"step {logged + 1}{why}: took the checkpoint of {copied}")
         return [RunTag(OFFSET_TAG, str(self._offsets[trial_id])), RunTag(EXPLOITS_TAG, "\n".join(lines)[-_TAG_MAX:])]
 
@@ -239,7 +243,10 @@ class MlflowTracking(tune.Callback):
         stored = getattr(trial, "path", None)
         folder = Path(stored) / ARTIFACTS_DIR if stored and "://" not in stored else None
         tags = [RunTag(ERROR_TAG, error[-_TAG_MAX:]), RunTag(STATUS_KEY, ERROR)] if error is not None else []
-        tags.append(RunTag(NOTE_TAG, _note(trial, error, self.sweep_yaml)))  # the run's one-line description
+        note = _note(trial, error, self.sweep_yaml)  # the run's description
+        if self._exploits.get(trial.trial_id):
+            note += "\n\nPBT copies into this trial:\n" + "\n".join(f"- {c}" for c in self._exploits[trial.trial_id])
+        tags.append(RunTag(NOTE_TAG, note[:_TAG_MAX]))
 
         def finish(client: MlflowClient) -> None:
             if folder is not None and folder.is_dir() and any(folder.iterdir()):
