@@ -60,6 +60,8 @@ def measure(side: str, seed: int, trials: list[Trial], mode: str, metric: str, w
         "ended": {s: ended.count(s) for s in sorted(set(ended))}, "healthy": len(healthy),
         "best_healthy": best, "cpu_s_ending_collapsed": thrown, "rescues": rescued,
         "exploits": sum(1 for t in trials for r in t.reports if isinstance(r.get("pbt.donor"), str)),
+        "not_healthy": [f"{status} at report {t.reports[-1]['training_iteration']}: {t.reports[-1].get('collapse.reason')}"
+                        for t, status in zip(trials, ended) if status != "healthy"],
     }
 
 

@@ -128,6 +128,16 @@ def test_a_donor_too_close_to_the_end_for_the_rules_to_judge_the_copy_is_not_use
     assert scheduler._quantiles() == ([], [])
 
 
+def test_a_donor_whose_checkpoint_is_too_late_is_not_used():
+    # PBT scored the donor at report 4, but the checkpoint it would hand over is from report 9.
+    scheduler = _pbt()
+    trials = _population(scheduler, ("rescued", 1e9, "collapsed", 9), ("donor", 1.0, "healthy", 4))
+    scheduler._trial_state[trials["donor"]].last_result = {"training_iteration": 9}
+    assert scheduler._donor(None, trials["rescued"]) is None
+    scheduler._trial_state[trials["donor"]].last_result = {"training_iteration": 8}  # 4 reports left
+    assert scheduler._donor(None, trials["rescued"]).trial_id == "donor"
+
+
 def test_a_collapsed_trial_with_no_donor_is_stopped():
     scheduler = _pbt()
     trials = _population(scheduler, ("alone", 1.0, "inconclusive", 3))

@@ -67,34 +67,38 @@ def test_a_checkpoint_of_another_trial_brings_its_model_and_fresh_rules(tmp_path
     # PBT copies trial "d"'s checkpoint into trial "a", whose perturbed config still collapses.
     from types import SimpleNamespace
 
+    slow_rule = Rule((Below("collapse/unique_tokens", 20),), patience=2, grace=3)
+
     def trial(trial_id: str, lr: float):
         # What Tune hands a trainable about its trial (ray.tune.experiment.trial._TrialInfo).
         info = SimpleNamespace(trial_id=trial_id, trial_name=f"Toy_{trial_id}", experiment_name="x",
                                trial_resources=None)
-        return _trainable(tmp_path, {"lr": lr, "__trial_info__": info}, mutable=("lr",),
-                          grace_after_copy=1)
+        plan = TrialPlan("outside_wrapper:Toy", (str(E2E),), (slow_rule,), "val/loss", "min", mutable=("lr",),
+                         grace_after_copy=1)
+        return make_trainable(plan, "Toy")(config={"max_iterations": 9, "lr": lr, "__trial_info__": info})
 
     donor = trial("d", 0.01)
-    for _ in range(3):
+    for _ in range(5):
         donor.train()
     saved = donor.save(str(tmp_path / "donor"))
     rescued = trial("a", 0.2)
     rescued.restore(saved)
-    results = [rescued.train() for _ in range(3)]
-    assert [r["training_iteration"] for r in results] == [4, 5, 6]
-    assert (results[0]["pbt.donor"], results[0]["pbt/donor_report"]) == ("d", 3)
-    assert all("pbt.donor" not in r for r in results[1:])
-    assert results[0]["config/lr"] == 0.2
-    # Fresh rules: report 4 is their grace (grace_after_copy); they judge from the trial's
-    # report 6, not 3.
-    assert results[0]["collapse.status"] == "inconclusive"
-    assert results[0]["collapse.reason"] == "a rule on collapse/unique_tokens can judge from report 6"
-    assert results[2]["collapse.status"] == "collapsed" and results[2]["collapse.iteration"] == 6
-    # Its own checkpoint, restored later (a resume), is not a copy.
+    first = rescued.train()
+    assert first["training_iteration"] == 6
+    assert (first["pbt.donor"], first["pbt/donor_report"], first["config/lr"]) == ("d", 5, 0.2)
+    # Fresh rules, their grace cut from 3 to grace_after_copy 1: report 6 is grace, and they
+    # judge from the trial's report 8, not 5.
+    assert first["collapse.status"] == "inconclusive"
+    assert first["collapse.reason"] == "a rule on collapse/unique_tokens can judge from report 8"
+    # Paused and resumed (PBT runs trials in turns): its own checkpoint keeps the restarted
+    # rules, and is not a copy.
     own = rescued.save(str(tmp_path / "own"))
     again = trial("a", 0.2)
     again.restore(own)
-    assert "pbt.donor" not in again.train()
+    results = [again.train() for _ in range(2)]
+    assert all("pbt.donor" not in r for r in results)
+    assert results[0]["collapse.reason"] == "collapse/unique_tokens=4 < 20 for 1 of 2 reports"
+    assert results[1]["collapse.status"] == "collapsed" and results[1]["collapse.iteration"] == 8
 
 
 def test_a_damaged_checkpoint_falls_back_to_the_intact_one_before_it(tmp_path):

@@ -119,6 +119,7 @@ class CollapseTrainable(tune.Trainable):
         self._checkpointed_at = time.monotonic()
         self._hung = False  # a step() overran its time and may still be running in a thread
         self._donor: tuple[str, int] | None = None  # (trial id, report) of a checkpoint PBT copied in
+        self._copied_at: int | None = None  # the report after which PBT last copied a checkpoint in
 
     def step(self) -> dict[str, Any]:
         metrics = {k: _number(k, v) for k, v in self._timed_step().items()}
@@ -199,7 +200,8 @@ class CollapseTrainable(tune.Trainable):
                                f"({which}); the trial is failed and its slot freed") from None
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
-        state = {"monitor": self.monitor.state_dict(), "iteration": self.iteration, "trial_id": self.trial_id}
+        state = {"monitor": self.monitor.state_dict(), "iteration": self.iteration, "trial_id": self.trial_id,
+                 "copied_at": self._copied_at}
         if hasattr(self.wrapper, "state_dict"):
             state["wrapper"] = self.wrapper.state_dict()
         # Written whole or not at all: a full disk fails this save (the trial is retried from
@@ -216,12 +218,16 @@ class CollapseTrainable(tune.Trainable):
             state = self._older_state(checkpoint_dir, exc)
         owner = state.get("trial_id", self.trial_id)  # checkpoints from before trial ids were kept are its own
         if owner == self.trial_id:
+            # Its own rules, as they were: restarted after a copy (shorter grace) if they were.
+            self._copied_at = state.get("copied_at")
+            self.monitor = self.plan.monitor(reports_before=self._copied_at)
             self.monitor.load_state_dict(state["monitor"])
         else:
             # PBT copied another trial's checkpoint into this one (an exploit): its weights, but
             # this trial's config, and fresh rules whose grace lets the new config settle.
-            self.monitor = self.plan.monitor(reports_before=int(state["iteration"]))
-            self._donor = (str(owner), int(state["iteration"]))
+            self._copied_at = int(state["iteration"])
+            self.monitor = self.plan.monitor(reports_before=self._copied_at)
+            self._donor = (str(owner), self._copied_at)
         if "wrapper" in state:
             self.wrapper.load_state_dict(state["wrapper"])
 

@@ -99,9 +99,10 @@ class CollapsePBT(PopulationBasedTraining):
         upper = [t for t in upper if self._status.get(t.trial_id) == HEALTHY and self._worth_copying(t)]
         return (lower, upper) if upper else ([], [])
 
-    def _worth_copying(self, donor: Trial) -> bool:
-        """Enough reports left after the donor's for fresh rules to judge the copy."""
-        return self._max_t - self._trial_state[donor].last_train_time >= self._settle
+    def _worth_copying(self, donor: Trial, at: float | None = None) -> bool:
+        """Enough reports left after `at` (the donor's checkpoint; by default its last scored
+        report) for fresh rules to judge the copy."""
+        return self._max_t - (self._trial_state[donor].last_train_time if at is None else at) >= self._settle
 
     def _donor(self, tune_controller: TuneController, trial: Trial) -> Trial | None:
         """A healthy live trial from the top quantile of the healthy ones, else the best
@@ -116,7 +117,9 @@ class CollapsePBT(PopulationBasedTraining):
         waiting = [t for t in live if self._status.get(t.trial_id) not in (HEALTHY, *STOPPING)]
         for candidate in [*top, *healthy[len(top):], *waiting]:
             if self._has_checkpoint(tune_controller, candidate):
-                return candidate
+                state = self._trial_state[candidate]  # last_result: the metrics of that checkpoint
+                if self._worth_copying(candidate, (state.last_result or {}).get(self._time_attr)):
+                    return candidate
         return None
 
     def _has_checkpoint(self, tune_controller: TuneController, donor: Trial) -> bool:
