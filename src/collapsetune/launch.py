@@ -93,14 +93,25 @@ def _quiet_tune() -> Iterator[None]:
     quiet = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
     before = {k: os.environ.get(k) for k in quiet}
     os.environ.update(quiet)
+    result_loggers = logging.getLogger("ray.tune.logger.logger")
+    result_loggers.addFilter(_not_yet_synced)
     try:
         yield
     finally:
+        result_loggers.removeFilter(_not_yet_synced)
         for key, value in before.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _not_yet_synced(record: logging.LogRecord) -> bool:
+    """Drops Ray's "Remote file not found: .../result.json" warnings. Its JSON and CSV loggers
+    look for a trial's result file in the results folder whenever the trial resumes, before
+    Ray has synced it there the first time; PBT pauses and resumes trials in turns, and each
+    sweep printed a screenful. The file is complete at the end (`report` reads it)."""
+    return not record.getMessage().startswith("Remote file not found")
 
 
 def check_resources(spec: SweepSpec) -> int:
