@@ -37,6 +37,9 @@ def test_unknown_or_bad_config_is_an_error():
         AudioCaptionTrainConfig(decoding="nucleus")
     with pytest.raises(ValueError, match="needs a checkpoint"):
         AudioCaptionTrainConfig(train=False)
+    with pytest.raises(ValueError, match=r"dataset must be one of \['synthetic', 'synthetic_scenes'\] or the path "
+                                         r"of a Clotho folder .*got 'synthetic_hard'"):
+        AudioCaption({**TINY, "dataset": "synthetic_hard"})  # before any data is generated
     assert AudioCaption.config_class is AudioCaptionTrainConfig
 
 
