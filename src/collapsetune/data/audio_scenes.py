@@ -38,7 +38,7 @@ __all__ = ["SCENES", "SCENE_WORDINGS", "ScenesRecipe", "RECIPE", "synthesize_sce
 @dataclass(frozen=True)
 class ScenesRecipe:
     """Knobs of the generator; part of the cache key. The defaults are the shipped set
-    (``benchmarks/probe_audio_caption.py --scenes-variants`` tried others)."""
+    (``benchmarks/probe_audio_caption.py --recipe KEY=VALUE`` tries others)."""
 
     zipf: float = 1.1  # scene frequency ~ 1 / rank**zipf over the 16 scenes
     p_dominant: float = 0.5  # share of a scene's references that use its dominant wording
@@ -120,8 +120,8 @@ def _scene(name: str, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
         x = np.zeros(n)
         for _ in range(voices):
             f0 = rng.uniform(100, 220) * (1 + 0.05 * np.sin(2 * np.pi * rng.uniform(0.5, 2) * t))
-            formant = _env(rng, n, sr, 4.0)  # vowels change ~4 times a second
-            w = [np.exp(-((k * 160 - 300 - 600 * formant.mean()) / 350) ** 2) + 0.2 for k in range(1, 13)]
+            formant = _env(rng, n, sr, 4.0).mean()  # one timbre per voice (its mean formant)
+            w = [np.exp(-((k * 160 - 300 - 600 * formant) / 350) ** 2) + 0.2 for k in range(1, 13)]
             syllables = (_env(rng, n, sr, 4.0) > 0.35) * _env(rng, n, sr, 8.0, 0.3)
             x += _harmonics(t, f0, w) * syllables
         if name == "crowd":
@@ -148,7 +148,8 @@ def _scene(name: str, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
                     lambda m: _band(rng, m, sr, 50, 600) * decay(m, 0.015), jitter=0.1)
     elif name == "dog":
         f0 = rng.uniform(400, 700)
-        bark = lambda m: (_harmonics(np.arange(m) / sr, f0, [1, 0.6, 0.4]) + 0.3 * rng.standard_normal(m)) * decay(m, 0.05)
+        bark = lambda m: (_harmonics(np.arange(m) / sr, f0, [1, 0.6, 0.4])
+                          + 0.3 * rng.standard_normal(m)) * decay(m, 0.05)
         x = _bursts(rng, n, sr, 2.0, 0.15, bark, jitter=0.6)
     elif name == "bell":
         f = rng.uniform(400, 900)
