@@ -14,7 +14,7 @@ data (Clotho, AudioCaps) has and the clean set lacks:
 - **Long clips with overlapping sounds.** The scene fills the whole clip; 0-2 foreground
   events (the clean set's tones, chirps, bursts, clicks) are placed at random times, over
   the scene and over each other.
-- **A long-tailed vocabulary.** ~150 words, most of them in the rare scenes' wordings.
+- **A long-tailed vocabulary.** ~160 words, most of them in the rare scenes' wordings.
 
 Captions read "[opening] <scene> [while <event> [then <event>]]". The opening carries no
 information about the audio, so the first audio-dependent word comes 0-5 words in.
