@@ -216,7 +216,8 @@ def plot(path: Path, spec, fifo: list[Trial], stopped: list[Trial], outcomes, or
         left.plot(range(1, len(values) + 1), values, color=colour, alpha=0.8, lw=1)
     for t in stopped:
         left.plot(len(t.reports), t.reports[-1][condition.metric], "kx", ms=8)
-    left.axhline(condition.below if condition.below is not None else condition.above, ls="--", color="k", lw=0.8)
+    if getattr(condition, "value", None) is not None:  # Below / Above have a line; other kinds (fell_from_best) not
+        left.axhline(condition.value, ls="--", color="k", lw=0.8)
     left.set(xlabel="report", ylabel=condition.metric,
              title=f"fifo, seed {outcomes[0].seed}: red ends collapsed, orange recovers;\nx = collapsetune stopped it")
     names = list(VARIANTS) + ["oracle"]

@@ -34,7 +34,7 @@ from torch import nn
 from collapsetune import metrics as cm  # benchmarks/model_cost.py times these calls as cm.*
 from collapsetune.configs import check_fields
 from collapsetune.data import atomic_path
-from collapsetune.data.audio import SYNTHETIC, MelSpec, caption_words, load_audio_captions
+from collapsetune.data.audio import SYNTHETIC, MelSpec, caption_words, check_dataset, load_audio_captions
 from collapsetune.decoding import SequenceDecodingConfig, decode_sequences
 from collapsetune.models.audio_caption import (
     BOS,
@@ -64,10 +64,10 @@ class AudioCaptionTrainConfig:
     seed: int = 0
     threads: int = 1  # torch intra-op threads; 1 so trials share cores fairly
     # data
-    dataset: str = SYNTHETIC  # "synthetic" or a Clotho folder (captions.csv + audio/)
+    dataset: str = SYNTHETIC  # "synthetic", "synthetic_scenes" (harder: holds the collapse) or a Clotho folder
     n_clips: int = 1200  # synthetic only
     data_seed: int = 0  # synthetic only: which clips
-    clip_seconds: float = 2.5  # clips cropped / padded to this; Clotho users raise it
+    clip_seconds: float = 2.5  # clips cropped / padded to this; Clotho users raise it; scene clips are this long
     val_clips: int = 200  # the last clips: val loss and decoding metrics
     max_caption_len: int = 30  # words, eos excluded; longer references are cut
     # model (collapsetune.models.AudioCaptionerConfig)
@@ -104,6 +104,7 @@ class AudioCaptionTrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        check_dataset(self.dataset)
         for name in ("max_iterations", "threads", "n_clips", "val_clips", "max_caption_len", "batch_size",
                      "embed_dim", "hidden"):
             if getattr(self, name) < 1:

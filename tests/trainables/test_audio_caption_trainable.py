@@ -37,6 +37,9 @@ def test_unknown_or_bad_config_is_an_error():
         AudioCaptionTrainConfig(decoding="nucleus")
     with pytest.raises(ValueError, match="needs a checkpoint"):
         AudioCaptionTrainConfig(train=False)
+    with pytest.raises(ValueError, match=r"dataset must be one of \['synthetic', 'synthetic_scenes'\] or the path "
+                                         r"of a Clotho folder .*got 'synthetic_hard'"):
+        AudioCaption({**TINY, "dataset": "synthetic_hard"})  # before any data is generated
     assert AudioCaption.config_class is AudioCaptionTrainConfig
 
 
@@ -70,3 +73,11 @@ def test_checkpoint_decoding_only_skips_training(tmp_path):
     assert all(torch.equal(weights[k], v) for k, v in beam.model.state_dict().items())
     with pytest.raises(ValueError, match="trained with"):
         AudioCaption({**TINY, "checkpoint": ckpt, "train": False, "pooling": "time_preserving"})
+
+
+def test_scene_dataset_trains_and_reports():
+    m = AudioCaption({**TINY, "dataset": "synthetic_scenes", "clip_seconds": 1.0})
+    out = m.step()
+    assert 0 < out["collapse/unique_captions"] <= 1 and out["val/loss"] == out["val/loss"]
+    assert {"talking", "while"} <= set(m.vocab)  # the scene set's words, not the clean set's
+    assert m.x_train.shape[-1] == 51  # 1 s of 20 ms frames

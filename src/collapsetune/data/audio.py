@@ -41,11 +41,14 @@ from collapsetune.data._atomic import atomic_path
 from collapsetune.data.text import cache_dir
 
 __all__ = [
+    "BUILTIN",
     "SYNTHETIC",
+    "SYNTHETIC_SCENES",
     "AudioCaptionSet",
     "Clip",
     "MelSpec",
     "caption_words",
+    "check_dataset",
     "load_audio_captions",
     "load_clotho",
     "log_mel",
@@ -54,6 +57,8 @@ __all__ = [
 ]
 
 SYNTHETIC = "synthetic"  # the name that selects the built-in offline data set
+SYNTHETIC_SCENES = "synthetic_scenes"  # the harder built-in set (collapsetune.data.audio_scenes)
+BUILTIN = (SYNTHETIC, SYNTHETIC_SCENES)  # every other `dataset` value is a Clotho path
 _FORMAT = 1  # bump when synthesis or features change: old cache files are not reused
 CAPTION_COLUMNS = tuple(f"caption_{i}" for i in range(1, 6))
 
@@ -307,20 +312,54 @@ def _fit(audios: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
+def check_dataset(source: str) -> None:
+    """Raises ValueError unless ``source`` names a built-in set or looks like a path.
+
+    A path is anything with a directory separator, a leading ``~`` or ``.``, a ``.csv``
+    suffix, or a name that exists where it is read; it is checked when loaded (it may only
+    exist on the workers). A bare word that is none of these is a typo of a built-in name.
+
+    Example:
+        >>> check_dataset("synthetic_scenes"); check_dataset("/data/clotho_dev")
+        >>> check_dataset("synthetic_scene")
+        Traceback (most recent call last):
+        ...
+        ValueError: dataset must be one of ['synthetic', 'synthetic_scenes'] or the path of a Clotho folder (captions.csv + audio/), got 'synthetic_scene'
+    """
+    if not isinstance(source, str) or not source:
+        raise ValueError(f"dataset must be one of {list(BUILTIN)} or the path of a Clotho folder, got {source!r}")
+    if source in BUILTIN or any(sep in source for sep in ("/", os.sep)) or source[0] in "~." \
+            or source.endswith(".csv") or Path(source).exists():
+        return
+    raise ValueError(f"dataset must be one of {list(BUILTIN)} or the path of a Clotho folder "
+                     f"(captions.csv + audio/), got {source!r}")
+
+
 def load_audio_captions(source: str = SYNTHETIC, n_clips: int = 1200, seed: int = 0,
                         spec: MelSpec = MelSpec()) -> AudioCaptionSet:
     """Log-mels and references, computed once and cached.
 
     Args:
-        source: ``"synthetic"``, or a Clotho folder holding ``captions.csv`` and ``audio/``
-            (or a path to the CSV itself, with the WAVs in an ``audio/`` folder beside it).
+        source: ``"synthetic"``, ``"synthetic_scenes"`` (collapsetune.data.audio_scenes), or
+            a Clotho folder holding ``captions.csv`` and ``audio/`` (or a path to the CSV
+            itself, with the WAVs in an ``audio/`` folder beside it).
         n_clips: Synthetic only: number of clips.
         seed: Synthetic only: the generator's seed.
-        spec: Log-mel settings.
+        spec: Log-mel settings (``spec.seconds`` is also the scene clips' length).
+
+    Raises:
+        ValueError: ``source`` is neither a built-in name nor a path (:func:`check_dataset`).
     """
+    check_dataset(source)
     if source == SYNTHETIC:
         key = json.dumps([_FORMAT, n_clips, seed, vars(spec)], sort_keys=True)
         make = lambda: synthesize_clips(n_clips, seed, spec)
+    elif source == SYNTHETIC_SCENES:
+        from collapsetune.data import audio_scenes
+
+        recipe = audio_scenes.RECIPE  # read now: the cache key and the clips must agree
+        key = json.dumps([_FORMAT, source, n_clips, seed, vars(spec), repr(recipe)], sort_keys=True)
+        make = lambda: audio_scenes.synthesize_scene_clips(n_clips, seed, spec.seconds, spec.sample_rate, recipe)
     else:
         path = Path(source).expanduser()
         csv_path = path if path.suffix == ".csv" else path / "captions.csv"
@@ -333,7 +372,7 @@ def load_audio_captions(source: str = SYNTHETIC, n_clips: int = 1200, seed: int 
                           stats, vars(spec)], sort_keys=True)
         make = lambda: load_clotho(csv_path, audio_dir, spec.sample_rate)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    cached = cache_dir() / "audio" / f"{'synthetic' if source == SYNTHETIC else 'clotho'}-{digest}.npz"
+    cached = cache_dir() / "audio" / f"{source if source in BUILTIN else 'clotho'}-{digest}.npz"
     if cached.is_file():
         with np.load(cached, allow_pickle=False) as data:
             caps = json.loads(str(data["captions"]))
