@@ -333,8 +333,8 @@ def _f(value, form: str = ".0f") -> str:
 def table(rows: list[dict]) -> str:
     lines = [
         "| trials x rate (reports) | runner | results/s (asked) | x plain | wall / ideal | steady results/s (x plain) "
-        "| worker RSS, not file-backed MiB (workers with torch) | driver CPU s (main, MLflow thread) | log_batch ms median / p95 (reports per batch) "
-        "| loop waited on MLflow s | counted in MLflow |",
+        "| worker RSS, not file-backed MiB (workers with torch) | driver CPU s (main, MLflow thread) "
+        "| log_batch ms median / p95 (reports per batch) | loop waited on MLflow s | counted in MLflow |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -126,7 +126,8 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---|")
     for r in rows:
         cell = {k: "" if r[k] is None else f"{r[k]:.2f}" for k in ("import_s", "trial_s")}
-        print(f"| {r['code']} | {r['case']} | {cell['import_s']} | {cell['trial_s']} | {r['rss_mib']:.0f} ({r['anon_mib']:.0f}) "
+        print(f"| {r['code']} | {r['case']} | {cell['import_s']} | {cell['trial_s']} "
+              f"| {r['rss_mib']:.0f} ({r['anon_mib']:.0f}) "
               f"| {', '.join(r['loaded']) or '-'} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
