@@ -31,6 +31,7 @@ import functools
 import json
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -39,26 +40,7 @@ from itertools import pairwise
 from pathlib import Path
 
 SLOTS = 2
-WRAPPER = '''
-import time
-
-class Sleeper:
-    def __init__(self, config):
-        self.seconds, self.t = config["seconds"], 0
-
-    def step(self):
-        self.t += 1
-        t0 = time.time()
-        time.sleep(self.seconds)
-        return {"train/loss": 1.0 / self.t, "val/loss": 1.0 / self.t,
-                "collapse/unique_tokens": 50.0, "bench/t0": t0, "bench/t1": time.time()}
-
-    def state_dict(self):
-        return {"t": self.t}
-
-    def load_state_dict(self, state):
-        self.t = state["t"]
-'''
+SLEEPER = Path(__file__).with_name("_sleeper.py")  # the wrapper every trial runs
 
 
 def timeline(reports: list[dict], fit_start: float, fit_end: float) -> dict[str, float]:
@@ -161,7 +143,7 @@ def collapsetune_sweep(trials: int, reports: int, seconds: float, work: Path, *,
     from collapsetune.launch import build_tuner
     from collapsetune.spec import load_sweep
 
-    (work / "sleeper.py").write_text(WRAPPER)
+    shutil.copy(SLEEPER, work / "sleeper.py")
     tracking = f"sqlite:///{work / 'mlflow.db'}" if mlflow else "null"
     (work / "sweep.yaml").write_text(
         f"name: overhead\ntrainable: sleeper:Sleeper\nconfig: {{seconds: {seconds}}}\n"

@@ -4,22 +4,27 @@ Many trials at once, each reporting many times a second, so that the driver (Tun
 and collapsetune's callbacks and MLflow writer on it) is what limits the sweep. Runners,
 all on one embedded Ray started once and not counted:
 
-  plain Ray Tune              a function trainable, FIFO, no MLflow
-  collapsetune, MLflow off    CollapseTrainable + collapse rule (on a constant metric, so it
-                              never fires), CollapseStopper, FIFO, random search,
+  plain Ray Tune              a function trainable driving benchmarks/_sleeper.py's Sleeper,
+                              FIFO, no MLflow
+  collapsetune, MLflow off    CollapseTrainable driving its SampledSleeper (the same, with a
+                              text sample per report) + collapse rule (on a constant metric, so
+                              it never fires), CollapseStopper, FIFO, random search,
                               `mlflow.tracking_uri: null`
   collapsetune, MLflow        the same as shipped: MLflow on SQLite (the store exists before
                               the sweep; its schema creation is not timed)
 
 Every trial asks for a small fraction of a CPU, so 8, 32 or 128 trials run at once on this
 machine's 2 cores. A report is a `1 / rate` s sleep; every report carries `time.time()` at
-its end (`bench/t1`). Measured per cell (trials x rate):
+its end (`bench/t1`), its worker's RSS and whether torch is loaded there. Measured per cell
+(trials x rate):
 
   results/s       all results / wall of fit(); the ideal is trials x rate
   wall / ideal    wall of fit() over reports / rate (every trial running from the start)
   steady res/s    results per second while every trial was running (from the last trial's
                   first report to the first trial's last report): the rate without the
                   workers' start-up and the teardown; empty when no such window exists
+  worker MiB      a trial's worker's RSS and of that what no file backs (its largest
+                  report; median over trials), and how many workers had torch loaded
   driver CPU s    time.process_time() of this process over fit() (all its threads), and of
                   that the main thread's (Tune's loop, the callbacks) and MLflow's writer
                   thread's
@@ -42,6 +47,7 @@ import functools
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -57,28 +63,7 @@ IDEAL_S = 20.0  # each cell's ideal wall: reports = rate x IDEAL_S ...
 MAX_RESULTS = 8000  # ... unless trials x reports would pass this; then fewer reports
 RUNNERS = ("plain Ray Tune", "collapsetune, MLflow off", "collapsetune, MLflow")
 COUNT_METRIC = "val/loss"
-WRAPPER = '''
-import time
-
-class Sleeper:
-    def __init__(self, config):
-        self.seconds, self.t = config["seconds"], 0
-
-    def step(self):
-        self.t += 1
-        time.sleep(self.seconds)
-        return {"train/loss": 1.0 / self.t, "val/loss": 1.0 / self.t,
-                "collapse/unique_tokens": 50.0, "bench/t1": time.time()}
-
-    def samples(self):
-        return f"prompt ||| continuation at report {self.t}"
-
-    def state_dict(self):
-        return {"t": self.t}
-
-    def load_state_dict(self, state):
-        self.t = state["t"]
-'''
+SLEEPER = Path(__file__).with_name("_sleeper.py")  # the wrapper every trial of every runner runs
 
 
 def reports_for(trials: int, rate: float, ideal_s: float = IDEAL_S, max_results: int = MAX_RESULTS) -> int:
@@ -168,11 +153,14 @@ def _fit(tuner, trials: int, reports: int, rate: float) -> tuple[dict, object]:
         grid = tuner.fit()
         wall = time.perf_counter() - start
         cpu, main_cpu = time.process_time() - cpu, time.thread_time() - main_cpu
-    pairs = []
+    pairs, rss, anon, torch = [], [], [], 0
     for result in grid:
         frame = result.metrics_dataframe
         if frame is not None and "bench/t1" in frame:
             pairs += [(result.metrics["trial_id"], t) for t in frame["bench/t1"]]
+            rss.append(frame["bench/rss_mib"].max())
+            anon.append(frame["bench/anon_mib"].max())
+            torch += bool(frame["bench/torch"].max())
     steady, window = steady_rate(pairs)
     ideal = reports / rate
     errors = sum(1 for result in grid if result.error)
@@ -183,25 +171,54 @@ def _fit(tuner, trials: int, reports: int, rate: float) -> tuple[dict, object]:
         "steady_results_per_s": steady, "steady_window_s": window,
         "driver_cpu_s": cpu, "main_thread_cpu_s": main_cpu, "driver_cpu_per_result_ms": 1e3 * cpu / max(1, len(pairs)),
         "mem_available_low_gib": memory.low_gib,
+        "worker_rss_mib_median": statistics.median(rss) if rss else None,
+        "worker_anon_mib_median": statistics.median(anon) if anon else None, "workers_with_torch": torch,
     }, grid
 
 
 def plain_ray(trials: int, reports: int, rate: float, cpu: float, work: Path) -> dict:
     from ray import tune
 
+    work.mkdir(parents=True)
+    shutil.copy(SLEEPER, work / "sleeper.py")
+
     def trainable(config):
-        for i in range(config["reports"]):
-            time.sleep(config["seconds"])
-            tune.report({"val/loss": 1.0 / (i + 1), "collapse/unique_tokens": 50.0, "bench/t1": time.time()})
+        if config["folder"] not in sys.path:  # the wrapper beside the run, found as collapsetune's trials find it
+            sys.path.insert(0, config["folder"])
+        from sleeper import Sleeper
+
+        wrapper = Sleeper(config)
+        for _ in range(config["reports"]):
+            tune.report(wrapper.step())
 
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": cpu}),
-        param_space={"seconds": 1.0 / rate, "reports": reports, "x": tune.grid_search(list(range(trials)))},
+        param_space={"seconds": 1.0 / rate, "reports": reports, "folder": str(work),
+                     "x": tune.grid_search(list(range(trials)))},
         tune_config=tune.TuneConfig(max_concurrent_trials=trials),
         run_config=tune.RunConfig(name=f"plain-{time.time_ns()}", storage_path=str(work), verbose=0),
     )
     row, _ = _fit(tuner, trials, reports, rate)
     return row
+
+
+def write_sweep(work: Path, name: str, trials: int, reports: int, rate: float, cpu: float, uri: str,
+                more: str = "") -> Path:
+    """`work`/sweep.yaml and the SampledSleeper beside it: the sweep of the collapsetune
+    runners (`more`: further lines of YAML). Returns the sweep file."""
+    work.mkdir(parents=True)
+    shutil.copy(SLEEPER, work / "sleeper.py")
+    (work / "sweep.yaml").write_text(
+        f"name: {name}\ntrainable: sleeper:SampledSleeper\nconfig: {{seconds: {1.0 / rate}}}\n"
+        "search_space: {x: {uniform: [0, 1]}}\n"
+        "objective: {metric: val/loss, mode: min}\n"
+        f"max_iterations: {reports}\nnum_samples: {trials}\nsearch: {{algorithm: random, seed: 0}}\n"
+        "scheduler: {type: fifo}\n"
+        "collapse: [{metric: collapse/unique_tokens, below: 20, patience: 2, grace: 1}]\n"
+        f"resources: {{cpu: {cpu}}}\n"
+        f"storage: {work / 'results'}\nmlflow: {{tracking_uri: {uri}}}\n" + more
+    )
+    return work / "sweep.yaml"
 
 
 def collapsetune_sweep(trials: int, reports: int, rate: float, cpu: float, work: Path, *, mlflow: bool) -> dict:
@@ -211,21 +228,9 @@ def collapsetune_sweep(trials: int, reports: int, rate: float, cpu: float, work:
     from collapsetune.spec import load_sweep
     from mlflow.tracking import MlflowClient
 
-    work.mkdir(parents=True)
-    (work / "sleeper.py").write_text(WRAPPER)
     uri = f"sqlite:///{work / 'mlflow.db'}" if mlflow else "null"
     name = f"throughput-{trials}-{rate:g}"
-    (work / "sweep.yaml").write_text(
-        f"name: {name}\ntrainable: sleeper:Sleeper\nconfig: {{seconds: {1.0 / rate}}}\n"
-        "search_space: {x: {uniform: [0, 1]}}\n"
-        "objective: {metric: val/loss, mode: min}\n"
-        f"max_iterations: {reports}\nnum_samples: {trials}\nsearch: {{algorithm: random, seed: 0}}\n"
-        "scheduler: {type: fifo}\n"
-        "collapse: [{metric: collapse/unique_tokens, below: 20, patience: 2, grace: 1}]\n"
-        f"resources: {{cpu: {cpu}}}\n"
-        f"storage: {work / 'results'}\nmlflow: {{tracking_uri: {uri}}}\n"
-    )
-    spec = load_sweep(work / "sweep.yaml")
+    spec = load_sweep(write_sweep(work, name, trials, reports, rate, cpu, uri))
     if mlflow:
         MlflowClient(spec.mlflow.tracking_uri).search_experiments()  # creates the schema, untimed
     # As `collapsetune run` launches it: its launch files (the summary and atlas written to
@@ -328,9 +333,9 @@ def _f(value, form: str = ".0f") -> str:
 def table(rows: list[dict]) -> str:
     lines = [
         "| trials x rate (reports) | runner | results/s (asked) | x plain | wall / ideal | steady results/s (x plain) "
-        "| driver CPU s (main, MLflow thread) | log_batch ms median / p95 (reports per batch) | loop waited on MLflow s "
-        "| counted in MLflow |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| worker RSS, not file-backed MiB (workers with torch) | driver CPU s (main, MLflow thread) "
+        "| log_batch ms median / p95 (reports per batch) | loop waited on MLflow s | counted in MLflow |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         steady = _f(r["steady_results_per_s"]) + (f" ({r['steady_vs_plain']:.2f})" if "steady_vs_plain" in r else "")
@@ -347,6 +352,8 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['trials']} x {r['rate']:g}/s ({r['reports']}) | {r['runner']}{lost} | {r['results_per_s']:.0f} "
             f"({r['asked_results_per_s']:g}) | {_f(r.get('vs_plain'), '.2f')} | {r['wall_over_ideal']:.2f} | {steady} "
+            f"| {_f(r.get('worker_rss_mib_median'))}, {_f(r.get('worker_anon_mib_median'))} "
+            f"({r.get('workers_with_torch', '')}) "
             f"| {cpu} | {mlflow} | {waited} | {counted} |")
     return "\n".join(lines)
 

@@ -1,15 +1,30 @@
 """CollapseTrainable driven in-process, without a Ray cluster: what each report carries, when
-pictures are drawn, the rule state through a checkpoint, timeouts and damaged checkpoints."""
+pictures are drawn, the rule state through a checkpoint (with torch only for tensors),
+timeouts and damaged checkpoints."""
 
 from __future__ import annotations
 
+import collections
+import os
+import pickle
 import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from collapsetune.collapse import Below, Rule
-from collapsetune.trainable import CHECKPOINT_FILE, WORST_OBJECTIVE, TrialPlan, TrialTimeout, make_trainable
+from collapsetune.trainable import (
+    CHECKPOINT_FILE,
+    WORST_OBJECTIVE,
+    TrialPlan,
+    TrialTimeout,
+    _read_state,
+    _write_state,
+    make_trainable,
+)
 
 E2E = Path(__file__).parent / "e2e"
 RULE = Rule((Below("collapse/unique_tokens", 20),), patience=2, grace=1)
@@ -135,3 +150,48 @@ def test_checkpoints_are_asked_for_by_time_when_the_sweep_sets_no_count(tmp_path
     assert "should_checkpoint" not in never.train()
     due = _trainable(tmp_path, {"lr": 0.01}, checkpoint_interval_s=1e-9)
     assert due.train()["should_checkpoint"] is True
+
+
+def test_a_wrapper_without_tensors_is_run_and_checkpointed_without_importing_torch(tmp_path):
+    # A fresh process, as a Ray worker is: torch costs a worker ~1 s and ~180 MiB.
+    script = textwrap.dedent(f"""
+        import sys
+        import ray.tune.trainable.trainable as module
+        module.DEFAULT_STORAGE_PATH = {str(tmp_path / "ray_results")!r}
+        from collapsetune.collapse import Below, Rule
+        from collapsetune.trainable import TrialPlan, make_trainable
+        rule = Rule((Below("collapse/unique_tokens", 20),), patience=2, grace=1)
+        cls = make_trainable(TrialPlan("outside_wrapper:Toy", ({str(E2E)!r},), (rule,), "val/loss", "min"), "Toy")
+        trial = cls(config={{"lr": 0.2, "max_iterations": 6}})
+        trial.train(), trial.train()
+        again = cls(config={{"lr": 0.2, "max_iterations": 6}})
+        again.restore(trial.save({str(tmp_path / "ckpt")!r}))
+        print(again.train()["collapse.status"], "torch" in sys.modules)
+    """)
+    import collapsetune
+
+    here = str(Path(collapsetune.__file__).parents[1])  # the collapsetune under test, not another install
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env,
+                         check=True)
+    assert out.stdout.split()[-2:] == ["collapsed", "False"], out.stdout[-2000:] + out.stderr[-2000:]
+    assert not (tmp_path / "ckpt" / CHECKPOINT_FILE).read_bytes().startswith(b"PK")  # not torch's zip
+
+
+def test_a_state_with_tensors_goes_through_torch_and_comes_back_whole(tmp_path):
+    import torch
+
+    state = {"monitor": {"reports": 3}, "wrapper": collections.OrderedDict(w=torch.arange(4.0))}
+    _write_state(state, str(tmp_path / CHECKPOINT_FILE))
+    assert (tmp_path / CHECKPOINT_FILE).read_bytes().startswith(b"PK")
+    back = _read_state(str(tmp_path))
+    assert back["monitor"] == {"reports": 3} and torch.equal(back["wrapper"]["w"], torch.arange(4.0))
+
+
+def test_a_plain_checkpoint_round_trips_data_and_refuses_code(tmp_path):
+    state = {"monitor": {"verdict": ["healthy", "", None], "values": [1.5, float("inf")]}, "wrapper": {"t": (2, b"x")}}
+    _write_state(state, str(tmp_path / CHECKPOINT_FILE))
+    assert _read_state(str(tmp_path)) == state
+    (tmp_path / CHECKPOINT_FILE).write_bytes(pickle.dumps({"wrapper": collections.OrderedDict(t=2)}))
+    with pytest.raises(pickle.UnpicklingError, match="data only, not collections.OrderedDict"):
+        _read_state(str(tmp_path))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import threading
 import time
 from collections.abc import Sequence
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import ray
-import torch
 from ray import tune
 
 from collapsetune.collapse import (
@@ -39,7 +39,7 @@ from collapsetune.collapse import (
 # far beyond any real loss, so it ranks below every healthy trial in ASHA's rungs and in
 # TPE's split (both use ranks, not magnitudes).
 WORST_OBJECTIVE = 1.0e9
-CHECKPOINT_FILE = "collapsetune_state.pt"
+CHECKPOINT_FILE = "collapsetune_state.pt"  # torch.save's zip, or a plain pickle of data only (_write_state)
 ARTIFACTS_DIR = "artifacts"  # in each trial's folder: files a wrapper's write_artifacts() made
 CPU_KEY = "time/cpu_s"  # CPU seconds the trial's process used since its previous report
 DONOR_KEY = "pbt.donor"  # on the first report after a PBT exploit: the trial whose checkpoint it took
@@ -207,7 +207,7 @@ class CollapseTrainable(tune.Trainable):
         # Written whole or not at all: a full disk fails this save (the trial is retried from
         # its previous checkpoint) instead of leaving a truncated file to restore from.
         path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
-        torch.save(state, path + ".tmp")
+        _write_state(state, path + ".tmp")
         os.replace(path + ".tmp", path)
         self._checkpointed_at = time.monotonic()
 
@@ -290,11 +290,52 @@ def _call_with_timeout(fn, timeout: float):
     return box["value"]
 
 
+def _write_state(state: dict, path: str) -> None:
+    """torch.save when the state holds tensors (every built-in model's does), else a plain
+    pickle: a worker whose wrapper never imports torch then never loads it (it costs a
+    worker ~1 s and ~180 MiB; benchmarks/worker_startup.py). Both read back as data only."""
+    if _plain(state):
+        with open(path, "wb") as f:
+            pickle.dump(state, f)
+        return
+    import torch  # here, not at the top: only a state with tensors (or arrays) needs it
+
+    torch.save(state, path)
+
+
 def _read_state(checkpoint_dir: str) -> dict:
+    path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
+    with open(path, "rb") as f:
+        if f.read(2) != b"PK":  # not torch.save's zip archive: _write_state's plain pickle
+            f.seek(0)
+            return _DataOnly(f).load()
+    import torch  # here, not at the top: see _write_state
+
     # weights_only: a checkpoint is data, never code to run.
     # map_location: a trial may be restored on a node without the GPU it was saved on;
     # load_state_dict then moves tensors to wherever the wrapper put its model.
-    return torch.load(os.path.join(checkpoint_dir, CHECKPOINT_FILE), weights_only=True, map_location="cpu")
+    return torch.load(path, weights_only=True, map_location="cpu")
+
+
+_PLAIN = (str, int, float, bool, bytes, type(None))
+
+
+def _plain(value: Any) -> bool:
+    """Only dicts, lists and tuples of str, numbers, bool, bytes and None: what pickles
+    without naming a class (exact types; a subclass such as OrderedDict names its own)."""
+    if type(value) is dict:
+        return all(_plain(k) and _plain(v) for k, v in value.items())
+    if type(value) in (list, tuple):
+        return all(_plain(v) for v in value)
+    return type(value) in _PLAIN
+
+
+class _DataOnly(pickle.Unpickler):
+    """Reads a plain pickle, refusing any class or function in it: a checkpoint is data,
+    never code to run (what weights_only=True is for torch.load)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"a checkpoint holds data only, not {module}.{name}")
 
 
 def _log_spaced(report: int) -> bool:

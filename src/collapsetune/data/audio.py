@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.signal
 
 from collapsetune.data._atomic import atomic_path
 from collapsetune.data.text import cache_dir
@@ -234,6 +233,8 @@ def log_mel(audio: np.ndarray, spec: MelSpec = MelSpec()) -> np.ndarray:
     x[:, : min(length, batch.shape[1])] = batch[:, :length]
     x = np.pad(x, ((0, 0), (spec.n_fft // 2, spec.n_fft // 2)), mode="reflect")  # centred frames, like librosa.stft
     frames = np.lib.stride_tricks.sliding_window_view(x, spec.n_fft, axis=1)[:, :: spec.hop]  # (N, F, n_fft)
+    import scipy.signal  # here: the LM's and MoP-CLIP's workers import this module, and need none of it (~0.5 s)
+
     window = scipy.signal.get_window("hann", spec.n_fft).astype(np.float32)  # periodic, as librosa
     power = np.abs(np.fft.rfft(frames * window, axis=-1)).astype(np.float32) ** 2  # (N, F, n_fft/2+1)
     mel = _mel_filterbank(spec.sample_rate, spec.n_fft, spec.n_mels).astype(np.float32)  # (M, n_fft/2+1)
