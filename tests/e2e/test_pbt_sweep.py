@@ -4,7 +4,6 @@ run; and a driver killed after the rescue resumes with nothing logged twice."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -40,17 +39,11 @@ def test_pbt_rescues_a_collapsed_trial_and_resumes_after_a_driver_kill(tmp_path)
     out = cli("resume", str(results), cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
-    # Ray's results: the collapsed trial went on from another trial's checkpoint.
-    reports = {f.parent.name: [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
-               for f in results.glob("*/result.json")}
-    assert len(reports) == 4
-    rescued = {name: rs for name, rs in reports.items()
-               if any(a.get("collapse.status") == "collapsed" and "pbt.donor" in b for a, b in zip(rs, rs[1:]))}
-    assert rescued, "no trial took another's checkpoint right after collapsing"
-    for rs in rescued.values():
-        copy = next(i for i, r in enumerate(rs) if "pbt.donor" in r)
-        assert rs[copy]["config"]["lr"] != rs[0]["config"]["lr"]  # perturbed from the donor's lr
-        assert rs[copy]["config/lr"] == rs[copy]["config"]["lr"]
+    # Ray's results: every trial finished. (Which reports its result.json holds is not
+    # checked: the lines written after Ray's last sync before the SIGKILL are lost there, and
+    # MLflow, written exactly once by the driver, is the record checked below.)
+    finished = [f for f in results.glob("*/result.json") if '"done": true' in f.read_text()]
+    assert len(finished) == 4
 
     # MLflow: one run per trial, steps 1..n with none twice, and the rescue listed once.
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -68,4 +61,7 @@ def test_pbt_rescues_a_collapsed_trial_and_resumes_after_a_driver_kill(tmp_path)
         assert len(lines) == len(set(lines)), lines
         history = client.get_metric_history(run.info.run_id, "config/lr")
         assert len({m.value for m in history}) >= 2  # lr over time: before and after the copy
-    assert any("after collapsed" in r.data.tags[EXPLOITS_TAG] for r in with_copies)
+    rescued = [r for r in with_copies if "after collapsed" in r.data.tags[EXPLOITS_TAG]]
+    assert rescued, [r.data.tags[EXPLOITS_TAG] for r in with_copies]
+    for run in rescued:
+        assert client.get_metric_history(run.info.run_id, "pbt/donor_report")
