@@ -13,9 +13,9 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.schedulers.pbt import _PBTTrialState
 
-from collapsetune.errors import SpecError
 from collapsetune.schedulers import CollapsePBT
 from collapsetune.spec import load_sweep
+from tests.test_spec_wrapper import error
 
 PBT = {"type": "pbt", "mutable": ["lr", "label_smoothing"]}
 
@@ -32,12 +32,6 @@ def sweep(tmp_path: Path, trainable: str = "bitnet_lm", **changes) -> Path:
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-def error(path: Path) -> str:
-    with pytest.raises(SpecError) as info:
-        load_sweep(path)
-    return str(info.value)
 
 
 def test_a_pbt_sweep_builds_collapse_pbt_with_the_search_spaces_bounds(tmp_path):

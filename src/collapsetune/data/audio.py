@@ -129,12 +129,15 @@ def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
-def _event_phrase(ev: dict, rng: np.random.Generator) -> str:
+def _event_phrase(ev: dict, rng: np.random.Generator, verbs: tuple[str, ...] = ()) -> str:
+    """"a loud beep twice"; with `verbs`, one of them after the noun ("a loud beep rings twice")."""
     pick = lambda options: options[int(rng.integers(len(options)))]
     words = [pick(LOUD_WORDS[ev["loudness"]])]
     if ev["kind"] == "tone":
         words.append(pick(PITCH_WORDS[ev["pitch"]]))
     words.append(pick(NOUNS[ev["kind"]]))
+    if verbs:
+        words.append(pick(verbs))
     count = pick(COUNT_WORDS[ev["count"]])
     phrase = f"{_article(words[0])} {' '.join(words)}"
     return f"{phrase} {count}".strip()

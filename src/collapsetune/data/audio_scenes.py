@@ -174,14 +174,9 @@ def _scene(name: str, n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _event_phrase(ev: dict, rng: np.random.Generator) -> str:
-    from collapsetune.data.audio import COUNT_WORDS, LOUD_WORDS, NOUNS, PITCH_WORDS, _article
+    from collapsetune.data.audio import _event_phrase as phrase
 
-    pick = lambda options: options[int(rng.integers(len(options)))]
-    words = [pick(LOUD_WORDS[ev["loudness"]])]
-    if ev["kind"] == "tone":
-        words.append(pick(PITCH_WORDS[ev["pitch"]]))
-    words.append(pick(NOUNS[ev["kind"]]))
-    return " ".join([_article(words[0]), *words, pick(VERBS), pick(COUNT_WORDS[ev["count"]])]).strip()
+    return phrase(ev, rng, verbs=VERBS)
 
 
 def _caption(scene: str, events: list[dict], prior: np.ndarray, recipe: ScenesRecipe,
