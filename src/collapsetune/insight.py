@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from collapsetune.mlflow_names import flatten, mlflow_key
-from collapsetune.report import BEST_ACCEPTS, PARENT_TAG, TRIAL_TAG, summary_of
+from collapsetune.names import TRIAL_TAG
+from collapsetune.report import BEST_ACCEPTS, PARENT_TAG, summary_of
 from collapsetune.results import (
     ATLAS_DIR,
     COLLAPSING,

@@ -28,13 +28,12 @@ from collapsetune import _ray_fixes, preflight
 from collapsetune.collapse import CollapseStopper
 from collapsetune.credentials import client_uri, live_uri
 from collapsetune.errors import SpecError
-from collapsetune.registry import resolve_trainable, wrapper_modules
+from collapsetune.names import LAUNCH_FILE, SWEEP_FILE
+from collapsetune.registry import has_state, resolve_trainable, wrapper_modules
 from collapsetune.spec import MlflowSpec, SweepSpec, dump_spec, load_sweep, param_space
 from collapsetune.storage import driver_lock, experiment_states, location, new_folder, read_text, rename, write_text
-from collapsetune.trainable import TrialPlan, has_state, make_trainable, objective_key
+from collapsetune.trainable import TrialPlan, make_trainable, objective_key
 
-SWEEP_FILE = "sweep.yaml"  # the resolved sweep, written into every results folder
-LAUNCH_FILE = "collapsetune.json"  # where the sweep came from, for `resume`
 UNREADABLE_SUFFIX = ".unreadable"  # a damaged experiment snapshot, set aside by `resume --older-snapshot`
 
 

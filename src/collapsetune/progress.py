@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from ray import tune
 
 from collapsetune.collapse import INCONCLUSIVE, REASON_KEY, STATUS_KEY, STOPPING
-from collapsetune.trainable import DONOR_KEY, DONOR_REPORT_KEY
+from collapsetune.names import DONOR_KEY, DONOR_REPORT_KEY
 
 
 class Progress(tune.Callback):

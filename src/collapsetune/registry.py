@@ -20,7 +20,7 @@ from pathlib import Path
 
 from collapsetune.errors import SpecError
 
-__all__ = ["TRAINABLES", "resolve_trainable", "wrapper_module_path", "wrapper_modules"]
+__all__ = ["TRAINABLES", "has_state", "resolve_trainable", "wrapper_module_path", "wrapper_modules"]
 
 TRAINABLES = {
     "bitnet_lm": "trainables.bitnet_lm:BitNetLM",
@@ -87,6 +87,11 @@ def resolve_trainable(name: str, search_dirs: Sequence[Path] = ()) -> type:
             "__init__(self, config) and step(self) -> dict[str, float]"
         )
     return cls
+
+
+def has_state(wrapper_cls: type) -> bool:
+    """Whether a wrapper can be checkpointed (both optional methods present)."""
+    return all(callable(getattr(wrapper_cls, m, None)) for m in ("state_dict", "load_state_dict"))
 
 
 def wrapper_module_path(name: str, search_dirs: Sequence[Path] = ()) -> Path | None:

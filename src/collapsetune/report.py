@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from collapsetune.names import PATH_TAG, TRIAL_TAG
 from collapsetune.pareto import front as pareto_front
 from collapsetune.results import (
     ATLAS_DIR,
@@ -41,8 +42,6 @@ __all__ = ["ATLAS_PAGE", "RunIndex", "Summary", "TrialRow", "find_runs", "format
            "run_url", "runs_url", "summary_of", "ui_base"]
 
 ATLAS_PAGE = "atlas.html"  # inside ATLAS_DIR
-PATH_TAG = "collapsetune.experiment_path"  # = collapsetune.tracking.PATH_TAG (tracking imports Ray)
-TRIAL_TAG = "ray.trial_id"  # = collapsetune.tracking.TRIAL_TAG
 PARENT_TAG = "mlflow.parentRunId"
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
 # What "best healthy" accepts, said next to it (a trial cut before its rules could judge it,

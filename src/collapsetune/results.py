@@ -35,7 +35,10 @@ from typing import Any
 import pyarrow.fs
 import yaml
 
+from collapsetune.collapse import (COLLAPSED, DIVERGED, ERROR, HEALTHY, INCONCLUSIVE, ITERATION_KEY, REASON_KEY,
+                                   STATUS_KEY)
 from collapsetune.errors import SpecError
+from collapsetune.names import DONOR_KEY, DONOR_REPORT_KEY, LAUNCH_FILE, SWEEP_FILE
 from collapsetune.storage import location
 
 __all__ = [
@@ -55,14 +58,7 @@ __all__ = [
     "read_results",
 ]
 
-SWEEP_FILE = "sweep.yaml"  # = collapsetune.launch.SWEEP_FILE (launch imports Ray, so not imported)
-LAUNCH_FILE = "collapsetune.json"  # = collapsetune.launch.LAUNCH_FILE
 ATLAS_DIR = "atlas"  # `report --html` writes the atlas here by default; `report` looks here
-# The verdict keys every result carries (= collapsetune.collapse.*_KEY; that package imports Ray).
-STATUS_KEY, REASON_KEY, ITERATION_KEY = "collapse.status", "collapse.reason", "collapse.iteration"
-HEALTHY, COLLAPSED, DIVERGED = "healthy", "collapsed", "diverged"
-# On the first report after PBT copied another trial in (= collapsetune.trainable.*_KEY).
-DONOR_KEY, DONOR_REPORT_KEY = "pbt.donor", "pbt/donor_report"
 # Added while reading: the verdict and report number of the report before a copy.
 _COPIED_AFTER, _COPIED_AT = "pbt.after", "pbt.after_report"
 # Outcomes the results imply beyond the trainable's verdict: a trial the scheduler cut while
@@ -70,10 +66,9 @@ _COPIED_AFTER, _COPIED_AT = "pbt.after", "pbt.after_report"
 # rule's patience, and it was called the best healthy trial).
 COLLAPSING = "collapsing"  # cut while a collapse condition held on its last report
 UNJUDGED = "unjudged"  # cut before every rule had seen enough reports to fire
-# The trainable's own word for both (collapsetune.collapse.INCONCLUSIVE); results written
-# before it existed say "healthy" for such trials, and `judge` tells them apart as above.
-INCONCLUSIVE = "inconclusive"
-ERROR, RUNNING = "error", "running"
+# Results written before the trainable said INCONCLUSIVE for both say "healthy" for such
+# trials, and `judge` tells them apart as above.
+RUNNING = "running"
 # Best first: the order `report` lists trials in, and the atlas's legend order.
 OUTCOMES = (HEALTHY, RUNNING, INCONCLUSIVE, UNJUDGED, COLLAPSING, COLLAPSED, DIVERGED, ERROR)
 _HIDDEN = {"max_iterations"}  # handed to every wrapper by Tune; not a setting anyone chose

@@ -43,7 +43,8 @@ from collapsetune.collapse import ERROR, INCONCLUSIVE, ITERATION_KEY, REASON_KEY
 from collapsetune.credentials import client_uri, live_uri, redact_uri
 from collapsetune.mlflow_names import KEY_MAX as _KEY_MAX
 from collapsetune.mlflow_names import flatten, mlflow_key
-from collapsetune.trainable import ARTIFACTS_DIR, DONOR_KEY, DONOR_REPORT_KEY
+from collapsetune.names import DONOR_KEY, DONOR_REPORT_KEY, PATH_TAG, TRIAL_TAG
+from collapsetune.trainable import ARTIFACTS_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +55,7 @@ _NOT_METRICS = {
     "time_since_restore", "timesteps_since_restore", "timesteps_total", "episodes_total",
     "checkpoint_dir_name", "should_checkpoint", ITERATION_KEY,
 }
-PATH_TAG = "collapsetune.experiment_path"  # ties a parent run to its results folder
 LAUNCH_TAG = "collapsetune.launch_id"  # ties it to its launch even when the folder moved
-TRIAL_TAG = "ray.trial_id"
 ORPHAN_TAG = "collapsetune.orphan"  # why a run was moved to the trash on resume
 STEP_TAG = "collapsetune.step"  # last report logged to a run
 OFFSET_TAG = "collapsetune.step_offset"  # run step - the trial's report number, after PBT exploits

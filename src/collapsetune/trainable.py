@@ -34,6 +34,7 @@ from collapsetune.collapse import (
     STATUS_KEY,
     CollapseMonitor,
 )
+from collapsetune.names import CONFIG_PREFIX, DONOR_KEY, DONOR_REPORT_KEY
 
 # What a collapsed or diverged trial scores. Finite, because MLflow and Optuna store it;
 # far beyond any real loss, so it ranks below every healthy trial in ASHA's rungs and in
@@ -42,9 +43,6 @@ WORST_OBJECTIVE = 1.0e9
 CHECKPOINT_FILE = "collapsetune_state.pt"  # torch.save's zip, or a plain pickle of data only (_write_state)
 ARTIFACTS_DIR = "artifacts"  # in each trial's folder: files a wrapper's write_artifacts() made
 CPU_KEY = "time/cpu_s"  # CPU seconds the trial's process used since its previous report
-DONOR_KEY = "pbt.donor"  # on the first report after a PBT exploit: the trial whose checkpoint it took
-DONOR_REPORT_KEY = "pbt/donor_report"  # ... and that trial's report the checkpoint was made at
-CONFIG_PREFIX = "config/"  # a mutable knob's value on each report, e.g. config/lr
 
 
 @dataclass(frozen=True)
@@ -350,10 +348,5 @@ def _number(key: str, value: Any) -> float:
         raise TypeError(f"step() must return numbers; {key!r} was {value!r}") from None
 
 
-def has_state(wrapper_cls: type) -> bool:
-    """Whether a wrapper can be checkpointed (both optional methods present)."""
-    return all(callable(getattr(wrapper_cls, m, None)) for m in ("state_dict", "load_state_dict"))
-
-
 __all__: Sequence[str] = ["CONFIG_PREFIX", "CPU_KEY", "DONOR_KEY", "DONOR_REPORT_KEY", "WORST_OBJECTIVE", "CollapseTrainable", "TrialPlan", "TrialTimeout",
-                         "has_state", "make_trainable", "objective_key"]
+                         "make_trainable", "objective_key"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from collapsetune.registry import resolve_trainable
-from collapsetune.trainable import has_state
+from collapsetune.registry import has_state
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 

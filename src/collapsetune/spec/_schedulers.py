@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from collapsetune.errors import SpecError
+from collapsetune.registry import has_state
 from collapsetune.spec._base import Section, limited, show, thaw
 
 if TYPE_CHECKING:
@@ -202,7 +203,7 @@ class Pbt(Scheduler):
 
     def wrapper_problems(self, wrapper: type) -> list[SpecError]:
         """PBT copies checkpoints between trials: the wrapper must have state."""
-        if all(callable(getattr(wrapper, m, None)) for m in ("state_dict", "load_state_dict")):
+        if has_state(wrapper):
             return []
         return [SpecError(f"pbt copies one trial's checkpoint into another, but {wrapper.__name__} has no "
                           "state_dict()/load_state_dict() (docs/extending.md); use asha or fifo", key="type")]
