@@ -140,23 +140,33 @@ def outcome(variant: str, seed: int, wall: float, trials: list[Trial], best: Tri
     return out
 
 
+def fit(spec, folder: str, label: str):
+    """Runs a loaded sweep as `collapsetune run` builds it, in this process's Ray; returns
+    (wall seconds of fit(), Ray's ResultGrid). A failed trial raises: the benchmarks count
+    whole sweeps only."""
+    from collapsetune.launch import build_tuner, check_resources
+
+    tuner = build_tuner(spec, folder, check_resources(spec))
+    start = time.perf_counter()
+    grid = tuner.fit()
+    wall = time.perf_counter() - start
+    for result in grid:
+        if result.error:
+            raise RuntimeError(f"{label}: a trial failed: {result.error}")
+    return wall, grid
+
+
 def run_variant(sweep: Path, variant: str, seed: int, storage: Path, overrides: list[str]):
     """Runs one sweep; returns (spec as written, wall seconds, trials, the trial Tune picks)."""
-    from collapsetune.launch import build_tuner, check_resources
     from collapsetune.spec import load_sweep
 
     seeding = [*overrides, f"search.seed={seed}", f"config.seed={seed}", f"storage={storage}"]
     spec = load_sweep(sweep, seeding + VARIANTS[variant])
-    tuner = build_tuner(spec, f"{storage}/{spec.name}-{variant}-{seed}", check_resources(spec))
-    start = time.perf_counter()
-    grid = tuner.fit()
-    wall = time.perf_counter() - start
+    wall, grid = fit(spec, f"{storage}/{spec.name}-{variant}-{seed}", f"{variant} seed {seed}")
     searched = sorted(spec.search_space)
     trials, best = [], None
     picked = grid.get_best_result(metric="objective", mode=spec.objective.mode, scope="last")
     for result in grid:
-        if result.error:
-            raise RuntimeError(f"{variant} seed {seed}: a trial failed: {result.error}")
         reports = result.metrics_dataframe.to_dict("records")
         trial = Trial(json.dumps({k: result.config[k] for k in searched}, sort_keys=True), reports)
         trials.append(trial)

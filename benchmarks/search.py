@@ -30,9 +30,14 @@ import os
 import platform
 import re
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compare import fit  # noqa: E402 - benchmarks/ is not a package
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ROOT / "benchmarks" / "sweeps" / "mop_clip.yaml"
@@ -45,21 +50,14 @@ ENDED_BAD = ("collapsed", "diverged")
 
 def run_variant(variant: str, seed: int, storage: Path, samples: int) -> dict:
     """Runs one sweep; returns its measurements."""
-    from collapsetune.launch import build_tuner, check_resources
     from collapsetune.spec import load_sweep
 
     overrides = [f"search.seed={seed}", f"config.seed={seed}", f"storage={storage}", f"num_samples={samples}",
                  "search.algorithm=optuna", "scheduler={type: fifo}", *VARIANTS[variant]]
     spec = load_sweep(SWEEP, overrides)
-    folder = storage / f"{spec.name}-{variant}-{seed}"
-    tuner = build_tuner(spec, str(folder), check_resources(spec))
-    start = time.perf_counter()
-    grid = tuner.fit()
-    wall = time.perf_counter() - start
+    wall, grid = fit(spec, str(storage / f"{spec.name}-{variant}-{seed}"), f"{variant} seed {seed}")
     trials = []
     for result in grid:
-        if result.error:
-            raise RuntimeError(f"{variant} seed {seed}: a trial failed: {result.error}")
         reports = result.metrics_dataframe.to_dict("records")
         last = reports[-1]
         trials.append({

@@ -21,10 +21,26 @@ def _runs(uri: str, view=ViewType.ACTIVE_ONLY) -> list:
     return client.search_runs([experiment], "tags.`ray.trial_id` != ''", run_view_type=view)
 
 
-def test_resume_continues_runs_and_trashes_only_runs_the_snapshot_never_knew(tmp_path):
+def _started(tmp_path: Path) -> tuple[str, MlflowTracking]:
+    """A SQLite store in tmp_path and the callback set up on it, as Tune sets it up."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    first = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
-    first.setup()
+    tracking = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
+    tracking.setup()
+    return uri, tracking
+
+
+def _resumed(tracking: MlflowTracking, snapshot: dict | None) -> MlflowTracking:
+    """The callback of a resumed driver: back from Tune's pickle with no live state, then
+    handed the state saved with the snapshot it resumes from (None: no readable snapshot)."""
+    resumed = pickle.loads(pickle.dumps(tracking))
+    if snapshot is not None:
+        resumed.set_state(snapshot)
+    resumed.setup()
+    return resumed
+
+
+def test_resume_continues_runs_and_trashes_only_runs_the_snapshot_never_knew(tmp_path):
+    uri, first = _started(tmp_path)
     a, b, lost = _trial("a"), _trial("b"), _trial("lost")
     for trial in (a, b):
         first.on_trial_start(0, [], trial)
@@ -35,9 +51,7 @@ def test_resume_continues_runs_and_trashes_only_runs_the_snapshot_never_knew(tmp
 
     # A resumed driver: the callback comes back from Tune's pickle with no live state, then
     # Tune hands it the state saved with the snapshot it resumes from.
-    resumed = pickle.loads(pickle.dumps(first))
-    resumed.set_state(snapshot)
-    resumed.setup()
+    resumed = _resumed(first, snapshot)
     resumed.on_trial_restore(0, [], a)
     resumed.on_trial_result(0, [], a, {"training_iteration": 1, "val/loss": 9.0})  # already logged
     resumed.on_trial_result(0, [], a, {"training_iteration": 2, "val/loss": 1.5})
@@ -60,23 +74,18 @@ def test_resume_continues_runs_and_trashes_only_runs_the_snapshot_never_knew(tmp
 def test_resume_without_a_readable_snapshot_trashes_nothing(tmp_path):
     # A truncated experiment state: Ray restores no trial it knew. Nothing says which runs
     # are orphans, so every run stays where it is.
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    first = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
-    first.setup()
+    uri, first = _started(tmp_path)
     for trial_id in ("a", "b"):
         first.on_trial_start(0, [], _trial(trial_id))
     first.on_experiment_end([])
-    resumed = pickle.loads(pickle.dumps(first))
-    resumed.setup()
+    resumed = _resumed(first, None)
     resumed.on_experiment_end([_trial("new")])
     assert sorted(r.data.tags["ray.trial_id"] for r in _runs(uri)) == ["a", "b"]
     assert _runs(uri, ViewType.DELETED_ONLY) == []
 
 
 def test_verdict_tags_follow_the_verdict(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracking = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
-    tracking.setup()
+    uri, tracking = _started(tmp_path)
     trial = _trial("a")
     tracking.on_trial_start(0, [], trial)
     client = MlflowClient(uri)
@@ -106,9 +115,7 @@ def test_unusable_tracking_store_fails_before_a_trial_trains(tmp_path):
 
 
 def test_names_mlflow_refuses_are_renamed_and_said_so(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracking = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
-    tracking.setup()
+    uri, tracking = _started(tmp_path)
     trials = [_trial("a"), _trial("b")]
     for trial in trials:
         tracking.on_trial_start(0, [], trial)
@@ -128,9 +135,7 @@ def test_names_mlflow_refuses_are_renamed_and_said_so(tmp_path):
 
 
 def test_a_write_mlflow_refuses_is_dropped_and_counted_not_raised(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracking = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
-    tracking.setup()
+    uri, tracking = _started(tmp_path)
     trial = _trial("a")
     tracking.on_trial_start(0, [], trial)
     client = MlflowClient(uri)
@@ -143,9 +148,7 @@ def test_a_write_mlflow_refuses_is_dropped_and_counted_not_raised(tmp_path):
 
 
 def test_an_interrupted_sweep_leaves_its_runs_killed_not_finished(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracking = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
-    tracking.setup()
+    uri, tracking = _started(tmp_path)
     done, running = _trial("done"), _trial("running")
     for trial in (done, running):
         tracking.on_trial_start(0, [], trial)
@@ -159,16 +162,12 @@ def test_an_interrupted_sweep_leaves_its_runs_killed_not_finished(tmp_path):
 
 
 def test_samples_are_one_file_per_trial_that_a_resume_continues(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracking = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
-    tracking.setup()
+    uri, tracking = _started(tmp_path)
     trial = _trial("a")
     tracking.on_trial_start(0, [], trial)
     tracking.on_trial_result(0, [], trial, {"training_iteration": 1, "samples": "the cat sat"})
     snapshot = tracking.get_state()
-    resumed = pickle.loads(pickle.dumps(tracking))
-    resumed.set_state(snapshot)
-    resumed.setup()
+    resumed = _resumed(tracking, snapshot)
     resumed.on_trial_restore(0, [], trial)
     resumed.on_trial_result(0, [], trial, {"training_iteration": 2, "samples": "the the the"})
     resumed.on_trial_complete(0, [], trial)
@@ -240,9 +239,7 @@ def test_a_write_for_one_run_follows_that_runs_reports_and_leaves_the_others_bat
 def test_a_pbt_copy_continues_the_runs_steps_and_is_listed_also_across_a_resume(tmp_path):
     # PBT copies trial "d"'s checkpoint at its report 2 into trial "a", which had collapsed
     # at report 3: a's next report is numbered 3 by Ray, but its run goes on at step 4.
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    first = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"))
-    first.setup()
+    uri, first = _started(tmp_path)
     a = _trial("a")
     first.on_trial_start(0, [], a)
     for t, status in ((1, "inconclusive"), (2, "inconclusive"), (3, "collapsed")):
@@ -256,9 +253,7 @@ def test_a_pbt_copy_continues_the_runs_steps_and_is_listed_also_across_a_resume(
 
     # A resumed driver restores the same copied checkpoint and reports its report 3 again,
     # then goes on: nothing is logged twice and the offset holds.
-    resumed = pickle.loads(pickle.dumps(first))
-    resumed.set_state(snapshot)
-    resumed.setup()
+    resumed = _resumed(first, snapshot)
     resumed.on_trial_restore(0, [], a)
     resumed.on_trial_result(0, [], a, {"training_iteration": 3, "val/loss": 0.5, **copied})
     resumed.on_trial_result(0, [], a, {"training_iteration": 4, "val/loss": 0.4, "collapse.status": "healthy"})
