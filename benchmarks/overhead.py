@@ -7,8 +7,9 @@ process, the Ray ones on one embedded Ray started once and not counted:
   plain Ray Tune      a function trainable, FIFO, no rules, no MLflow (the issue's anchor:
                       6 trials x 10 x 1 s on 2 slots took 37.7 s against 30 s, 1.26x)
   collapsetune ...    CollapseTrainable (actors reused through reset_config), collapse rules,
-                      CollapseStopper, and: MLflow on SQLite or not, a checkpoint every report
-                      (the shipped default) or only at the end
+                      CollapseStopper, and: MLflow on SQLite or not, checkpoints by time (the
+                      shipped default: every 60 s and at the trial's end), every report, or
+                      only at the end
   Optuna loop         a plain Optuna in-process loop (2 threads) running the same trials
 
 Every report of the Ray runners carries time.time() from just before and just after its
@@ -132,7 +133,7 @@ class _Timed:
 
 
 def collapsetune_sweep(trials: int, reports: int, seconds: float, work: Path, *, mlflow: bool = True,
-                       checkpoint_frequency: int = 1, num_to_keep: int | None = 2,
+                       checkpoint_frequency: int | None = None, num_to_keep: int | None = 2,
                        new_store: bool = False) -> tuple[float, dict]:
     """The same trials through collapsetune; the defaults are the shipped ones.
 
@@ -153,7 +154,7 @@ def collapsetune_sweep(trials: int, reports: int, seconds: float, work: Path, *,
         "scheduler: {type: fifo}\n"
         "collapse: [{metric: collapse/unique_tokens, below: 20, patience: 2, grace: 1}]\n"
         f"storage: {work / 'results'}\nmlflow: {{tracking_uri: {tracking}}}\n"
-        f"checkpoint_frequency: {checkpoint_frequency}\n"
+        f"checkpoint_frequency: {'null' if checkpoint_frequency is None else checkpoint_frequency}\n"
         f"checkpoint_num_to_keep: {'null' if num_to_keep is None else num_to_keep}\n"
     )
     spec = load_sweep(work / "sweep.yaml")
@@ -208,11 +209,11 @@ def rules_us_per_report(n: int = 20000) -> float:
 
 # collapsetune runners: the shipped defaults, then one change at a time.
 ABLATIONS = {
-    "collapsetune (shipped: MLflow, checkpoint every report, keep 2)": {},
+    "collapsetune (shipped: MLflow, checkpoint every 60 s and at the end, keep 2)": {},
     "collapsetune, first sweep into a new MLflow store": {"new_store": True},
     "collapsetune, MLflow off": {"mlflow": False},
-    "collapsetune, keep all checkpoints": {"num_to_keep": None},
-    "collapsetune, checkpoint every 5th report": {"checkpoint_frequency": 5},
+    "collapsetune, checkpoint every report": {"checkpoint_frequency": 1},
+    "collapsetune, checkpoint every report, keep all": {"checkpoint_frequency": 1, "num_to_keep": None},
     "collapsetune, checkpoint at end only": {"checkpoint_frequency": 0},
     "collapsetune, MLflow off, checkpoint at end only": {"mlflow": False, "checkpoint_frequency": 0},
 }
