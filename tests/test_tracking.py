@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pickle
+import threading
 from pathlib import Path
 
 import pytest
@@ -234,6 +235,33 @@ def test_a_write_for_one_run_follows_that_runs_reports_and_leaves_the_others_bat
     writer.close()
     assert client.writes[:2] == [("log_batch", "a", [1]), ("samples", "a")]
     assert sorted(client.writes[2:]) == [("log_batch", "a", [2]), ("log_batch", "b", [1, 2])]
+
+
+def test_a_run_creation_waits_for_one_write_not_for_the_whole_round():
+    # With many runs a round of writes takes seconds; a trial's start (Tune's loop waits for
+    # its run) is served between two runs' batches, not after the round.
+    from collapsetune.tracking import _Writer
+
+    client, queued, inside, gate = _CountingClient(), threading.Event(), threading.Event(), threading.Event()
+    record = client.log_batch
+
+    def slow_for_a(run_id, metrics=(), tags=()):
+        if run_id == "a":
+            inside.set()
+            gate.wait(10)
+        record(run_id, metrics, tags)
+
+    client.log_batch = slow_for_a
+    writer = _Writer(lambda: queued.wait(10) and client, linger_s=0.0)  # opens once both reports wait
+    _report(writer, "a", 1)
+    _report(writer, "b", 1)
+    queued.set()
+    assert inside.wait(10)  # the round that writes a and b has begun
+    created = writer.call(lambda c: c.writes.append(("create_run", "c")) or "c")
+    gate.set()
+    assert created.result(10) == "c"
+    writer.close()
+    assert client.writes == [("log_batch", "a", [1]), ("create_run", "c"), ("log_batch", "b", [1])]
 
 
 def test_a_pbt_copy_continues_the_runs_steps_and_is_listed_also_across_a_resume(tmp_path):

@@ -364,7 +364,9 @@ class _Writer:
     """One thread that owns every MLflow call of a sweep, in the order they were asked for.
 
     `call` runs a function on the thread and returns its Future (run creation: the caller
-    needs the id). `log` queues one report; reports waiting for the same run are merged into
+    needs the id, and Tune's loop waits for it). Calls go ahead of every queued write, also
+    between the writes of a round: a round can take a second with a hundred runs, and a
+    trial's start would otherwise wait for all of it (docs/benchmarks.md, driver throughput). `log` queues one report; reports waiting for the same run are merged into
     one `log_batch`. `data` queues any other write. A write that raises is dropped and
     counted, so MLflow trouble never reaches Tune's loop. The queue is bounded: when MLflow
     is slower than the trials, `log` blocks Tune's loop instead of growing without end.
@@ -437,14 +439,7 @@ class _Writer:
             self._hurry.clear()
             while self._wake.acquire(blocking=False):  # everything queued so far is taken below
                 pass
-            while not self._calls.empty():
-                fn, future = self._calls.get()
-                try:
-                    if self._broken is not None:
-                        raise self._broken
-                    future.set_result(fn(self.client))
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                    future.set_exception(exc)
+            self._serve_calls()
             ops = []
             while True:
                 try:
@@ -455,9 +450,20 @@ class _Writer:
             if self._closed and self._ops.empty() and self._calls.empty():
                 return
 
+    def _serve_calls(self) -> None:
+        while not self._calls.empty():
+            fn, future = self._calls.get()
+            try:
+                if self._broken is not None:
+                    raise self._broken
+                future.set_result(fn(self.client))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                future.set_exception(exc)
+
     def _run(self, ops: list[tuple]) -> None:
         pending: dict[str, list[tuple]] = {}  # run id -> its reports waiting, in order
         for op in ops:
+            self._serve_calls()
             if op[0] == "log":
                 pending.setdefault(op[1], []).append(op[2:])
                 continue
@@ -474,6 +480,7 @@ class _Writer:
 
     def _write_reports(self, pending: dict[str, list[tuple]]) -> None:
         for run_id, reports in pending.items():
+            self._serve_calls()
             for metrics, tags in _batches(reports):
                 self._safely("log_batch", lambda: self.client.log_batch(run_id, metrics=metrics, tags=tags))
 
