@@ -366,7 +366,8 @@ class _Writer:
     `call` runs a function on the thread and returns its Future (run creation: the caller
     needs the id, and Tune's loop waits for it). Calls go ahead of every queued write, also
     between the writes of a round: a round can take a second with a hundred runs, and a
-    trial's start would otherwise wait for all of it (docs/benchmarks.md, driver throughput). `log` queues one report; reports waiting for the same run are merged into
+    trial's start would otherwise wait for all of it (docs/benchmarks.md, driver throughput).
+    `log` queues one report; reports waiting for the same run are merged into
     one `log_batch`. `data` queues any other write. A write that raises is dropped and
     counted, so MLflow trouble never reaches Tune's loop. The queue is bounded: when MLflow
     is slower than the trials, `log` blocks Tune's loop instead of growing without end.
@@ -463,10 +464,10 @@ class _Writer:
     def _run(self, ops: list[tuple]) -> None:
         pending: dict[str, list[tuple]] = {}  # run id -> its reports waiting, in order
         for op in ops:
-            self._serve_calls()
-            if op[0] == "log":
+            if op[0] == "log":  # no write yet: nothing for a waiting call to go ahead of
                 pending.setdefault(op[1], []).append(op[2:])
                 continue
+            self._serve_calls()
             if op[0] == "data" and op[2] is not None:  # one run's write: after that run's reports
                 self._write_reports({op[2]: pending.pop(op[2], [])})
             else:  # whatever came before this op is written first
