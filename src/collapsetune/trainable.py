@@ -71,6 +71,26 @@ class TrialPlan:
     def worst(self, mode: str | None = None) -> float:
         return WORST_OBJECTIVE if (mode or self.mode) == "min" else -WORST_OBJECTIVE
 
+    def judge(self, monitor: CollapseMonitor, metrics: dict[str, float]) -> dict[str, Any]:
+        """One report's result: `metrics` run through the trial's rules (`monitor`, updated in
+        place), plus `objective` (penalised once collapsed or diverged), `collapse/detected`,
+        `collapse/margin` and the verdict. A pure function of the rules' state and the report,
+        shared by the trainable and the replayed benchmark (benchmarks/collapse_bench.py), so
+        both judge a report alike."""
+        verdict = monitor.update(metrics)
+        result: dict[str, Any] = dict(metrics)
+        # An inconclusive trial keeps its objective: it is not known to be collapsed.
+        result["objective"] = self.worst() if verdict.stopping else metrics[self.metric]
+        for i, (metric, mode) in enumerate(self.more, start=2):  # several objectives: Optuna reads these
+            result[objective_key(i)] = self.worst(mode) if verdict.stopping else metrics[metric]
+        result["collapse/detected"] = int(verdict.status == COLLAPSED)
+        result[MARGIN_KEY] = monitor.margin()
+        result[STATUS_KEY] = verdict.status
+        result[REASON_KEY] = verdict.reason
+        if verdict.stopping:
+            result[ITERATION_KEY] = verdict.iteration
+        return result
+
 
 def objective_key(i: int) -> str:
     """The result key of the i-th objective (1-based): `objective`, then `objective/2`, ..."""
@@ -125,20 +145,10 @@ class CollapseTrainable(tune.Trainable):
         if missing:
             raise KeyError(f"objective metric(s) {missing} not in the model's report; it reported: {sorted(metrics)}")
         was_stopping = self.monitor.verdict.stopping
-        verdict = self.monitor.update(metrics)
-        result: dict[str, Any] = dict(metrics)
+        result = self.plan.judge(self.monitor, metrics)
+        verdict = self.monitor.verdict
         now = time.process_time()
         result[CPU_KEY], self._cpu_mark = now - self._cpu_mark, now
-        # An inconclusive trial keeps its objective: it is not known to be collapsed.
-        result["objective"] = self.plan.worst() if verdict.stopping else metrics[self.plan.metric]
-        for i, (metric, mode) in enumerate(self.plan.more, start=2):  # several objectives: Optuna reads these
-            result[objective_key(i)] = self.plan.worst(mode) if verdict.stopping else metrics[metric]
-        result["collapse/detected"] = int(verdict.status == COLLAPSED)
-        result[MARGIN_KEY] = self.monitor.margin()
-        result[STATUS_KEY] = verdict.status
-        result[REASON_KEY] = verdict.reason
-        if verdict.stopping:
-            result[ITERATION_KEY] = verdict.iteration
         result["node_id"] = self._node_id  # which Ray node ran this report (hostnames may repeat)
         for key in self.plan.mutable:  # PBT changes these mid-trial: MLflow plots them per report
             value = self.config.get(key)

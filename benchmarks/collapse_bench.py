@@ -1,0 +1,702 @@
+"""The replayed collapse benchmark (issue 23): sweeps of 64-1,024 trials in simulated time,
+through the real searcher, schedulers, stopper and collapse rules, over tabulated curves.
+
+A table (benchmarks/curve_tables.py) holds every report of N configurations of a model, each
+trained to the full horizon. A replay runs one sweep against it the way Ray Tune's
+TuneController runs a real one, with W simulated workers and simulated time:
+
+- the searcher is the sweep's own (`launch.make_searcher`: CollapseOptunaSearch behind Ray's
+  ConcurrencyLimiter, TPE seeded with the replay's seed, the sweep's points_to_evaluate);
+- the scheduler is the sweep's own (`Scheduler.build`: CollapseASHA, or Ray's FIFOScheduler),
+  or Ray's ASHAScheduler for the plain baselines; real Ray `Trial` objects go through its hooks;
+- each report's result is what `CollapseTrainable` would return: the tabulated metrics run
+  through the sweep's rules by `TrialPlan.judge`, the function the trainable itself calls;
+- results are processed in TuneController's order (`_process_trial_result`, `stop_trial`):
+  the stopper first, then the scheduler; the searcher sees every result the trial is not
+  stopped on; on a stop, the scheduler's and then the searcher's `on_trial_complete`;
+- a report takes the CPU-seconds the table measured for it, on one worker; a freed worker
+  asks the searcher for the next trial at once. Simulated wall time is the makespan.
+
+The surrogate: a configuration the searcher proposes is served by the nearest tabulated
+row in normalised knob space (log scale for loguniform, linear for uniform and randint, 0/1
+per differing choice), its distance recorded. `--surrogate-check` prints its leave-one-out
+error on the table (how far the final objective and the ending of a held-out row are from
+its nearest neighbour's); docs/benchmarks.md gives it.
+
+Methods (METHODS): `fifo`, `asha` (plain ASHA on the raw objective), `asha+function_stopper`
+(plain ASHA plus a Ray FunctionStopper applying the shipped thresholds after the same grace
+with the same patience: what a Ray Tune user writes instead), `optuna_pruner` (an Optuna study
+with TPE, SuccessiveHalvingPruner on the raw objective and ThresholdPruner on each collapse
+metric), `collapsetune` (the shipped sweep as written), its variants `eager` (patience 1),
+`unless_improving` (the shipped thresholds waiting while the metric improves) and
+`constraints` (search.constraints: true), and `oracle` (FIFO that stops every trial that ends
+collapsed at the onset of that collapse, and nothing else).
+
+Truth (the same for every method): a report is *healthy* when the shipped rules, run over
+the row's reports up to it, say healthy; a trial *ends collapsed* when a shipped rule's
+conditions hold on its last `patience` reports (compare.onset); a stop is a *false kill*
+when a collapse mechanism (rules, stopper, threshold pruner) ended a trial whose full row
+does not end collapsed.
+
+Run:  python benchmarks/collapse_bench.py --quick                  (1 model, 64 trials, 3 seeds)
+      python benchmarks/collapse_bench.py --models mop_clip --trials 64 256 1024 --workers 8 64 --seeds 20
+Writes benchmarks/results/collapse_bench.json (cells already there are kept: a long run
+resumes) and docs/plots/collapse_bench_<model>.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import heapq
+import json
+import logging
+import math
+import os
+import statistics
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from compare import onset  # noqa: E402  (benchmarks/ is not a package)
+from curve_tables import TABLES, TABLES_DIR, load_spec, read_table  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "collapse_bench.json"
+# How close to FIFO's final best healthy objective counts as reaching it, per objective.
+EPSILON = {"val/accuracy": 0.005, "val/loss": 0.02, "val/cider_d": 0.02}
+
+
+# -- the table and its surrogate ---------------------------------------------------------
+
+
+@dataclass
+class Row:
+    index: int
+    config: dict[str, Any]
+    reports: list[dict[str, Any]]  # metrics per report, numbers only
+    cpu: list[float]  # CPU-seconds per report
+    healthy: list[bool]  # the shipped rules say healthy on this report
+    ends_collapsed: bool  # a shipped rule's conditions hold on its last `patience` reports
+    onset: int | None  # 1-based report where that lasting collapse began
+
+
+class Table:
+    """A model's tabulated curves, and the nearest-row surrogate for a proposed config."""
+
+    def __init__(self, model: str, path: Path | None = None) -> None:
+        self.model = model
+        self.path = path or TABLES_DIR / f"{model}.jsonl"
+        header, rows = read_table(self.path)
+        if header.get("format") != 1:
+            raise SystemExit(f"{self.path}: not a curve table of format 1; regenerate it with curve_tables.py")
+        self.header = header
+        self.spec = load_spec(model)
+        self.rules = self.spec.collapse
+        self.metric, self.mode = self.spec.objective.metric, self.spec.objective.mode
+        self.horizon = self.spec.max_iterations
+        self.rows = [self._row(r) for r in sorted(rows, key=lambda r: r["i"])
+                     if len(r["reports"]) == self.horizon]
+        if not self.rows:
+            raise SystemExit(f"{self.path}: no complete rows yet")
+        self.dims = {k: d for k, d in self.spec.search_space.items() if d.kind != "const"}
+        self._vectors = [self._vector(r.config) for r in self.rows]
+
+    def _row(self, raw: dict) -> Row:
+        reports = [{k: float(v) for k, v in r.items() if k not in ("status", "time/cpu_s")} for r in raw["reports"]]
+        began = onset(self.rules, reports)
+        return Row(raw["i"], raw["config"], reports, [float(r["time/cpu_s"]) for r in raw["reports"]],
+                   [r["status"] == "healthy" for r in raw["reports"]], began is not None, began)
+
+    def _vector(self, config: dict) -> list[float]:
+        out = []
+        for key, dim in self.dims.items():
+            value = config.get(key)
+            lo_hi = dim.args
+            if dim.kind == "loguniform":
+                out.append((math.log(value) - math.log(lo_hi[0])) / (math.log(lo_hi[1]) - math.log(lo_hi[0])))
+            elif dim.kind in ("uniform", "randint"):
+                out.append((value - lo_hi[0]) / (lo_hi[1] - lo_hi[0]))
+            else:
+                out.append(value)  # compared by equality
+        return out
+
+    def nearest(self, config: dict, exclude: int | None = None) -> tuple[Row, float]:
+        """The tabulated row closest to `config`, and its distance."""
+        want = self._vector(config)
+        best, best_d = None, math.inf
+        for row, vec in zip(self.rows, self._vectors):
+            if row.index == exclude:
+                continue
+            d = 0.0
+            for (key, dim), a, b in zip(self.dims.items(), want, vec):
+                d += (a - b) ** 2 if dim.kind in ("loguniform", "uniform", "randint") else float(a != b)
+            if d < best_d:
+                best, best_d = row, d
+        return best, math.sqrt(best_d)
+
+    def final(self, row: Row) -> float:
+        return row.reports[-1][self.metric]
+
+    def surrogate_error(self) -> dict:
+        """Leave-one-out: each row's final objective and ending against its nearest other row's."""
+        errors, same_end = [], 0
+        for row in self.rows:
+            other, _ = self.nearest(row.config, exclude=row.index)
+            errors.append(abs(self.final(row) - self.final(other)))
+            same_end += row.ends_collapsed == other.ends_collapsed
+        spread = statistics.pstdev(self.final(r) for r in self.rows)
+        return {"rows": len(self.rows), "median_abs_error": statistics.median(errors),
+                "objective_std_across_rows": spread, "same_ending_share": same_end / len(self.rows)}
+
+
+# -- methods -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    overrides: tuple[str, ...] = ()  # `--set` strings on the shipped sweep
+    scheduler: str = "sweep"  # sweep: the sweep's own (CollapseASHA / FIFO); asha: Ray's plain ASHAScheduler
+    stopper: str = "collapse"  # collapse: CollapseStopper; function: the five-line FunctionStopper; oracle
+    optuna_only: bool = False  # optuna_pruner: an Optuna study with its own pruners, no Ray
+    judged: bool = True  # the pick is among trials the method's own rules call healthy
+
+
+PLAIN = ("collapse=[]",)
+METHODS = {m.name: m for m in [
+    Method("fifo", PLAIN + ("scheduler={type: fifo}",), stopper="none", judged=False),
+    Method("asha", PLAIN, scheduler="asha", stopper="none", judged=False),
+    Method("asha+function_stopper", PLAIN, scheduler="asha", stopper="function", judged=False),
+    Method("optuna_pruner", PLAIN, optuna_only=True, judged=False),
+    Method("collapsetune"),
+    Method("eager", ("__eager__",)),
+    Method("unless_improving", ("__unless_improving__",)),
+    Method("constraints", ("search.constraints=true",)),
+    Method("oracle", PLAIN + ("scheduler={type: fifo}",), stopper="oracle", judged=False),
+]}
+# How much a collapse metric must move back, over 3 reports, for `unless_improving` to wait.
+IMPROVING_BY = {"collapse/unique_tokens": 3, "collapse/subprompt_cos_max": 0.01,
+                "collapse/assign_max_share": 0.01, "collapse/unique_captions": 0.01}
+
+
+def method_spec(table: Table, method: Method, trials: int, seed: int, extra: tuple[str, ...] = ()):
+    """The sweep a method runs: the table's sweep with the method's changes (and `extra`)."""
+    from collapsetune.spec import load_sweep
+
+    sets = [*TABLES[table.model].overrides, f"num_samples={trials}", f"search.seed={seed}", *extra]
+    for o in method.overrides:
+        if o == "__eager__":
+            sets += [f"collapse.{i}.patience=1" for i in range(len(table.rules))]
+        elif o == "__unless_improving__":
+            for i, rule in enumerate(table.rules):
+                by = IMPROVING_BY[rule.conditions[0].metric]
+                sets.append(f"collapse.{i}.unless_improving={{by: {by}, over: 3}}")
+        else:
+            sets.append(o)
+    return load_sweep(ROOT / TABLES[table.model].sweep, sets)
+
+
+def _function_stopper(table: Table):
+    """The few lines a Ray Tune user writes instead: each shipped threshold, after its grace,
+    held for its patience."""
+    from ray.tune.stopper import FunctionStopper
+
+    checks = [(c.metric, c.KIND, c.value, r.grace, r.patience) for r in table.rules for c in r.conditions]
+    streak: dict[tuple[str, int], int] = {}
+
+    def stop(trial_id: str, result: dict) -> bool:
+        for n, (metric, kind, value, grace, patience) in enumerate(checks):
+            bad = result["training_iteration"] > grace and (
+                result[metric] < value if kind == "below" else result[metric] > value)
+            streak[trial_id, n] = streak.get((trial_id, n), 0) + 1 if bad else 0
+            if streak[trial_id, n] >= patience:
+                return True
+        return False
+
+    return FunctionStopper(stop)
+
+
+# -- one replayed sweep ------------------------------------------------------------------
+
+
+@dataclass
+class TrialRun:
+    trial_id: str
+    row: Row
+    distance: float
+    reports: int = 0
+    status: str = ""  # the method's own verdict on its last report ("" for plain methods)
+    objective: float = math.nan  # raw objective on its last report
+    stopped_by_collapse: bool = False
+
+
+@dataclass
+class Run:
+    trials: list[TrialRun] = field(default_factory=list)
+    cpu_s: float = 0.0
+    wall_s: float = 0.0
+    curve: list[tuple[float, float]] = field(default_factory=list)  # (CPU-s so far, best healthy objective)
+
+
+def _better(mode: str, a: float, b: float) -> bool:
+    return a > b if mode == "max" else a < b
+
+
+class _Clock:
+    """Workers and simulated time: a heap of (time a report ends, order, trial)."""
+
+    def __init__(self) -> None:
+        self.heap: list = []
+        self.n = 0
+        self.now = 0.0
+
+    def start(self, t: TrialRun) -> None:
+        self.n += 1
+        heapq.heappush(self.heap, (self.now + t.row.cpu[t.reports], self.n, t))
+
+    def next(self) -> TrialRun:
+        self.now, _, t = heapq.heappop(self.heap)
+        return t
+
+
+def replay(table: Table, method: Method, trials: int, workers: int, seed: int, extra: tuple[str, ...] = ()) -> Run:
+    """One sweep of `trials` trials on `workers` simulated workers; `extra`: more `--set`
+    strings for the sweep (the faithfulness test fixes its configurations so)."""
+    if method.optuna_only:
+        return _replay_optuna(table, method, trials, workers, seed)
+    from ray.tune.experiment import Trial
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+    from ray.tune.stopper import FunctionStopper
+
+    from collapsetune.collapse import CollapseStopper
+    from collapsetune.launch import make_searcher
+    from collapsetune.spec import param_space
+    from collapsetune.trainable import TrialPlan
+
+    spec = method_spec(table, method, trials, seed, extra)
+    searcher = make_searcher(spec, workers)
+    searcher.set_search_properties("objective", spec.objective.mode, param_space(spec))
+    if method.scheduler == "asha":
+        s = spec.scheduler
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=spec.max_iterations,
+                                  grace_period=s.grace_period, reduction_factor=s.reduction_factor)
+    else:
+        scheduler = spec.scheduler.build(spec)
+    scheduler.set_search_properties("objective", spec.objective.mode)
+    if method.stopper == "collapse":
+        stopper = CollapseStopper(max_iterations=spec.max_iterations)
+    elif method.stopper == "function":
+        stopper = _function_stopper(table)
+    elif method.stopper == "oracle":
+        stopper = FunctionStopper(lambda tid, r: bool(r.get("oracle/stop")))
+    else:
+        stopper = FunctionStopper(lambda tid, r: False)
+    plan = TrialPlan(wrapper=spec.trainable, search_dirs=(), rules=spec.collapse, metric=spec.objective.metric,
+                     mode=spec.objective.mode)
+    run, clock = Run(), _Clock()
+    state: dict[str, tuple[Any, Any]] = {}  # trial id -> (Ray Trial, the trial's rules)
+    best, started = None, 0
+    while True:
+        while len(clock.heap) < workers and started < trials:
+            trial_id = f"{seed:03d}_{started:05d}"
+            config = searcher.suggest(trial_id)
+            if config is None:
+                break
+            started += 1
+            row, distance = table.nearest(config)
+            t = TrialRun(trial_id, row, distance)
+            trial = Trial("__fake", trial_id=trial_id, config=config, stub=True)
+            trial.set_status(Trial.RUNNING)
+            scheduler.on_trial_add(None, trial)
+            state[trial_id] = (trial, plan.monitor())
+            run.trials.append(t)
+            clock.start(t)
+        if not clock.heap:
+            break
+        t = clock.next()
+        trial, monitor = state[t.trial_id]
+        k = t.reports  # 0-based index of the report arriving now
+        cost = t.row.cpu[k]
+        run.cpu_s += cost
+        t.reports = k + 1
+        result = plan.judge(monitor, dict(t.row.reports[k]))
+        result.update(training_iteration=k + 1, trial_id=t.trial_id, time_this_iter_s=cost, done=False)
+        if method.stopper == "oracle":
+            stop_now = t.row.onset is not None and k + 1 >= t.row.onset
+            result["oracle/stop"] = stop_now
+            if stop_now:
+                result["objective"] = plan.worst()
+        t.objective = result[spec.objective.metric]
+        t.status = result["collapse.status"] if spec.collapse else ""
+        if t.row.healthy[k] and (best is None or _better(table.mode, t.objective, best)):
+            best = t.objective
+        if best is not None:
+            run.curve.append((run.cpu_s, best))
+        # TuneController._process_trial_result: the stopper (and the trial's own stop
+        # criterion, here `max_iterations`), else the scheduler.
+        stopped_by_stopper = stopper(t.trial_id, result)
+        if stopped_by_stopper or k + 1 >= spec.max_iterations:
+            decision = TrialScheduler.STOP
+        else:
+            decision = scheduler.on_trial_result(None, trial, result)
+        if decision == TrialScheduler.STOP:
+            t.stopped_by_collapse = stopped_by_stopper and k + 1 < spec.max_iterations
+            scheduler.on_trial_complete(None, trial, result)  # TuneController.stop_trial
+            searcher.on_trial_complete(t.trial_id, result=result)
+            trial.set_status(Trial.TERMINATED)
+        elif decision == TrialScheduler.CONTINUE:
+            searcher.on_trial_result(t.trial_id, result)
+            clock.start(t)
+        else:
+            raise RuntimeError(f"the replay runs no scheduler that pauses trials, got {decision!r}")
+    run.wall_s = clock.now
+    return run
+
+
+class _EitherPruner:
+    """Optuna's SuccessiveHalvingPruner on the objective, or a ThresholdPruner per collapse
+    metric on that metric's values (kept in the trial's user attributes)."""
+
+    def __init__(self, halving, thresholds: list[tuple[str, Any]]) -> None:
+        self.halving, self.thresholds = halving, thresholds
+
+    def prune(self, study, trial) -> bool:
+        for metric, pruner in self.thresholds:
+            shadow = copy.copy(trial)
+            shadow.intermediate_values = {int(k): v for k, v in trial.user_attrs.get(metric, {}).items()}
+            if pruner.prune(study, shadow):
+                _mark_threshold_prune(study, trial)
+                return True
+        return self.halving.prune(study, trial)
+
+
+def _mark_threshold_prune(study, trial) -> None:
+    """Says on the trial that a collapse threshold pruned it, not the halving."""
+    study._storage.set_trial_user_attr(trial._trial_id, "pruned_by_threshold", True)
+
+
+def _replay_optuna(table: Table, method: Method, trials: int, workers: int, seed: int) -> Run:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spec = method_spec(table, method, trials, seed)
+    dists = {}
+    for key, dim in table.dims.items():
+        lo, hi = dim.args[0], dim.args[-1]
+        if dim.kind == "loguniform":
+            dists[key] = optuna.distributions.FloatDistribution(lo, hi, log=True)
+        elif dim.kind == "uniform":
+            dists[key] = optuna.distributions.FloatDistribution(lo, hi)
+        elif dim.kind == "randint":
+            dists[key] = optuna.distributions.IntDistribution(lo, hi - 1)
+        else:
+            dists[key] = optuna.distributions.CategoricalDistribution(list(dim.args))
+    thresholds = []
+    for rule in table.rules:
+        for c in rule.conditions:
+            bound = {"lower": c.value} if c.KIND == "below" else {"upper": c.value}
+            thresholds.append((c.metric, optuna.pruners.ThresholdPruner(**bound, n_warmup_steps=rule.grace + 1)))
+    s = spec.scheduler
+    pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=int(s.grace_period),
+                                                      reduction_factor=int(s.reduction_factor))
+    study = optuna.create_study(direction="maximize" if table.mode == "max" else "minimize",
+                                sampler=optuna.samplers.TPESampler(seed=seed))
+    study.pruner = _EitherPruner(pruner, thresholds)
+    for point in spec.search.points_to_evaluate:
+        study.enqueue_trial(dict(point))
+    run, clock = Run(), _Clock()
+    open_trials: dict[str, Any] = {}
+    best, started = None, 0
+    while True:
+        while len(clock.heap) < workers and started < trials:
+            ot = study.ask(dists)
+            started += 1
+            row, distance = table.nearest(ot.params)
+            t = TrialRun(str(ot.number), row, distance)
+            open_trials[t.trial_id] = ot
+            run.trials.append(t)
+            clock.start(t)
+        if not clock.heap:
+            break
+        t = clock.next()
+        ot = open_trials[t.trial_id]
+        k = t.reports
+        run.cpu_s += t.row.cpu[k]
+        t.reports = k + 1
+        metrics = t.row.reports[k]
+        t.objective = metrics[table.metric]
+        if t.row.healthy[k] and (best is None or _better(table.mode, t.objective, best)):
+            best = t.objective
+        if best is not None:
+            run.curve.append((run.cpu_s, best))
+        ot.report(t.objective, step=k + 1)
+        for metric, _ in thresholds:
+            seen = dict(ot.user_attrs.get(metric, {}))
+            seen[str(k + 1)] = metrics[metric]
+            ot.set_user_attr(metric, seen)
+        if k + 1 >= spec.max_iterations:
+            study.tell(ot, t.objective)
+        elif ot.should_prune():
+            t.stopped_by_collapse = bool(study._storage.get_trial(ot._trial_id).user_attrs.get("pruned_by_threshold"))
+            study.tell(ot, state=optuna.trial.TrialState.PRUNED)
+        else:
+            clock.start(t)
+    run.wall_s = clock.now
+    return run
+
+
+# -- what a run shows ---------------------------------------------------------------------
+
+
+def pick(table: Table, method: Method, run: Run) -> TrialRun | None:
+    """The trial the user would take: best healthy by the method's own rules (collapsetune),
+    among trials run to the end (an Optuna study's best), or best last result (Ray's default)."""
+    if method.judged:
+        pool = [t for t in run.trials if t.status == "healthy"]
+    elif method.optuna_only:
+        pool = [t for t in run.trials if t.reports == table.horizon]
+    elif method.stopper == "oracle":
+        pool = [t for t in run.trials if not (t.row.ends_collapsed and t.reports >= (t.row.onset or 0))]
+    else:
+        pool = run.trials
+    best = None
+    for t in pool:
+        if best is None or _better(table.mode, t.objective, best.objective):
+            best = t
+    return best
+
+
+def measures(table: Table, method: Method, run: Run, target: float | None, fifo_cpu: float | None,
+             oracle_cpu: float | None) -> dict:
+    picked = pick(table, method, run)
+    picked_collapsed = picked is not None and onset(table.rules, picked.row.reports[:picked.reports]) is not None
+    eps = EPSILON.get(table.metric, 0.0)
+    reached = None
+    if target is not None:
+        for cpu, best in run.curve:
+            if (best >= target - eps) if table.mode == "max" else (best <= target + eps):
+                reached = cpu
+                break
+    false_kills = sum(t.stopped_by_collapse and not t.row.ends_collapsed for t in run.trials)
+    return {
+        "cpu_s": run.cpu_s,
+        "wall_s": run.wall_s,
+        "reports": sum(t.reports for t in run.trials),
+        "best_healthy": run.curve[-1][1] if run.curve else None,
+        "picked_objective": picked.objective if picked else None,
+        "picked_collapsed": picked_collapsed,
+        "false_kills": false_kills,
+        "false_kill": false_kills > 0,
+        "cpu_in_collapsed": sum(sum(t.row.cpu[:t.reports]) for t in run.trials if t.row.ends_collapsed),
+        "cpu_to_target_ratio": (reached / fifo_cpu) if reached is not None and fifo_cpu else None,
+        "oracle_ratio": run.cpu_s / oracle_cpu if oracle_cpu else None,
+        "fifo_ratio": run.cpu_s / fifo_cpu if fifo_cpu else None,
+        "surrogate_distance_median": statistics.median(t.distance for t in run.trials),
+    }
+
+
+def _quantiles(values: list[float]) -> dict:
+    xs = sorted(v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v)))
+    if not xs:
+        return {"median": None, "p10": None, "p90": None, "n": 0}
+
+    def q(p: float) -> float:
+        i = p * (len(xs) - 1)
+        lo, hi = math.floor(i), math.ceil(i)
+        return xs[lo] + (xs[hi] - xs[lo]) * (i - lo)
+
+    return {"median": q(0.5), "p10": q(0.1), "p90": q(0.9), "n": len(xs)}
+
+
+def cell(table: Table, methods: list[str], trials: int, workers: int, seeds: list[int],
+         log: Callable[[str], None] = print) -> tuple[list[dict], dict]:
+    """Every method on the same seeds; one summary row per method, and the anytime curves."""
+    per: dict[str, list[dict]] = {m: [] for m in methods}
+    curves: dict[str, list[list[tuple[float, float]]]] = {m: [] for m in methods}
+    for seed in seeds:
+        began = time.monotonic()
+        fifo = replay(table, METHODS["fifo"], trials, workers, seed)
+        oracle = replay(table, METHODS["oracle"], trials, workers, seed)
+        healthy_ends = [t.objective for t in fifo.trials if t.row.healthy[t.reports - 1]]
+        target = (max(healthy_ends) if table.mode == "max" else min(healthy_ends)) if healthy_ends else None
+        for name in methods:
+            run = {"fifo": fifo, "oracle": oracle}.get(name) or replay(table, METHODS[name], trials, workers, seed)
+            per[name].append(measures(table, METHODS[name], run, target, fifo.cpu_s, oracle.cpu_s))
+            curves[name].append([(c / fifo.cpu_s, b) for c, b in run.curve])
+        log(f"  {table.model} {trials} trials x {workers} workers, seed {seed}: {time.monotonic() - began:.1f} s")
+    rows = []
+    for name in methods:
+        ms = per[name]
+        reached = [m["cpu_to_target_ratio"] for m in ms]
+        rows.append({
+            "model": table.model, "method": name, "trials": trials, "workers": workers, "seeds": len(seeds),
+            "cpu_s": _quantiles([m["cpu_s"] for m in ms])["median"],
+            "cpu_s_range": _q_range([m["cpu_s"] for m in ms]),
+            "wall_s": _quantiles([m["wall_s"] for m in ms])["median"],
+            "fifo_ratio": _quantiles([m["fifo_ratio"] for m in ms])["median"],
+            # A seed that never reached the target counts as infinitely expensive.
+            "cpu_to_target_ratio": _quantiles([r if r is not None else math.inf for r in reached])["median"],
+            "cpu_to_target_ratio_range": _q_range([r if r is not None else math.inf for r in reached]),
+            "target_reached_share": sum(r is not None for r in reached) / len(ms),
+            "picked_collapsed_share": sum(m["picked_collapsed"] for m in ms) / len(ms),
+            "false_kill_seed_share": sum(m["false_kill"] for m in ms) / len(ms),
+            "false_kills_median": _quantiles([m["false_kills"] for m in ms])["median"],
+            "cpu_in_collapsed": _quantiles([m["cpu_in_collapsed"] for m in ms])["median"],
+            "oracle_ratio": _quantiles([m["oracle_ratio"] for m in ms])["median"],
+            "oracle_ratio_range": _q_range([m["oracle_ratio"] for m in ms]),
+            "best_healthy": _quantiles([m["best_healthy"] for m in ms])["median"],
+            "best_healthy_range": _q_range([m["best_healthy"] for m in ms]),
+            "picked_objective": _quantiles([m["picked_objective"] for m in ms])["median"],
+            "surrogate_distance_median": _quantiles([m["surrogate_distance_median"] for m in ms])["median"],
+        })
+    return rows, {m: _band(c, table.mode) for m, c in curves.items()}
+
+
+def _q_range(values: list) -> list:
+    q = _quantiles(values)
+    return [q["p10"], q["p90"]]
+
+
+def _band(curves: list[list[tuple[float, float]]], mode: str, points: int = 60) -> dict:
+    """Median and 10-90% of best-healthy-so-far over seeds, on a grid of CPU as a share of FIFO's."""
+    grid = [2.0 * i / points for i in range(1, points + 1)]
+    med, lo, hi = [], [], []
+    for x in grid:
+        ys = []
+        for curve in curves:
+            seen = [b for c, b in curve if c <= x]
+            if seen:
+                ys.append(seen[-1])
+        q = _quantiles(ys) if len(ys) == len(curves) else {"median": None, "p10": None, "p90": None}
+        med.append(q["median"])
+        lo.append(q["p10"])
+        hi.append(q["p90"])
+    return {"x": grid, "median": med, "p10": lo, "p90": hi}
+
+
+def plot(model: str, bands: dict, out: Path, title: str, metric: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for name, band in bands.items():
+        xs = [x for x, y in zip(band["x"], band["median"]) if y is not None]
+        if not xs:
+            continue
+        keep = [i for i, y in enumerate(band["median"]) if y is not None]
+        line, = ax.plot(xs, [band["median"][i] for i in keep], label=name, lw=1.6)
+        ax.fill_between(xs, [band["p10"][i] for i in keep], [band["p90"][i] for i in keep],
+                        color=line.get_color(), alpha=0.12)
+    ax.axvline(1.0, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("CPU-seconds spent / FIFO's total (same seed)")
+    ax.set_ylabel(f"best healthy {metric} so far")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def _quiet() -> None:
+    """No line per replayed trial: Ray's OptunaSearch warns that a seeded sampler ignores its
+    `seed` (the sampler is seeded), Optuna announces each in-memory study."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in ("ray", "ray.tune", "ray.tune.search.optuna.optuna_search"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="ray")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", nargs="+", default=["mop_clip", "bitnet_lm", "audio_caption"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--trials", nargs="+", type=int, default=[64, 256])
+    parser.add_argument("--workers", nargs="+", type=int, default=[8])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="mop_clip, 64 trials, 8 workers, 3 seeds")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--plots", type=Path, default=ROOT / "docs" / "plots")
+    parser.add_argument("--surrogate-check", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.models, args.trials, args.workers, args.seeds = ["mop_clip"], [64], [8], 3
+    _quiet()
+    doc = json.loads(args.out.read_text()) if args.out.exists() else {}
+    doc.setdefault("rows", [])
+    doc.setdefault("curves", {})
+    doc.setdefault("tables", {})
+    doc["command"] = "python benchmarks/collapse_bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    for model in args.models:
+        path = TABLES_DIR / f"{model}.jsonl"
+        if not path.exists():
+            print(f"{model}: no table at {path}; skipped (python benchmarks/curve_tables.py {model})")
+            continue
+        table = Table(model, path)
+        info = {"rows": len(table.rows), "commit": table.header.get("commit"),
+                "ends_collapsed": sum(r.ends_collapsed for r in table.rows)}
+        if args.surrogate_check:
+            info["surrogate"] = table.surrogate_error()
+        doc["tables"][model] = {**doc["tables"].get(model, {}), **info}
+        print(f"{model}: {info}")
+        for trials in args.trials:
+            for workers in args.workers:
+                key = f"{model}/{trials}/{workers}/{args.seeds}"
+                done = {r["method"] for r in doc["rows"] if f"{r['model']}/{r['trials']}/{r['workers']}/{r['seeds']}" == key
+                        and r.get("table_rows") == len(table.rows)}
+                if set(args.methods) <= done:
+                    print(f"{key}: already measured, kept")
+                    continue
+                began = time.monotonic()
+                rows, bands = cell(table, args.methods, trials, workers, list(range(args.seeds)))
+                for r in rows:
+                    r["table_rows"] = len(table.rows)
+                doc["rows"] = [r for r in doc["rows"] if not (
+                    f"{r['model']}/{r['trials']}/{r['workers']}/{r['seeds']}" == key and r["method"] in args.methods)]
+                doc["rows"] += rows
+                doc["curves"][key] = bands
+                print(f"{key}: {time.monotonic() - began:.0f} s")
+                print(markdown([r for r in rows]))
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                tmp = args.out.with_suffix(".tmp")
+                tmp.write_text(json.dumps(doc, indent=1))
+                os.replace(tmp, args.out)
+                if not args.quick:
+                    plot(model, bands, args.plots / f"collapse_bench_{model}.png",
+                         f"{model}: {trials} trials, {workers} workers, {args.seeds} seeds (median, 10-90%)",
+                         table.metric)
+    return doc
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return "inf" if math.isinf(v) else f"{v:.{digits}f}"
+    return str(v)
+
+
+def markdown(rows: list[dict]) -> str:
+    head = ("| model | method | trials | workers | CPU / FIFO | CPU to FIFO's best (x FIFO) | reached | "
+            "picked collapsed | recovery killed | x oracle | best healthy |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['method']} | {r['trials']} | {r['workers']} | {_fmt(r['fifo_ratio'])} | "
+                     f"{_fmt(r['cpu_to_target_ratio'])} | {_fmt(r['target_reached_share'])} | "
+                     f"{_fmt(r['picked_collapsed_share'])} | {_fmt(r['false_kill_seed_share'])} | "
+                     f"{_fmt(r['oracle_ratio'])} | {_fmt(r['best_healthy'], 4)} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""The replayed collapse benchmark: its quick mode, its definitions, and that a replay stops
+the same trials at the same reports as a real sweep of the same configurations."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from benchmarks import collapse_bench as cb
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture(scope="module")
+def table() -> cb.Table:
+    return cb.Table("mop_clip")
+
+
+def test_quick_mode_measures_every_method_side_by_side(tmp_path):
+    out = tmp_path / "bench.json"
+    doc = cb.main(["--quick", "--out", str(out), "--plots", str(tmp_path)])
+    rows = {r["method"]: r for r in doc["rows"]}
+    assert set(rows) == set(cb.METHODS)
+    assert json.loads(out.read_text())["rows"] == doc["rows"]
+    for r in rows.values():
+        assert (r["trials"], r["workers"], r["seeds"]) == (64, 8, 3)
+        assert r["cpu_s"] > 0 and 0 <= r["picked_collapsed_share"] <= 1
+    assert rows["fifo"]["fifo_ratio"] == pytest.approx(1.0)
+    assert rows["oracle"]["oracle_ratio"] == pytest.approx(1.0)
+    # Stopping can only save: every early-stopping method runs less than FIFO's reports.
+    for name in ("asha", "asha+function_stopper", "collapsetune", "oracle"):
+        assert rows[name]["fifo_ratio"] < 1.0, name
+    # Nothing but collapse mechanisms kill recoveries: plain ASHA and FIFO never do.
+    assert rows["fifo"]["false_kill_seed_share"] == rows["asha"]["false_kill_seed_share"] == 0
+    assert rows["oracle"]["false_kill_seed_share"] == 0
+
+
+def test_nearest_row_serves_a_tabulated_config_exactly(table):
+    row = table.rows[5]
+    found, distance = table.nearest(dict(row.config))
+    assert found.index == row.index and distance == 0.0
+    moved = {**row.config, "lr": row.config["lr"] * 1.01}
+    found, distance = table.nearest(moved)
+    assert distance > 0
+
+
+def test_truth_of_a_row_follows_the_shipped_rules(table):
+    for row in table.rows:
+        assert len(row.reports) == len(row.cpu) == table.horizon
+        # A row that ends collapsed by its last reports has an onset, and a healthy last report does not.
+        assert row.ends_collapsed == (row.onset is not None)
+        if row.ends_collapsed:
+            assert not row.healthy[-1]
+
+
+def test_function_stopper_applies_threshold_after_grace_with_patience(table):
+    stopper = cb._function_stopper(table)  # mop_clip: cos > 0.9 or share > 0.95, grace 4, patience 2
+    metric = "collapse/subprompt_cos_max"
+
+    def result(i: int, cos: float) -> dict:
+        return {"training_iteration": i, metric: cos, "collapse/assign_max_share": 0.5}
+
+    assert not any(stopper("t", result(i, 0.99)) for i in range(1, 5))  # inside grace
+    assert not stopper("t", result(5, 0.99))  # patience 2: first report past grace
+    assert stopper("t", result(6, 0.99))
+    assert not stopper("u", result(5, 0.99)) and not stopper("u", result(6, 0.5))
+
+
+@pytest.mark.slow
+def test_replay_stops_the_same_trials_at_the_same_reports_as_a_real_sweep(tmp_path, table):
+    """Six tabulated configurations run for real, one at a time (so ASHA sees them in one
+    order), under FIFO and under ASHA with the shipped rules; the replay of the same sweep
+    must end every trial on the same report with the same verdict."""
+    import ray
+
+    from benchmarks.compare import fit
+
+    # A mix of endings: the sweep's two fixed points, then rows that end collapsed and healthy.
+    collapsed = [r for r in table.rows[2:] if r.ends_collapsed][:2]
+    healthy = [r for r in table.rows[2:] if not r.ends_collapsed][:2]
+    rows = table.rows[:2] + collapsed + healthy
+    points = "[" + ", ".join("{" + ", ".join(f"{k}: {v!r}" for k, v in r.config.items()) + "}"
+                             for r in rows) + "]"
+    extra = (f"search.points_to_evaluate={points}", "max_concurrent=1")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        for name in ("fifo", "collapsetune"):
+            method = cb.METHODS[name]
+            spec = cb.method_spec(table, method, len(rows), 0,
+                                  (*extra, f"storage={tmp_path}", "mlflow.tracking_uri=null"))
+            _, grid = fit(spec, f"{tmp_path}/{name}", name)
+            real = {}
+            for result in grid:
+                match, distance = table.nearest(result.config)
+                assert distance == 0.0
+                last = result.metrics
+                real[match.index] = (last["training_iteration"], last.get("collapse.status"))
+            run = cb.replay(table, method, len(rows), 1, 0, extra)
+            replayed = {t.row.index: (t.reports, t.status or None) for t in run.trials}
+            if name == "fifo":  # no rules: the real results carry the trainable's verdict of no rules
+                real = {i: (n, None) for i, (n, _) in real.items()}
+            assert replayed == real, name
+            assert any(n < table.horizon for n, _ in replayed.values()) or name == "fifo"
+    finally:
+        ray.shutdown()
+
+
+def test_quantiles_ignore_missing_and_keep_infinity():
+    q = cb._quantiles([1.0, None, 3.0, math.inf])
+    assert q["n"] == 3 and q["median"] == 3.0 and math.isinf(q["p90"])
