@@ -131,9 +131,7 @@ def test_the_description_counts_pbt_copies_and_rescues():
     results = read_results(str(FIXTURE))
     assert "PBT" not in sweep_note(results)
     healthy = next(t for t in results.trials if t.outcome == "healthy")
-    rescued = {**healthy.reports[-1], "pbt.donor": "2fccd_00000", "pbt/donor_report": 3, "pbt.after": "collapsed",
-               "pbt.after_report": 4}
-    healthy.reports = [*healthy.reports[:-1], rescued]
+    healthy.copies = ["rescued when collapsed at report 4: took trial 2fccd_00000's report 3"]
     assert ("**PBT** copied a checkpoint into 1 trial(s); 1 of them were rescued after collapsing or diverging, "
             "and 1 of those ended healthy") in sweep_note(results)
 

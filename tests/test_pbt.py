@@ -11,6 +11,8 @@ import pytest
 import yaml
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
+from ray.train import Checkpoint
+from ray.train._internal.session import _FutureTrainingResult, _TrainingResult
 from ray.tune.schedulers.pbt import _PBTTrialState
 
 from collapsetune.schedulers import CollapsePBT
@@ -161,3 +163,49 @@ def test_pbt_gets_its_whole_population_at_once(tmp_path):
     assert make_searcher(pbt, concurrency=2).max_concurrent == 0  # 0: no limit
     asha = load_sweep(sweep(tmp_path, num_samples=10, scheduler={"type": "asha", "grace_period": 5}))
     assert make_searcher(asha, concurrency=2).max_concurrent == 2
+
+
+# --- a donor is judged on the report whose checkpoint is copied ----------------------------
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A small local Ray, for the futures PBT resolves a donor's scheduled save through."""
+    import ray
+
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _saving(tmp_path: Path, report: int, status: str) -> _FutureTrainingResult:
+    """A save PBT scheduled on a running trial, resolving to the trial's checkpoint of `report`
+    with that report's result (what Ray's Trainable.save returns: its last result)."""
+    import ray
+
+    folder = tmp_path / f"checkpoint_{report}"
+    folder.mkdir()
+    saved = _TrainingResult(checkpoint=Checkpoint.from_directory(str(folder)),
+                            metrics={"training_iteration": report, "objective": 1e9, "collapse.status": status})
+    return _FutureTrainingResult(ray.put(saved))
+
+
+def test_a_rescue_never_copies_a_checkpoint_whose_report_collapsed_in_the_same_round(tmp_path, ray_local):
+    # The issue's sweep: "fast" was healthy at report 5 when PBT asked it to save, but its
+    # actor was already training report 6, so the save holds report 6, the very report on
+    # which it collapsed; that result is still queued behind the rescue that wants a donor.
+    scheduler = _pbt()
+    trials = _population(scheduler, ("rescued", 1e9, "collapsed", 5), ("fast", 0.5, "healthy", 5),
+                         ("steady", 1.0, "healthy", 4))
+    scheduler._trial_state[trials["fast"]].last_checkpoint = _saving(tmp_path, 6, "collapsed")
+    assert scheduler._donor(None, trials["rescued"]).trial_id == "steady"
+
+
+def test_pbt_never_exploits_a_donor_whose_checkpointed_report_collapsed(tmp_path, ray_local):
+    # Ray's own round: "poor" is in the bottom quantile and copies "fast" from the top one;
+    # the save of "fast" resolves to its collapsed report. "poor" keeps its own weights.
+    scheduler = _pbt()
+    trials = _population(scheduler, ("fast", 0.5, "healthy", 5), ("poor", 3.0, "healthy", 5))
+    scheduler._trial_state[trials["fast"]].last_checkpoint = _saving(tmp_path, 6, "collapsed")
+    scheduler._checkpoint_or_exploit(trials["poor"], None, [trials["fast"]], [trials["poor"]])
+    assert trials["poor"].config == {"lr": 0.01} and scheduler._num_perturbations == 0

@@ -202,3 +202,24 @@ def test_a_pbt_copy_is_read_as_the_trials_course_and_a_rescue_is_named(results):
     assert [r["training_iteration"] for r in row.reports] == [1, 2, 3, 4]
     assert row.reports[2]["objective"] == 0.5
     assert row.copies == ["rescued when collapsed at report 3: took trial 2fccd_00000's report 2"]
+
+
+def test_the_trials_own_record_is_read_over_results_json_and_every_copy_counts(results):
+    # Under PBT Ray's result.json lost reports (issue 22); the record collapsetune appends to
+    # has them all. Trial 00001 was copied twice: at report 4 from 00000's report 5 (a plain
+    # PBT round), then rescued when collapsed at its report 7 from 00000's report 3. The
+    # second course re-reports 4 onward, overwriting the row of the first copy; both count.
+    trial = next(p for p in results.iterdir() if p.name.startswith("Knobs_2fccd_00001"))
+    first = json.loads((trial / "result.json").read_text().splitlines()[0])
+    rows = [{**first, "training_iteration": t, "collapse.status": "healthy"} for t in (1, 2, 3, 4)]
+    rows += [{**first, "training_iteration": 6, "collapse.status": "healthy", "pbt.donor": "2fccd_00000",
+              "pbt/donor_report": 5}, {**first, "training_iteration": 7, "collapse.status": "collapsed"}]
+    rows += [{**first, "training_iteration": t, "collapse.status": "healthy"} for t in (4, 5, 6, 7, 8)]
+    rows[6].update({"pbt.donor": "2fccd_00000", "pbt/donor_report": 3})
+    rows += [{**rows[6]}]  # a resumed driver restored the copied checkpoint: the same copy again
+    (trial / "collapsetune_reports.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (trial / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows[:3]))  # lost the rest
+    row = next(t for t in read_results(str(results)).trials if t.trial_id == "2fccd_00001")
+    assert [r["training_iteration"] for r in row.reports] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert row.copies == ["took trial 2fccd_00000's report 5",
+                          "rescued when collapsed at report 7: took trial 2fccd_00000's report 3"]

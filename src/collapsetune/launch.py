@@ -30,6 +30,7 @@ from collapsetune.credentials import client_uri, live_uri
 from collapsetune.errors import SpecError
 from collapsetune.names import LAUNCH_FILE, SWEEP_FILE
 from collapsetune.registry import has_state, resolve_trainable, wrapper_modules
+from collapsetune.records import TrialRecords
 from collapsetune.spec import MlflowSpec, SweepSpec, dump_spec, load_sweep, param_space
 from collapsetune.storage import driver_lock, experiment_states, location, new_folder, read_text, rename, write_text
 from collapsetune.trainable import TrialPlan, make_trainable, objective_key
@@ -109,7 +110,8 @@ def _not_yet_synced(record: logging.LogRecord) -> bool:
     """Drops Ray's "Remote file not found: .../result.json" warnings. Its JSON and CSV loggers
     look for a trial's result file in the results folder whenever the trial resumes, before
     Ray has synced it there the first time; PBT pauses and resumes trials in turns, and each
-    sweep printed a screenful. The file is complete at the end (`report` reads it)."""
+    sweep printed a screenful. (Once a sync has happened that same restore drops the reports
+    made since it, which is why `report` reads `TrialRecords`' file, not result.json.)"""
     return not record.getMessage().startswith("Remote file not found")
 
 
@@ -172,7 +174,8 @@ def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_
     checkpoints = has_state(resolve_trainable(spec.trainable, _search_dirs(spec)))
     # The result files `report`, `resume` and Ray's analysis read (Tune adds them itself
     # unless _quiet_tune turned its default loggers off; it then adds no TensorBoard logger).
-    callbacks: list = [CSVLoggerCallback(), JsonLoggerCallback()]
+    # TrialRecords: every report in order, which result.json is not under PBT (records.py).
+    callbacks: list = [CSVLoggerCallback(), JsonLoggerCallback(), TrialRecords()]
     if progress:
         from collapsetune.progress import Progress
 

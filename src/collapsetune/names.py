@@ -11,6 +11,9 @@ from __future__ import annotations
 
 SWEEP_FILE = "sweep.yaml"  # the resolved sweep, written into every results folder
 LAUNCH_FILE = "collapsetune.json"  # where the sweep came from, for `resume`
+# In each trial's folder: every report the driver received, one JSON object a line, in order
+# (Ray's result.json loses reports when PBT pauses and resumes a trial; collapsetune.records).
+REPORTS_FILE = "collapsetune_reports.jsonl"
 
 DONOR_KEY = "pbt.donor"  # on the first report after a PBT exploit: the trial whose checkpoint it took
 DONOR_REPORT_KEY = "pbt/donor_report"  # ... and that trial's report the checkpoint was made at
@@ -19,4 +22,5 @@ CONFIG_PREFIX = "config/"  # a mutable knob's value on each report, e.g. config/
 PATH_TAG = "collapsetune.experiment_path"  # ties a parent run to its results folder
 TRIAL_TAG = "ray.trial_id"  # ties a child run to its trial
 
-__all__ = ["CONFIG_PREFIX", "DONOR_KEY", "DONOR_REPORT_KEY", "LAUNCH_FILE", "PATH_TAG", "SWEEP_FILE", "TRIAL_TAG"]
+__all__ = ["CONFIG_PREFIX", "DONOR_KEY", "DONOR_REPORT_KEY", "LAUNCH_FILE", "PATH_TAG", "REPORTS_FILE", "SWEEP_FILE",
+           "TRIAL_TAG"]

@@ -13,8 +13,10 @@ What is read, and where it comes from:
 - `collapsetune.json`: where the sweep was launched from;
 - `experiment_state-*.json` (Ray's newest readable snapshot): which trials the sweep has,
   their status and trial folder; its pickled fields are left alone;
-- each trial folder's `params.json`, `result.json` (one JSON object per report) and
-  `error.txt`.
+- each trial folder's `params.json`, `collapsetune_reports.jsonl` (every report in the order
+  the driver received it, `collapsetune.records`; Ray's own `result.json`, which loses
+  reports when PBT pauses and resumes a trial, is read only when it is missing: sweeps run
+  before it existed) and `error.txt`.
 
 Example:
     >>> sweep = read_results("results/bitnet-collapse-20261122-150000")  # doctest: +SKIP
@@ -38,7 +40,7 @@ import yaml
 from collapsetune.collapse import (COLLAPSED, DIVERGED, ERROR, HEALTHY, INCONCLUSIVE, ITERATION_KEY, REASON_KEY,
                                    STATUS_KEY)
 from collapsetune.errors import SpecError
-from collapsetune.names import DONOR_KEY, DONOR_REPORT_KEY, LAUNCH_FILE, SWEEP_FILE
+from collapsetune.names import DONOR_KEY, DONOR_REPORT_KEY, LAUNCH_FILE, REPORTS_FILE, SWEEP_FILE
 from collapsetune.storage import location
 
 __all__ = [
@@ -59,8 +61,6 @@ __all__ = [
 ]
 
 ATLAS_DIR = "atlas"  # `report --html` writes the atlas here by default; `report` looks here
-# Added while reading: the verdict and report number of the report before a copy.
-_COPIED_AFTER, _COPIED_AT = "pbt.after", "pbt.after_report"
 # Outcomes the results imply beyond the trainable's verdict: a trial the scheduler cut while
 # "healthy" was not necessarily healthy (issue: ASHA cut a trial mid-collapse, inside its
 # rule's patience, and it was called the best healthy trial).
@@ -213,6 +213,9 @@ class TrialResult:
     num_failures: int = 0
     outcome: str = ""
     note: str = ""  # why the outcome, when it is not the trainable's verdict
+    # What PBT copied into this trial, in order: "took trial X's report R", after "rescued
+    # when collapsed (or diverged) at report N: " when the copy was a rescue.
+    copies: list[str] = field(default_factory=list)
 
     @property
     def iterations(self) -> int:
@@ -221,19 +224,6 @@ class TrialResult:
     @property
     def last(self) -> dict[str, Any]:
         return self.reports[-1] if self.reports else {}
-
-    @property
-    def copies(self) -> list[str]:
-        """What PBT copied into this trial, in order: "took trial X's report R", after
-        "rescued when collapsed (or diverged) at report N: " when the copy was a rescue."""
-        found = []
-        for r in self.reports:
-            donor = r.get(DONOR_KEY)
-            if isinstance(donor, str):
-                after = r.get(_COPIED_AFTER)
-                rescue = f"rescued when {after} at report {r.get(_COPIED_AT)}: " if after in (COLLAPSED, DIVERGED) else ""
-                found.append(f"{rescue}took trial {donor}'s report {_int(r.get(DONOR_REPORT_KEY), 0)}")
-        return found
 
     def value(self, metric: str) -> float:
         """The metric on the trial's last report (nan when never reported)."""
@@ -478,7 +468,7 @@ def _trial_folders(fs: pyarrow.fs.FileSystem, root: str) -> set[str]:
     folders = set()
     for info in infos:
         if info.type == pyarrow.fs.FileType.Directory:
-            inside = fs.get_file_info([f"{info.path}/params.json", f"{info.path}/result.json"])
+            inside = fs.get_file_info([f"{info.path}/{name}" for name in ("params.json", REPORTS_FILE, "result.json")])
             if any(i.type == pyarrow.fs.FileType.File for i in inside):
                 folders.add(info.base_name)
     return folders
@@ -492,9 +482,12 @@ def _read_trial(fs: pyarrow.fs.FileSystem, root: str, folder: str, entry: dict, 
                 notes: list[str]) -> TrialResult:
     logdir = str(entry.get("relative_logdir") or "")
     base = f"{root}/{logdir}" if logdir else root
-    reports, truncated = _reports(_read(fs, f"{base}/result.json") or "") if logdir else ([], False)
+    name, text = REPORTS_FILE, _read(fs, f"{base}/{REPORTS_FILE}") if logdir else None
+    if text is None and logdir:
+        name, text = "result.json", _read(fs, f"{base}/result.json")
+    reports, copies, truncated = _reports(text or "")
     if truncated:
-        notes.append(f"{logdir}/result.json: skipped a line that is not whole JSON (a report being written?)")
+        notes.append(f"{logdir}/{name}: skipped a line that is not whole JSON (a report being written?)")
     params = _json_or_none(_read(fs, f"{base}/params.json")) if logdir else None
     config = _config(entry.get("config"), params if isinstance(params, dict) else {})
     meta = entry.get("_meta") or {}
@@ -519,6 +512,7 @@ def _read_trial(fs: pyarrow.fs.FileSystem, root: str, folder: str, entry: dict, 
         reason=str(last.get(REASON_KEY, "") or ""),
         collapse_iteration=int(_float(last.get(ITERATION_KEY)) or 0),
         num_failures=int(_float(meta.get("num_failures")) or 0),
+        copies=copies,
     )
     if state == "error":
         trial.error = _last_line(_read(fs, f"{base}/error.txt")) or "error (no error.txt)"
@@ -526,12 +520,14 @@ def _read_trial(fs: pyarrow.fs.FileSystem, root: str, folder: str, entry: dict, 
     return trial
 
 
-def _reports(text: str) -> tuple[list[dict[str, Any]], bool]:
+def _reports(text: str) -> tuple[list[dict[str, Any]], list[str], bool]:
     """One dict per training_iteration (a restored trial re-reports some: the later wins; so
-    does the course a trial took after PBT copied another into it, whose first report is
-    given the verdict of the report before the copy)."""
+    does the course a trial took after PBT copied another into it), the copies PBT made into
+    the trial (`TrialResult.copies`), read from every report in order, before any is
+    overwritten, and whether a line was not whole JSON."""
     by_step: dict[int, dict[str, Any]] = {}
-    skipped, before = False, {}
+    copies: list[str] = []
+    skipped, before, last_copy = False, {}, None
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -542,11 +538,17 @@ def _reports(text: str) -> tuple[list[dict[str, Any]], bool]:
             continue
         if isinstance(result, dict):
             step = _float(result.get("training_iteration"))
-            if DONOR_KEY in result:
-                result[_COPIED_AFTER] = before.get(STATUS_KEY)
-                result[_COPIED_AT] = before.get("training_iteration")
+            donor = result.get(DONOR_KEY)
+            if isinstance(donor, str):
+                copy = (donor, _int(result.get(DONOR_REPORT_KEY), 0))
+                if copy != last_copy:  # the same copy again: a resumed driver restored it (a replay)
+                    after = before.get(STATUS_KEY)
+                    rescue = (f"rescued when {after} at report {before.get('training_iteration')}: "
+                              if after in (COLLAPSED, DIVERGED) else "")
+                    copies.append(f"{rescue}took trial {copy[0]}'s report {copy[1]}")
+                last_copy = copy
             by_step[int(step) if step is not None else len(by_step) + 1] = before = _plain(result)
-    return [by_step[k] for k in sorted(by_step)], skipped
+    return [by_step[k] for k in sorted(by_step)], copies, skipped
 
 
 def _plain(result: dict) -> dict[str, Any]:

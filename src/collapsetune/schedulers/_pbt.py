@@ -7,7 +7,9 @@ compute away. `CollapsePBT` fixes both:
 
 - a collapsed or diverged trial is never a donor, and the top quantile that PBT copies
   from holds healthy trials only (inconclusive ones, still inside a rule's grace, may be
-  collapsing);
+  collapsing). A donor is judged on its latest verdict and on the verdict of the report its
+  checkpoint holds: a save PBT asks of a running trial is made after the report its actor is
+  already training, whose result (collapsed, maybe) the driver has not read yet;
 - on the report where a trial is marked collapsed or diverged it is not stopped but
   exploits a donor at once: it takes the donor's latest checkpoint and a perturbed copy of
   its config (the sweep's `mutable` knobs, clipped to their search-space bounds). The donor
@@ -81,7 +83,11 @@ class CollapsePBT(PopulationBasedTraining):
             return super().on_trial_result(tune_controller, trial, result)
         if not self._rescue or self._time_attr not in result or self._metric not in result:
             return TrialScheduler.STOP
-        self._save_trial_state(self._trial_state[trial], result[self._time_attr], result, trial)
+        state = self._trial_state[trial]
+        self._save_trial_state(state, result[self._time_attr], result, trial)
+        # A checkpoint kept from when it was on top is not of this (collapsed) report, and the
+        # trial's course is about to change: it is no donor until it saves again.
+        state.last_checkpoint = None
         donor = self._donor(tune_controller, trial)
         if donor is None:
             self.unrescued += 1
@@ -116,11 +122,28 @@ class CollapsePBT(PopulationBasedTraining):
         random.shuffle(top)
         waiting = [t for t in live if self._status.get(t.trial_id) not in (HEALTHY, *STOPPING)]
         for candidate in [*top, *healthy[len(top):], *waiting]:
-            if self._has_checkpoint(tune_controller, candidate):
+            if self._has_checkpoint(tune_controller, candidate) and self._copyable(candidate):
                 state = self._trial_state[candidate]  # last_result: the metrics of that checkpoint
                 if self._worth_copying(candidate, (state.last_result or {}).get(self._time_attr)):
                     return candidate
         return None
+
+    def _copyable(self, donor: Trial) -> bool:
+        """Neither the donor's latest verdict nor that of the report its checkpoint holds
+        (`last_result` once the checkpoint is resolved) is collapsed or diverged."""
+        checkpointed = (self._trial_state[donor].last_result or {}).get(STATUS_KEY)
+        return self._status.get(donor.trial_id) not in STOPPING and checkpointed not in STOPPING
+
+    def _exploit(self, tune_controller: TuneController, trial: Trial, trial_to_clone: Trial) -> None:
+        # Ray's own rounds come here with the donor's checkpoint resolved: its report may be
+        # the one on which the donor collapsed. Then the trial keeps its own weights.
+        if not self._copyable(trial_to_clone):
+            state = self._trial_state[trial_to_clone]
+            logger.info("collapsetune PBT: trial %s was not copied into %s: its checkpoint's report %s is %s",
+                        trial_to_clone.trial_id, trial.trial_id, (state.last_result or {}).get(self._time_attr),
+                        (state.last_result or {}).get(STATUS_KEY) or self._status.get(trial_to_clone.trial_id))
+            return
+        super()._exploit(tune_controller, trial, trial_to_clone)
 
     def _has_checkpoint(self, tune_controller: TuneController, donor: Trial) -> bool:
         """Makes `_trial_state[donor].last_checkpoint` a checkpoint to copy: PBT's own (made when

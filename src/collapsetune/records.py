@@ -1,0 +1,98 @@
+"""`TrialRecords`: every report of every trial, appended to the trial's results folder as the
+driver receives it. It is the record `report`, the atlas and the parent run's description read
+(`collapsetune.results`), in `names.REPORTS_FILE`.
+
+Ray's result.json is not complete under PBT. Ray's JSON logger writes it in the trial's
+folder on the driver (a staging copy that Ray syncs to the results folder every ten seconds
+or so), and each time a trial starts it first replaces that copy by the one in the results
+folder, so it can resume after a driver restart. PBT pauses and starts trials in turns, and
+every start threw away the reports made since the last sync (issue 22: a trial's result.json
+had reports 1-6, 9, 11 and 12, MLflow all twelve).
+
+This record is only appended to. With a local results folder (the default, a shared NFS
+folder included) it is written there directly and flushed after each report, so a killed
+driver loses nothing. With a storage URI (s3://, gs://) it is written in the trial's staging
+folder, which Ray syncs; the copy in the results folder is fetched there once, the first time
+the driver meets the trial (after a resume), and never over reports already written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import IO, Any
+
+import pyarrow.fs
+from ray import tune
+from ray.tune.utils.util import SafeFallbackEncoder
+
+from collapsetune.names import REPORTS_FILE
+
+__all__ = ["TrialRecords"]
+
+
+class TrialRecords(tune.Callback):
+    """Appends each result (less its config) as one JSON line to `REPORTS_FILE` in the trial's
+    folder, in the order the driver receives them: replays after a restore and the reports
+    after a PBT copy included (the reader sorts them out).
+
+    Example:
+        >>> tune.RunConfig(callbacks=[TrialRecords()])  # doctest: +SKIP
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[str, IO[str]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}  # open files do not pickle (Tune saves its callbacks); they reopen on use
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._files = {}
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        file = self._files.get(trial.trial_id) or self._open(trial)
+        json.dump({k: v for k, v in result.items() if k != "config"}, file, cls=SafeFallbackEncoder)
+        file.write("\n")
+        file.flush()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._close(trial.trial_id)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._close(trial.trial_id)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        for trial_id in list(self._files):
+            self._close(trial_id)
+
+    def _open(self, trial: Any) -> IO[str]:
+        storage = trial.storage
+        if isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
+            folder = storage.trial_fs_path  # the results folder itself
+        else:
+            folder = trial.local_path  # Ray's staging copy, synced to the storage URI
+            staged = os.path.join(folder, REPORTS_FILE)
+            if not os.path.exists(staged):
+                os.makedirs(folder, exist_ok=True)
+                try:  # what an earlier driver recorded (a resume)
+                    pyarrow.fs.copy_files(f"{storage.trial_fs_path}/{REPORTS_FILE}", staged,
+                                          source_filesystem=storage.storage_filesystem)
+                except (FileNotFoundError, OSError, pyarrow.ArrowException):
+                    pass  # none yet: a new trial
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, REPORTS_FILE)
+        file = self._files[trial.trial_id] = open(path, "a", encoding="utf-8")
+        if file.tell() and not _ends_a_line(path):
+            file.write("\n")  # a report cut off by a killed driver stays one bad line, not two
+        return file
+
+    def _close(self, trial_id: str) -> None:
+        file = self._files.pop(trial_id, None)
+        if file is not None:
+            file.close()
+
+
+def _ends_a_line(path: str) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
