@@ -336,8 +336,7 @@ def replay(table: Table, method: Method, trials: int, workers: int, seed: int, e
         t.status = result["collapse.status"] if spec.collapse else ""
         if t.row.healthy[k] and (best is None or _better(table.mode, t.objective, best)):
             best = t.objective
-        if best is not None:
-            run.curve.append((run.cpu_s, best))
+            run.curve.append((run.cpu_s, best))  # a step function: only where it improves
         # TuneController._process_trial_result: the stopper (and the trial's own stop
         # criterion, here `max_iterations`), else the scheduler.
         stopped_by_stopper = stopper(t.trial_id, result)
@@ -433,8 +432,7 @@ def _replay_optuna(table: Table, method: Method, trials: int, workers: int, seed
         t.objective = metrics[table.metric]
         if t.row.healthy[k] and (best is None or _better(table.mode, t.objective, best)):
             best = t.objective
-        if best is not None:
-            run.curve.append((run.cpu_s, best))
+            run.curve.append((run.cpu_s, best))  # a step function: only where it improves
         ot.report(t.objective, step=k + 1)
         for metric, _ in thresholds:
             seen = dict(ot.user_attrs.get(metric, {}))
@@ -515,21 +513,29 @@ def _quantiles(values: list[float]) -> dict:
 
 
 def cell(table: Table, methods: list[str], trials: int, workers: int, seeds: list[int],
-         log: Callable[[str], None] = print) -> tuple[list[dict], dict]:
-    """Every method on the same seeds; one summary row per method, and the anytime curves."""
+         cache: Path | None = None, log: Callable[[str], None] = print) -> tuple[list[dict], dict]:
+    """Every method on the same seeds; one summary row per method, and the anytime curves.
+    With `cache` (a JSON-lines file), each seed's measures are kept there as they are made
+    and reused, so a long run that is stopped resumes at the seed it was on."""
     per: dict[str, list[dict]] = {m: [] for m in methods}
     curves: dict[str, list[list[tuple[float, float]]]] = {m: [] for m in methods}
+    stored = _cached(cache, table, trials, workers)
     for seed in seeds:
         began = time.monotonic()
-        fifo = replay(table, METHODS["fifo"], trials, workers, seed)
-        oracle = replay(table, METHODS["oracle"], trials, workers, seed)
-        healthy_ends = [t.objective for t in fifo.trials if t.row.healthy[t.reports - 1]]
-        target = (max(healthy_ends) if table.mode == "max" else min(healthy_ends)) if healthy_ends else None
-        for name in methods:
-            run = {"fifo": fifo, "oracle": oracle}.get(name) or replay(table, METHODS[name], trials, workers, seed)
-            per[name].append(measures(table, METHODS[name], run, target, fifo.cpu_s, oracle.cpu_s))
-            curves[name].append([(c / fifo.cpu_s, b) for c, b in run.curve])
-        log(f"  {table.model} {trials} trials x {workers} workers, seed {seed}: {time.monotonic() - began:.1f} s")
+        if all((seed, m) in stored for m in methods):
+            records = {m: stored[seed, m] for m in methods}
+        else:
+            records = _seed(table, methods, trials, workers, seed)
+            if cache is not None:
+                with open(cache, "a", encoding="utf-8") as f:
+                    for m, rec in records.items():
+                        f.write(json.dumps({"cell": _cell_key(table, trials, workers), "seed": seed, "method": m,
+                                            **rec}) + "\n")
+            log(f"  {table.model} {trials} trials x {workers} workers, seed {seed}: "
+                f"{time.monotonic() - began:.1f} s")
+        for m in methods:
+            per[m].append(records[m]["measures"])
+            curves[m].append(records[m]["curve"])
     rows = []
     for name in methods:
         ms = per[name]
@@ -556,6 +562,38 @@ def cell(table: Table, methods: list[str], trials: int, workers: int, seeds: lis
             "surrogate_distance_median": _quantiles([m["surrogate_distance_median"] for m in ms])["median"],
         })
     return rows, {m: _band(c, table.mode) for m, c in curves.items()}
+
+
+def _seed(table: Table, methods: list[str], trials: int, workers: int, seed: int) -> dict[str, dict]:
+    fifo = replay(table, METHODS["fifo"], trials, workers, seed)
+    oracle = replay(table, METHODS["oracle"], trials, workers, seed)
+    healthy_ends = [t.objective for t in fifo.trials if t.row.healthy[t.reports - 1]]
+    target = (max(healthy_ends) if table.mode == "max" else min(healthy_ends)) if healthy_ends else None
+    out = {}
+    for name in methods:
+        run = {"fifo": fifo, "oracle": oracle}.get(name) or replay(table, METHODS[name], trials, workers, seed)
+        out[name] = {"measures": measures(table, METHODS[name], run, target, fifo.cpu_s, oracle.cpu_s),
+                     "curve": [(round(c / fifo.cpu_s, 5), b) for c, b in run.curve]}
+    return out
+
+
+def _cell_key(table: Table, trials: int, workers: int) -> str:
+    return f"{table.model}/{trials}/{workers}/rows{len(table.rows)}"
+
+
+def _cached(cache: Path | None, table: Table, trials: int, workers: int) -> dict[tuple[int, str], dict]:
+    if cache is None or not cache.exists():
+        return {}
+    key = _cell_key(table, trials, workers)
+    out = {}
+    for line in cache.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line torn by a kill
+        if rec.get("cell") == key:
+            out[rec["seed"], rec["method"]] = rec
+    return out
 
 
 def _q_range(values: list) -> list:
@@ -658,7 +696,8 @@ def main(argv: list[str] | None = None) -> dict:
                     print(f"{key}: already measured, kept")
                     continue
                 began = time.monotonic()
-                rows, bands = cell(table, args.methods, trials, workers, list(range(args.seeds)))
+                rows, bands = cell(table, args.methods, trials, workers, list(range(args.seeds)),
+                                   cache=args.out.with_name(args.out.stem + "_seeds.jsonl"))
                 for r in rows:
                     r["table_rows"] = len(table.rows)
                 doc["rows"] = [r for r in doc["rows"] if not (
