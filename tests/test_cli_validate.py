@@ -81,3 +81,13 @@ def test_same_type_overrides_pass(sweep, capsys, override):
 def test_inline_dimension_replacing_a_fragment_keeps_its_type(sweep):
     sweep.write_text(SWEEP.replace("  width:", "  lr: fast\n  width:"))
     assert main(["validate", str(sweep)]) == 2
+
+
+def test_wrapper_that_exits_on_import_is_a_one_line_error(sweep, capsys):
+    (sweep.parent / "exitwrap.py").write_text("import sys\nsys.exit('usage: exitwrap.py DATA')\n")
+    sweep.write_text(SWEEP.replace("cliwrap:Toy", "exitwrap:Toy"))
+    assert main(["validate", str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert ("trainable: importing module 'exitwrap' for trainable 'exitwrap:Toy' ended with "
+            "SystemExit('usage: exitwrap.py DATA')") in err
+    assert len(err.strip().splitlines()) == 1, err

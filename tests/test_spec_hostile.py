@@ -235,7 +235,7 @@ def test_malformed_ray_address_is_refused(tmp_path, address, says):
 def test_valid_places_load(tmp_path):
     path = tmp_path / "sweep.yaml"
     for extra in ["storage: ~/results", "storage: s3://bucket/results", "storage: file:///data/results",
-                  "mlflow: {tracking_uri: 'http://127.0.0.1:5000'}", "mlflow: {tracking_uri: mlruns}",
+                  "mlflow: {tracking_uri: 'http://127.0.0.1:5000'}", "mlflow: {tracking_uri: sqlite:///mlflow.db}",
                   "mlflow: {tracking_uri: 'postgresql+psycopg2://u@127.0.0.1:5432/mlflow'}",
                   "address: auto", "address: '127.0.0.1:6379'", "address: 'ray://127.0.0.1:10001'"]:
         path.write_text(VALID + extra + "\n")
@@ -271,3 +271,45 @@ def test_form_problems_are_reported_in_the_same_pass_as_unknown_keys(tmp_path):
         load_sweep(path)
     keys = {e.key for e in info.value.errors}
     assert {"num_sample", "name", "storage", "address", "mlflow.tracking_uri"} <= keys
+
+
+# --- issue 22: what validate let through ----------------------------------------------------
+
+@pytest.mark.parametrize(("extra", "key", "says"), [
+    ("address: 'auto:1'", "address", "auto takes no port, got 'auto:1'"),
+    ("address: 'local:6379'", "address", "local takes no port"),
+    ("max_iterations: 10000000000000000000000", "max_iterations", "must be <= 1_000_000"),
+    ("search: {algorithm: optuna, sampler: nsga2, seed: -1}", "search.seed",
+     "expected an integer from 0 to 4294967295 (numpy's seed range) or null, got -1"),
+    ("search: {algorithm: random, seed: 4294967296}", "search.seed", "numpy's seed range"),
+    ("search: {algorithm: random}\nscheduler: {type: pbt, mutable: [lr, lr]}", "scheduler.mutable[1]",
+     "'lr' is listed twice"),
+    ("mlflow: {tracking_uri: 'http//x'}", "mlflow.tracking_uri", "looks like http:// without its ':'"),
+])
+def test_validate_refuses_what_fails_later_at_run(tmp_path, extra, key, says):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(VALID + extra + "\n")
+    with pytest.raises(SpecError) as info:
+        load_sweep(path)
+    assert any(e.key == key and says in e.message for e in info.value.errors), str(info.value)
+
+
+@pytest.mark.parametrize("uri", ["mlruns", "/abs/mlruns", "file:///abs/mlruns"])
+def test_folder_tracking_store_is_refused_as_mlflow_3_refuses_it(tmp_path, monkeypatch, uri):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    text = _error(tmp_path, VALID + f"mlflow: {{tracking_uri: {json.dumps(uri)}}}\n")
+    assert "mlflow.tracking_uri: MLflow 3 no longer opens a folder as a tracking store" in text
+    assert "sqlite:///mlflow.db" in text
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow's own opt-out
+    (tmp_path / "sweep.yaml").write_text(VALID + f"mlflow: {{tracking_uri: {json.dumps(uri)}}}\n")
+    load_sweep(tmp_path / "sweep.yaml")
+
+
+def test_folder_tracking_store_is_what_mlflow_refuses(tmp_path, monkeypatch):
+    """The check above follows MLflow itself: without the opt-out it will not open a folder."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with pytest.raises(MlflowException, match="MLFLOW_ALLOW_FILE_STORE"):
+        mlflow.MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri()).search_experiments()
