@@ -313,3 +313,77 @@ def test_folder_tracking_store_is_what_mlflow_refuses(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     with pytest.raises(MlflowException, match="MLFLOW_ALLOW_FILE_STORE"):
         mlflow.MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri()).search_experiments()
+
+
+# --- issue 22: an include never leaks what it read -------------------------------------------
+
+SHADOW = "root:*:20228:0:99999:7:::\ndaemon:*:20228:0:99999:7:::\nbin:*:20228:0:99999:7:::\n"
+
+
+def _project(tmp_path: Path) -> Path:
+    """project/sweeps/sweep.yaml beside project/search_spaces/ (the layout includes look in)."""
+    (tmp_path / "project" / "sweeps").mkdir(parents=True)
+    (tmp_path / "project" / "search_spaces").mkdir()
+    return tmp_path / "project"
+
+
+def _include_error(project: Path, name: str) -> SpecError:
+    path = project / "sweeps" / "sweep.yaml"
+    path.write_text(VALID.replace("search_space: {", f"search_space: {{include: [{name}], "))
+    with pytest.raises(SpecError) as info:
+        load_sweep(path)
+    return info.value
+
+
+@pytest.mark.parametrize("target", ["outside", "/etc/shadow"])
+def test_include_linked_outside_the_project_is_refused_in_one_line(tmp_path, monkeypatch, target):
+    project = _project(tmp_path)
+    monkeypatch.chdir(project)
+    secret = tmp_path / "elsewhere" / "shadow"
+    secret.parent.mkdir()
+    secret.write_text(SHADOW)
+    real = secret if target == "outside" else Path(target)
+    if not real.is_file():
+        pytest.skip(f"{target} does not exist here")
+    (project / "search_spaces" / "leak.yaml").symlink_to(real)
+    error = _include_error(project, "leak.yaml")
+    assert len(error.errors) == 1 and "\n" not in str(error), str(error)
+    assert error.key == "search_space.include" and "leads outside the folders includes are read from" in str(error)
+    assert "root:" not in str(error) and "20228" not in str(error) and "shadow" not in str(error)
+
+
+def test_include_of_a_file_full_of_odd_keys_is_one_error_quoting_none(tmp_path, monkeypatch):
+    project = _project(tmp_path)
+    monkeypatch.chdir(project)
+    (project / "search_spaces" / "copied.yaml").write_text(SHADOW)  # a foreign file copied in
+    error = _include_error(project, "copied.yaml")
+    assert len(error.errors) == 1, str(error)
+    assert str(error).startswith("search_spaces/copied.yaml: search_space: 3 key(s) (entries 1, 2, 3) are not "
+                                 "dimension names")
+    assert "root:" not in str(error) and "20228" not in str(error)
+
+
+@pytest.mark.parametrize(("content", "key"), [
+    ("label_smoothing: {wJalrXUtnFEMI: 1}\n", "search_space.label_smoothing"),
+    ("label_smoothing: {loguniform: [0.0, wJalrXUtnFEMI]}\n", "search_space.label_smoothing"),
+    ("label_smoothing: {choice: {wJalrXUtnFEMI: 1}}\n", "search_space.label_smoothing"),
+    ("label_smoothing: {uniform: [1, 2], choice: ['wJalrXUtnFEMI']}\n", "search_space.label_smoothing"),
+    ("label_smoothing: {choice: ['wJalrXUtnFEMI', \"it's;wJalrXUtnFEMI\"]}\n", "search_space.label_smoothing"),  # bitnet_lm: a number
+])
+def test_error_about_an_included_dimension_names_file_and_key_and_no_value(tmp_path, monkeypatch, content, key):
+    project = _project(tmp_path)
+    monkeypatch.chdir(project)
+    (project / "search_spaces" / "creds.yaml").write_text(content)
+    error = _include_error(project, "creds.yaml")
+    assert "wJalrXUtnFEMI" not in str(error), str(error)
+    assert any(e.file == "search_spaces/creds.yaml" and e.key == key for e in error.errors), str(error)
+
+
+def test_include_inside_the_project_through_a_link_still_loads(tmp_path, monkeypatch):
+    project = _project(tmp_path)
+    monkeypatch.chdir(project)
+    (project / "search_spaces" / "real.yaml").write_text("label_smoothing: {uniform: [0.0, 0.2]}\n")
+    (project / "search_spaces" / "alias.yaml").symlink_to(project / "search_spaces" / "real.yaml")
+    path = project / "sweeps" / "sweep.yaml"
+    path.write_text(VALID.replace("search_space: {", "search_space: {include: [alias.yaml], "))
+    assert load_sweep(path).search_space["label_smoothing"].kind == "uniform"
