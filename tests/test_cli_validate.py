@@ -56,10 +56,10 @@ def test_a_folder_says_a_sweep_file_is_expected(sweep, capsys, command):
 
 
 @pytest.mark.parametrize(("override", "says"), [
-    ("search_space.lr=abc", "search_space.lr: expected a number (reg.yaml makes it {'loguniform': "
-                            "[0.0001, 0.01]}), got 'abc' (set by override 'search_space.lr=abc')"),
+    ("search_space.lr=abc", "search_space.lr: expected a number (reg.yaml makes it a loguniform dimension), "
+                            "got 'abc' (set by override 'search_space.lr=abc')"),
     ("search_space.smooth={choice: [0.1, high]}", "search_space.smooth: expected a number (reg.yaml makes it "
-                                                  "{'choice': [0.0, 0.1]}), got 'high'"),
+                                                  "a choice dimension), got 'high'"),
     ("search_space.width=2.5", "search_space.width: override 'search_space.width=2.5': expected an integer "
                                "(the file makes it {'randint': [1, 8]}), got 2.5"),
     ("config.hidden=big", "config.hidden: override 'config.hidden=big': expected a number (the file makes it 64), "
@@ -81,3 +81,13 @@ def test_same_type_overrides_pass(sweep, capsys, override):
 def test_inline_dimension_replacing_a_fragment_keeps_its_type(sweep):
     sweep.write_text(SWEEP.replace("  width:", "  lr: fast\n  width:"))
     assert main(["validate", str(sweep)]) == 2
+
+
+def test_wrapper_that_exits_on_import_is_a_one_line_error(sweep, capsys):
+    (sweep.parent / "exitwrap.py").write_text("import sys\nsys.exit('usage: exitwrap.py DATA')\n")
+    sweep.write_text(SWEEP.replace("cliwrap:Toy", "exitwrap:Toy"))
+    assert main(["validate", str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert ("trainable: importing module 'exitwrap' for trainable 'exitwrap:Toy' ended with "
+            "SystemExit('usage: exitwrap.py DATA')") in err
+    assert len(err.strip().splitlines()) == 1, err

@@ -3,10 +3,17 @@ bounded by a timeout of about a second, so a dead address fails fast and no test
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
+import signal
 import socket
+import sqlite3
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -126,6 +133,29 @@ def test_tracking_sqlite_in_a_folder_nobody_writes_fails():
     assert err.key == "mlflow.tracking_uri" and "cannot write in /sys (" in err.message, err.message
 
 
+@pytest.mark.parametrize(("content", "says"), [
+    (bytes(range(256)) * 16, "is not a SQLite database this user can open (file is not a database)"),
+    (None, "is another tool's SQLite database (it has no MLflow experiments table)"),
+], ids=["random-bytes", "another-tools-database"])
+def test_tracking_sqlite_file_that_is_not_mlflows_database_fails(tmp_path, content, says):
+    path = tmp_path / "m.db"
+    if content is None:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("CREATE TABLE trials (id INTEGER)")
+    else:
+        path.write_bytes(content)
+    err = error(preflight.check_tracking, f"sqlite:///{path}")
+    assert err.key == "mlflow.tracking_uri" and f"{path} {says}" in err.message, err.message
+
+
+def test_tracking_sqlite_empty_or_mlflows_own_passes(tmp_path):
+    (tmp_path / "empty.db").write_bytes(b"")
+    preflight.check_tracking(f"sqlite:///{tmp_path / 'empty.db'}", TIMEOUT)
+    with contextlib.closing(sqlite3.connect(tmp_path / "m.db")) as db:
+        db.execute("CREATE TABLE experiments (experiment_id INTEGER)")  # what MLflow's schema starts with
+    preflight.check_tracking(f"sqlite:///{tmp_path / 'm.db'}", TIMEOUT)
+
+
 def test_tracking_server_on_a_dead_port_fails_fast():
     port = free_port()
     err = error(preflight.check_tracking, f"http://user:secret@127.0.0.1:{port}")
@@ -141,11 +171,40 @@ def test_tracking_server_that_never_answers_fails_within_the_timeout():
     assert "did not answer within 1 s" in err.message or "timed out" in err.message
 
 
-def test_tracking_server_answering_health_passes():
-    with http_server(200) as port:
-        preflight.check_tracking(f"http://127.0.0.1:{port}", TIMEOUT)
+def test_tracking_server_wanting_credentials_passes():
     with http_server(403) as port:  # there, but wants credentials: MLflow's client brings them
         preflight.check_tracking(f"http://127.0.0.1:{port}", TIMEOUT)
+
+
+def test_tracking_web_server_answering_health_but_not_mlflow_fails():
+    """issue 22: a plain web server that answers 200 everywhere passed, then MLflow's client
+    ended the launch with a traceback."""
+    with http_server(200) as port:
+        err = error(preflight.check_tracking, f"http://127.0.0.1:{port}")
+    assert err.key == "mlflow.tracking_uri"
+    assert "answers /health, but not MLflow's REST API" in err.message and "(mlflow server)?" in err.message
+
+
+@pytest.mark.slow
+def test_tracking_real_mlflow_server_passes(tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--workers", "1"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(240):  # until it answers /health (or exits)
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, "mlflow server exited"
+                time.sleep(0.5)
+        preflight.check_tracking(f"http://127.0.0.1:{port}", 5.0)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)  # the server and the workers it started
+        server.wait(timeout=30)
 
 
 def test_tracking_server_without_health_is_not_mlflow():
@@ -171,9 +230,32 @@ def test_ray_address_with_nothing_listening_fails_fast(form):
     assert "or set address: null for a private local Ray" in err.message
 
 
-def test_ray_address_that_answers_passes():
+@pytest.mark.parametrize("form", ["127.0.0.1:{port}", "ray://127.0.0.1:{port}"])
+def test_ray_address_that_accepts_and_never_answers_fails_within_the_timeout(form):
+    """issue 22: preflight only connected, and ray.init then failed after 23 s with a traceback."""
     with silent_listener() as port:
-        preflight.check_address(f"127.0.0.1:{port}", TIMEOUT)
+        err = error(preflight.check_address, form.format(port=port))
+    assert err.key == "address" and "\n" not in err.message
+    assert f"127.0.0.1:{port} accepts connections but did not answer within 1 s: it is not a Ray cluster" in err.message
+
+
+def test_ray_address_of_a_web_server_fails_at_once():
+    """issue 22: an HTTP server's port held ray.init for minutes."""
+    with http_server(200) as port:
+        err = error(preflight.check_address, f"127.0.0.1:{port}")
+    assert err.key == "address" and f"127.0.0.1:{port} is a web server (it answers HTTP/1" in err.message
+
+
+def test_ray_address_of_a_real_cluster_passes():
+    """Against a real Ray's GCS (token auth on, Ray 2.60's default): it answers the gRPC greeting."""
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("a Ray is already running in this process")
+    ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
+    try:
+        preflight.check_address(ray.get_runtime_context().gcs_address, 5.0)
+    finally:
+        ray.shutdown()
     preflight.check_address(None, TIMEOUT)
 
 

@@ -310,13 +310,13 @@ mlflow: {tracking_uri: null}
 
 
 def test_valid_sweep_with_includes_and_overrides(sweeps):
-    spec = load_sweep(full_sweep(sweeps), ["num_samples=4", "config.d_model=64", "mlflow.tracking_uri=file:./m"])
+    spec = load_sweep(full_sweep(sweeps), ["num_samples=4", "config.d_model=64", "mlflow.tracking_uri=sqlite:///m.db"])
     assert spec.search_space["lr"] == Distribution("loguniform", (1e-4, 3e-2))  # inline beats include
     assert spec.search_space["label_smoothing"].kind == "uniform"  # from ../search_spaces/
     assert spec.search_space["tokenizer"].args == ("bpe", "byte")  # from the sweep's folder
     assert spec.search_space["n_heads"].kind == "randint"  # `int` alias
     assert spec.num_samples == 4 and spec.config["d_model"] == 64  # override beats file
-    assert spec.mlflow.tracking_uri == "file:./m"
+    assert spec.mlflow.tracking_uri == "sqlite:///m.db"
     assert spec.collapse[1].all and spec.collapse[1].conditions[1].value == 0.9  # numeric string converted
     assert spec.resources.cpu == 0.5 and spec.base_dir == sweeps
 

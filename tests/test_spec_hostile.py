@@ -235,7 +235,7 @@ def test_malformed_ray_address_is_refused(tmp_path, address, says):
 def test_valid_places_load(tmp_path):
     path = tmp_path / "sweep.yaml"
     for extra in ["storage: ~/results", "storage: s3://bucket/results", "storage: file:///data/results",
-                  "mlflow: {tracking_uri: 'http://127.0.0.1:5000'}", "mlflow: {tracking_uri: mlruns}",
+                  "mlflow: {tracking_uri: 'http://127.0.0.1:5000'}", "mlflow: {tracking_uri: sqlite:///mlflow.db}",
                   "mlflow: {tracking_uri: 'postgresql+psycopg2://u@127.0.0.1:5432/mlflow'}",
                   "address: auto", "address: '127.0.0.1:6379'", "address: 'ray://127.0.0.1:10001'"]:
         path.write_text(VALID + extra + "\n")
@@ -271,3 +271,119 @@ def test_form_problems_are_reported_in_the_same_pass_as_unknown_keys(tmp_path):
         load_sweep(path)
     keys = {e.key for e in info.value.errors}
     assert {"num_sample", "name", "storage", "address", "mlflow.tracking_uri"} <= keys
+
+
+# --- issue 22: what validate let through ----------------------------------------------------
+
+@pytest.mark.parametrize(("extra", "key", "says"), [
+    ("address: 'auto:1'", "address", "auto takes no port, got 'auto:1'"),
+    ("address: 'local:6379'", "address", "local takes no port"),
+    ("max_iterations: 10000000000000000000000", "max_iterations", "must be <= 1_000_000"),
+    ("search: {algorithm: optuna, sampler: nsga2, seed: -1}", "search.seed",
+     "expected an integer from 0 to 4294967295 (numpy's seed range) or null, got -1"),
+    ("search: {algorithm: random, seed: 4294967296}", "search.seed", "numpy's seed range"),
+    ("search: {algorithm: random}\nscheduler: {type: pbt, mutable: [lr, lr]}", "scheduler.mutable[1]",
+     "'lr' is listed twice"),
+    ("mlflow: {tracking_uri: 'http//x'}", "mlflow.tracking_uri", "looks like http:// without its ':'"),
+])
+def test_validate_refuses_what_fails_later_at_run(tmp_path, extra, key, says):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(VALID + extra + "\n")
+    with pytest.raises(SpecError) as info:
+        load_sweep(path)
+    assert any(e.key == key and says in e.message for e in info.value.errors), str(info.value)
+
+
+@pytest.mark.parametrize("uri", ["mlruns", "/abs/mlruns", "file:///abs/mlruns"])
+def test_folder_tracking_store_is_refused_as_mlflow_3_refuses_it(tmp_path, monkeypatch, uri):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    text = _error(tmp_path, VALID + f"mlflow: {{tracking_uri: {json.dumps(uri)}}}\n")
+    assert "mlflow.tracking_uri: MLflow 3 no longer opens a folder as a tracking store" in text
+    assert "sqlite:///mlflow.db" in text
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow's own opt-out
+    (tmp_path / "sweep.yaml").write_text(VALID + f"mlflow: {{tracking_uri: {json.dumps(uri)}}}\n")
+    load_sweep(tmp_path / "sweep.yaml")
+
+
+def test_folder_tracking_store_is_what_mlflow_refuses(tmp_path, monkeypatch):
+    """The check above follows MLflow itself: without the opt-out it will not open a folder."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with pytest.raises(MlflowException, match="MLFLOW_ALLOW_FILE_STORE"):
+        mlflow.MlflowClient(tracking_uri=(tmp_path / "mlruns").as_uri()).search_experiments()
+
+
+# --- issue 22: an include never leaks what it read -------------------------------------------
+
+SHADOW = "root:*:20228:0:99999:7:::\ndaemon:*:20228:0:99999:7:::\nbin:*:20228:0:99999:7:::\n"
+
+
+def _project(tmp_path: Path) -> Path:
+    """project/sweeps/sweep.yaml beside project/search_spaces/ (the layout includes look in)."""
+    (tmp_path / "project" / "sweeps").mkdir(parents=True)
+    (tmp_path / "project" / "search_spaces").mkdir()
+    return tmp_path / "project"
+
+
+def _include_error(project: Path, name: str) -> SpecError:
+    path = project / "sweeps" / "sweep.yaml"
+    path.write_text(VALID.replace("search_space: {", f"search_space: {{include: [{name}], "))
+    with pytest.raises(SpecError) as info:
+        load_sweep(path)
+    return info.value
+
+
+@pytest.mark.parametrize("target", ["outside", "/etc/shadow"])
+def test_include_linked_outside_the_project_is_refused_in_one_line(tmp_path, monkeypatch, target):
+    project = _project(tmp_path)
+    monkeypatch.chdir(project)
+    secret = tmp_path / "elsewhere" / "shadow"
+    secret.parent.mkdir()
+    secret.write_text(SHADOW)
+    real = secret if target == "outside" else Path(target)
+    if not real.is_file():
+        pytest.skip(f"{target} does not exist here")
+    (project / "search_spaces" / "leak.yaml").symlink_to(real)
+    error = _include_error(project, "leak.yaml")
+    assert len(error.errors) == 1 and "\n" not in str(error), str(error)
+    assert error.key == "search_space.include" and "leads outside the folders includes are read from" in str(error)
+    assert "root:" not in str(error) and "20228" not in str(error) and "shadow" not in str(error)
+
+
+def test_include_of_a_file_full_of_odd_keys_is_one_error_quoting_none(tmp_path, monkeypatch):
+    project = _project(tmp_path)
+    monkeypatch.chdir(project)
+    (project / "search_spaces" / "copied.yaml").write_text(SHADOW)  # a foreign file copied in
+    error = _include_error(project, "copied.yaml")
+    assert len(error.errors) == 1, str(error)
+    assert str(error).startswith("search_spaces/copied.yaml: search_space: 3 key(s) (entries 1, 2, 3) are not "
+                                 "dimension names")
+    assert "root:" not in str(error) and "20228" not in str(error)
+
+
+@pytest.mark.parametrize(("content", "key"), [
+    ("label_smoothing: {wJalrXUtnFEMI: 1}\n", "search_space.label_smoothing"),
+    ("label_smoothing: {loguniform: [0.0, wJalrXUtnFEMI]}\n", "search_space.label_smoothing"),
+    ("label_smoothing: {choice: {wJalrXUtnFEMI: 1}}\n", "search_space.label_smoothing"),
+    ("label_smoothing: {uniform: [1, 2], choice: ['wJalrXUtnFEMI']}\n", "search_space.label_smoothing"),
+    ("label_smoothing: {choice: ['wJalrXUtnFEMI', \"it's;wJalrXUtnFEMI\"]}\n", "search_space.label_smoothing"),  # bitnet_lm: a number
+])
+def test_error_about_an_included_dimension_names_file_and_key_and_no_value(tmp_path, monkeypatch, content, key):
+    project = _project(tmp_path)
+    monkeypatch.chdir(project)
+    (project / "search_spaces" / "creds.yaml").write_text(content)
+    error = _include_error(project, "creds.yaml")
+    assert "wJalrXUtnFEMI" not in str(error), str(error)
+    assert any(e.file == "search_spaces/creds.yaml" and e.key == key for e in error.errors), str(error)
+
+
+def test_include_inside_the_project_through_a_link_still_loads(tmp_path, monkeypatch):
+    project = _project(tmp_path)
+    monkeypatch.chdir(project)
+    (project / "search_spaces" / "real.yaml").write_text("label_smoothing: {uniform: [0.0, 0.2]}\n")
+    (project / "search_spaces" / "alias.yaml").symlink_to(project / "search_spaces" / "real.yaml")
+    path = project / "sweeps" / "sweep.yaml"
+    path.write_text(VALID.replace("search_space: {", "search_space: {include: [alias.yaml], "))
+    assert load_sweep(path).search_space["label_smoothing"].kind == "uniform"

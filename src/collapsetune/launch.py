@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import ray
+import yaml
 from ray import tune
 from ray.tune import ExperimentAnalysis
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
@@ -310,8 +311,7 @@ def resume_sweep(results_dir: str, older_snapshot: bool = False) -> Outcome:
     damaged file beside it with the suffix `.unreadable`).
     """
     path = location(results_dir)
-    resolved = read_text(path, SWEEP_FILE)
-    launch = json.loads(read_text(path, LAUNCH_FILE))
+    resolved, launch = _launch_record(path)
     with driver_lock(path):
         _check_snapshot(path, older_snapshot)
         # A wrapper module named relative to the launch directory is found from there.
@@ -380,7 +380,64 @@ def _outcome(path: str, spec: SweepSpec | None = None) -> Outcome:
 
 
 def _write_launch_files(spec: SweepSpec, experiment_path: str, launch_id: str) -> None:
-    write_text(experiment_path, SWEEP_FILE, dump_spec(spec))
+    resolved = dump_spec(spec)
+    write_text(experiment_path, SWEEP_FILE, resolved)
+    # `sweep`: what this launch ran, so `resume` can refuse a sweep.yaml edited since.
     launch = {"source": str(spec.source), "base_dir": str(spec.base_dir), "cwd": os.getcwd(),
-              "launch_id": launch_id, "host": socket.gethostname()}
+              "launch_id": launch_id, "host": socket.gethostname(), "sweep": resolved}
     write_text(experiment_path, LAUNCH_FILE, json.dumps(launch, indent=2))
+
+
+def _launch_record(path: str) -> tuple[str, dict]:
+    """The resolved sweep and the launch facts of a results folder, checked before `resume`
+    touches anything: both files readable (a URI's filesystem answering within seconds), the
+    launch facts whole, and sweep.yaml still what the launch ran."""
+    if "://" in path:
+        try:
+            preflight.check_storage(path)
+        except SpecError as exc:
+            raise SpecError(exc.message, file=path) from None
+    try:
+        resolved = read_text(path, SWEEP_FILE)
+    except UnicodeDecodeError:
+        raise SpecError("is not UTF-8 text; expected the resolved sweep `collapsetune run` wrote",
+                        file=f"{path}/{SWEEP_FILE}") from None
+    where = f"{path}/{LAUNCH_FILE}"
+    try:
+        launch = json.loads(read_text(path, LAUNCH_FILE))
+    except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+        raise SpecError("is not JSON; expected the launch facts `collapsetune run` wrote "
+                        "(source, base_dir, cwd): this folder cannot be resumed", file=where) from None
+    facts = launch if isinstance(launch, dict) else {}
+    missing = [k for k in ("source", "base_dir", "cwd") if not isinstance(facts.get(k), str)]
+    if missing:
+        raise SpecError(f"lacks {', '.join(missing)} (expected strings, as `collapsetune run` writes them): "
+                        "this folder cannot be resumed", file=where)
+    if isinstance(launch.get("sweep"), str) and (changed := _changed_keys(launch["sweep"], resolved)):
+        raise SpecError(f"was changed since the launch ({', '.join(changed)} differ); resume runs a sweep as it "
+                        f"was launched: put the file back ({LAUNCH_FILE} keeps the launch's copy under \"sweep\") "
+                        "or launch the changed sweep with `collapsetune run`", file=f"{path}/{SWEEP_FILE}")
+    return resolved, launch
+
+
+def _changed_keys(launched: str, now: str) -> list[str]:
+    """The dotted keys whose values differ between two sweep YAML texts (values never shown)."""
+    try:
+        before, after = yaml.safe_load(launched), yaml.safe_load(now)
+    except yaml.YAMLError:
+        return ["the whole file (it is no longer YAML)"]
+
+    def walk(a: object, b: object, key: str) -> Iterator[str]:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in [*a, *(k for k in b if k not in a)]:
+                yield from walk(a.get(k, _ABSENT), b.get(k, _ABSENT), f"{key}.{k}" if key else str(k))
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b)):
+                yield from walk(x, y, f"{key}[{i}]")
+        elif a != b:
+            yield key or "the whole file"
+
+    return list(walk(before, after, ""))
+
+
+_ABSENT = object()  # a key one side of _changed_keys lacks

@@ -12,10 +12,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import socket
+import sqlite3
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -137,7 +141,8 @@ def check_address(address: str | None, timeout: float = TIMEOUT) -> None:
     except ValueError as exc:  # the spec checked its own value: this one came from RAY_ADDRESS
         raise SpecError(f"{exc} (from RAY_ADDRESS); expected host:port or ray://host:port", key="address") from None
     start = "the Ray client server" if address.startswith("ray://") else f"ray start --head --port {port}"
-    _within(timeout, "address", f"the Ray cluster at {address}", lambda: _connect(host, port, timeout),
+    # The probe bounds itself by `timeout` and says why; the second more lets it say so.
+    _within(timeout + 1, "address", f"the Ray cluster at {address}", lambda: _grpc_server(host, port, timeout),
             f"; start it ({start}) or set address: null for a private local Ray")
 
 
@@ -196,6 +201,22 @@ def _sqlite_file(path: Path) -> None:
         _local_folder(folder)
     except _Problem as exc:
         raise _Problem(f"{exc}; SQLite writes the database and its journal there") from None
+    if path.exists():
+        _sqlite_database(path.absolute())
+
+
+def _sqlite_database(path: Path) -> None:
+    """An existing file is a SQLite database that is empty or MLflow's: MLflow would fail on
+    anything else with a traceback, or add its tables to another tool's database."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=1)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error as exc:
+        raise _Problem(f"{path} is not a SQLite database this user can open ({exc}); point tracking_uri at "
+                       "MLflow's database or at a new file, e.g. sqlite:///mlflow.db") from None
+    if tables and "experiments" not in tables:
+        raise _Problem(f"{path} is another tool's SQLite database (it has no MLflow experiments table); point "
+                       "tracking_uri at MLflow's database or at a new file, e.g. sqlite:///mlflow.db")
 
 
 def _mlflow_server(uri: str, timeout: float) -> None:
@@ -217,6 +238,35 @@ def _mlflow_server(uri: str, timeout: float) -> None:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise _Problem(f"no answer from the MLflow server at {redact(uri)} ({_why(reason)})") from None
+    else:
+        _mlflow_api(urlunsplit((parts.scheme, parts.netloc.rsplit("@", 1)[-1], parts.path.rstrip("/")
+                                + _API_PROBE, "", "")), uri, timeout)
+
+
+# Any web server may answer /health; MLflow's REST API answers this GET in JSON (200 when the
+# experiment exists, 404 RESOURCE_DOES_NOT_EXIST when not).
+_API_PROBE = "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"
+
+
+def _mlflow_api(url: str, uri: str, timeout: float) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:  # noqa: S310 - http(s) only
+            body, code = reply.read(4096), reply.status
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            return  # there, but wants credentials: MLflow's client sends them
+        body, code = exc.read(4096), exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise _Problem(f"no answer from the MLflow server at {redact(uri)} ({_why(reason)})") from None
+    try:
+        is_mlflow = code in (200, 404) and isinstance(json.loads(body), dict)
+    except ValueError:
+        is_mlflow = False
+    if not is_mlflow:
+        raise _Problem(f"{redact(uri)} answers /health, but not MLflow's REST API (GET /api/2.0/mlflow/experiments/"
+                       f"get-by-name gave HTTP {code}, not MLflow's JSON): is it an MLflow tracking server "
+                       "(mlflow server)?")
 
 
 def _connect(host: str, port: int, timeout: float) -> None:
@@ -231,6 +281,44 @@ def _connect(host: str, port: int, timeout: float) -> None:
         raise _Problem(f"no answer from {host}:{port} within {timeout:g} s") from None
     except OSError as exc:
         raise _Problem(f"cannot connect to {host}:{port} ({exc.strerror or exc})") from None
+
+
+# An HTTP/2 client's preface and an empty SETTINGS frame: a gRPC server (Ray's GCS and its
+# client server both are) answers with its own SETTINGS frame at once, before any auth.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_SETTINGS = 4  # the frame type, byte 3 of a frame header
+
+
+def _grpc_server(host: str, port: int, timeout: float) -> None:
+    """Something at host:port speaks gRPC: a port that only accepts (a silent listener) or
+    answers HTTP/1 (a web server, the Ray dashboard) would hold `ray.init` for minutes."""
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        _connect(host, port, timeout)  # TLS first: a plaintext greeting would not be answered
+        return
+    deadline = time.monotonic() + timeout
+    _connect(host, port, timeout)  # refused / unresolvable / unreachable, worded
+    try:
+        with socket.create_connection((host, port), timeout=max(deadline - time.monotonic(), 0.1)) as conn:
+            conn.sendall(_HTTP2_PREFACE)
+            head = b""
+            while len(head) < 9:
+                conn.settimeout(max(deadline - time.monotonic(), 0.01))
+                chunk = conn.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except TimeoutError:
+        raise _Problem(f"{host}:{port} accepts connections but did not answer within {timeout:g} s: it is not a "
+                       "Ray cluster's address (the GCS port `ray start --head` prints, 6379 by default)") from None
+    except OSError as exc:
+        raise _Problem(f"{host}:{port} dropped the connection ({exc.strerror or exc}): it is not a Ray "
+                       "cluster's address (the GCS port `ray start --head` prints, 6379 by default)") from None
+    if head.startswith((b"HTTP/", b"<")):  # a status line, or (Python's http.server) an HTML error page
+        raise _Problem(f"{host}:{port} is a web server (it answers HTTP/1, as the Ray dashboard on 8265 does), "
+                       "not a Ray cluster's address (the GCS port `ray start --head` prints, 6379 by default)")
+    if len(head) < 9 or head[3] != _SETTINGS:
+        raise _Problem(f"{host}:{port} answers, but not as Ray does (gRPC): it is not a Ray cluster's address "
+                       "(the GCS port `ray start --head` prints, 6379 by default)")
 
 
 def _auto_address() -> str | None:

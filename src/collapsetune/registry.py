@@ -76,6 +76,11 @@ def resolve_trainable(name: str, search_dirs: Sequence[Path] = ()) -> type:
                 f"importing module {module_name!r} for trainable {name!r} failed: "
                 f"{type(exc).__name__}: {exc}"
             ) from None
+        except SystemExit as exc:  # sys.exit() at import (a script's main guard missing) ends nothing here
+            raise SpecError(
+                f"importing module {module_name!r} for trainable {name!r} ended with SystemExit({exc.code!r}); "
+                "a wrapper module must not exit on import (put script code under `if __name__ == '__main__':`)"
+            ) from None
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
         found = "no such attribute" if cls is None else f"found {type(cls).__name__}"

@@ -50,11 +50,11 @@ def write_text(folder: str, name: str, text: str) -> None:
 
 def read_text(folder: str, name: str) -> str:
     """The file's text; a SpecError naming the folder when it is not a sweep's results folder."""
-    fs, root = _filesystem(folder)
     try:
+        fs, root = _filesystem(folder)  # a URI's filesystem may fail to open (no such bucket, no network)
         with fs.open_input_stream(f"{root}/{name}") as stream:
             return stream.read().decode()
-    except (FileNotFoundError, OSError) as exc:
+    except (FileNotFoundError, OSError, pyarrow.ArrowException) as exc:
         raise SpecError(
             f"no {name} here: not a collapsetune results folder ({exc.__class__.__name__})", file=folder
         ) from None

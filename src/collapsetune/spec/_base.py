@@ -212,10 +212,12 @@ class Section:
         except SpecError as exc:
             raise exc.within(name) from None
         limits = {f.name: f.metadata for f in fields(cls)}[name]
-        ge, gt = limits.get("ge"), limits.get("gt")
+        ge, gt, le = limits.get("ge"), limits.get("gt"), limits.get("le")
         if value is not None and ((ge is not None and value < ge) or (gt is not None and value <= gt)):
             bound = f">= {ge}" if ge is not None else f"> {gt}"
             raise SpecError(f"{name} must be {bound}, got {value}", key=name)
+        if value is not None and le is not None and value > le:
+            raise SpecError(f"{name} must be <= {le:_}, got {value:_}", key=name)
         form = limits.get("form")
         if value is not None and form is not None and (problem := form(value)):
             raise SpecError(problem, key=name)
@@ -257,9 +259,9 @@ class Section:
         return {k: thaw(getattr(self, k)) for k in self.yaml_keys()}
 
 
-def limited(default: Any, *, ge: float | None = None, gt: float | None = None) -> Any:
-    """A dataclass field with a default and a lower bound checked by Section (`ge`: >=, `gt`: >)."""
-    return field(default=default, metadata={"ge": ge, "gt": gt})
+def limited(default: Any, *, ge: float | None = None, gt: float | None = None, le: float | None = None) -> Any:
+    """A dataclass field with a default and bounds checked by Section (`ge`: >=, `gt`: >, `le`: <=)."""
+    return field(default=default, metadata={"ge": ge, "gt": gt, "le": le})
 
 
 def formed(form: Callable[[Any], str | None], default: Any = MISSING) -> Any:

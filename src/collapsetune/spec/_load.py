@@ -25,6 +25,8 @@ from collapsetune.spec._sections import RESERVED, SweepSpec
 MAX_BYTES = 256 * 1024  # per file: the pure-Python parser reads ~100 KB/s on hostile text
 MAX_DEPTH = 64  # nesting levels of mappings and lists
 MAX_NODES = 50_000  # values in a document once every alias is expanded into a copy
+# A search dimension's name in an included fragment: a config key of the wrapper.
+_DIMENSION = re.compile(r"[A-Za-z_][\w.-]{0,99}")
 
 
 class _Loader(yaml.SafeLoader):
@@ -129,8 +131,9 @@ def load_sweep(
     overridden = _apply_overrides(raw, overrides, file)
     base_dir = Path(base_dir).absolute() if base_dir else path.absolute().parent
     errors: list[SpecError] = []
+    included: dict[str, str] = {}  # search_space key -> the fragment file it came from
     if isinstance(raw.get("search_space"), Mapping):
-        raw["search_space"] = _expand_includes(raw["search_space"], base_dir, errors)
+        raw["search_space"], included = _expand_includes(raw["search_space"], base_dir, errors)
     spec = None
     try:
         spec = SweepSpec.from_yaml(raw, source=path.absolute(), base_dir=base_dir)
@@ -144,8 +147,44 @@ def load_sweep(
         else:
             if spec is not None:
                 errors.extend(_check_wrapper_config(wrapper, spec))
-    raise_all(_from_override(e, overridden) for err in errors for e in err.in_file(file).errors)
+    raise_all(_from_override(_from_fragment(e, included, raw), overridden)
+              for err in errors for e in err.in_file(file).errors)
     return spec
+
+
+def _from_fragment(err: SpecError, included: Mapping[str, str], raw: Mapping) -> SpecError:
+    """An error about a dimension an included file gave names that file, and none of its values:
+    the file may not be the user's (docs/sweep-format.md, Includes)."""
+    key = next((k for k in included if err.key and (err.key == f"search_space.{k}"
+                                                     or err.key.startswith((f"search_space.{k}.", f"search_space.{k}[")))),
+               None)
+    if key is None:
+        return err
+    message = _without_values(err.message)
+    if any(leaf in message for leaf in _leaves(raw["search_space"][key])):
+        message = ("the wrapper refuses a value this dimension can give (values from an included file are not "
+                   "shown; put the dimension inline to see which)")
+    return SpecError(message, file=included[key], key=err.key)
+
+
+def _without_values(message: str) -> str:
+    """`message` without the values it quotes: 'did you mean' hints, quoted strings, and each
+    `got ...` clause up to the next `;`."""
+    message = re.sub(r"\s*\(did you mean [^)]*\)", "", message)
+    message = re.sub(r"""\s*(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""", "", message)
+    return re.sub(r",?\s*got\b[^;]*", "", message).strip()
+
+
+def _leaves(value: Any) -> set[str]:
+    """The scalars in a (frozen) dimension as text, for checking a message repeats none of them."""
+    if isinstance(value, Distribution):
+        return _leaves(value.args)
+    if isinstance(value, Mapping):
+        return set().union(*(_leaves(k) | _leaves(v) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return set().union(*(_leaves(v) for v in value))
+    text = str(value)
+    return {text} if len(text) >= 3 else set()  # shorter ones ("0", "1e") occur in any message
 
 
 def _check_wrapper_config(wrapper: type, spec: SweepSpec) -> list[SpecError]:
@@ -333,8 +372,9 @@ def _yaml_problem(exc: yaml.YAMLError, *, echo: bool = True) -> str:
     return f"invalid YAML at {where}{problem}"
 
 
-def _expand_includes(space: Mapping, base_dir: Path, errors: list[SpecError]) -> dict:
-    """Fragments first (later ones win), then the inline dimensions over them."""
+def _expand_includes(space: Mapping, base_dir: Path, errors: list[SpecError]) -> tuple[dict, dict[str, str]]:
+    """Fragments first (later ones win), then the inline dimensions over them. Returns the
+    merged dimensions and, for those an include gave, the fragment file they came from."""
     includes = space.get("include", [])
     inline = {k: v for k, v in space.items() if k != "include"}
     if isinstance(includes, str):
@@ -342,17 +382,18 @@ def _expand_includes(space: Mapping, base_dir: Path, errors: list[SpecError]) ->
     if not isinstance(includes, list) or not all(isinstance(i, str) and i for i in includes):
         errors.append(SpecError(f"expected a list of YAML file names, got {show(includes)}",
                                 key="search_space.include"))
-        return inline
+        return inline, {}
     merged: dict = {}
     origin: dict[str, str] = {}
     for name in includes:
-        dims = _fragment(name, base_dir, errors)
+        file, dims = _fragment(name, base_dir, errors)
         merged.update(dims)
-        origin.update(dict.fromkeys(dims, name))
+        origin.update(dict.fromkeys(dims, file))
     for key, value in inline.items():  # an inline value replaces a fragment's: of the same type
-        if key in merged and (problem := _type_change(merged[key], value, f"{origin[key]} makes it")):
+        said = f"{origin.get(key)} makes it a {getattr(merged.get(key), 'kind', '')} dimension"
+        if key in merged and (problem := _type_change(merged[key], value, said)):
             errors.append(SpecError(problem, key=f"search_space.{key}"))
-    return {**merged, **inline}
+    return {**merged, **inline}, {k: f for k, f in origin.items() if k not in inline}
 
 
 def _numeric(dim: Distribution) -> str | None:
@@ -382,42 +423,62 @@ def _type_change(old: Distribution, new_raw: Any, said: str) -> str | None:
     bad = [v for v in new.args if v is not None and not _is_number(v, integer=expected == "an integer")]
     if not bad:
         return None
-    return f"expected {expected} ({said} {show(old)}), got {show(bad[0])}"
+    return f"expected {expected} ({said}), got {show(bad[0])}"
 
 
-def _fragment(name: str, base_dir: Path, errors: list[SpecError]) -> dict:
+def _fragment(name: str, base_dir: Path, errors: list[SpecError]) -> tuple[str, dict]:
+    """(the file as errors name it, its dimensions). Only a regular YAML file inside the
+    folders includes are read from is opened (a link is followed only while it stays inside),
+    and no error repeats what the file holds: it may not be the user's."""
     if not name.endswith((".yaml", ".yml")):  # nothing else is opened: an include is not a file reader
         errors.append(SpecError(f"expected the name of a .yaml or .yml search-space fragment, got {name!r}",
                                 key="search_space.include"))
-        return {}
-    places = list(dict.fromkeys(p.resolve() for p in (base_dir.parent / "search_spaces" / name,
-                                                       base_dir / name, Path(name).absolute())))
-    found = next((p for p in places if p.is_file()), None)
+        return name, {}
+    roots = list(dict.fromkeys(p.resolve() for p in (base_dir.parent / "search_spaces", base_dir, Path.cwd())))
+    places = list(dict.fromkeys(p.absolute() for p in (base_dir.parent / "search_spaces" / name,
+                                                         base_dir / name, Path(name))))
+    found = next((p for p in places if p.exists() or p.is_symlink()), None)
     if found is None:
         errors.append(SpecError(f"cannot find {name!r}; looked in {', '.join(map(str, places))}",
                                 key="search_space.include"))
-        return {}
+        return name, {}
+    real = found.resolve()
+    if not any(real.is_relative_to(root) for root in roots):
+        errors.append(SpecError(f"{name!r} leads outside the folders includes are read from "
+                                f"({', '.join(map(str, roots))}); a fragment must be a file in one of them, "
+                                "and a link is followed only when it stays inside", key="search_space.include"))
+        return name, {}
     file = _display(found)
+    if not real.is_file():
+        errors.append(SpecError("is not a regular file; expected a YAML search-space fragment", file=file))
+        return file, {}
     try:
-        raw = _read_yaml(found, file, echo=False)
+        raw = _read_yaml(real, file, echo=False)
     except SpecError as exc:
         errors.append(exc)
-        return {}
+        return file, {}
     if not isinstance(raw, Mapping):
         errors.append(SpecError(f"expected a search-space fragment: a YAML mapping of dimensions such as "
                                 f"{{lr: {{loguniform: [1.0e-4, 1.0e-2]}}}}, got {kind_of(raw)}", file=file))
-        return {}
-    dims = {}
-    for key, value in raw.items():
-        if key == "include" or not isinstance(key, str):
-            why = "fragments cannot include other fragments" if key == "include" else "expected a string key"
-            errors.append(SpecError(why, file=file, key=f"search_space.{key}"))
-            continue
-        try:  # parsed here, so an error names the fragment rather than the sweep file
-            dims[key] = Distribution.from_yaml(value)
-        except SpecError as exc:
-            errors.extend(exc.within(f"search_space.{key}").in_file(file).errors)
-    return dims
+        return file, {}
+    dims, odd = {}, []
+    for i, (key, value) in enumerate(raw.items(), 1):
+        if key == "include":
+            errors.append(SpecError("fragments cannot include other fragments", file=file, key="search_space.include"))
+        elif not (isinstance(key, str) and _DIMENSION.fullmatch(key)):
+            odd.append(i)
+        else:
+            try:  # parsed here, so an error names the fragment rather than the sweep file
+                dims[key] = Distribution.from_yaml(value)
+            except SpecError as exc:
+                errors.extend(SpecError(_without_values(e.message), file=file, key=e.key)
+                              for e in exc.within(f"search_space.{key}").errors)
+    if odd:  # one error for the lot: a foreign file would give one per line, each quoting it
+        shown = ", ".join(map(str, odd[:5])) + (", ..." if len(odd) > 5 else "")
+        errors.append(SpecError(f"{len(odd)} key(s) (entries {shown}) are not dimension names: expected a letter "
+                                "or _, then letters, digits, _, . or -, at most 100 characters (keys not shown)",
+                                file=file, key="search_space"))
+    return file, dims
 
 
 def _display(path: Path) -> str:
@@ -485,7 +546,7 @@ def _overridden_type(parts: list[str], old: Any, new: Any) -> str | None:
             return None  # the file's own value is wrong: reported with the rest
     else:
         return None  # inside a distribution ({loguniform: [abc, 1]}): Distribution checks it
-    return _type_change(dim, new, "the file makes it")
+    return _type_change(dim, new, f"the file makes it {show(dim)}")
 
 
 def _child(node: Any, part: str) -> Any:

@@ -6,6 +6,7 @@ the Ray `address`. Only the form is checked here, with no I/O; whether the place
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 from collections.abc import Iterator, Mapping
@@ -34,7 +35,7 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+")  # two or more letters: `C:` is
 # `dialect+driver` for the database stores.
 DATABASES = ("sqlite", "postgresql", "mysql", "mssql")
 TRACKING_FORMS = ("sqlite:///mlflow.db", "sqlite:////abs/path/mlflow.db", "http(s)://host:port",
-                  "postgresql|mysql|mssql://user@host:port/db", "file:///abs/path", "databricks")
+                  "postgresql|mysql|mssql://user@host:port/db", "databricks")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "mssql": 1433}
 
 
@@ -98,15 +99,23 @@ def storage_problem(storage: str) -> str | None:
 
 def tracking_problem(uri: str) -> str | None:
     """Why MLflow could not open `uri` as a tracking store, or None (credentials never shown)."""
-    expected = f"expected one of the forms {', '.join(TRACKING_FORMS)}, or a local folder"
+    expected = f"expected one of the forms {', '.join(TRACKING_FORMS)}"
     if "\x00" in uri or not uri.strip():
         return f"{expected}; got {redact(uri)!r}"
     scheme = uri_scheme(uri)
     path = uri[len("sqlite:///"):] if scheme == "sqlite" else urlsplit(uri).path if scheme == "file" else uri
     if path.startswith("~") and scheme in ("", "file", "sqlite"):  # MLflow and SQLite take "~" literally
         return f"MLflow does not expand ~ (it would make a folder named '~'); write the full path, got {redact(uri)!r}"
+    if (not scheme and uri != "databricks") or scheme == "file":
+        slip = re.match(r"(https?|sqlite|file|postgresql|mysql|mssql)//", uri, re.IGNORECASE)
+        if slip:
+            return f"looks like {slip.group(1)}:// without its ':'; {expected}; got {redact(uri)!r}"
+        return None if file_store_allowed() else (
+            f"MLflow 3 no longer opens a folder as a tracking store (its file store is in maintenance mode and "
+            f"refuses to start); got {redact(uri)!r}: log to a database instead, e.g. sqlite:///mlflow.db "
+            "(`mlflow migrate-filestore` moves an existing ./mlruns), or set MLFLOW_ALLOW_FILE_STORE=true")
     if not scheme:
-        return None  # a plain path: MLflow's file store (or databricks, its one bare name)
+        return None  # databricks, MLflow's one bare name
     base = scheme.split("+", 1)[0]
     if base == "sqlite":
         path = uri[len("sqlite:///"):].split("?", 1)[0] if uri.lower().startswith("sqlite:///") else ""
@@ -122,9 +131,15 @@ def tracking_problem(uri: str) -> str | None:
         except ValueError as exc:
             return f"{exc}; {expected}"
         return None
-    if scheme in ("file", "databricks", "databricks-uc", "uc"):
+    if scheme in ("databricks", "databricks-uc", "uc"):
         return None
     return f"unknown tracking URI scheme {scheme!r}; {expected}"
+
+
+def file_store_allowed() -> bool:
+    """Whether MLflow opens a folder as a tracking store: since MLflow 3.7 only with the
+    opt-out MLFLOW_ALLOW_FILE_STORE=true (mlflow/store/tracking/file_store.py reads it so)."""
+    return os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").strip().lower() in ("true", "1")
 
 
 def uri_scheme(uri: str) -> str:
@@ -137,6 +152,11 @@ def address_problem(address: str) -> str | None:
     """Why Ray could not connect to `address`, by its form alone, or None."""
     if address in ("auto", "local"):
         return None
+    word = address.split(":", 1)[0]
+    if word in ("auto", "local"):  # Ray reads only the bare word: `auto:1` would be a host named auto
+        return (f"{word} takes no port, got {_shown(address)}; expected null (a private local Ray), auto "
+                "(the cluster `ray start` started on this machine), host:port (e.g. 10.0.0.5:6379) or "
+                "ray://host:port")
     if not address.strip():
         return "expected null (a private local Ray), auto, host:port or ray://host:port, got ''"
     try:

@@ -159,6 +159,9 @@ class Pbt(Scheduler):
                             key="quantile_fraction")
         if self.resample_probability > 1:
             yield SpecError(f"must be <= 1, got {self.resample_probability}", key="resample_probability")
+        for i, key in enumerate(self.mutable):
+            if key in self.mutable[:i]:
+                yield SpecError(f"{key!r} is listed twice; list each search_space key once", key=f"mutable[{i}]")
         for i, factor in enumerate(self.perturbation_factors):
             if not factor > 0:
                 yield SpecError(f"expected numbers > 0, got {factor}", key=f"perturbation_factors[{i}]")

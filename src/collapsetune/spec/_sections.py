@@ -33,6 +33,16 @@ RESERVED = "max_iterations"
 # first trial starts (a 10^6-point grid spent minutes there), and each trial adds to the
 # experiment state Ray rewrites on every snapshot.
 MAX_TRIALS = 10_000
+# Reports per trial: a report a second for eleven days. Every report is a row in Ray's
+# result.json and a step in MLflow (an int64); a larger number is a typo.
+MAX_ITERATIONS = 1_000_000
+
+
+def _seed_problem(seed: int) -> str | None:
+    """Optuna's samplers and Tune's random search seed numpy, which takes 0 to 2**32 - 1."""
+    if not 0 <= seed < 2**32:
+        return f"expected an integer from 0 to {2**32 - 1} (numpy's seed range) or null, got {seed}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,7 @@ class Search(Section):
     """The searcher. Example: `Search("random", seed=1)`."""
 
     algorithm: Literal["optuna", "random"] = "optuna"  # optuna: Optuna's sampler; random: Tune's grid/random generator
-    seed: int | None = 0  # null: a different random stream every launch
+    seed: int | None = formed(_seed_problem, 0)  # null: a different random stream every launch
     points_to_evaluate: tuple[Mapping[str, Any], ...] = ()  # partial configs tried first
     sampler: Literal["tpe", "nsga2", "gp"] = "tpe"  # optuna only: TPE, NSGA-II (several objectives) or GP
     constraints: bool = False  # optuna only: collapse/margin as a constraint, besides the penalised objective
@@ -137,7 +147,7 @@ class SweepSpec(Section):
     config: Mapping[str, Any] = field(default_factory=FrozenMap)  # fixed values for the wrapper (read-only)
     search_space: Mapping[str, Distribution] = field(default_factory=FrozenMap)  # includes expanded
     objective: Objective  # metric and mode the search optimises
-    max_iterations: int = limited(10, ge=1)  # reporting intervals per trial
+    max_iterations: int = limited(10, ge=1, le=MAX_ITERATIONS)  # reporting intervals per trial
     num_samples: int = limited(8, ge=1)  # trials (times the grid size for grid dimensions)
     search: Search = field(default_factory=Search)  # searcher
     scheduler: Scheduler = field(default_factory=Asha)  # by type: collapsetune.schedulers
