@@ -162,7 +162,10 @@ class Table:
 class Method:
     name: str
     overrides: tuple[str, ...] = ()  # `--set` strings on the shipped sweep
-    scheduler: str = "sweep"  # sweep: the sweep's own (CollapseASHA / FIFO); asha: Ray's plain ASHAScheduler
+    # sweep: the sweep's own (CollapseASHA / FIFO); asha: Ray's plain ASHAScheduler;
+    # penalised_rungs: CollapseASHA as it was before issue 29 (collapsed trials' rung records
+    # rewritten to the penalty instead of removed)
+    scheduler: str = "sweep"
     stopper: str = "collapse"  # collapse: CollapseStopper; function: the five-line FunctionStopper; oracle
     optuna_only: bool = False  # optuna_pruner: an Optuna study with its own pruners, no Ray
     judged: bool = True  # the pick is among trials the method's own rules call healthy
@@ -175,6 +178,7 @@ METHODS = {m.name: m for m in [
     Method("asha+function_stopper", PLAIN, scheduler="asha", stopper="function", judged=False),
     Method("optuna_pruner", PLAIN, optuna_only=True, judged=False),
     Method("collapsetune"),
+    Method("penalised_rungs", scheduler="penalised_rungs"),
     Method("eager", ("__eager__",)),
     Method("unless_improving", ("__unless_improving__",)),
     Method("constraints", ("search.constraints=true",)),
@@ -279,13 +283,15 @@ def replay(table: Table, method: Method, trials: int, workers: int, seed: int, e
     from collapsetune.spec import param_space
     from collapsetune.trainable import TrialPlan
 
+    _PenalisedRungsASHA = _penalised_rungs_asha()
     spec = method_spec(table, method, trials, seed, extra)
     searcher = make_searcher(spec, workers)
     searcher.set_search_properties("objective", spec.objective.mode, param_space(spec))
-    if method.scheduler == "asha":
+    if method.scheduler in ("asha", "penalised_rungs"):
         s = spec.scheduler
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=spec.max_iterations,
-                                  grace_period=s.grace_period, reduction_factor=s.reduction_factor)
+        kind = ASHAScheduler if method.scheduler == "asha" else _PenalisedRungsASHA
+        scheduler = kind(time_attr="training_iteration", max_t=spec.max_iterations,
+                         grace_period=s.grace_period, reduction_factor=s.reduction_factor)
     else:
         scheduler = spec.scheduler.build(spec)
     scheduler.set_search_properties("objective", spec.objective.mode)
@@ -356,6 +362,22 @@ def replay(table: Table, method: Method, trials: int, workers: int, seed: int, e
             raise RuntimeError(f"the replay runs no scheduler that pauses trials, got {decision!r}")
     run.wall_s = clock.now
     return run
+
+
+def _penalised_rungs_asha():
+    from collapsetune.schedulers import CollapseASHA
+
+    class PenalisedRungsASHA(CollapseASHA):
+        """CollapseASHA before issue 29: a collapsed trial's rung records become the penalty."""
+
+        def _forget_if_stopping(self, bracket, trial_id, result):
+            if bracket is None or result.get("collapse.status") not in ("collapsed", "diverged"):
+                return
+            for _milestone, recorded in bracket._rungs:
+                if trial_id in recorded:
+                    recorded[trial_id] = self._metric_op * result[self._metric]
+
+    return PenalisedRungsASHA
 
 
 class _EitherPruner:

@@ -56,3 +56,51 @@ def test_healthy_results_leave_rungs_alone():
         scheduler.on_trial_add(None, trial)
     _report(scheduler, a, 2, 1.0)
     assert _report(scheduler, b, 2, 3.0) == TrialScheduler.STOP  # ordinary ASHA behaviour
+
+
+def _collapse(scheduler, trial, t):
+    """What Tune does on the report where a trial is marked collapsed: the stopper ends it,
+    and the scheduler hears of it in on_trial_complete with the penalised objective."""
+    result = {"training_iteration": t, "objective": 1.0e9, "collapse.status": "collapsed"}
+    scheduler.on_trial_complete(None, trial, result)
+
+
+def test_collapsed_trials_do_not_shield_healthy_trials_from_the_cut():
+    # Three collapsed trials reach the first rung with good values, then collapse; then three
+    # healthy trials arrive. The rung's cut must be the one among the healthy trials alone:
+    # the worst of them (3.0 against 1.0 and 0.8, reduction factor 3) is stopped. Rewriting
+    # the collapsed trials' records to 1e9 instead kept every healthy trial in the top third.
+    scheduler = _scheduler()
+    collapsing, healthy = _trials(3), [Trial("__fake", trial_id=f"h{i}", stub=True) for i in range(3)]
+    for trial in collapsing + healthy:
+        scheduler.on_trial_add(None, trial)
+    for trial in collapsing:
+        assert _report(scheduler, trial, 2, 0.5) == TrialScheduler.CONTINUE
+        _collapse(scheduler, trial, 3)
+    assert _report(scheduler, healthy[0], 2, 1.0) == TrialScheduler.CONTINUE
+    assert _report(scheduler, healthy[1], 2, 0.8) == TrialScheduler.CONTINUE
+    assert _report(scheduler, healthy[2], 2, 3.0) == TrialScheduler.STOP
+
+
+def test_a_trial_collapsing_on_a_rung_leaves_no_record_there():
+    scheduler = _scheduler()
+    (trial,) = _trials(1)
+    scheduler.on_trial_add(None, trial)
+    bracket = scheduler._trial_info[trial.trial_id]
+    _report(scheduler, trial, 1, 1.0)
+    _collapse(scheduler, trial, 2)  # the report at the rung is the collapsing one
+    assert all(trial.trial_id not in recorded for _, recorded in bracket._rungs)
+
+
+def test_collapse_asha_survives_pickle_with_its_rungs():
+    import pickle
+
+    scheduler = _scheduler()
+    a, b = _trials(2)
+    for trial in (a, b):
+        scheduler.on_trial_add(None, trial)
+    _report(scheduler, a, 2, 1.0)
+    restored = pickle.loads(pickle.dumps(scheduler))
+    assert isinstance(restored, CollapseASHA)
+    # The restored scheduler cuts b against a's record, as the original would.
+    assert _report(restored, b, 2, 3.0) == TrialScheduler.STOP

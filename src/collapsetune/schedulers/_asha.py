@@ -1,12 +1,19 @@
-"""ASHA that learns a trial collapsed even after the rung where it looked best.
+"""ASHA whose rungs hold only trials that are still candidates: a collapsed trial leaves them.
 
 Plain ASHA records each trial's objective once per rung and never looks back. A trial that
 collapses *after* a rung leaves its pre-collapse value there, and since collapsing trials
-often have the lowest loss, that value raises the bar every later trial must clear: healthy
-trials get cut for failing to beat a model that no longer exists (seen in this project's
-own end-to-end sweep: every healthy trial stopped at the first rung). `CollapseASHA`
-rewrites a trial's earlier rung records to its penalised objective on the report where it
-is marked collapsed or diverged.
+often have the best loss or accuracy, that value raises the bar every later trial must clear:
+healthy trials get cut for failing to beat a model that no longer exists (seen in this
+project's own end-to-end sweep: every healthy trial stopped at the first rung).
+
+Rewriting those records to the penalised objective (what this class did until issue 29)
+fixes that but breaks the other way: the penalised values fill the bottom of each rung, so
+every healthy trial lands in the top 1/reduction_factor and ASHA stops pruning among healthy
+trials at all (0 cuts in 3 seeds on MoP-CLIP where plain ASHA cut 2/0/4). `CollapseASHA`
+therefore *removes* a trial's records from every rung on the report where it is marked
+collapsed or diverged: a rung's cutoff is the quantile among the trials that can still be
+picked, whatever number of collapsed trials sits below them (docs/benchmarks.md, section 10,
+measures both on the replayed benchmark).
 
 This reaches into ASHA's bookkeeping (`_trial_info`, `_rungs`), a developer API that may
 change between Ray releases: Ray is pinned to 2.60.x and tests/test_scheduler.py drives
@@ -23,27 +30,25 @@ from collapsetune.collapse import STATUS_KEY, STOPPING
 
 
 class CollapseASHA(ASHAScheduler):
-    """ASHAScheduler whose rungs forget a trial's values from before it collapsed.
+    """ASHAScheduler whose rungs forget a trial once it collapsed or diverged.
 
     Example:
         >>> scheduler = CollapseASHA(max_t=20, grace_period=3, reduction_factor=3)
     """
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        self._forget_before_collapse(trial.trial_id, result)
-        return super().on_trial_result(tune_controller, trial, result)
+        bracket = self._trial_info.get(trial.trial_id)
+        action = super().on_trial_result(tune_controller, trial, result)
+        self._forget_if_stopping(bracket, trial.trial_id, result)
+        return action
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        self._forget_before_collapse(trial.trial_id, result)
+        bracket = self._trial_info.get(trial.trial_id)  # Ray's on_trial_complete drops it
         super().on_trial_complete(tune_controller, trial, result)
+        self._forget_if_stopping(bracket, trial.trial_id, result)
 
-    def _forget_before_collapse(self, trial_id: str, result: dict) -> None:
-        if result.get(STATUS_KEY) not in STOPPING or self._metric not in result:
+    def _forget_if_stopping(self, bracket: Any, trial_id: str, result: dict) -> None:
+        if bracket is None or result.get(STATUS_KEY) not in STOPPING:
             return
-        bracket = self._trial_info.get(trial_id)
-        if bracket is None:
-            return
-        penalised = self._metric_op * result[self._metric]
         for _milestone, recorded in bracket._rungs:
-            if trial_id in recorded:
-                recorded[trial_id] = penalised
+            recorded.pop(trial_id, None)
