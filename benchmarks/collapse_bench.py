@@ -68,6 +68,10 @@ from compare import onset  # noqa: E402  (benchmarks/ is not a package)
 from curve_tables import TABLES, TABLES_DIR, load_spec, read_table  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "collapse_bench.json"
+# The shipped sweeps' points_to_evaluate hold the seeds' known fixes, which every method
+# would then run first and reach FIFO's best with at once; a benchmark of how fast search and
+# stopping find a good healthy model leaves them out (`--with-points` keeps them).
+WITH_POINTS = False
 # How close to FIFO's final best healthy objective counts as reaching it, per objective.
 EPSILON = {"val/accuracy": 0.005, "val/loss": 0.02, "val/cider_d": 0.02}
 
@@ -193,7 +197,10 @@ def method_spec(table: Table, method: Method, trials: int, seed: int, extra: tup
     """The sweep a method runs: the table's sweep with the method's changes (and `extra`)."""
     from collapsetune.spec import load_sweep
 
-    sets = [*TABLES[table.model].overrides, f"num_samples={trials}", f"search.seed={seed}", *extra]
+    sets = [*TABLES[table.model].overrides, f"num_samples={trials}", f"search.seed={seed}"]
+    if not WITH_POINTS:
+        sets.append("search.points_to_evaluate=[]")
+    sets += extra
     for o in method.overrides:
         if o == "__eager__":
             sets += [f"collapse.{i}.patience=1" for i in range(len(table.rules))]
@@ -429,7 +436,7 @@ def _replay_optuna(table: Table, method: Method, trials: int, workers: int, seed
     study = optuna.create_study(direction="maximize" if table.mode == "max" else "minimize",
                                 sampler=optuna.samplers.TPESampler(seed=seed))
     study.pruner = _EitherPruner(pruner, thresholds)
-    for point in spec.search.points_to_evaluate:
+    for point in spec.search.points_to_evaluate:  # none unless --with-points
         study.enqueue_trial(dict(point))
     run, clock = Run(), _Clock()
     open_trials: dict[str, Any] = {}
@@ -600,7 +607,7 @@ def _seed(table: Table, methods: list[str], trials: int, workers: int, seed: int
 
 
 def _cell_key(table: Table, trials: int, workers: int) -> str:
-    return f"{table.model}/{trials}/{workers}/rows{len(table.rows)}"
+    return f"{table.model}/{trials}/{workers}/rows{len(table.rows)}" + ("/points" if WITH_POINTS else "")
 
 
 def _cached(cache: Path | None, table: Table, trials: int, workers: int) -> dict[tuple[int, str], dict]:
@@ -688,7 +695,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--plots", type=Path, default=ROOT / "docs" / "plots")
     parser.add_argument("--surrogate-check", action="store_true")
+    parser.add_argument("--with-points", action="store_true",
+                        help="keep the sweep's points_to_evaluate (its known fixes) as the first trials")
     args = parser.parse_args(argv)
+    global WITH_POINTS
+    WITH_POINTS = args.with_points
     if args.quick:
         args.models, args.trials, args.workers, args.seeds = ["mop_clip"], [64], [8], 3
     _quiet()
@@ -713,7 +724,7 @@ def main(argv: list[str] | None = None) -> dict:
             for workers in args.workers:
                 key = f"{model}/{trials}/{workers}/{args.seeds}"
                 done = {r["method"] for r in doc["rows"] if f"{r['model']}/{r['trials']}/{r['workers']}/{r['seeds']}" == key
-                        and r.get("table_rows") == len(table.rows)}
+                        and r.get("table_rows") == len(table.rows) and r.get("with_points") == WITH_POINTS}
                 if set(args.methods) <= done:
                     print(f"{key}: already measured, kept")
                     continue
@@ -722,8 +733,10 @@ def main(argv: list[str] | None = None) -> dict:
                                    cache=args.out.with_name(args.out.stem + "_seeds.jsonl"))
                 for r in rows:
                     r["table_rows"] = len(table.rows)
+                    r["with_points"] = WITH_POINTS
                 doc["rows"] = [r for r in doc["rows"] if not (
-                    f"{r['model']}/{r['trials']}/{r['workers']}/{r['seeds']}" == key and r["method"] in args.methods)]
+                    f"{r['model']}/{r['trials']}/{r['workers']}/{r['seeds']}" == key and r["method"] in args.methods
+                    and r.get("with_points", False) == WITH_POINTS)]
                 doc["rows"] += rows
                 doc["curves"][key] = bands
                 print(f"{key}: {time.monotonic() - began:.0f} s")
