@@ -9,6 +9,7 @@ from mlflow.entities import Metric, RunTag, ViewType
 from mlflow.tracking import MlflowClient
 from ray.tune.experiment import Trial
 
+from collapsetune.escape import markdown
 from collapsetune.tracking import ORPHAN_TAG, RENAMED_PREFIX, SAMPLES_FILE, MlflowTracking, _batches
 
 
@@ -296,7 +297,7 @@ def test_a_pbt_copy_continues_the_runs_steps_and_is_listed_also_across_a_resume(
     assert run.data.tags["collapsetune.step_offset"] == "1"
     copy = "step 4 after collapsed (unique_tokens=4 < 20): took the checkpoint of trial d at its report 2"
     assert run.data.tags["collapsetune.pbt.exploits"] == copy
-    assert run.data.tags["mlflow.note.content"].endswith(f"PBT copies into this trial:\n- {copy}")
+    assert run.data.tags["mlflow.note.content"].endswith(f"PBT copies into this trial:\n- {markdown(copy)}")
     assert "collapse.iteration" not in run.data.tags  # it was rescued; the copy's line keeps the report
     parent = client.get_run(run.data.tags["mlflow.parentRunId"])
     assert "collapsetune.failed_writes" not in parent.data.tags

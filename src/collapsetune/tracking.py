@@ -44,6 +44,7 @@ from ray import tune
 
 from collapsetune.collapse import ERROR, INCONCLUSIVE, ITERATION_KEY, REASON_KEY, STATUS_KEY, STOPPING
 from collapsetune.credentials import client_uri, live_uri, redact_uri
+from collapsetune.escape import markdown
 from collapsetune.mlflow_batch import log_batch
 from collapsetune.mlflow_names import KEY_MAX as _KEY_MAX
 from collapsetune.mlflow_names import flatten, mlflow_key
@@ -245,9 +246,10 @@ class MlflowTracking(tune.Callback):
         stored = getattr(trial, "path", None)
         folder = Path(stored) / ARTIFACTS_DIR if stored and "://" not in stored else None
         tags = [RunTag(ERROR_TAG, error[-_TAG_MAX:]), RunTag(STATUS_KEY, ERROR)] if error is not None else []
-        note = _note(trial, error, self.sweep_yaml)  # the run's description
+        note = markdown(_note(trial, error, self.sweep_yaml))  # the run's description (Markdown)
         if self._exploits.get(trial.trial_id):
-            note += "\n\nPBT copies into this trial:\n" + "\n".join(f"- {c}" for c in self._exploits[trial.trial_id])
+            copies = self._exploits[trial.trial_id]
+            note += "\n\nPBT copies into this trial:\n" + "\n".join(f"- {markdown(c)}" for c in copies)
         tags.append(RunTag(NOTE_TAG, note[:_TAG_MAX]))
 
         def finish(client: MlflowClient) -> None:
