@@ -3,6 +3,7 @@ sweep's results folder (tests/fixtures/atlas_sweep)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def test_parent_run_gets_description_params_metrics_and_atlas(store):
     assert note.startswith("## knobs: 3 of 14 trials collapsed")
     best = read_results(str(launch)).best()
     assert f"[{best.trial_id}](#/experiments/{run.info.experiment_id}/runs/{children[best.trial_id]})" in note
-    assert "| collapsed | 5 | collapse/unique_tokens=7.942 < 15 for 2 reports |" in note
+    assert "| collapsed | 5 | collapse/unique_tokens=7.942 &lt; 15 for 2 reports |" in note
     assert "RuntimeError: loss scale underflow" in note and "atlas/atlas.html" in note
 
     params = run.data.params
@@ -73,8 +74,32 @@ def test_parent_run_gets_description_params_metrics_and_atlas(store):
     child = client.get_run(children[best.trial_id]).data.tags[NOTE_TAG]
     assert child == f"healthy: ran all 8 reports; val/loss={best.value('val/loss'):.4g}"
     collapsed = client.get_run(children["2fccd_00008"]).data.tags[NOTE_TAG]
-    assert collapsed == "collapsed at report 5: collapse/unique_tokens=7.942 < 15 for 2 reports"
+    assert collapsed == "collapsed at report 5: collapse/unique_tokens=7.942 &lt; 15 for 2 reports"
     assert published.child_notes == 14
+
+
+def test_user_strings_reach_the_descriptions_escaped(store):
+    # A choice value that is a Markdown link, and a metric name that is HTML: both come from
+    # the user's files, and MLflow renders a run's description as Markdown.
+    client, root = store
+    link, svg = "[click](javascript:alert(1))", "<svg onload=alert(4)>"
+    launch, parent, children = _sweep_runs(client, root, "hostile <img src=x onerror=alert(3)>")
+    for path in launch.rglob("*"):
+        if path.suffix in (".json", ".yaml"):
+            value = f"'{link}'" if path.suffix == ".yaml" else link  # plain text: JSON in JSON stays valid
+            text = path.read_text().replace("greedy", value)
+            path.write_text(text.replace("collapse/unique_tokens", svg))
+    publish_sweep(client, parent, str(launch), atlas=False)
+
+    note = client.get_run(parent).data.tags[NOTE_TAG]
+    assert "- `decode`: \\[click\\](javascript:alert(1))" in note  # the best trial's config
+    assert "1. &lt;svg onload=alert(4)&gt; &lt; 15 for 2 report(s)" in note  # the rules
+    assert "| collapsed | 5 | &lt;svg onload=alert(4)&gt;=7.942 &lt; 15 for 2 reports |" in note  # why stopped
+    assert "`" + str(launch) + "`" in note  # a code span: literal in every renderer
+    notes = [note] + [client.get_run(run).data.tags[NOTE_TAG] for run in children.values()]
+    assert sum("&lt;svg onload=alert(4)&gt;" in n for n in notes) > 3
+    outside_code = [re.sub(r"`[^`]*`", "", n) for n in notes]
+    assert [n for n in outside_code if "<" in n or re.search(r"(?<!\\)\]\(javascript", n)] == []
 
 
 def test_republish_on_resume_keeps_params_and_never_fails(store):

@@ -128,3 +128,24 @@ def test_tracking_server_link_drops_credentials(launch):
     summary = load_summary(str(launch))
     assert "secret" not in format_summary(summary) and summary.tracking_uri == "http://127.0.0.1:9/"
     assert any("MLflow store not read" in n for n in summary.notes)
+
+
+def test_report_shows_control_characters_from_user_data_never_sends_them(tmp_path, capsys):
+    # A folder name and a collapse reason holding terminal escape codes (retitle,
+    # clear the screen, a forged line): printed as visible escapes.
+    evil = "\x1b]0;pwned\x07\x1b[2J\r\nFAKE LINE\u202e"
+    storage = tmp_path / "results"
+    launch = storage / f"knobs{evil}"
+    shutil.copytree(FIXTURE, launch)
+    for path in launch.rglob("result.json"):
+        path.write_text(path.read_text().replace("collapse/unique_tokens=", "collapse/unique_tokens\\u001b[8m="))
+    shown = []
+    for argv in (["report", str(launch)], ["report", str(storage)], ["report", str(storage / f"gone{evil}")]):
+        main(argv)
+        captured = capsys.readouterr()
+        shown.append(captured.out + captured.err)
+    assert "\\x1b[2J\\x0d\\x0aFAKE LINE\\u202e" in shown[0] and "\\x1b[8m=" in shown[0]
+    assert "\\x1b]0;pwned\\x07" in shown[1] and "no such results folder" in shown[2]
+    for text in shown:
+        assert not any(ch in text for ch in "\x1b\x07\r\u202e"), text
+        assert not any(line.startswith("FAKE") for line in text.splitlines())

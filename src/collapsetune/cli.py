@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from collapsetune.errors import RestoreFailed, SpecError
+from collapsetune.escape import terminal
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except SpecError as error:
-        print(f"collapsetune: error: {error}", file=sys.stderr)
+    except SpecError as error:  # may name a folder or key of any name: shown, never sent to the terminal
+        print(f"collapsetune: error: {terminal(str(error))}", file=sys.stderr)
         return 2
     except RestoreFailed as error:
-        print(f"collapsetune: error: {error}; nothing was changed", file=sys.stderr)
+        print(f"collapsetune: error: {terminal(str(error))}; nothing was changed", file=sys.stderr)
         return 2
 
 
@@ -137,7 +138,7 @@ def _report(args: argparse.Namespace) -> int:
             print("collapsetune: error: results at a URI: give a local folder, --html OUT", file=sys.stderr)
             return 2
         page = write_atlas(results, out)
-        print(f"collapsetune: wrote the collapse atlas {page}", file=sys.stderr)
+        print(f"collapsetune: wrote the collapse atlas {terminal(page)}", file=sys.stderr)
         _print_report(args.results_dir, as_json=args.json, atlas=str(page))
         return 0
     _print_report(args.results_dir, as_json=args.json)

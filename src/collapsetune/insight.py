@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from collapsetune.escape import markdown, markdown_code
 from collapsetune.mlflow_names import flatten, mlflow_key
 from collapsetune.names import TRIAL_TAG
 from collapsetune.report import BEST_ACCEPTS, PARENT_TAG, summary_of
@@ -128,7 +129,7 @@ def publish_sweep(
     if child_notes:
         for trial in results.trials:
             if trial.trial_id in runs:
-                client.set_tag(runs[trial.trial_id], NOTE_TAG, _trial_note(trial, results.sweep))
+                client.set_tag(runs[trial.trial_id], NOTE_TAG, markdown(_trial_note(trial, results.sweep))[:_TAG_MAX])
                 published.child_notes += 1
     if atlas:
         published.atlas = _publish_atlas(client, parent_run_id, results, runs, experiment_id, keep_atlas)
@@ -169,16 +170,18 @@ def sweep_note(results: SweepResults, run_ids: Mapping[str, str] | None = None, 
     config, what was stopped and when, the rules, where the atlas is. Under MLflow's tag limit.
 
     With `pictures` (and the parent run's id), two atlas PNGs logged on the parent run are
-    shown in the description itself, through the tracking server's `get-artifact` address."""
+    shown in the description itself, through the tracking server's `get-artifact` address.
+    Every user string in it (names, values, rules, reasons, paths) is escaped
+    (`collapsetune.escape.markdown`): no HTML, link or image of a user's making."""
     runs = dict(run_ids or {})
     summary = summary_of(results)
     sweep = results.sweep
     stopped = [t for t in summary.trials if t.status != HEALTHY]
     n = len(summary.trials)
     collapsed = sum(summary.counts.get(s, 0) for s in ("collapsed", COLLAPSING))
-    head = [f"## {sweep.name or 'Sweep'}: {collapsed} of {n} trials collapsed", ""]
+    head = [f"## {markdown(sweep.name) or 'Sweep'}: {collapsed} of {n} trials collapsed", ""]
     order = sorted(summary.counts, key=lambda s: OUTCOMES.index(s) if s in OUTCOMES else len(OUTCOMES))
-    head.append(" · ".join(f"**{summary.counts[s]}** {s}" for s in order) or "no trials yet")
+    head.append(" · ".join(f"**{summary.counts[s]}** {markdown(s)}" for s in order) or "no trials yet")
     head.append("")
     copied = [t for t in results.trials if t.copies]
     if copied:  # PBT
@@ -190,34 +193,34 @@ def sweep_note(results: SweepResults, run_ids: Mapping[str, str] | None = None, 
     if b is None:
         head.append(f"**Best healthy trial:** none (a healthy trial {BEST_ACCEPTS}).")
     else:
+        lowest = "lowest" if sweep.mode == "min" else "highest"
         head.append(f"**Best healthy trial:** {_link(b.trial_id, runs, experiment_id)}, "
-                    f"`{sweep.objective}` = {b.metric:.4g} ({'lowest' if sweep.mode == 'min' else 'highest'} "
-                    f"among healthy trials)")
+                    f"{markdown_code(sweep.objective)} = {b.metric:.4g} ({lowest} among healthy trials)")
         head.append("")
         keys = [k for k in summary.searched if k in b.config] or sorted(b.config)
-        head.extend(f"- `{k}`: {_md(b.config[k])}" for k in keys)
+        head.extend(f"- {markdown_code(k)}: {markdown(b.config[k])}" for k in keys)
     head.append("")
     if sweep.rules:
         head.append("**Collapse rules** (any one marks a trial collapsed):")
-        head.extend(f"{i + 1}. {_md(r.describe())} for {r.patience} report(s) in a row, "
+        head.extend(f"{i + 1}. {markdown(r.describe())} for {r.patience} report(s) in a row, "
                     f"after {r.grace} report(s) of grace" for i, r in enumerate(sweep.rules))
         head.append("")
     tail = ["", f"_Healthy_: {BEST_ACCEPTS}; a trial that ended before its rules could judge it, "
             "or while a collapse condition held, is _inconclusive_.", "", f"**Collapse atlas:** artifacts `{ATLAS_DIR}/atlas.html` (interactive: which knobs drive "
             "collapse, trajectories, quality against diversity, importance) and its PNG copies. "
-            f"Results folder: `{_md(results.path)}`."]
+            f"Results folder: {markdown_code(results.path)}."]
     if pictures and parent_run_id:
         tail[-1:-1] = [f"![{name}](get-artifact?path={ATLAS_DIR}%2F{name}&run_uuid={parent_run_id})"
                        for name in ("collapse_rate.png", "importance.png")] + [""]
-    tail.extend(f"\n_note: {_md(x)}_" for x in results.notes)
+    tail.extend(f"\n_note: {markdown(x)}_" for x in results.notes)
     lines = list(head)
     if stopped:
         lines += ["### What was stopped, and when", "",
                   "| trial | outcome | report | why |", "|---|---|---|---|"]
         budget = _NOTE_BUDGET - len("\n".join(head + tail)) - 200
         for i, t in enumerate(sorted(stopped, key=lambda t: (t.collapse_iteration or t.iterations, t.trial_id))):
-            row = (f"| {_link(t.trial_id, runs, experiment_id)} | {t.status} | "
-                   f"{t.collapse_iteration or t.iterations} | {_md(t.reason)[:300]} |")
+            row = (f"| {_link(t.trial_id, runs, experiment_id)} | {markdown(t.status)} | "
+                   f"{t.collapse_iteration or t.iterations} | {_cut(markdown(t.reason), 300)} |")
             budget -= len(row) + 1
             if budget < 0:
                 lines.append(f"| … | {len(stopped) - i} more | | see the atlas's trial table |")
@@ -342,9 +345,9 @@ def create_experiment(client: MlflowClient, name: str, artifact_location: str | 
 
 
 def _link(trial_id: str, runs: Mapping[str, str], experiment_id: str) -> str:
-    if trial_id in runs and experiment_id:
-        return f"[{trial_id}](#/experiments/{experiment_id}/runs/{runs[trial_id]})"
-    return f"`{trial_id}`"
+    if trial_id in runs and experiment_id:  # the address holds MLflow's ids only
+        return f"[{markdown(trial_id)}](#/experiments/{experiment_id}/runs/{runs[trial_id]})"
+    return markdown_code(trial_id)
 
 
 def _last_line(text: str) -> str:
@@ -352,6 +355,12 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else ""
 
 
-def _md(value: Any) -> str:
-    """Text safe inside a Markdown table cell."""
-    return str(value).replace("|", "\\|").replace("\n", " ")
+def _cut(text: str, limit: int) -> str:
+    """Escaped text cut to about `limit` characters, never inside an escape (`\\|`, `&lt;`)."""
+    cut = text[:limit]
+    if len(cut) < len(text):
+        if cut.rfind("&") > cut.rfind(";"):  # every `&` of escaped text starts an entity
+            cut = cut[:cut.rfind("&")]
+        if (len(cut) - len(cut.rstrip("\\"))) % 2:  # a backslash whose character was cut off
+            cut = cut[:-1]
+    return cut

@@ -2,12 +2,16 @@
 flatten a nested config into params. Used by the driver's callback and by the parent run's
 summary, so a key is spelled the same everywhere.
 
-MLflow takes letters, digits, `_ - . / :` and spaces, at most 250 characters, and no name a
-path normalisation would change (`a//b`, `./a`, `..`).
+MLflow 3.17 (`mlflow.utils.validation`) takes letters, digits, `_ - . / :` and spaces, at
+most 250 characters, and no name a path normalisation would change or that starts with `..`
+or `/` (`a//b`, `./a`, `..x`). A longer name is cut, with a hash of the whole after `-` so
+long names stay distinct and the cut form is still a name MLflow takes.
 
 Example:
-    >>> mlflow_key("acc@1"), mlflow_key("weird metric@!"), mlflow_key("a//b")
-    ('acc_1', 'weird metric__', 'a/_/b')
+    >>> mlflow_key("acc@1"), mlflow_key("weird metric@!"), mlflow_key("a//b"), mlflow_key("..x")
+    ('acc_1', 'weird metric__', 'a/_/b', '_.x')
+    >>> len(mlflow_key("m" * 300)), mlflow_key("m" * 300)[-11:]
+    (250, '-8a192d15f6')
     >>> flatten({"model": {"d": 64}, "lr": 0.1})
     {'model.d': 64, 'lr': 0.1}
 """
@@ -21,15 +25,21 @@ from typing import Any
 
 KEY_MAX = 250  # MLflow's limit on a metric, param or tag name
 _BAD = re.compile(r"[^/\w.\- :]")
+# What any MLflow takes: a server on Windows refuses `:`, and `\w` there may be ASCII only.
+_BAD_STRICT = re.compile(r"[^/A-Za-z0-9_.\- ]")
 
 
-def mlflow_key(name: str) -> str:
+def mlflow_key(name: str, strict: bool = False) -> str:
     """`name` with every character MLflow refuses as `_`, empty or dot-only path parts as
-    `_`, and, past 250 characters, cut with a hash of the whole so long names stay distinct."""
-    safe = _BAD.sub("_", str(name)) or "_"
+    `_`, a leading `..` as `_.`, and, past 250 characters, cut with a hash of the whole so
+    long names stay distinct. `strict`: ASCII letters, digits and `_ - . /` and spaces only,
+    for a store that refused the ordinary form."""
+    safe = (_BAD_STRICT if strict else _BAD).sub("_", str(name)) or "_"
     safe = "/".join(part if part not in ("", ".", "..") else "_" for part in safe.split("/"))
+    if safe.startswith(".."):
+        safe = "_" + safe[1:]
     if len(safe) > KEY_MAX:
-        safe = f"{safe[:KEY_MAX - 11]}~{hashlib.sha1(str(name).encode()).hexdigest()[:10]}"
+        safe = f"{safe[:KEY_MAX - 11]}-{hashlib.sha1(str(name).encode()).hexdigest()[:10]}"
     return safe
 
 

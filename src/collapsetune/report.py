@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from collapsetune.escape import terminal
 from collapsetune.names import PATH_TAG, TRIAL_TAG
 from collapsetune.pareto import front as pareto_front
 from collapsetune.results import (
@@ -316,7 +317,13 @@ def format_launches(storage: str, launches: list[dict[str, Any]]) -> str:
     for row in launches:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(row["counts"].items(), key=lambda kv: _order(kv[0])))
         lines.append(f"  {row['path']}  {row['problem'] or counts or 'no trials yet'}")
-    return "\n".join(lines)
+    return _printable(lines)
+
+
+def _printable(lines: list[str]) -> str:
+    """What a terminal is given: folder names, values, reasons and errors come from files
+    anyone could have written, so their control characters are shown, never sent."""
+    return "\n".join(terminal(line) for line in lines)
 
 
 def _order(outcome: str) -> int:
@@ -330,13 +337,13 @@ def format_summary(summary: Summary) -> str:
     lines.append(f"  {len(summary.trials)} trials: {counts or 'none'}")
     lines.extend(f"  note: {n}" for n in summary.notes)
     if summary.trials:
-        width = max(len(t.trial_id) for t in summary.trials)
+        width = max(len(terminal(t.trial_id)) for t in summary.trials)
         lines.append(f"  {'trial':<{width}}  {'outcome':<10} {'reports':>7}  {summary.metric:>10}  why")
     for t in summary.trials:
         why = t.reason
         if t.status != HEALTHY and t.collapse_iteration and t.reason:
             why = f"at report {t.collapse_iteration}: {t.reason}"
-        lines.append(f"  {t.trial_id:<{width}}  {t.status:<10} {t.iterations:>7}  {t.metric:>10.4g}  {why}".rstrip())
+        lines.append(f"  {terminal(t.trial_id):<{width}}  {t.status:<10} {t.iterations:>7}  {t.metric:>10.4g}  {why}".rstrip())
     if summary.best is None:
         lines.append(f"  best healthy trial: none (a healthy trial {BEST_ACCEPTS})")
     else:
@@ -362,7 +369,7 @@ def format_summary(summary: Summary) -> str:
         else:
             lines.append(f"  browse: mlflow ui --backend-store-uri {summary.tracking_uri}")
             lines.append(f"          then open {summary.runs_url or LOCAL_UI}")
-    return "\n".join(lines)
+    return _printable(lines)
 
 
 def _base(summary: Summary) -> str:

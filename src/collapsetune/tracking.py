@@ -12,8 +12,11 @@ metrics) tells a resumed driver which steps are already there, so none is logged
 
 A tracking failure never ends a sweep: a write MLflow refuses is dropped with a warning
 (once per kind of failure) and counted on the parent run. Metric and param names MLflow
-cannot store (`acc@1`) are renamed (`acc_1`), and the run's `collapsetune.renamed.*` tags
-say what each new name was.
+cannot store (`acc@1`, 300 characters) are renamed (`acc_1`, cut to 250 with a hash), and
+the run's `collapsetune.renamed.*` tags say what each new name was. One entry MLflow refuses
+all the same costs only that entry, never its batch (`collapsetune.mlflow_batch`): it is
+named again in a stricter form, or dropped with the run's `collapsetune.dropped` tag saying
+why, and counted on the parent run.
 
 A run's steps are its trial's reports, counted in order. Under PBT a trial that takes another
 trial's checkpoint continues from that trial's report number; its run's steps go on from its
@@ -41,6 +44,8 @@ from ray import tune
 
 from collapsetune.collapse import ERROR, INCONCLUSIVE, ITERATION_KEY, REASON_KEY, STATUS_KEY, STOPPING
 from collapsetune.credentials import client_uri, live_uri, redact_uri
+from collapsetune.escape import markdown
+from collapsetune.mlflow_batch import log_batch
 from collapsetune.mlflow_names import KEY_MAX as _KEY_MAX
 from collapsetune.mlflow_names import flatten, mlflow_key
 from collapsetune.names import DONOR_KEY, DONOR_REPORT_KEY, PATH_TAG, TRIAL_TAG
@@ -63,11 +68,12 @@ EXPLOITS_TAG = "collapsetune.pbt.exploits"  # one line per checkpoint PBT copied
 ERROR_TAG = "collapsetune.error"
 NOTE_TAG = "mlflow.note.content"  # a run's description in MLflow's UI
 RENAMED_PREFIX = "collapsetune.renamed."  # + MLflow's name -> the name the wrapper reported
+DROPPED_TAG = "collapsetune.dropped"  # names MLflow refused in every form: `name: why`, one a line
 FAILED_WRITES_TAG = "collapsetune.failed_writes"
 SAMPLES_FILE = "samples.md"  # one file per trial: every report's samples, newest last
 _PARAM_MAX = 6000  # MLflow's limit on a param value
 _TAG_MAX = 8000  # and on a tag value
-_BATCH_METRICS = 1000  # MLflow's limits on one log_batch
+_BATCH_METRICS = 1000  # MLflow's limits on one log_batch (metrics and tags together)
 _BATCH_TAGS = 100
 
 
@@ -135,7 +141,7 @@ class MlflowTracking(tune.Callback):
         if self._live_uri is None:
             self._live_uri = live_uri(self.tracking_uri)
         uri = self._live_uri
-        self._writer = _Writer(lambda: _connect(uri))
+        self._writer = _Writer(lambda: _connect(uri), refused=self._names.refused)
         # Opening a new SQLite store runs MLflow's schema migrations, which takes seconds: it
         # happens on the writer thread while Ray starts the trials' worker processes.
         # on_trial_start, which Tune calls once a trial's process is up and before its first
@@ -158,18 +164,16 @@ class MlflowTracking(tune.Callback):
             return  # re-reported after a restore from checkpoint: MLflow has this step
         self._logged[trial.trial_id] = step
         timestamp = int(1000 * result.get("timestamp", 0))
-        metrics = [
-            Metric(self._names.key(key), float(value), timestamp, step)
-            for key, value in result.items()
-            if key not in _NOT_METRICS and _is_number(value)
-        ]
+        reported = [(key, value) for key, value in result.items() if key not in _NOT_METRICS and _is_number(value)]
+        metrics = [Metric(name, float(value), timestamp, step)
+                   for name, value in ((self._names.key(key), value) for key, value in reported) if name is not None]
         tags.append(RunTag(STEP_TAG, str(step)))
         verdict = _verdict_tags(result)
         changed = verdict != self._verdicts.get(trial.trial_id)
         if changed:  # tags cost a write each: only on change
             self._verdicts[trial.trial_id] = verdict
             tags += verdict
-        tags += self._names.tags_for(run_id, (m.key for m in metrics))
+        tags += self._names.tags_for(run_id, (key for key, _ in reported))
         self._writer.log(run_id, step, metrics, tags)
         if result.get("samples"):
             history = self._samples.setdefault(trial.trial_id, [])
@@ -242,9 +246,10 @@ class MlflowTracking(tune.Callback):
         stored = getattr(trial, "path", None)
         folder = Path(stored) / ARTIFACTS_DIR if stored and "://" not in stored else None
         tags = [RunTag(ERROR_TAG, error[-_TAG_MAX:]), RunTag(STATUS_KEY, ERROR)] if error is not None else []
-        note = _note(trial, error, self.sweep_yaml)  # the run's description
+        note = markdown(_note(trial, error, self.sweep_yaml))  # the run's description (Markdown)
         if self._exploits.get(trial.trial_id):
-            note += "\n\nPBT copies into this trial:\n" + "\n".join(f"- {c}" for c in self._exploits[trial.trial_id])
+            copies = self._exploits[trial.trial_id]
+            note += "\n\nPBT copies into this trial:\n" + "\n".join(f"- {markdown(c)}" for c in copies)
         tags.append(RunTag(NOTE_TAG, note[:_TAG_MAX]))
 
         def finish(client: MlflowClient) -> None:
@@ -351,12 +356,13 @@ class MlflowTracking(tune.Callback):
             tags={"mlflow.parentRunId": parent, TRIAL_TAG: trial.trial_id},
         )
         flat = sorted(flatten(trial.config).items())
-        params = [Param(self._names.key(k), str(v)[:_PARAM_MAX]) for k, v in flat]
+        params = [Param(key, str(v)[:_PARAM_MAX]) for key, v in ((self._names.key(k), v) for k, v in flat)
+                  if key is not None]
         for i in range(0, len(params), _BATCH_TAGS):
-            client.log_batch(run.info.run_id, params=params[i:i + _BATCH_TAGS])
-        renamed = self._names.tags_for(run.info.run_id, (p.key for p in params))
+            self._writer.write_batch(run.info.run_id, params=params[i:i + _BATCH_TAGS])
+        renamed = self._names.tags_for(run.info.run_id, (k for k, _ in flat))
         for i in range(0, len(renamed), _BATCH_TAGS):
-            client.log_batch(run.info.run_id, tags=renamed[i:i + _BATCH_TAGS])
+            self._writer.write_batch(run.info.run_id, tags=renamed[i:i + _BATCH_TAGS])
         return run.info.run_id
 
 
@@ -373,8 +379,10 @@ class _Writer:
     is slower than the trials, `log` blocks Tune's loop instead of growing without end.
     """
 
-    def __init__(self, connect: Callable[[], MlflowClient], max_pending: int = 20_000, linger_s: float = 0.2):
+    def __init__(self, connect: Callable[[], MlflowClient], max_pending: int = 20_000, linger_s: float = 0.2,
+                 refused: Callable[..., tuple[str | None, list[RunTag], str]] | None = None):
         self._connect = connect  # called on the thread: opening a store can take seconds
+        self._refused = refused  # (run id, kind, key, why, by name) -> (new key or None, tags, line)
         self.client: MlflowClient | None = None
         self._broken: Exception | None = None  # why the store could not be opened
         self.failures: dict[str, int] = defaultdict(int)  # kind of failure -> count
@@ -422,7 +430,22 @@ class _Writer:
     def failure_summary(self) -> str:
         total = sum(self.failures.values())
         first = "; ".join(f"{kind}: {self._first_failure[kind]}" for kind in self.failures)
-        return f"{total} MLflow write(s) failed and were dropped ({first})"[:_TAG_MAX]
+        return f"{total} MLflow write(s) failed ({first})"[:_TAG_MAX]
+
+    def write_batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
+                    tags: Sequence[RunTag] = ()) -> None:
+        """One log_batch, on this thread, that an entry MLflow refuses costs only that entry:
+        renamed or dropped (`_Names.refused`), and counted."""
+        def refused(kind: str, key: str, why: str, by_name: bool) -> tuple[str | None, list[RunTag]]:
+            if self._refused is None:
+                new, tags, line = None, [], f"MLflow refused {kind} entry {key!r} ({why}); dropped"
+            else:
+                new, tags, line = self._refused(run_id, kind, key, why, by_name)
+            if line:
+                self._count("entry refused", line, warn=False)  # _Names warned
+            return new, tags
+
+        log_batch(self.client, run_id, metrics, params, tags, refused=refused)
 
     def _put(self, op: tuple) -> None:
         self._ops.put(op)
@@ -476,14 +499,15 @@ class _Writer:
             if op[0] == "flush":
                 op[1].set()
             else:
-                self._safely("write", lambda: op[1](self.client))
+                self._safely("write failed and was dropped", lambda: op[1](self.client))
         self._write_reports(pending)
 
     def _write_reports(self, pending: dict[str, list[tuple]]) -> None:
         for run_id, reports in pending.items():
             self._serve_calls()
             for metrics, tags in _batches(reports):
-                self._safely("log_batch", lambda: self.client.log_batch(run_id, metrics=metrics, tags=tags))
+                self._safely("log_batch failed and was dropped",
+                             lambda: self.write_batch(run_id, metrics=metrics, tags=tags))
 
     def _safely(self, kind: str, fn: Callable[[], Any]) -> None:
         try:
@@ -491,23 +515,27 @@ class _Writer:
                 raise self._broken
             fn()
         except Exception as exc:  # noqa: BLE001 - a tracking failure must not end the sweep
-            text = f"{type(exc).__name__}: {str(exc)[:300]}"
-            if kind not in self._first_failure:
-                self._first_failure[kind] = text
-                logger.warning("collapsetune: MLflow %s failed, dropped (further failures of this kind are "
-                               "counted on the parent run, not printed): %s", kind, text)
-            self.failures[kind] += 1
+            self._count(kind, f"{type(exc).__name__}: {str(exc)[:300]}")
+
+    def _count(self, kind: str, text: str, warn: bool = True) -> None:
+        if kind not in self._first_failure:
+            self._first_failure[kind] = text
+            if warn:
+                logger.warning("collapsetune: MLflow %s (further failures of this kind are counted on the "
+                               "parent run, not printed): %s", kind, text)
+        self.failures[kind] += 1
 
 
 def _batches(reports: Sequence[tuple]) -> list[tuple[list[Metric], list[RunTag]]]:
-    """Whole reports packed into log_batch calls within MLflow's limits. The step tag of a
-    batch is its last report's, so a batch that fails never claims steps it did not write."""
+    """Whole reports packed into log_batch calls within MLflow's limits, each one call to the
+    store (so an index in MLflow's error is the batch's own). The step tag of a batch is its
+    last report's, so a batch that fails never claims steps it did not write."""
     batches: list[tuple[list[Metric], list[RunTag]]] = []
     metrics: list[Metric] = []
     tags: dict[str, RunTag] = {}
     for step, report_metrics, report_tags in reports:
-        if metrics and (len(metrics) + len(report_metrics) > _BATCH_METRICS
-                        or len(tags) + len(report_tags) > _BATCH_TAGS):
+        new_tags = len(tags.keys() | {t.key for t in report_tags})
+        if metrics and (len(metrics) + len(report_metrics) + new_tags > _BATCH_METRICS or new_tags > _BATCH_TAGS):
             batches.append((metrics, list(tags.values())))
             metrics, tags = [], {}
         metrics = metrics + list(report_metrics)
@@ -517,7 +545,7 @@ def _batches(reports: Sequence[tuple]) -> list[tuple[list[Metric], list[RunTag]]
     # A single report larger than one batch: split it; the step tag rides in the last piece.
     out = []
     for metrics, tags in batches:
-        while len(metrics) > _BATCH_METRICS:
+        while len(metrics) + len(tags) > _BATCH_METRICS:
             out.append((metrics[:_BATCH_METRICS], []))
             metrics = metrics[_BATCH_METRICS:]
         out.append((metrics, tags))
@@ -526,40 +554,96 @@ def _batches(reports: Sequence[tuple]) -> list[tuple[list[Metric], list[RunTag]]
 
 class _Names:
     """Metric and param names as MLflow accepts them (`collapsetune.mlflow_names`), the
-    same for every run of the sweep; two names that clean to one get `_2`, `_3`, ..."""
+    same for every run of the sweep; two names that clean to one get `_2`, `_3`, ...
+
+    A name MLflow refuses all the same (a store with stricter rules) is named again in the
+    strict form, and dropped for the rest of the sweep if that is refused too; the runs that
+    reported it say so in their `collapsetune.dropped` tag."""
 
     def __init__(self) -> None:
-        self._map: dict[str, str] = {}  # reported name -> MLflow name
+        self._map: dict[str, str | None] = {}  # reported name -> MLflow name (None: dropped)
         self._original: dict[str, str] = {}  # MLflow name -> reported name, renamed ones only
         self._taken: set[str] = set()
+        self._refused: dict[str, str | None] = {}  # MLflow name it refused -> what replaced it
+        self._dropped: dict[str, str] = {}  # reported name -> why MLflow refused it
         self._tagged: dict[str, set[str]] = defaultdict(set)  # run id -> renames it has tags for
+        self._run_dropped: dict[str, list[str]] = defaultdict(list)  # run id -> dropped names it reported
         self._lock = threading.Lock()  # used from Tune's loop and the writer thread
 
-    def key(self, name: str) -> str:
+    def key(self, name: str) -> str | None:
+        """MLflow's name for a reported one; None once MLflow refused every form of it."""
         with self._lock:
             return self._key(name)
 
-    def _key(self, name: str) -> str:
+    def _key(self, name: str) -> str | None:
         if name not in self._map:
-            clean = mlflow_key(name)
-            base, n = clean, 1
-            while clean in self._taken:
-                n += 1
-                clean = f"{base[:_KEY_MAX - 4]}_{n}"
+            clean = self._unique(mlflow_key(name))
             self._map[name] = clean
-            self._taken.add(clean)
             if clean != name:
-                logger.warning("collapsetune: MLflow cannot store the name %r; logged as %r (tag %s%s)",
-                               name, clean, RENAMED_PREFIX, clean)
+                logger.warning("collapsetune: MLflow cannot store the name %r; logged as %r (tag %s)",
+                               name, clean, _renamed_tag(clean))
                 self._original[clean] = name
         return self._map[name]
 
-    def tags_for(self, run_id: str, keys: Any) -> list[RunTag]:
-        """Tags saying what each renamed key among `keys` was, those the run lacks yet."""
+    def _unique(self, clean: str) -> str:
+        base, n = clean, 1
+        while clean in self._taken:
+            n += 1
+            clean = f"{base[:_KEY_MAX - 4]}_{n}"
+        self._taken.add(clean)
+        return clean
+
+    def refused(self, run_id: str, kind: str, key: str, why: str,
+                by_name: bool) -> tuple[str | None, list[RunTag], str]:
+        """MLflow refused `key`: what to log it as instead (None: dropped), the run's tags that
+        say so, and a line for the failure count ("" when this refusal was already counted)."""
+        if kind == "tags":  # our own tags: nothing to name anew
+            return None, [], f"MLflow refused the tag {key!r} ({why}); dropped"
         with self._lock:
-            new = [k for k in dict.fromkeys(keys) if k in self._original and k not in self._tagged[run_id]]
-            self._tagged[run_id].update(new)
-        return [RunTag((RENAMED_PREFIX + k)[:_KEY_MAX], self._original[k][:_TAG_MAX]) for k in new]
+            names = [name for name, k in self._map.items() if k == key] or [key]
+            line = ""
+            if key not in self._refused:
+                strict = mlflow_key(key, strict=True)
+                new = self._unique(strict) if by_name and strict != key and strict not in self._refused else None
+                self._refused[key] = new
+                for name in names:
+                    self._map[name] = new
+                original = self._original.pop(key, names[0])
+                if new is not None:
+                    self._original[new] = original
+                else:
+                    self._dropped[original] = why
+                as_key = f" (as {key!r})" if key != original else ""
+                line = f"MLflow refused the {kind[:-1]} {original!r}{as_key}: {why.strip()}; " + (
+                    f"logged as {new!r} (tag {_renamed_tag(new)})" if new is not None else
+                    f"dropped for the rest of the sweep (tag {DROPPED_TAG})")
+                logger.warning("collapsetune: %s", line)
+            return self._refused[key], self._tags_for(run_id, names), line
+
+    def tags_for(self, run_id: str, names: Any) -> list[RunTag]:
+        """Tags saying what each renamed or dropped name among the reported `names` was, those
+        the run lacks yet."""
+        with self._lock:
+            return self._tags_for(run_id, names)
+
+    def _tags_for(self, run_id: str, names: Any) -> list[RunTag]:
+        tags, dropped = [], self._run_dropped[run_id]
+        for name in dict.fromkeys(names):
+            key = self._map.get(name)
+            if key in self._original and key not in self._tagged[run_id]:
+                self._tagged[run_id].add(key)
+                tags.append(RunTag(_renamed_tag(key), self._original[key][:_TAG_MAX]))
+            elif key is None and name in self._dropped and name not in dropped:
+                dropped.append(name)
+                lines = "\n".join(f"{n}: {self._dropped[n]}" for n in dropped)
+                tags = [t for t in tags if t.key != DROPPED_TAG] + [RunTag(DROPPED_TAG, lines[-_TAG_MAX:])]
+        return tags
+
+
+def _renamed_tag(key: str) -> str:
+    """The tag saying what a renamed key was: `collapsetune.renamed.<key>`, cut the way a
+    name is when that passes 250 characters."""
+    return mlflow_key(RENAMED_PREFIX + key)
 
 
 def mark_interrupted(tracking_uri: str, experiment: str, experiment_path: str, trial_ids: Sequence[str]) -> None:

@@ -119,7 +119,7 @@ def test_findings_published_on_the_parent_run_of_a_real_sweep(swept):
     assert run.data.metrics["trials/collapsed"] == collapsed
     assert "atlas/atlas.html" in published.atlas and published.child_notes == 5
     bad = next(r for r in client.search_runs([experiment], "params.lr = '0.2'"))
-    assert bad.data.tags[NOTE_TAG] == "collapsed at report 3: collapse/unique_tokens=4 < 20 for 2 reports"
+    assert bad.data.tags[NOTE_TAG] == "collapsed at report 3: collapse/unique_tokens=4 &lt; 20 for 2 reports"
     out = _cli("report", str(results), cwd=work)  # the atlas left in the results folder is found
     assert f"collapse atlas: {results / 'atlas' / 'atlas.html'}" in out.stdout
     assert "workflowType=machine_learning" in out.stdout
