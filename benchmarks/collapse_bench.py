@@ -72,6 +72,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "collapse_bench.json"
 # would then run first and reach FIFO's best with at once; a benchmark of how fast search and
 # stopping find a good healthy model leaves them out (`--with-points` keeps them).
 WITH_POINTS = False
+PLOTTED = (256, 8)  # the cell whose anytime curves docs/plots/collapse_bench_<model>.png shows (issue 24's goals)
 # How close to FIFO's final best healthy objective counts as reaching it, per objective.
 EPSILON = {"val/accuracy": 0.005, "val/loss": 0.02, "val/cider_d": 0.02}
 
@@ -745,7 +746,7 @@ def main(argv: list[str] | None = None) -> dict:
                 tmp = args.out.with_suffix(".tmp")
                 tmp.write_text(json.dumps(doc, indent=1))
                 os.replace(tmp, args.out)
-                if not args.quick:
+                if not args.quick and (trials, workers) == PLOTTED:
                     plot(model, bands, args.plots / f"collapse_bench_{model}.png",
                          f"{model}: {trials} trials, {workers} workers, {args.seeds} seeds (median, 10-90%)",
                          table.metric)
