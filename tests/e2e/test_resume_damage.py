@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -75,3 +76,93 @@ def test_resume_when_the_snapshot_names_a_deleted_checkpoint_falls_back_and_fini
     assert "FileNotFoundError" not in log and "Could not recover" not in log, log[-4000:]
     runs = _every_step_once(tmp_path, "gone", 10)
     assert len(runs) == 3
+
+
+OPTUNA = ("{algorithm: optuna, seed: 0, constraints: true, "
+          "points_to_evaluate: [{lr: 0.2}, {lr: 0.01}, {lr: 0.02}, {lr: 0.03}]}")
+
+
+def _finished_runs(work: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{work / 'mlflow.db'}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                                "WHERE t.key = 'ray.trial_id' AND r.status = 'FINISHED'").fetchone()[0]
+    except sqlite3.Error:  # no store or no tables yet
+        return 0
+
+
+def _interrupt_after_one_finished(work: Path, sweep: str) -> Path:
+    """Ctrl-C once one trial has finished (the collapsing lr=0.2 one, at report 3)."""
+    driver = cli("run", f"sweeps/{sweep}.yaml", cwd=work, wait=False)
+    try:
+        deadline = time.monotonic() + 300
+        while _finished_runs(work) < 1:
+            assert driver.poll() is None, driver.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, "no trial finished in 300 s"
+            time.sleep(0.3)
+        driver.send_signal(signal.SIGINT)
+        output, _ = driver.communicate(timeout=300)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    assert driver.returncode == 130, output[-3000:]
+    (folder,) = (work / "results").iterdir()
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["truncated", "random bytes", "deleted"])
+def test_resume_with_a_damaged_optuna_study_rebuilds_it_and_finishes(tmp_path, damage):
+    write_sweep(tmp_path, "study", num_samples="4", max_iterations="8", sleep="0.4", search=OPTUNA)
+    folder = _interrupt_after_one_finished(tmp_path, "study")
+    db = folder / "optuna.db"
+    if damage == "truncated":
+        db.write_bytes(db.read_bytes()[:3000])
+    elif damage == "random bytes":
+        db.write_bytes(os.urandom(db.stat().st_size))
+    else:
+        db.unlink()
+
+    out = cli("resume", str(folder), cwd=tmp_path)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-4000:]
+    assert f"Optuna's study {db} could not be read" in log and "rebuilt it from the results folder" in log, log
+    assert (folder / "optuna.db.unreadable").exists() == (damage != "deleted")
+    client, runs = trial_runs(tmp_path, "study")
+    assert len(runs) == 4
+    for run in runs:
+        history = [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")]
+        last = 3 if run.data.tags["collapse.status"] == "collapsed" else 8
+        assert history == list(range(1, last + 1)), history
+        assert run.info.status == "FINISHED"
+
+    import optuna
+
+    storage = f"sqlite:///{db}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 4 and all("collapse" in t.constraints for t in complete)
+    assert sorted(round(t.params["lr"], 3) for t in complete) == [0.01, 0.02, 0.03, 0.2]
+
+
+@pytest.mark.slow
+def test_resume_with_a_read_only_optuna_study_says_so_in_one_line(tmp_path):
+    write_sweep(tmp_path, "ro", num_samples="4", max_iterations="8", sleep="0.4", search=OPTUNA)
+    folder = _interrupt_after_one_finished(tmp_path, "ro")
+    db = folder / "optuna.db"
+    db.chmod(0o444)
+    locked = os.geteuid() == 0 and subprocess.run(["chattr", "+i", str(db)], capture_output=True).returncode == 0
+    if not os.access(db, os.W_OK) or locked:
+        try:
+            out = cli("resume", str(folder), cwd=tmp_path)
+        finally:
+            if locked:
+                subprocess.run(["chattr", "-i", str(db)], check=True)
+    else:
+        pytest.skip("cannot make a file read-only here (root without chattr +i)")
+    assert out.returncode == 2, out.stdout[-3000:] + out.stderr[-3000:]
+    (line,) = [x for x in out.stderr.splitlines() if x.strip()]
+    assert str(db) in line and "read-only" in line, out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
