@@ -17,16 +17,27 @@
    resume write to (and fail on) the folder the sweep was launched in. After a restore, the
    searcher's experiment gets the restored run's storage (and, during it, an Optuna study
    kept in the results folder is looked for where the folder is now).
+4. A snapshot that names a deleted checkpoint fails its trial. Ray snapshots the sweep every
+   few seconds, but deletes a trial's oldest checkpoint (`checkpoint_num_to_keep`) the moment
+   a newer one is saved: after a driver crash the last snapshot may name a checkpoint that is
+   gone, and Ray fails the trial ("Could not recover from checkpoint as it does not exist on
+   storage anymore") and prints a `FileNotFoundError` traceback for each other one it later
+   tries to delete. After a restore, such a trial resumes from the newest checkpoint still in
+   its folder (the trainable takes its report number from it), or, when none is left, starts
+   again from report 1 (MLflow keeps the reports it already has once); one line says which.
+   Checkpoints that are gone leave Ray's bookkeeping, and new ones take names after those
+   on storage.
 
 These reach private methods: Ray is pinned to 2.60.x, and tests/e2e/test_faults.py (a
-worker killed through the memory monitor) and tests/e2e/test_resume.py (a moved folder)
-fail loudly if an upgrade moves them.
+worker killed through the memory monitor), tests/e2e/test_resume.py (a moved folder) and
+tests/e2e/test_resume_damage.py (deleted checkpoints) fail loudly if an upgrade moves them.
 """
 
 from __future__ import annotations
 
 import copy
 
+import pyarrow.fs
 from ray.air.execution._internal.actor_manager import RayActorManager
 from ray.exceptions import RayActorError, RayError, RayTaskError
 from ray.tune.execution.tune_controller import TuneController
@@ -34,6 +45,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.search.search_generator import SearchGenerator
 
 from collapsetune.errors import RestoreFailed
+from collapsetune.trainable import CHECKPOINT_FILE
 
 _MARK = "_collapsetune_fixed"
 
@@ -61,6 +73,8 @@ def apply() -> None:
             raise RestoreFailed(f"Ray could not restore the sweep from {self._storage.experiment_fs_path}: "
                                 f"{type(exc).__name__}: {exc}") from exc
         _point_searcher_at(self._search_alg, self._storage)
+        for trial in self._trials:
+            _checkpoints_on_storage(trial)
 
     for fn in (_actor_task_failed, _resume):
         setattr(fn, _MARK, True)
@@ -86,3 +100,42 @@ def _moved(old, storage):
     new.storage_fs_path = storage.storage_fs_path
     new.experiment_dir_name = storage.experiment_dir_name
     return new
+
+
+def _checkpoints_on_storage(trial) -> None:
+    """A restored trial's checkpoints as they are on storage, not as the snapshot saw them (fix 4)."""
+    manager = trial.run_metadata.checkpoint_manager
+    storage = trial.storage
+    fs = storage.storage_filesystem
+    found = fs.get_file_info(pyarrow.fs.FileSelector(storage.trial_fs_path, allow_not_found=True))
+    names = {info.base_name for info in found
+             if info.type == pyarrow.fs.FileType.Directory and info.base_name.startswith("checkpoint_")}
+    whole = sorted((n for n in names
+                    if fs.get_file_info(f"{storage.trial_fs_path}/{n}/{CHECKPOINT_FILE}").type
+                    == pyarrow.fs.FileType.File), reverse=True)
+
+    def there(result) -> bool:
+        return result.checkpoint.path.rstrip("/").rsplit("/", 1)[-1] in names
+
+    manager._checkpoint_results = [r for r in manager._checkpoint_results if there(r)]
+    latest = manager._latest_checkpoint_result
+    if names:
+        # New checkpoints are named after every one on storage, never over one.
+        index = max(int(n.rsplit("_", 1)[-1]) for n in names if n.rsplit("_", 1)[-1].isdigit())
+        storage.current_checkpoint_index = max(storage.current_checkpoint_index, index)
+    if latest is None or there(latest) or trial.status == "TERMINATED":
+        return
+    gone = latest.checkpoint.path.rstrip("/").rsplit("/", 1)[-1]
+    if whole:
+        path = f"{storage.trial_fs_path}/{whole[0]}"
+        manager._latest_checkpoint_result = type(latest)(
+            checkpoint=type(latest.checkpoint)(path=path, filesystem=fs), metrics=dict(latest.metrics))
+        print(f"collapsetune: trial {trial.trial_id}: its checkpoint {gone} is gone from storage; "
+              f"resuming from {whole[0]}, the newest one left")
+    else:
+        manager._latest_checkpoint_result = None
+        manager._checkpoint_results = []
+        print(f"collapsetune: trial {trial.trial_id}: none of its checkpoints is left on storage; it starts "
+              "again from report 1 (MLflow keeps the reports it already has, once each)")
+    trial.invalidate_json_state()
+    trial.run_metadata.invalidate_cache()

@@ -314,6 +314,9 @@ def resume_sweep(results_dir: str, older_snapshot: bool = False) -> Outcome:
     resolved, launch = _launch_record(path)
     with driver_lock(path):
         _check_snapshot(path, older_snapshot)
+        from collapsetune.searchers import check_writable  # here: optuna loads only for a resume
+
+        check_writable(path)  # Optuna's study: a damaged one is rebuilt on restore, a read-only one refused
         # A wrapper module named relative to the launch directory is found from there.
         cwd = Path(launch["cwd"])
         if cwd.is_dir():

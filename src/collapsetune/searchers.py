@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import pickle
 import threading
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from collapsetune.collapse import MARGIN_KEY
+from collapsetune.errors import SpecError
 
 CONSTRAINT = "collapse"  # the Optuna constraint: the trial's last collapse margin
 _LOST_ATTR = "collapsetune.lost"
@@ -81,6 +83,18 @@ def restoring_from(results_dir: str) -> Iterator[None]:
         yield
     finally:
         _restoring_from = before
+
+
+def check_writable(results_dir: str) -> None:
+    """Stops a resume, before Ray starts, when the results folder's study cannot be written
+    (a read-only file or folder): Optuna would fail on its first write, mid-restore."""
+    path = Path(results_dir, STUDY_FILE)
+    if "://" in results_dir or not path.exists():
+        return
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+        where = "file" if not os.access(path, os.W_OK) else "folder it is in"
+        raise SpecError(f"Optuna's study is read-only (the {where}); the resumed sweep must write to it: "
+                        "make it writable (chmod u+w, or chattr -i) and resume again", file=str(path))
 
 
 def study_storage(path: str) -> optuna.storages.RDBStorage:
@@ -139,10 +153,16 @@ class CollapseOptunaSearch(OptunaSearch):
             if _restoring_from is None:
                 raise RuntimeError("this searcher's Optuna study is in its results folder; restore it "
                                    "with `collapsetune resume RESULTS_DIR`")
-            self._storage = study_storage(f"{_restoring_from}/{STUDY_FILE}")
-            self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage,
-                                               sampler=self._sampler, pruner=optuna.pruners.NopPruner())
-            self._ot_trials = {tid: optuna.Trial(self._ot_study, ot_id) for tid, ot_id in self._ot_trials.items()}
+            path = Path(_restoring_from, STUDY_FILE)
+            try:
+                if not path.exists():  # study_storage would make an empty one
+                    raise FileNotFoundError(f"{path} is gone")
+                self._storage = study_storage(str(path))
+                self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage,
+                                                   sampler=self._sampler, pruner=optuna.pruners.NopPruner())
+                self._ot_trials = {tid: optuna.Trial(self._ot_study, ot_id) for tid, ot_id in self._ot_trials.items()}
+            except Exception as exc:  # noqa: BLE001 - truncated, not SQLite, deleted: rebuilt below
+                self._rebuild(path, exc)
         study = getattr(self, "_ot_study", None)
         if study is None:
             return
@@ -153,8 +173,78 @@ class CollapseOptunaSearch(OptunaSearch):
                                                    "the resumed sweep proposed it again")
                 study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
 
+    def _rebuild(self, path: Path, why: Exception) -> None:
+        """A new study in `path` from what the results folder holds (`_add_trials`); a damaged
+        file is kept beside it with the suffix `.unreadable`."""
+        with contextlib.suppress(Exception):
+            self._storage.engine.dispose()
+        damaged = path.with_name(path.name + ".unreadable")
+        if path.exists():
+            path.replace(damaged)
+        self._storage = study_storage(str(path))
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # the one line below says what was done
+        try:
+            self._ot_study = optuna.create_study(
+                study_name=self._study_name, storage=self._storage, sampler=self._sampler,
+                pruner=optuna.pruners.NopPruner(),
+                directions=["maximize" if m == "max" else "minimize" for m in self._modes()])
+            counts = self._add_trials(path.parent)
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        said = ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items())) or "no trials"
+        kept = f"; the damaged file is kept as {damaged.name}" if damaged.exists() else ""
+        print(f"collapsetune: Optuna's study {path} could not be read ({type(why).__name__}); rebuilt it from "
+              f"the results folder ({said}){kept}")
+
+    def _modes(self) -> list[str]:
+        return self._mode if isinstance(self._mode, list) else [self._mode]
+
+    def _add_trials(self, results_dir: Path) -> dict[str, int]:
+        """Each trial this searcher proposed, with its params: COMPLETE with its last
+        objective value(s) and collapse constraint when the searcher had been told it ended
+        (else FAIL or PRUNED, as it was told), RUNNING when it has yet to end (the resumed
+        sweep tells it). The sweep's `points_to_evaluate` no trial has tried yet are queued
+        again. Returns how many trials of each state were added."""
+        from ray.tune import ExperimentAnalysis
+        from ray.tune.utils.util import flatten_dict
+
+        trials = {t.trial_id: t for t in ExperimentAnalysis(str(results_dir)).trials}
+        metrics = self._metric if isinstance(self._metric, list) else [self._metric]
+        told = getattr(self, "_completed_trials", set())
+        counts: dict[str, int] = {}
+        for tid in self._ot_trials:
+            trial = trials.get(tid)
+            if trial is None:
+                continue
+            flat = flatten_dict(trial.config, delimiter="/")
+            params = {name: flat[name] for name in self._space if name in flat}
+            last = trial.last_result or {}
+            values = [last.get(m) for m in metrics]
+            state, constraints = optuna.trial.TrialState.RUNNING, None
+            if tid in told:
+                whole = all(isinstance(v, (int, float)) and not math.isnan(v) for v in values)
+                state = (optuna.trial.TrialState.COMPLETE if whole else optuna.trial.TrialState.FAIL
+                         if trial.status == "ERROR" else optuna.trial.TrialState.PRUNED)
+                if self.constraints and MARGIN_KEY in last:
+                    margin = float(last[MARGIN_KEY])
+                    constraints = {CONSTRAINT: _BOUND if math.isnan(margin) else max(-_BOUND, min(_BOUND, margin))}
+            complete = state == optuna.trial.TrialState.COMPLETE
+            self._ot_study.add_trial(optuna.trial.create_trial(
+                state=state, values=[float(v) for v in values] if complete else None, params=params,
+                distributions={name: self._space[name] for name in params}, constraints=constraints,
+                user_attrs={_TRIAL_ATTR: tid}))
+            counts[state.name] = counts.get(state.name, 0) + 1
+        for point in self._points_to_evaluate or []:
+            self._ot_study.enqueue_trial(flatten_dict(dict(point), delimiter="/"), skip_if_exists=True)
+        by_tid = {t.user_attrs[_TRIAL_ATTR]: t._trial_id for t in self._ot_study.get_trials(deepcopy=False)
+                  if _TRIAL_ATTR in t.user_attrs}
+        self._ot_trials = {tid: optuna.Trial(self._ot_study, by_tid[tid]) for tid in self._ot_trials if tid in by_tid}
+        return counts
+
 
 _IN_RESULTS = "optuna.db in the results folder"  # a pickled searcher's reference to its study
+_TRIAL_ATTR = "collapsetune.ray_trial_id"  # on a rebuilt study's trials: the Tune trial it was
 
 
-__all__ = ["CONSTRAINT", "STUDY_FILE", "CollapseOptunaSearch", "make_sampler", "restoring_from", "study_storage"]
+__all__ = ["CONSTRAINT", "STUDY_FILE", "CollapseOptunaSearch", "check_writable", "make_sampler", "restoring_from", "study_storage"]

@@ -238,6 +238,10 @@ class CollapseTrainable(tune.Trainable):
             self._donor = (str(owner), self._copied_at)
         if "wrapper" in state:
             self.wrapper.load_state_dict(state["wrapper"])
+        if "iteration" in state:
+            # The checkpoint's own report number: Ray's comes from its snapshot, which may name
+            # a checkpoint that is gone and hand this one instead (_ray_fixes, fix 4).
+            self._iteration = int(state["iteration"])
 
     def _older_state(self, checkpoint_dir: str, why: Exception) -> dict:
         """The newest intact checkpoint older than a damaged one, beside it in the trial's
