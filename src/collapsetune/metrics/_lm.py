@@ -39,7 +39,7 @@ def unique_tokens(seqs: Seqs) -> float:
 def distinct_n(seqs: Seqs, n: int) -> float:
     """Distinct n-grams / total n-grams over all sequences (Li et al., 2016); 0 if none."""
     grams, _ = as_tokens(seqs).ngrams(n)
-    return len(grams.unique(dim=0)) / len(grams) if len(grams) else 0.0
+    return grams.unique().numel() / len(grams) if len(grams) else 0.0
 
 
 @torch.no_grad()

@@ -53,11 +53,10 @@ def zipf_coefficient(seqs: Seqs) -> float:
 
 def _clipped_matches(tok: Tokens, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(N,) n-grams of each sequence that some other sequence also holds (clipped counts), (N,) n-grams."""
-    grams, row = tok.ngrams(n)
+    gid, row = tok.ngrams(n)  # (M,), (M,)
     total = torch.bincount(row, minlength=tok.n)
-    if len(grams) == 0:
+    if len(gid) == 0:
         return total, total
-    gid = grams.unique(dim=0, return_inverse=True)[1]  # (M,)
     n_grams = int(gid.max()) + 1
     pair, count = torch.unique(row * n_grams + gid, return_counts=True)  # one entry per (seq, gram)
     r, g = pair // n_grams, pair % n_grams

@@ -31,14 +31,21 @@ class Tokens:
         return len(self.lengths)
 
     def ngrams(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(M, n) every n-gram that lies inside one sequence, and (M,) its sequence."""
+        """(M,) an id for every n-gram that lies inside one sequence (equal n-grams, equal ids), (M,) its sequence.
+
+        An n-gram's id is built from its (n-1)-gram's id and its last token, one 1-D
+        ``unique`` per order: far faster than ``unique(dim=0)`` over (M, n) rows on CPU.
+        """
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        length = len(self.ids)
-        padded = torch.cat([self.ids, self.ids.new_zeros(n - 1)])
-        grams = torch.stack([padded[k:k + length] for k in range(n)], dim=1)  # (L, n)
+        tok = self.ids.unique(return_inverse=True)[1] if len(self.ids) else self.ids  # (L,) ids in [0, V)
+        v = len(self.ids) + 1  # > every compact id, so gid * v + next is one-to-one
+        gid = tok
+        for k in range(1, n):
+            nxt = torch.cat([tok[k:], tok.new_zeros(min(k, len(tok)))])  # the token k after each start
+            gid = (gid * v + nxt).unique(return_inverse=True)[1]
         inside = self.pos + n <= self.lengths[self.row]
-        return grams[inside], self.row[inside]
+        return gid[inside], self.row[inside]
 
 
 def _token(t: object, name: str, i: int) -> Hashable:
