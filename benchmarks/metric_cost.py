@@ -120,8 +120,8 @@ def run(device: str, rounds: int) -> dict:
     for label, (family, shape, call) in calls(inputs(dev)).items():
         per_call = time_call(call, rounds, sync)
         q = statistics.quantiles(per_call, n=4) if len(per_call) > 1 else per_call * 3
-        rows.append({"metric": label, "family": family, "input": shape, "ms_per_call": 1e3 * statistics.median(per_call),
-                     "ms_q25": 1e3 * q[0], "ms_q75": 1e3 * q[2]})
+        rows.append({"metric": label, "family": family, "input": shape,
+                     "ms_per_call": 1e3 * statistics.median(per_call), "ms_q25": 1e3 * q[0], "ms_q75": 1e3 * q[2]})
     return {"device": device, "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
             "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(), "rounds": rounds, "round_seconds": ROUND_SECONDS,
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.rounds < 1:
         ap.error(f"--rounds must be >= 1, got {args.rounds}")
     result = run(args.device, args.rounds)
-    print(f"| metric | family | input | ms per call (median) | IQR over rounds |\n|---|---|---|---|---|")
+    print("| metric | family | input | ms per call (median) | IQR over rounds |\n|---|---|---|---|---|")
     for r in result["rows"]:
         print(f"| {r['metric']} | {r['family']} | {r['input']} | {r['ms_per_call']:.3g} | "
               f"{r['ms_q25']:.3g}-{r['ms_q75']:.3g} |")
