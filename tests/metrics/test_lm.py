@@ -50,3 +50,38 @@ def test_repetition_previous_k_window():
     # With k=1 only an immediate repeat counts.
     assert repetition([[1, 2, 1, 2]], k=1) == 0.0
     assert repetition([[1, 2, 1, 2]], k=2) == pytest.approx(2 / 3)
+
+
+def test_token_metrics_read_texts_and_word_lists_like_ids():
+    texts = ["a b c a", "a b b b"]  # SEQS with words for ids
+    words = [t.split() for t in texts]
+    for f in (unique_tokens, unigram_entropy, repetition):
+        assert f(texts) == f(words) == pytest.approx(f(SEQS))
+    assert distinct_n(texts, 2) == distinct_n(words, 2) == pytest.approx(distinct_n(SEQS, 2))
+    ragged = [torch.tensor([1, 2, 3, 1]), torch.tensor([1, 2])]
+    assert distinct_n(ragged, 1) == pytest.approx(3 / 6)
+
+
+def test_token_metrics_on_collapsed_and_diverse_text():
+    collapsed = ["the the the the the the", "the the the the the the"]
+    diverse = ["a quick brown fox jumps", "over the lazy sleeping dog"]
+    assert unique_tokens(collapsed) < unique_tokens(diverse)
+    assert distinct_n(collapsed, 2) < distinct_n(diverse, 2)
+    assert unigram_entropy(collapsed) < unigram_entropy(diverse)
+    assert repetition(collapsed) > repetition(diverse)
+
+
+def test_token_metrics_reject_bad_input():
+    for f in (unique_tokens, unigram_entropy, repetition, lambda s: distinct_n(s, 2)):
+        with pytest.raises(ValueError, match="seqs is empty"):
+            f([])
+        with pytest.raises(ValueError, match="seqs is empty"):
+            f(torch.zeros(0, 4, dtype=torch.long))
+        with pytest.raises(ValueError, match=r"seqs\[1\] holds nan"):
+            f([[1, 2], [float("nan")]])
+        with pytest.raises(ValueError, match="seqs must hold integer token ids"):
+            f(torch.tensor([[0.5, 1.0]]))
+    with pytest.raises(ValueError, match=r"logits must be \(\.\.\., V\)"):
+        argmax_unique(torch.zeros(0, 5))
+    # Sequences with no tokens (a generator that stops at once) are allowed.
+    assert unique_tokens([[], []]) == 0.0 and distinct_n([[]], 1) == 0.0 and repetition([[]]) == 0.0

@@ -1,4 +1,7 @@
-"""Collapse metrics: pure ``@torch.no_grad()`` functions, no state, no logging."""
+"""Collapse metrics: pure ``@torch.no_grad()`` functions, no state, no logging.
+
+Every metric, its range and which direction means collapse: docs/metrics.md.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,12 @@ from collapsetune.metrics._captions import (
     unique_captions,
     vocab_used,
 )
+from collapsetune.metrics._embeddings import (
+    effective_rank,
+    mean_pairwise_cosine,
+    vanishing_singular_values,
+    vendi_score,
+)
 from collapsetune.metrics._lm import (
     argmax_unique,
     distinct_n,
@@ -17,6 +26,7 @@ from collapsetune.metrics._lm import (
     unigram_entropy,
     unique_tokens,
 )
+from collapsetune.metrics._outputs import top_output_share, unique_outputs
 from collapsetune.metrics._prompts import (
     assign_entropy,
     assign_max_share,
@@ -26,24 +36,39 @@ from collapsetune.metrics._prompts import (
     subprompt_cos_mean,
     subprompt_cosines,
 )
+from collapsetune.metrics._text import self_bleu, top_token_share, zipf_coefficient
 
 __all__ = [
+    # captions (word lists)
     "bleu4",
     "cider_d",
     "distinct_ngrams",
     "top_caption_share",
     "unique_captions",
     "vocab_used",
+    # token streams and generated text (ids, texts or word lists)
     "argmax_unique",
+    "distinct_n",
+    "repetition",
+    "self_bleu",
+    "top_token_share",
+    "unigram_entropy",
+    "unique_tokens",
+    "zipf_coefficient",
+    # embeddings and representations (N, D)
+    "effective_rank",
+    "mean_pairwise_cosine",
+    "vanishing_singular_values",
+    "vendi_score",
+    # sets of outputs
+    "top_output_share",
+    "unique_outputs",
+    # mixtures of sub-prompts
     "assign_entropy",
     "assign_max_share",
     "dead_subprompts",
-    "distinct_n",
     "hard_assignments",
-    "repetition",
     "subprompt_cos_max",
     "subprompt_cos_mean",
     "subprompt_cosines",
-    "unigram_entropy",
-    "unique_tokens",
 ]

@@ -1,22 +1,21 @@
-"""Collapse metrics for language models: pure functions, tensors or lists in, float out."""
+"""Collapse metrics of token streams: logits, or generated sequences of ids or words.
+
+``seqs`` is a LongTensor (N, T), a list of token id lists, a list of texts (split on
+whitespace) or a list of word lists (see ``_tokens``). An empty ``seqs`` is a ValueError;
+sequences with no tokens in them are allowed (a generator that stops at once).
+
+Example:
+    >>> distinct_n(["the cat sat", "the cat ran"], 2), repetition([[5, 5, 5, 5]])
+    (0.75, 1.0)
+"""
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from collections.abc import Sequence
-
 import torch
 
-Seqs = torch.Tensor | Sequence[Sequence[int]]
+from collapsetune.metrics._tokens import Seqs, as_tokens
 
-
-def _as_lists(seqs: Seqs) -> list[list[int]]:
-    if isinstance(seqs, torch.Tensor):
-        if seqs.dim() == 1:
-            seqs = seqs.unsqueeze(0)
-        return seqs.tolist()
-    return [list(map(int, s)) for s in seqs]
+__all__ = ["argmax_unique", "distinct_n", "repetition", "unigram_entropy", "unique_tokens"]
 
 
 @torch.no_grad()
@@ -25,32 +24,32 @@ def argmax_unique(logits: torch.Tensor) -> float:
 
     This is what seeds/003 counted on teacher-forced batches.
     """
+    if logits.dim() == 0 or logits.numel() == 0:
+        raise ValueError(f"logits must be (..., V) with at least one position, got shape {tuple(logits.shape)}")
     return float(logits.argmax(dim=-1).unique().numel())
 
 
 @torch.no_grad()
 def unique_tokens(seqs: Seqs) -> float:
-    """Number of distinct token ids across all sequences."""
-    return float(len({t for s in _as_lists(seqs) for t in s}))
+    """Number of distinct tokens across all sequences."""
+    return float(as_tokens(seqs).ids.unique().numel())
 
 
 @torch.no_grad()
 def distinct_n(seqs: Seqs, n: int) -> float:
     """Distinct n-grams / total n-grams over all sequences (Li et al., 2016); 0 if none."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    grams = [tuple(s[i : i + n]) for s in _as_lists(seqs) for i in range(len(s) - n + 1)]
-    return len(set(grams)) / len(grams) if grams else 0.0
+    grams, _ = as_tokens(seqs).ngrams(n)
+    return grams.unique().numel() / len(grams) if len(grams) else 0.0
 
 
 @torch.no_grad()
 def unigram_entropy(seqs: Seqs) -> float:
     """Entropy in bits of the token frequency distribution pooled over all sequences."""
-    counts = Counter(t for s in _as_lists(seqs) for t in s)
-    total = sum(counts.values())
-    if total == 0:
+    ids = as_tokens(seqs).ids
+    if len(ids) == 0:
         return 0.0
-    return -sum(c / total * math.log2(c / total) for c in counts.values())
+    p = ids.unique(return_counts=True)[1].double() / len(ids)
+    return max(0.0, -(p * p.log2()).sum().item())  # max: -0.0 for a single token
 
 
 @torch.no_grad()
@@ -58,13 +57,17 @@ def repetition(seqs: Seqs, k: int = 4) -> float:
     """Fraction of tokens equal to one of the previous ``k`` tokens of the same sequence.
 
     The first token of each sequence has no history and is not counted. A collapsed
-    generator ("the the the", "a b a b") scores near 1; fluent text scores low.
+    generator ("the the the", "a b a b") scores near 1; fluent text scores low. 0 if no
+    token has a history (every sequence shorter than 2).
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    hits = total = 0
-    for s in _as_lists(seqs):
-        for i in range(1, len(s)):
-            hits += s[i] in s[max(0, i - k) : i]
-            total += 1
-    return hits / total if total else 0.0
+    tok = as_tokens(seqs)
+    counted = tok.pos >= 1
+    if not counted.any():
+        return 0.0
+    hit = torch.zeros_like(counted)
+    for j in range(1, min(k, int(tok.lengths.max())) + 1):  # k shifted compares, not a loop over tokens
+        back = torch.cat([tok.ids.new_full((j,), -1), tok.ids[:-j]])[: len(tok.ids)]
+        hit |= (tok.pos >= j) & (tok.ids == back)
+    return (hit & counted).sum().item() / counted.sum().item()
