@@ -7,6 +7,7 @@ CUDA cases are skipped, with the reason, on a machine without CUDA; they run whe
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -179,3 +180,13 @@ def test_autocast_casts_to_bf16_on_the_cpu_and_leaves_fp32_alone():
         assert (x @ x.T).dtype == torch.float32
     with autocast(torch.device("cpu"), "bf16"):
         assert (x @ x.T).dtype == torch.bfloat16
+
+
+def test_the_gpu_example_sweep_validates_and_a_gpu_only_precision_on_cpu_does_not(capsys):
+    from collapsetune.cli import main
+
+    sweep = str(Path(__file__).parents[1] / "sweeps" / "bitnet_lm_gpu.yaml")
+    assert main(["validate", sweep]) == 0
+    assert main(["validate", sweep, "--set", "config.device=cpu", "--set", "config.precision=fp16"]) == 2
+    err = capsys.readouterr().err
+    assert "bitnet_lm_gpu.yaml" in err and "precision fp16 needs a GPU" in err
