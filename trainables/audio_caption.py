@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from collapsetune.configs import check_fields
 from collapsetune.data import atomic_path
 from collapsetune.data.audio import SYNTHETIC, MelSpec, caption_words, check_dataset, load_audio_captions
 from collapsetune.decoding import SequenceDecodingConfig, decode_sequences
+from collapsetune.devices import check_device_fields
 from collapsetune.models.audio_caption import (
     BOS,
     EOS,
@@ -63,6 +64,8 @@ class AudioCaptionTrainConfig:
     max_iterations: int = 10  # reports the sweep asks for; horizon of scheduled sampling
     seed: int = 0
     threads: int = 1  # torch intra-op threads; 1 so trials share cores fairly
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU Ray gave this trial if any, else cpu
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16/fp16: autocast (fp16 on a GPU only)
     # data
     dataset: str = SYNTHETIC  # "synthetic", "synthetic_scenes" (harder: holds the collapse) or a Clotho folder
     n_clips: int = 1200  # synthetic only
@@ -104,6 +107,7 @@ class AudioCaptionTrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        check_device_fields(self.device, self.precision)
         check_dataset(self.dataset)
         for name in ("max_iterations", "threads", "n_clips", "val_clips", "max_caption_len", "batch_size",
                      "embed_dim", "hidden"):
@@ -261,7 +265,8 @@ class AudioCaption(TorchWrapper):
         for name, gen, refs in zip(self.val_names, self.generated, self.val_refs):
             lines += [f"{name}", f"  generated: {' '.join(gen)}", *(f"  ref {j + 1}: {' '.join(r)}" for j, r in enumerate(refs)), ""]
         Path(directory, SAMPLES_FILE).write_text("\n".join(lines), encoding="utf-8")
-        weights = {"model": self.model.state_dict(), "vocab": self.vocab, "mean": self.mean, "std": self.std,
+        model = {k: v.cpu() for k, v in self.model.state_dict().items()}  # a CPU-only decoding sweep reads it too
+        weights = {"model": model, "vocab": self.vocab, "mean": self.mean, "std": self.std,
                    "arch": {k: getattr(self.cfg, k) for k in ARCH_KEYS}}
         with atomic_path(Path(directory, WEIGHTS_FILE)) as tmp:  # a decoding sweep may be reading it
             torch.save(weights, tmp)

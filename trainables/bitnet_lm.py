@@ -26,6 +26,7 @@ from collapsetune import metrics, plots, regularizers
 from collapsetune.configs import check_fields
 from collapsetune.data import TokenData, build_tokenizer, load_text
 from collapsetune.decoding import DecodingConfig, generate
+from collapsetune.devices import check_device_fields
 from collapsetune.models import BitNetConfig
 from collapsetune.models import BitNetLM as BitNetModel
 from collapsetune.wrapper import TorchWrapper
@@ -53,6 +54,7 @@ class BitNetLMConfig:
     seed: int = 0
     threads: int = 1  # torch intra-op threads; 1 so trials share cores fairly
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU Ray gave this trial if any, else cpu
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16/fp16: autocast (fp16 on a GPU only)
     # data
     corpus: str | None = None  # None = pydoc_data.topics; else a text file or folder (read at build)
     tokenizer: Literal["bpe", "byte"] = "bpe"
@@ -87,6 +89,7 @@ class BitNetLMConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        check_device_fields(self.device, self.precision)
         positive = ("max_iterations", "threads", "batch_size", "steps_per_report", "gen_tokens",
                     "gen_prompts")
         for name in positive:
@@ -147,11 +150,7 @@ class BitNetLM(TorchWrapper):
         text = load_text(cfg.corpus)
         self.tok = build_tokenizer(cfg.tokenizer, text, cfg.vocab_size)
         self.data = TokenData(torch.tensor(self.tok.encode(text)))
-
-        # Ray sets CUDA_VISIBLE_DEVICES per trial, so "auto" sees only this trial's GPU share.
-        use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-        self.device = torch.device("cuda" if use_cuda else "cpu")
-        model = BitNetModel(cfg.model_config(self.tok.vocab_size)).to(self.device)
+        model = BitNetModel(cfg.model_config(self.tok.vocab_size))  # the kit puts it on the trial's device
         # Norm gains, biases and embeddings are not decayed (nanoGPT's split).
         decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
         no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "emb" in n]
@@ -164,9 +163,9 @@ class BitNetLM(TorchWrapper):
 
         # Fixed evaluation inputs, drawn from their own seed so they never depend on training.
         g = torch.Generator().manual_seed(10_000 + cfg.seed)
-        self.val_x, self.val_y = (t.to(self.device) for t in self.data.batch("val", VAL_SEQS, cfg.context, g))
+        self.val_x, self.val_y = self.data.batch("val", VAL_SEQS, cfg.context, g)
         starts = torch.linspace(0, len(self.data.val) - PROMPT_TOKENS - 1, cfg.gen_prompts).long()
-        self.prompts = self.data.val[starts[:, None] + torch.arange(PROMPT_TOKENS)].to(self.device)  # (P, 8)
+        self.prompts = self.data.val[starts[:, None] + torch.arange(PROMPT_TOKENS)]  # (P, 8)
         self._samples = ""
         self._argmax = self._generated = None  # the last report's tokens, for the picture
         return model, opt
@@ -181,7 +180,7 @@ class BitNetLM(TorchWrapper):
 
     def train_loss(self) -> torch.Tensor:
         x, y = self.data.batch("train", self.cfg.batch_size, self.cfg.context, self.generator)
-        return self._loss(self.model(x.to(self.device)), y.to(self.device))
+        return self._loss(self.model(self.to_device(x)), self.to_device(y))
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         cfg, terms = self.cfg, self.terms
@@ -210,7 +209,7 @@ class BitNetLM(TorchWrapper):
         gen_keys = ("unique_tokens", "distinct_1", "distinct_2", "entropy", "repetition")
         if not math.isfinite(val_loss):  # sampling from NaN logits would raise
             return out | {f"collapse/{k}": math.nan for k in gen_keys} | {"train/lr": self.lr_at(self.steps)}
-        g = torch.Generator(self.device).manual_seed(self.cfg.seed)  # same draws every report
+        g = torch.Generator().manual_seed(self.cfg.seed)  # same draws every report, on every device
         seqs = generate(self.model, self.prompts, self.cfg.gen_tokens, context=self.cfg.context,
                         generator=g, **self.decoding.sampling())
         cont = self._generated = seqs[:, PROMPT_TOKENS:]  # (P, gen_tokens)

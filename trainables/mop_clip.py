@@ -26,6 +26,7 @@ from collapsetune import metrics as pm  # benchmarks/model_cost.py times these c
 from collapsetune import plots
 from collapsetune.configs import check_fields
 from collapsetune.data import DIGITS, FeatureSet, load_features
+from collapsetune.devices import check_device_fields
 from collapsetune.models import MopClip as MopClipModel
 from collapsetune.models import MopClipConfig, tau_at
 from collapsetune.wrapper import TorchWrapper
@@ -43,6 +44,8 @@ class MopClipTrainConfig:
     max_iterations: int = 20  # reports the sweep asks for; horizon of the tau schedule
     seed: int = 0
     threads: int = 1  # torch intra-op threads; 1 so trials share cores fairly
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU Ray gave this trial if any, else cpu
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16/fp16: autocast (fp16 on a GPU only)
     # data
     features: str = DIGITS  # "digits" or a .npz features file (docs/mop_clip.md)
     feature_cone: float | None = None  # digits only: image-cone weight (None = builder default)
@@ -70,6 +73,7 @@ class MopClipTrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        check_device_fields(self.device, self.precision)
         for name in ("max_iterations", "threads", "batch_size", "steps_per_report"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -176,7 +180,7 @@ class MopClip(TorchWrapper):
                 own = torch.einsum("nd,nkd->nk", x, prompts[self.y_train])  # (N, K)
                 score, assign = own.max(dim=-1)
                 plots.subprompt_image_grid(
-                    self.images[self.train_idx], self.y_train.numpy(), assign.numpy(), score.numpy(),
+                    self.images[self.train_idx], self.y_train.cpu().numpy(), assign.cpu().numpy(), score.cpu().numpy(),
                     self.model.cfg.K, self.class_names, Path(directory) / SUBPROMPT_IMAGES, note=note)
-            cos = pm.subprompt_cosines(prompts).numpy()
+            cos = pm.subprompt_cosines(prompts).cpu().numpy()
         plots.similarity_heatmap(cos, self.class_names, Path(directory) / SUBPROMPT_SIMILARITY, note=note)

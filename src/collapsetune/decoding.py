@@ -107,6 +107,10 @@ def sample_next(
     elif strategy == "top_p":
         logits = top_p_filter(logits, top_p)
     probs = logits.softmax(dim=-1)  # (B, V)
+    if generator is not None and generator.device != probs.device:
+        # A CPU generator on a GPU trial: draw on the CPU, so a seed picks the same tokens on
+        # every device (up to the probabilities' floating-point differences).
+        return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(probs.device)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
@@ -183,9 +187,9 @@ def sample_sequences(
 
     ``**sampling`` goes to :func:`sample_next` (strategy, temperature, top_k, top_p).
     """
-    batch = state[0].size(0)
-    tokens = torch.full((batch,), bos, dtype=torch.long)
-    done = torch.zeros(batch, dtype=torch.bool)
+    batch, device = state[0].size(0), state[0].device
+    tokens = torch.full((batch,), bos, dtype=torch.long, device=device)
+    done = torch.zeros(batch, dtype=torch.bool, device=device)
     out = []
     for _ in range(max_len):
         logits, state = step_fn(tokens, state)  # (B, V)
@@ -222,25 +226,25 @@ def beam_search(
     """
     if beam_size < 1 or num_groups < 1 or beam_size % num_groups:
         raise ValueError(f"beam_size ({beam_size}) must be a positive multiple of num_groups ({num_groups})")
-    batch, per = state[0].size(0), beam_size // num_groups
-    rows = torch.arange(batch).repeat_interleave(beam_size)
+    batch, per, device = state[0].size(0), beam_size // num_groups, state[0].device
+    rows = torch.arange(batch, device=device).repeat_interleave(beam_size)
     state = _select(state, rows)  # (B*K, ...): beam k of input b is row b*K + k
-    tokens = torch.full((batch * beam_size,), bos, dtype=torch.long)
-    logp_sum = torch.zeros(batch, num_groups, per)
-    sel = torch.full((batch, num_groups, per), float("-inf"))
+    tokens = torch.full((batch * beam_size,), bos, dtype=torch.long, device=device)
+    logp_sum = torch.zeros(batch, num_groups, per, device=device)
+    sel = torch.full((batch, num_groups, per), float("-inf"), device=device)
     sel[:, :, 0] = 0.0  # each group starts from one beam, or all its beams would be copies
-    lengths = torch.zeros(batch, num_groups, per)
-    done = torch.zeros(batch, num_groups, per, dtype=torch.bool)
-    history = torch.zeros(batch, num_groups, per, 0, dtype=torch.long)
+    lengths = torch.zeros(batch, num_groups, per, device=device)
+    done = torch.zeros(batch, num_groups, per, dtype=torch.bool, device=device)
+    history = torch.zeros(batch, num_groups, per, 0, dtype=torch.long, device=device)
     for _ in range(max_len):
         logits, state = step_fn(tokens, state)
         logp = logits.float().log_softmax(-1).view(batch, num_groups, per, -1)  # (B, G, P, V)
         vocab = logp.size(-1)
         # A finished beam may only continue with eos, for free.
-        finished = torch.full((vocab,), float("-inf"))
+        finished = torch.full((vocab,), float("-inf"), device=device)
         finished[eos] = 0.0
         logp = torch.where(done.unsqueeze(-1), finished, logp)
-        used = torch.zeros(batch, vocab)  # tokens chosen at this step by earlier groups
+        used = torch.zeros(batch, vocab, device=device)  # tokens chosen at this step by earlier groups
         parents, picks = [], []
         for g in range(num_groups):
             cand = sel[:, g, :, None] + logp[:, g] - diversity_penalty * used[:, None, :]  # (B, P, V)
@@ -259,7 +263,7 @@ def beam_search(
         history = torch.cat([history.view(batch, beam_size, -1).gather(
             1, parent[..., None].expand(-1, -1, history.size(-1))).view(batch, num_groups, per, -1),
             token[..., None]], dim=-1)
-        state = _select(state, (parent + torch.arange(batch)[:, None] * beam_size).view(-1))
+        state = _select(state, (parent + torch.arange(batch, device=device)[:, None] * beam_size).view(-1))
         tokens = token.view(-1)
         if done.all():
             break

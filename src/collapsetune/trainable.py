@@ -221,7 +221,7 @@ class CollapseTrainable(tune.Trainable):
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
         try:
-            state = _read_state(checkpoint_dir)
+            state = _read_state(checkpoint_dir, getattr(self.wrapper, "device", "cpu"))
         except Exception as exc:  # noqa: BLE001 - damaged or unreadable: try the one before
             state = self._older_state(checkpoint_dir, exc)
         owner = state.get("trial_id", self.trial_id)  # checkpoints from before trial ids were kept are its own
@@ -251,7 +251,7 @@ class CollapseTrainable(tune.Trainable):
         older = sorted((p for p in here.parent.glob("checkpoint_*") if p.name < here.name), reverse=True)
         for candidate in older:
             try:
-                state = _read_state(str(candidate))
+                state = _read_state(str(candidate), getattr(self.wrapper, "device", "cpu"))
             except Exception:  # noqa: BLE001
                 continue
             if "iteration" in state:
@@ -315,7 +315,7 @@ def _write_state(state: dict, path: str) -> None:
     torch.save(state, path)
 
 
-def _read_state(checkpoint_dir: str) -> dict:
+def _read_state(checkpoint_dir: str, device: Any = "cpu") -> dict:
     path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
     with open(path, "rb") as f:
         if f.read(2) != b"PK":  # not torch.save's zip archive: _write_state's plain pickle
@@ -324,9 +324,11 @@ def _read_state(checkpoint_dir: str) -> dict:
     import torch  # here, not at the top: see _write_state
 
     # weights_only: a checkpoint is data, never code to run.
-    # map_location: a trial may be restored on a node without the GPU it was saved on;
-    # load_state_dict then moves tensors to wherever the wrapper put its model.
-    return torch.load(path, weights_only=True, map_location="cpu")
+    # map_location: the restoring trial's device (a wrapper's `device`, the kit's for the built-in
+    # models), whatever device saved it: a GPU checkpoint resumes on a CPU-only node, a CPU one on
+    # a GPU, a PBT copy on another GPU. load_state_dict puts each tensor where it belongs.
+    where = device if isinstance(device, (str, torch.device)) else "cpu"
+    return torch.load(path, weights_only=True, map_location=where)
 
 
 _PLAIN = (str, int, float, bool, bytes, type(None))

@@ -19,7 +19,8 @@ Ray. The rest of the contract is optional, each part its own protocol or class a
 
 :class:`TorchWrapper` is the kit: the loop every built-in model shares (steps per report, a
 learning-rate schedule, gradient clipping, divergence, the checkpoint round trip of model,
-optimizer, counters and random state), so that a wrapper keeps only what is its model's.
+optimizer, counters and random state, the device Ray gave the trial and mixed precision),
+so that a wrapper keeps only what is its model's.
 
 Example:
     >>> issubclass(TorchWrapper, Checkpointable)
@@ -38,10 +39,12 @@ import torch
 from torch import nn
 
 from collapsetune.configs import from_dict
+from collapsetune.devices import autocast, trial_device
 
 __all__ = ["LOOP_FIELDS", "Checkpointable", "TorchWrapper", "WithArtifacts", "WithSamples", "Wrapper"]
 
-# Config fields TorchWrapper reads; `grad_clip` (max gradient norm, 0 = off) is read when present.
+# Config fields TorchWrapper reads. Read when present: `grad_clip` (max gradient norm, 0 = off),
+# `device` (auto | cpu | cuda; absent: auto) and `precision` (fp32 | bf16 | fp16; absent: fp32).
 LOOP_FIELDS = ("max_iterations", "seed", "threads", "steps_per_report")
 
 
@@ -105,8 +108,19 @@ class TorchWrapper(abc.ABC):
     and may override ``lr_at(step)`` (a schedule) and ``steps_this_report()``. It inherits
     ``step()``, ``state_dict()`` / ``load_state_dict()`` and the attributes ``cfg``, ``model``,
     ``optimizer``, ``generator``, ``steps`` (optimizer steps so far), ``reports``,
-    ``total_steps`` (``max_iterations * steps_per_report``, the horizon of schedules) and
-    ``diverged``.
+    ``total_steps`` (``max_iterations * steps_per_report``, the horizon of schedules),
+    ``diverged`` and ``device``.
+
+    The device (:func:`collapsetune.devices.trial_device` of ``cfg.device``, default auto: the
+    GPU Ray gave the trial, else the CPU) is the kit's: after ``build`` it moves the model
+    (the optimizer keeps pointing at its parameters) and every tensor or module the wrapper
+    keeps as an attribute, or in a list, tuple or dict attribute, there; names listed in
+    ``keep_on_cpu`` stay. So batches indexed out of those tensors, and what ``evaluate``
+    computes from them, are on the device without a line of the wrapper's. A batch made on
+    the CPU (a data loader) goes over with ``self.to_device(batch)``. ``self.generator`` stays
+    on the CPU: batches and masks drawn from it are the same on every device. ``train_loss``
+    and ``evaluate`` run under autocast when ``cfg.precision`` is bf16 or fp16 (fp16 with
+    gradient scaling).
 
     Example:
         >>> @dataclasses.dataclass(frozen=True)
@@ -132,6 +146,7 @@ class TorchWrapper(abc.ABC):
 
     config_class: ClassVar[type]
     reported_metrics: ClassVar[tuple[str, ...]] = ()
+    keep_on_cpu: ClassVar[tuple[str, ...]] = ()  # attributes the kit does not move to the device
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -154,7 +169,27 @@ class TorchWrapper(abc.ABC):
         self.reports = 0
         self.diverged = False
         self.total_steps = cfg.max_iterations * cfg.steps_per_report
-        self.model, self.optimizer = self.build(cfg)
+        self.device = trial_device(getattr(cfg, "device", "auto"))
+        self.precision = getattr(cfg, "precision", "fp32")
+        self._autocast()  # fp16 on a CPU trial fails here, before any work
+        model, optimizer = self.build(cfg)
+        self.model, self.optimizer = _to_device(model, optimizer, self.device), optimizer
+        self._move_attributes()
+        # fp16 gradients underflow without a loss scale; bf16 has fp32's range and needs none.
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` on this trial's device (a no-op when it is there already)."""
+        return tensor.to(self.device, non_blocking=True)
+
+    def _autocast(self) -> Any:
+        return autocast(self.device, self.precision)
+
+    def _move_attributes(self) -> None:
+        skip = {"model", "optimizer", "generator", *self.keep_on_cpu}
+        for name, value in list(vars(self).items()):
+            if name not in skip:
+                setattr(self, name, _moved(value, self.device))
 
     # --- what a model supplies -------------------------------------------------------------
 
@@ -190,7 +225,7 @@ class TorchWrapper(abc.ABC):
         losses = self._train(self.steps_this_report())
         self.reports += 1
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             metrics = self.evaluate()
         if losses:
             metrics = {"train/loss": sum(losses) / len(losses), **metrics}
@@ -213,22 +248,32 @@ class TorchWrapper(abc.ABC):
             if lr is not None:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-            loss = self.train_loss()
+            with self._autocast():
+                loss = self.train_loss()
             losses.append(loss.item())
             self.steps += 1
             if not math.isfinite(losses[-1]):
                 self.diverged = True
                 break
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
-            self.optimizer.step()
+            if self.scaler is None:
+                loss.backward()
+                if clip > 0:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+                self.optimizer.step()
+            else:
+                self.scaler.scale(loss).backward()
+                if clip > 0:
+                    self.scaler.unscale_(self.optimizer)  # clip the true gradients, not scaled ones
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+                self.scaler.step(self.optimizer)  # skips a step whose gradients overflowed
+                self.scaler.update()
         return losses
 
     def state_dict(self) -> dict[str, Any]:
-        """Tensors and plain types only, so ``torch.load(weights_only=True)`` reads it."""
-        return {
+        """Tensors and plain types only, so ``torch.load(weights_only=True)`` reads it. Tensors
+        are where the trial keeps them; ``load_state_dict`` takes them from any device."""
+        state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "steps": self.steps,
@@ -237,19 +282,51 @@ class TorchWrapper(abc.ABC):
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),  # dropout draws from the global generator
         }
+        if self.device.type == "cuda":  # ... or, on a GPU, from the GPU's
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Model, optimizer state, counters and random state from ``state``; the optimizer's
         hyperparameters (lr, weight decay, betas, ...) stay the ones ``build`` set from this
         wrapper's config. Restoring its own checkpoint that changes nothing; under PBT, where
         a trial takes another's checkpoint with a perturbed config, the perturbed lr counts."""
-        self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(state["model"])  # copies into the parameters, on their device
         configured = [{k: v for k, v in group.items() if k != "params"} for group in self.optimizer.param_groups]
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(state["optimizer"])  # moves its moments to each parameter's device
         for group, settings in zip(self.optimizer.param_groups, configured):
             group.update(settings)
         self.steps = int(state["steps"])
         self.reports = int(state["reports"])
         self.diverged = bool(state["diverged"])
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        # Generator states are CPU byte tensors, whatever map_location the checkpoint was read with.
+        self.generator.set_state(state["generator"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if "cuda_rng" in state and self.device.type == "cuda":  # a CPU checkpoint leaves the GPU's seeded
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
+        if "scaler" in state and self.scaler is not None:
+            self.scaler.load_state_dict(state["scaler"])
+
+
+def _to_device(model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device) -> nn.Module:
+    """``model`` on ``device``, with ``optimizer`` (still without state) pointed at the moved
+    parameters: ``Module.to`` may make new Parameter objects across devices."""
+    before = list(model.parameters())
+    model = model.to(device)
+    moved = {id(old): new for old, new in zip(before, model.parameters())}
+    for group in optimizer.param_groups:
+        group["params"] = [moved.get(id(p), p) for p in group["params"]]
+    return model
+
+
+def _moved(value: Any, device: torch.device) -> Any:
+    """A tensor or module attribute on ``device``; lists, tuples and dicts of them too."""
+    if isinstance(value, (torch.Tensor, nn.Module)):
+        return value.to(device)
+    if type(value) in (list, tuple):
+        return type(value)(_moved(v, device) for v in value)
+    if type(value) is dict:
+        return {k: _moved(v, device) for k, v in value.items()}
+    return value

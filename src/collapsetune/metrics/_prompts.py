@@ -86,9 +86,9 @@ def _usage(assign: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
     if assign.min() < 0 or assign.max() >= k:
         raise ValueError(f"assignments must lie in [0, {k}), got {assign.min().item()}..{assign.max().item()}")
     classes = labels.unique()
-    counts = torch.zeros(len(classes), k)
+    counts = torch.zeros(len(classes), k, device=assign.device)  # counted where the tensors are
     rows = torch.searchsorted(classes, labels)
-    counts.index_put_((rows, assign.long()), torch.ones(len(assign)), accumulate=True)
+    counts.index_put_((rows, assign.long()), torch.ones(len(assign), device=assign.device), accumulate=True)
     return counts / counts.sum(dim=1, keepdim=True)
 
 

@@ -82,10 +82,11 @@ def spec_augment(x: torch.Tensor, freq_width: int, time_width: int, n_masks: int
     fill = x.mean(dim=(1, 2), keepdim=True).expand_as(x)
     for size, width, axis in ((m, freq_width, 1), (t, time_width, 2)):
         for _ in range(n_masks):
+            # Drawn on the generator's device (the CPU's, in the kit): same masks on every device.
             w = torch.randint(0, width + 1, (b, 1), generator=generator)
             start = (torch.rand(b, 1, generator=generator) * (size - w).clamp(min=1)).long()
             pos = torch.arange(size)[None, :]
-            band = (pos >= start) & (pos < start + w)  # (B, size)
+            band = ((pos >= start) & (pos < start + w)).to(x.device)  # (B, size)
             band = band[:, :, None] if axis == 1 else band[:, None, :]
             out = torch.where(band, fill, out)
     return out
@@ -184,7 +185,7 @@ class AudioCaptioner(nn.Module):
             if t > 0:
                 tokens = inputs[:, t]
                 if ss_prob > 0:
-                    own = torch.rand(tokens.shape, generator=generator) < ss_prob
+                    own = (torch.rand(tokens.shape, generator=generator) < ss_prob).to(tokens.device)
                     tokens = torch.where(own, logits[-1].detach().argmax(-1), tokens)
             step_logits, state = self.step(tokens, state)
             logits.append(step_logits)

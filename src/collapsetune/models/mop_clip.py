@@ -143,7 +143,7 @@ class MopClip(nn.Module):
         """
         cfg = self.cfg
         sims = self.sims(features)  # (B, C, K)
-        own = sims[torch.arange(len(labels)), labels]  # (B, K): the true class's sub-prompts
+        own = sims[torch.arange(len(labels), device=labels.device), labels]  # (B, K): the true class's sub-prompts
         gamma = assignments(own, tau, cfg.assignment)  # (B, K), detached E-step
         mixture = -(gamma * own).sum(dim=-1).mean()
         classification = F.cross_entropy(self.class_logits(sims), labels)
