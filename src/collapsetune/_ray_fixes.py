@@ -27,15 +27,27 @@
    again from report 1 (MLflow keeps the reports it already has once); one line says which.
    Checkpoints that are gone leave Ray's bookkeeping, and new ones take names after those
    on storage.
+5. A driver given a cluster's address does not send the cluster's token. `ray start --head`
+   turns token authentication on when a token exists (`~/.ray/auth_token`, RAY_AUTH_TOKEN,
+   RAY_AUTH_TOKEN_PATH), but `ray.init(address="host:port")` never does, so the driver sends
+   no token and the cluster refuses it (`InvalidAuthToken ... RAY_AUTH_MODE is currently
+   'disabled'`). Sending a token to a cluster without authentication is no fix either: the
+   driver's actors are cancelled before they start. `use_cluster_token` asks the cluster
+   which it takes and sets the driver's RAY_AUTH_MODE to match; preflight names the fix in
+   one line when the cluster takes neither.
 
 These reach private methods: Ray is pinned to 2.60.x, and tests/e2e/test_faults.py (a
-worker killed through the memory monitor), tests/e2e/test_resume.py (a moved folder) and
-tests/e2e/test_resume_damage.py (deleted checkpoints) fail loudly if an upgrade moves them.
+worker killed through the memory monitor), tests/e2e/test_resume.py (a moved folder),
+tests/e2e/test_resume_damage.py (deleted checkpoints) and tests/e2e/test_cluster_token.py
+(a `ray start` cluster with a token) fail loudly if an upgrade moves them.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 
 import pyarrow.fs
 from ray.air.execution._internal.actor_manager import RayActorManager
@@ -80,6 +92,73 @@ def apply() -> None:
         setattr(fn, _MARK, True)
     RayActorManager._actor_task_failed = _actor_task_failed
     TuneController.resume = _resume
+
+
+def use_cluster_token(address: str | None, timeout: float = 5.0) -> bool | None:
+    """Fix 4: this driver's RAY_AUTH_MODE set to what the cluster at `address` (host:port)
+    takes, when the user left it unset: "token" when the cluster refuses a driver without
+    one and takes the token Ray finds here, else "disabled" (a token-mode driver's actors
+    never start on a cluster without authentication, and Ray turns token mode on for
+    "auto" whenever a token exists). A RAY_AUTH_MODE the user set is kept.
+
+    Returns:
+        True when the cluster takes this driver, False when it refuses it, None when this
+        cannot be told (no answer within `timeout` s, "auto", a ray:// address): then
+        `ray.init` decides as it always has. Asked once per address per process.
+    """
+    if address is None or address in ("local", "auto") or address.startswith("ray://"):
+        return None
+    if address not in _TAKEN:
+        _TAKEN[address] = _decide(address, timeout)
+    return _TAKEN[address]
+
+
+_TAKEN: dict[str, bool | None] = {}
+
+
+def _decide(address: str, timeout: float) -> bool | None:
+    from ray._private.authentication.authentication_token_setup import AUTH_MODE_ENV_VAR
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    if os.environ.get(AUTH_MODE_ENV_VAR) is not None:
+        return _takes(address, timeout, None)
+    taken = _takes(address, timeout, "disabled")
+    if taken is False:
+        if not AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True):
+            return False
+        taken = _takes(address, timeout, "token")
+        mode = "token"
+    else:
+        mode = "disabled"
+    if taken:
+        os.environ[AUTH_MODE_ENV_VAR] = mode
+        Config.initialize("")  # Ray caches RAY_AUTH_MODE when first imported: read it again
+    return taken
+
+
+def _takes(address: str, timeout: float, mode: str | None) -> bool | None:
+    """Whether the cluster takes a driver with RAY_AUTH_MODE=`mode` (None: as set here),
+    asked the way `ray.init` asks first, in a child process: Ray's C++ client prints its own
+    warning on a refusal, and a hung one is killed."""
+    env = {**os.environ, "RAY_AUTH_MODE": mode} if mode else None
+    try:
+        probe = subprocess.run([sys.executable, "-c", _PROBE, address], env=env, capture_output=True,
+                               timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    return {0: True, _REFUSED: False}.get(probe.returncode)
+
+
+_REFUSED = 3
+_PROBE = f"""
+import sys
+from ray._raylet import GcsClient
+from ray.exceptions import AuthenticationError
+try:
+    GcsClient(address=sys.argv[1])
+except AuthenticationError:
+    sys.exit({_REFUSED})
+"""
 
 
 def _point_searcher_at(search_alg, storage) -> None:

@@ -72,6 +72,8 @@ def ray_session(spec: SweepSpec) -> Iterator[None]:
         # A private local Ray keeps token authentication on (Ray 2.60's default); the warning
         # that Ray enabled it by default means nothing to a user who started no cluster.
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    else:
+        _ray_fixes.use_cluster_token(spec.address)  # RAY_AUTH_MODE as the cluster needs (token or not)
     ray.init(
         address=spec.address or "local",
         runtime_env=runtime_env,

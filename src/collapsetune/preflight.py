@@ -125,7 +125,8 @@ def check_tracking(uri: str | None, timeout: float = TIMEOUT) -> None:
 
 
 def check_address(address: str | None, timeout: float = TIMEOUT) -> None:
-    """The Ray cluster at `address` accepts a TCP connection; "auto" finds one as Ray does.
+    """The Ray cluster at `address` accepts a TCP connection and takes this driver (with the
+    token it asks for, `_check_token`); "auto" finds one as Ray does.
 
     Raises:
         SpecError: keyed `address`.
@@ -144,6 +145,31 @@ def check_address(address: str | None, timeout: float = TIMEOUT) -> None:
     # The probe bounds itself by `timeout` and says why; the second more lets it say so.
     _within(timeout + 1, "address", f"the Ray cluster at {address}", lambda: _grpc_server(host, port, timeout),
             f"; start it ({start}) or set address: null for a private local Ray")
+    if not address.startswith("ray://"):
+        _check_token(address, host, port, timeout)
+
+
+def _check_token(address: str, host: str, port: int, timeout: float) -> None:
+    """The cluster takes this driver: `ray start --head` turns token authentication on when
+    it finds a token, and a driver without it is refused at `ray.init`, after 20 s of
+    retries, with a traceback. The driver's RAY_AUTH_MODE is set here to what the cluster
+    takes, as ray_session would set it."""
+    from collapsetune import _ray_fixes
+
+    if _ray_fixes.use_cluster_token(f"{host}:{port}", timeout) is not False:
+        return
+    mode = os.environ.get("RAY_AUTH_MODE", "token")
+    if mode.lower() != "token":
+        raise SpecError(f"the Ray cluster at {address} asks for its token, but RAY_AUTH_MODE={mode!r} here; "
+                        "set RAY_AUTH_MODE=token", key="address")
+    fix = ("copy the cluster's token (`ray get-auth-token` on its head node) to ~/.ray/auth_token here, "
+           "or set RAY_AUTH_TOKEN")
+    source = next((name for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH") if os.environ.get(name)), None)
+    if source is None and (Path.home() / ".ray" / "auth_token").is_file():
+        source = "~/.ray/auth_token"
+    if source is None:
+        raise SpecError(f"the Ray cluster at {address} asks for its token and none was found; {fix}", key="address")
+    raise SpecError(f"the Ray cluster at {address} refused the token from {source}; {fix}", key="address")
 
 
 def _within(timeout: float, key: str, what: str, probe: Callable[[], None], hint: str = "") -> None:
