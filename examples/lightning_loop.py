@@ -1,5 +1,5 @@
 """A Lightning training script made a collapse-aware sweep: the lines marked
-`# collapsetune` are all it took, 6 added or changed (tests/test_examples.py counts them).
+`# collapsetune` are all it took, 4 added or changed (tests/test_examples.py counts them).
 
     collapsetune run examples/lightning_loop.yaml
 
