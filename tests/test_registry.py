@@ -86,8 +86,8 @@ def test_module_failing_at_import_is_a_spec_error(wrappers):
 
 
 @pytest.mark.parametrize(("name", "says"), [
-    ("regwrap:Nope", "module 'regwrap' has no class 'Nope'"),
-    ("regwrap:not_a_class", "has no class 'not_a_class' \\(found int\\)"),
+    ("regwrap:Nope", "module 'regwrap' has no class or function 'Nope'"),
+    ("regwrap:not_a_class", "has no class or function 'not_a_class' \\(found int\\)"),
     ("regwrap:NoStep", "has no step\\(\\) method"),
     ("reg wrap:Toy", "expected 'package.module:Class'"),
     (".regwrap:Toy", "expected 'package.module:Class'"),
@@ -153,7 +153,7 @@ def test_builtin_name_never_imports_a_trainables_folder_beside_the_sweep_or_in_t
 
 
 def test_case_only_class_typo_says_did_you_mean(wrappers):
-    with pytest.raises(SpecError, match=r"module 'regwrap' has no class 'toy' \(no such attribute\) "
+    with pytest.raises(SpecError, match=r"module 'regwrap' has no class or function 'toy' \(no such attribute\) "
                                         r"\(did you mean 'Toy'\?\)"):
         resolve_trainable("regwrap:toy", [wrappers])
     with pytest.raises(SpecError, match=r"did you mean 'NoStep'"):

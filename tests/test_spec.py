@@ -163,7 +163,7 @@ def test_unimportable_module_class(sweeps):
 
 
 def test_module_without_the_class(sweeps):
-    assert_says(error(sweep(sweeps, trainable="mywrap:Nope")), "trainable: module 'mywrap' has no class 'Nope'")
+    assert_says(error(sweep(sweeps, trainable="mywrap:Nope")), "trainable: module 'mywrap' has no class or function 'Nope'")
 
 
 def test_grid_with_optuna_suggests_random_or_choice(sweeps):

@@ -11,6 +11,7 @@ import contextlib
 import difflib
 import importlib
 import importlib.util
+import inspect
 import os
 import re
 import sys
@@ -35,7 +36,8 @@ _INSTALLED_PACKAGES = ("collapsetune", "trainables")
 
 
 def resolve_trainable(name: str, search_dirs: Sequence[Path] = ()) -> type:
-    """Import the wrapper class a sweep names.
+    """Import the wrapper class a sweep names; a function there (`train(config)`, a user's own
+    loop) comes back as its wrapper class (`collapsetune.function`).
 
     A built-in short name always imports the installed `trainables` package: the search dirs
     are not put on sys.path for it, and neither they nor the cwd are searched even when Python
@@ -82,10 +84,14 @@ def resolve_trainable(name: str, search_dirs: Sequence[Path] = ()) -> type:
                 "a wrapper module must not exit on import (put script code under `if __name__ == '__main__':`)"
             ) from None
     cls = getattr(module, class_name, None)
+    if inspect.isfunction(cls):  # a user's own loop, train(config), reporting through collapsetune.session
+        from collapsetune.function import function_wrapper
+
+        return function_wrapper(cls)
     if not isinstance(cls, type):
         found = "no such attribute" if cls is None else f"found {type(cls).__name__}"
         hint = _close_class(module, class_name)
-        raise SpecError(f"module {module_name!r} has no class {class_name!r} ({found}){hint}")
+        raise SpecError(f"module {module_name!r} has no class or function {class_name!r} ({found}){hint}")
     if not callable(getattr(cls, "step", None)):
         raise SpecError(
             f"class {module_name}:{class_name} has no step() method; a wrapper needs "
@@ -224,7 +230,8 @@ def _shown(dirs: Sequence[Path]) -> str:
 
 
 def _close_class(module: object, wanted: str) -> str:
-    """' (did you mean 'Toy'?)' for a misspelt class name, case-only typos first."""
-    classes = [k for k, v in vars(module).items() if isinstance(v, type) and not k.startswith("_")]
+    """' (did you mean 'Toy'?)' for a misspelt class or function name, case-only typos first."""
+    classes = [k for k, v in vars(module).items()
+               if (isinstance(v, type) or inspect.isfunction(v)) and not k.startswith("_")]
     close = [k for k in classes if k.lower() == wanted.lower()] or difflib.get_close_matches(wanted, classes, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""

@@ -160,8 +160,8 @@ class CollapseTrainable(tune.Trainable):
         interval = self.plan.checkpoint_interval_s
         if interval is not None and time.monotonic() - self._checkpointed_at >= interval:
             result["should_checkpoint"] = True  # Tune saves a checkpoint after this report
-        if hasattr(self.wrapper, "samples"):
-            result["samples"] = str(self.wrapper.samples())
+        if hasattr(self.wrapper, "samples") and (text := self.wrapper.samples()) is not None:
+            result["samples"] = str(text)  # None: none this report (a function trainable's report(samples=))
         report = self.iteration + 1  # Ray counts a report once step() has returned
         if hasattr(self.wrapper, "write_artifacts") and (
             _log_spaced(report)
@@ -267,6 +267,7 @@ class CollapseTrainable(tune.Trainable):
         # never one whose step() overran: it may still be running.
         if self._hung:
             return False
+        self.cleanup()  # a function trainable's loop waits in report(): end it
         self.wrapper = None  # free the old model before building the next one
         self.setup(new_config)
         return True

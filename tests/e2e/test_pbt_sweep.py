@@ -17,10 +17,11 @@ EXPLOITS_TAG = "collapsetune.pbt.exploits"
 
 
 @pytest.mark.slow
-def test_pbt_rescues_a_collapsed_trial_and_resumes_after_a_driver_kill(tmp_path):
+@pytest.mark.parametrize("wrapper", ["outside_wrapper:Toy", "outside_loop:train"])  # a class; a user's own loop
+def test_pbt_rescues_a_collapsed_trial_and_resumes_after_a_driver_kill(tmp_path, wrapper):
     # The Toy collapses while lr > 0.05: the point lr 0.2 is marked collapsed at report 3.
     # perturbation_interval 1: every trial has a score (and so can be a donor) from report 1.
-    write_sweep(tmp_path, "toy-pbt", sleep="0.5", max_iterations="8",
+    write_sweep(tmp_path, "toy-pbt", wrapper, sleep="0.5", max_iterations="8",
                 scheduler="{type: pbt, mutable: [lr], perturbation_interval: 1, resample_probability: 0}",
                 mlflow='{tracking_uri: "sqlite:///mlflow.db"}', checkpoint_interval_s="1")
     driver = cli("run", "sweeps/toy-pbt.yaml", cwd=tmp_path, wait=False)

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 HERE = Path(__file__).parent
 SWEEP = """\
 name: toy-resume
-trainable: outside_wrapper:Toy
+trainable: TRAINABLE
 config: {sleep: 0.5}
 search_space:
   lr: {loguniform: [0.001, 0.3]}
@@ -56,10 +56,13 @@ def _finished_runs(work: Path) -> int:
 
 
 @pytest.mark.slow
-def test_resume_after_driver_sigkill_finishes_each_trial_once(tmp_path):
+@pytest.mark.parametrize("trainable", ["outside_wrapper:Toy", "outside_loop:train"])  # a class; a user's own loop
+def test_resume_after_driver_sigkill_finishes_each_trial_once(tmp_path, trainable):
+    module = trainable.partition(":")[0] + ".py"
+    sweep = SWEEP.replace("TRAINABLE", trainable)
     (tmp_path / "sweeps").mkdir()
-    shutil.copy(HERE / "outside_wrapper.py", tmp_path / "sweeps" / "outside_wrapper.py")
-    (tmp_path / "sweeps" / "toy.yaml").write_text(SWEEP)
+    shutil.copy(HERE / module, tmp_path / "sweeps" / module)
+    (tmp_path / "sweeps" / "toy.yaml").write_text(sweep)
     cli = [sys.executable, "-m", "collapsetune.cli"]
     # Own process group, so the local Ray it starts can be stopped exactly after the kill.
     driver = subprocess.Popen([*cli, "run", "sweeps/toy.yaml"], cwd=tmp_path, start_new_session=True,
@@ -119,8 +122,8 @@ def test_resume_after_driver_sigkill_finishes_each_trial_once(tmp_path):
     # The same sweep, uninterrupted (and without the sleep): the same trials and outcomes.
     calm = tmp_path / "calm"
     (calm / "sweeps").mkdir(parents=True)
-    shutil.copy(HERE / "outside_wrapper.py", calm / "sweeps" / "outside_wrapper.py")
-    (calm / "sweeps" / "toy.yaml").write_text(SWEEP.replace("sleep: 0.5", "sleep: 0.0"))
+    shutil.copy(HERE / module, calm / "sweeps" / module)
+    (calm / "sweeps" / "toy.yaml").write_text(sweep.replace("sleep: 0.5", "sleep: 0.0"))
     out = subprocess.run([*cli, "run", "sweeps/toy.yaml"], cwd=calm, capture_output=True, text=True,
                          timeout=600, start_new_session=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
