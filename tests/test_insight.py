@@ -62,7 +62,7 @@ def test_parent_run_gets_description_params_metrics_and_atlas(store):
 
     params = run.data.params
     assert params["search_space.lr"] == "loguniform [0.001, 1.0]"
-    assert params["objective"] == "val/loss (min)" and params["collapse.0"].startswith("collapse/unique_tokens < 15")
+    assert params["objective"] == "val/loss (min)" and params["collapse.0"].startswith("collapse/unique_tokens=9 < 15 for 1 of 2 reports")
     assert run.data.metrics["trials/collapsed"] == 3 and run.data.metrics["trials/healthy"] == 8
     assert run.data.metrics["best/val/loss"] == pytest.approx(best.value("val/loss"))
 
@@ -173,7 +173,7 @@ def test_trial_note_from_a_last_result():
     assert trial_note(cut, sweep=sweep).startswith("unjudged: cut by the scheduler at report 2")
     holding = {**cut, "training_iteration": 5, "collapse/unique_tokens": 9}
     assert trial_note(holding, sweep=sweep).startswith("collapsing: cut by the scheduler at report 5 while "
-                                                       "collapse/unique_tokens < 15")
+                                                       "collapse/unique_tokens=9 < 15 for 1 of 2 reports")
     assert trial_note({**cut, "training_iteration": 8}, sweep=sweep) == "healthy: ran all 8 reports; val/loss=2.5"
     assert trial_note({**cut, "training_iteration": 3}, state="RUNNING", sweep=sweep) == "running: report 3 of 8"
 
