@@ -62,7 +62,7 @@ def test_parent_run_gets_description_params_metrics_and_atlas(store):
 
     params = run.data.params
     assert params["search_space.lr"] == "loguniform [0.001, 1.0]"
-    assert params["objective"] == "val/loss (min)" and params["collapse.0"].startswith("collapse/unique_tokens=9 < 15 for 1 of 2 reports")
+    assert params["objective"] == "val/loss (min)" and params["collapse.0"].startswith("collapse/unique_tokens < 15")
     assert run.data.metrics["trials/collapsed"] == 3 and run.data.metrics["trials/healthy"] == 8
     assert run.data.metrics["best/val/loss"] == pytest.approx(best.value("val/loss"))
 

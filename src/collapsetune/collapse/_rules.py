@@ -141,8 +141,8 @@ class Rule:
         group = raw.get("all")
         items = group if isinstance(group, list) and group else [
             {k: v for k, v in raw.items() if k not in ("patience", "grace")}]
-        counts = {k: raw[k] for k in ("patience", "grace")
-                  if isinstance(raw.get(k), int) and not isinstance(raw[k], bool) and raw[k] >= (k == "patience")}
+        counts = {k: raw[k] for k, least in (("patience", 1), ("grace", 0))
+                  if isinstance(raw.get(k), int) and not isinstance(raw[k], bool) and raw[k] >= least}
         return cls(tuple(read_condition(c) for c in items), **counts, all=len(items) > 1 or group is not None)
 
     def to_yaml(self) -> dict:
