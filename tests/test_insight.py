@@ -173,7 +173,7 @@ def test_trial_note_from_a_last_result():
     assert trial_note(cut, sweep=sweep).startswith("unjudged: cut by the scheduler at report 2")
     holding = {**cut, "training_iteration": 5, "collapse/unique_tokens": 9}
     assert trial_note(holding, sweep=sweep).startswith("collapsing: cut by the scheduler at report 5 while "
-                                                       "collapse/unique_tokens < 15")
+                                                       "collapse/unique_tokens=9 < 15 for 1 of 2 reports")
     assert trial_note({**cut, "training_iteration": 8}, sweep=sweep) == "healthy: ran all 8 reports; val/loss=2.5"
     assert trial_note({**cut, "training_iteration": 3}, state="RUNNING", sweep=sweep) == "running: report 3 of 8"
 

@@ -13,12 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from collapsetune.collapse import COLLAPSING, UNJUDGED, Above, FellFromBest, Unknown
 from collapsetune.results import (
-    COLLAPSING,
-    UNJUDGED,
-    Condition,
     ResultsError,
-    Rule,
     TrialResult,
     judge,
     list_launches,
@@ -130,26 +127,32 @@ def test_results_read_through_a_file_uri(results):
     assert len(sweep.trials) == 14 and sweep.path == f"file://{results}"
 
 
-def test_parse_sweep_ignores_rule_kinds_it_does_not_know():
+def test_parse_sweep_reads_rules_through_collapse_and_keeps_newer_kinds_as_unknown():
     sweep = parse_sweep(
         """
         name: x
         objective: {metric: val/loss, mode: max}
-        search_space: {lr: {loguniform: [1.0e-4, 1.0e-1]}, width: 64, act: {choice: [relu, gelu]}}
+        search_space: {lr: {loguniform: [1.0e-4, 1.0e-1]}, width: 64, act: {choice: [relu, gelu]}, n: {int: [1, 4]},
+                       z: {sobol: [1, 2]}}
         collapse:
           - {metric: collapse/entropy, below: 1.5, patience: 3, grace: 2}
-          - {metric: collapse/distinct_2, fell_from_best: 0.5}       # a kind added later
-          - all: [{metric: a, above: 0.9}, {metric: b, above: 0.9}, {trend: c}]
+          - {metric: collapse/distinct_2, fell_from_best: 0.5}
+          - all: [{metric: a, above: 0.9}, {metric: b, above: 0.9}, {trend: c}]   # a kind added later
             patience: 1
           - not a rule
-          - {foo: bar}
         """
     )
-    assert sweep.mode == "max" and sweep.config == {"width": 64} and list(sweep.search_space) == ["lr", "act"]
-    assert [r.describe() for r in sweep.rules] == ["collapse/entropy < 1.5", "collapse/distinct_2",
-                                                   "a > 0.9 and b > 0.9"]
+    assert sweep.mode == "max" and sweep.config == {"width": 64}
+    assert list(sweep.search_space) == ["lr", "act", "n", "z"]
+    assert sweep.search_space["n"].kind == "randint" and sweep.search_space["z"].kind == "sobol"  # kept as written
+    assert [r.text() for r in sweep.rules] == [
+        "collapse/entropy < 1.5", "collapse/distinct_2 fell 50% from its best",
+        "a > 0.9 and b > 0.9 and (unknown rule kind: trend)", "(unknown rule kind: not a rule)"]
+    assert sweep.rules[1].conditions == (FellFromBest("collapse/distinct_2", 0.5),)
+    assert sweep.rules[2].conditions[0] == Above("a", 0.9) and isinstance(sweep.rules[2].conditions[2], Unknown)
+    assert [r.known for r in sweep.rules] == [True, True, False, False]
     assert sweep.collapse_metrics == ["collapse/entropy", "collapse/distinct_2", "a", "b"]
-    assert sweep.horizon == 5
+    assert sweep.horizon == 5  # grace 2 + patience 3
     with pytest.raises(ResultsError, match="objective"):
         parse_sweep("name: x\n")
 
@@ -176,17 +179,34 @@ def test_judge_names_trials_the_scheduler_cut_before_a_verdict():
     assert judge(_trial(reports(ok), state="error"), sweep)[0] == "error"
     maybe = {"collapse.status": "inconclusive", "collapse/unique_tokens": 4}  # the trainable's own word
     assert judge(_trial(reports(ok, ok, maybe)), sweep) == (
-        "inconclusive", "cut by the scheduler at report 3 while collapse/unique_tokens < 20")
+        "inconclusive", "cut by the scheduler at report 3 while collapse/unique_tokens=4 < 20 for 1 of 2 reports")
     assert judge(_trial(reports(ok, maybe), state="running"), sweep)[0] == "running"
     gone = {"collapse.status": "collapsed"}
     assert judge(_trial(reports(ok, gone), state="running"), sweep)[0] == "collapsed"
 
 
-def test_condition_and_rule_describe_and_hold():
-    rule = Rule((Condition("a", above=0.9), Condition("b", below=3)), patience=2, grace=1)
-    assert rule.holds({"a": 0.95, "b": 1}) and not rule.holds({"a": 0.95, "b": 5})
-    assert not rule.holds({"a": math.nan, "b": 1}) and rule.horizon == 3
-    assert not Rule((Condition("c"),)).holds({"c": 0})  # an unknown kind never claims to hold
+def test_a_trial_that_ends_before_a_history_rule_could_fire_is_not_healthy():
+    # Results written before the trainable said "inconclusive" call such a trial healthy. A
+    # rule that needs a history (fell_from_best: a best first; unless_improving: `over`
+    # reports) fires later than grace + patience, and unless_improving is no plain `below`.
+    reports = lambda key, *values: [  # noqa: E731
+        {"collapse.status": "healthy", key: v, "training_iteration": i + 1} for i, v in enumerate(values)]
+    fell = parse_sweep(json.dumps({
+        "objective": {"metric": "val/loss"}, "max_iterations": 10,
+        "collapse": [{"metric": "d", "fell_from_best": 0.5, "patience": 1, "grace": 1}],  # fires from report 3
+    }))
+    assert judge(_trial(reports("d", 9, 8)), fell)[0] == UNJUDGED  # cut at report 2
+    assert judge(_trial(reports("d", 9, 8, 8)), fell) == ("healthy", "cut by the scheduler at report 3")
+    lifting = parse_sweep(json.dumps({
+        "objective": {"metric": "val/loss"}, "max_iterations": 3,
+        "collapse": [{"metric": "u", "below": 20, "unless_improving": {"by": 2, "over": 3}}],  # from report 4
+    }))
+    outcome, note = judge(_trial(reports("u", 30, 30, 30)), lifting)  # ran every report it had
+    assert outcome == "inconclusive" and "report 4" in note
+    lifting = parse_sweep(json.dumps({**lifting.raw, "max_iterations": 10}))
+    # Below 20 on its last report but recovering: not collapsing.
+    assert judge(_trial(reports("u", 5, 6, 8, 10, 12)), lifting) == ("healthy", "cut by the scheduler at report 5")
+    assert judge(_trial(reports("u", 5, 6, 7, 7, 7)), lifting)[0] == COLLAPSING  # stalled under 20
 
 
 def test_a_pbt_copy_is_read_as_the_trials_course_and_a_rescue_is_named(results):

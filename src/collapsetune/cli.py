@@ -89,8 +89,7 @@ def _header(spec) -> str:
     """What is about to run, in a few lines (`validate` prints the whole resolved sweep, and
     every results folder keeps it as sweep.yaml)."""
     rules = "; ".join(
-        " and ".join(_rule_text(c) for c in rule.conditions)
-        + f" for {rule.patience} report(s) after {rule.grace}" for rule in spec.collapse) or "none"
+        f"{rule.text()} for {rule.patience} report(s) after {rule.grace}" for rule in spec.collapse) or "none"
     return "\n".join([
         f"collapsetune: {spec.name}: {spec.num_samples} trials of {spec.trainable}, {spec.max_iterations} reports "
         f"each; search {spec.search.algorithm}, scheduler {spec.scheduler.type}; objective {spec.objective.metric} "
@@ -98,12 +97,6 @@ def _header(spec) -> str:
         f"  searching: {', '.join(spec.search_space) or 'nothing (config only)'}",
         f"  collapse rules: {rules}",
     ])
-
-
-def _rule_text(condition) -> str:
-    """`collapse/unique_tokens below 15.0`, from the condition's YAML form."""
-    yaml = condition.to_yaml()
-    return f"{yaml['metric']} " + ", ".join(f"{k} {v}" for k, v in yaml.items() if k != "metric")
 
 
 def _resume(args: argparse.Namespace) -> int:

@@ -24,19 +24,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collapsetune.escape import markdown, markdown_code
-from collapsetune.mlflow_names import flatten, mlflow_key
-from collapsetune.names import TRIAL_TAG
-from collapsetune.report import BEST_ACCEPTS, PARENT_TAG, summary_of
-from collapsetune.results import (
-    ATLAS_DIR,
+from collapsetune.collapse import (
+    COLLAPSED,
     COLLAPSING,
+    DIVERGED,
     ERROR,
     HEALTHY,
     INCONCLUSIVE,
     OUTCOMES,
     RUNNING,
     UNJUDGED,
+)
+from collapsetune.escape import markdown, markdown_code
+from collapsetune.mlflow_names import flatten, mlflow_key
+from collapsetune.names import TRIAL_TAG
+from collapsetune.report import BEST_ACCEPTS, PARENT_TAG, summary_of
+from collapsetune.results import (
+    ATLAS_DIR,
     SweepInfo,
     SweepResults,
     TrialResult,
@@ -178,7 +182,7 @@ def sweep_note(results: SweepResults, run_ids: Mapping[str, str] | None = None, 
     sweep = results.sweep
     stopped = [t for t in summary.trials if t.status != HEALTHY]
     n = len(summary.trials)
-    collapsed = sum(summary.counts.get(s, 0) for s in ("collapsed", COLLAPSING))
+    collapsed = sum(summary.counts.get(s, 0) for s in (COLLAPSED, COLLAPSING))
     head = [f"## {markdown(sweep.name) or 'Sweep'}: {collapsed} of {n} trials collapsed", ""]
     order = sorted(summary.counts, key=lambda s: OUTCOMES.index(s) if s in OUTCOMES else len(OUTCOMES))
     head.append(" · ".join(f"**{summary.counts[s]}** {markdown(s)}" for s in order) or "no trials yet")
@@ -202,7 +206,7 @@ def sweep_note(results: SweepResults, run_ids: Mapping[str, str] | None = None, 
     head.append("")
     if sweep.rules:
         head.append("**Collapse rules** (any one marks a trial collapsed):")
-        head.extend(f"{i + 1}. {markdown(r.describe())} for {r.patience} report(s) in a row, "
+        head.extend(f"{i + 1}. {markdown(r.text())} for {r.patience} report(s) in a row, "
                     f"after {r.grace} report(s) of grace" for i, r in enumerate(sweep.rules))
         head.append("")
     tail = ["", f"_Healthy_: {BEST_ACCEPTS}; a trial that ended before its rules could judge it, "
@@ -244,7 +248,7 @@ def sweep_params(results: SweepResults) -> dict[str, str]:
     }
     params.update({f"search_space.{k}": d.describe() for k, d in sweep.search_space.items()})
     params.update({f"config.{k}": v for k, v in flatten(sweep.config).items()})
-    params.update({f"collapse.{i}": f"{r.describe()}, patience {r.patience}, grace {r.grace}"
+    params.update({f"collapse.{i}": f"{r.text()}, patience {r.patience}, grace {r.grace}"
                    for i, r in enumerate(sweep.rules)})
     return {mlflow_key(k): str(v)[:_PARAM_MAX] for k, v in params.items() if v is not None}
 
@@ -253,7 +257,7 @@ def sweep_metrics(results: SweepResults) -> dict[str, float]:
     """Trial counts by outcome (`trials/<outcome>`, the four main ones always present) and the
     best healthy objective (`best/<objective metric>`)."""
     counts = results.counts()
-    metrics = {f"trials/{s}": float(counts.get(s, 0)) for s in ("healthy", "collapsed", "diverged", "error")}
+    metrics = {f"trials/{s}": float(counts.get(s, 0)) for s in (HEALTHY, COLLAPSED, DIVERGED, ERROR)}
     metrics.update({f"trials/{s}": float(n) for s, n in counts.items()})
     metrics["trials/total"] = float(len(results.trials))
     best = results.best()

@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from collapsetune.collapse import HEALTHY, OUTCOMES
 from collapsetune.escape import terminal
 from collapsetune.names import PATH_TAG, TRIAL_TAG
 from collapsetune.pareto import front as pareto_front
 from collapsetune.results import (
     ATLAS_DIR,
-    HEALTHY,
-    OUTCOMES,
     ResultsError,
     SweepResults,
     TrialResult,

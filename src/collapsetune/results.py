@@ -29,7 +29,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,10 +37,12 @@ from typing import Any
 import pyarrow.fs
 import yaml
 
-from collapsetune.collapse import (COLLAPSED, DIVERGED, ERROR, HEALTHY, INCONCLUSIVE, ITERATION_KEY, REASON_KEY,
-                                   STATUS_KEY)
+from collapsetune.collapse import (COLLAPSED, COLLAPSING, DIVERGED, ERROR, HEALTHY, INCONCLUSIVE, ITERATION_KEY,
+                                   OUTCOMES, REASON_KEY, RUNNING, STATUS_KEY, UNJUDGED, CollapseRule, Rule)
 from collapsetune.errors import SpecError
 from collapsetune.names import DONOR_KEY, DONOR_REPORT_KEY, LAUNCH_FILE, REPORTS_FILE, SWEEP_FILE
+from collapsetune.spec._base import thaw
+from collapsetune.spec._distribution import ALIASES, Distribution
 from collapsetune.storage import location
 
 __all__ = [
@@ -49,10 +51,8 @@ __all__ = [
     "INCONCLUSIVE",
     "OUTCOMES",
     "UNJUDGED",
-    "Condition",
     "Dimension",
     "ResultsError",
-    "Rule",
     "SweepInfo",
     "SweepResults",
     "TrialResult",
@@ -61,78 +61,12 @@ __all__ = [
 ]
 
 ATLAS_DIR = "atlas"  # `report --html` writes the atlas here by default; `report` looks here
-# Outcomes the results imply beyond the trainable's verdict: a trial the scheduler cut while
-# "healthy" was not necessarily healthy (issue: ASHA cut a trial mid-collapse, inside its
-# rule's patience, and it was called the best healthy trial).
-COLLAPSING = "collapsing"  # cut while a collapse condition held on its last report
-UNJUDGED = "unjudged"  # cut before every rule had seen enough reports to fire
-# Results written before the trainable said INCONCLUSIVE for both say "healthy" for such
-# trials, and `judge` tells them apart as above.
-RUNNING = "running"
-# Best first: the order `report` lists trials in, and the atlas's legend order.
-OUTCOMES = (HEALTHY, RUNNING, INCONCLUSIVE, UNJUDGED, COLLAPSING, COLLAPSED, DIVERGED, ERROR)
 _HIDDEN = {"max_iterations"}  # handed to every wrapper by Tune; not a setting anyone chose
 _PICKLED = "<pickled by Ray; not read>"
 
 
 class ResultsError(SpecError):
     """A results folder that is missing or cannot be read; says which and where."""
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One comparison of a collapse rule. A condition of a kind this module does not know
-    (rule kinds are being extended) keeps its metric, with neither bound set.
-
-    Example:
-        >>> Condition("collapse/unique_tokens", below=20).holds(3.0)
-        True
-    """
-
-    metric: str
-    below: float | None = None
-    above: float | None = None
-
-    @property
-    def threshold(self) -> float | None:
-        return self.below if self.below is not None else self.above
-
-    def holds(self, value: float | None) -> bool:
-        if value is None or not math.isfinite(value):
-            return False
-        if self.below is not None:
-            return value < self.below
-        if self.above is not None:
-            return value > self.above
-        return False
-
-    def describe(self) -> str:
-        if self.below is not None:
-            return f"{self.metric} < {self.below:g}"
-        if self.above is not None:
-            return f"{self.metric} > {self.above:g}"
-        return self.metric
-
-
-@dataclass(frozen=True)
-class Rule:
-    """A collapse rule as the sweep file states it (what `report` and the atlas need of it)."""
-
-    conditions: tuple[Condition, ...]
-    patience: int = 1
-    grace: int = 0
-
-    @property
-    def horizon(self) -> int:
-        """The first report on which this rule can fire."""
-        return self.grace + self.patience
-
-    def holds(self, metrics: Mapping[str, Any]) -> bool:
-        known = [c for c in self.conditions if c.threshold is not None]
-        return bool(known) and all(c.holds(_float(metrics.get(c.metric))) for c in known)
-
-    def describe(self) -> str:
-        return " and ".join(c.describe() for c in self.conditions)
 
 
 @dataclass(frozen=True)
@@ -169,7 +103,7 @@ class SweepInfo:
     max_iterations: int
     search_space: dict[str, Dimension]
     config: dict[str, Any]  # fixed values
-    rules: tuple[Rule, ...]
+    rules: tuple[Rule, ...]  # collapsetune.collapse's, read with `Rule.read` (a newer kind is `Unknown`)
     tracking_uri: str | None
     raw: dict[str, Any] = field(repr=False, default_factory=dict)  # the whole file
     objectives: tuple[tuple[str, str], ...] = ()  # (metric, mode) of each objective, the first one first
@@ -177,7 +111,7 @@ class SweepInfo:
     @property
     def horizon(self) -> int:
         """Reports every rule needs before it can fire (0 without rules)."""
-        return max((r.horizon for r in self.rules), default=0)
+        return max((r.earliest_report for r in self.rules), default=0)
 
     @property
     def collapse_metrics(self) -> list[str]:
@@ -185,7 +119,8 @@ class SweepInfo:
         seen: dict[str, None] = {}
         for rule in self.rules:
             for c in rule.conditions:
-                seen.setdefault(c.metric, None)
+                if c.metric:
+                    seen.setdefault(c.metric, None)
         return list(seen)
 
     def better(self, a: float, b: float) -> bool:
@@ -315,7 +250,8 @@ def list_launches(storage: str) -> list[str]:
 
 def parse_sweep(text: str, source: str = SWEEP_FILE) -> SweepInfo:
     """The parts of a resolved sweep.yaml that reading results needs. Lenient about what it
-    does not need (a newer rule kind, an extra section); strict about objective and name."""
+    does not need (a newer rule kind is read as unknown, an extra section is left alone);
+    strict about objective and name."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -347,7 +283,7 @@ def parse_sweep(text: str, source: str = SWEEP_FILE) -> SweepInfo:
         max_iterations=int(max_it) if _is_number(max_it) else 0,
         search_space={k: d for k, d in dims.items() if d.kind != "const"},
         config={**config, **constants},
-        rules=tuple(_rules(raw.get("collapse"))),
+        rules=tuple(Rule.read(r) for r in (raw.get("collapse") if isinstance(raw.get("collapse"), list) else [])),
         tracking_uri=mlflow.get("tracking_uri") if isinstance(mlflow.get("tracking_uri"), str) else None,
         raw=raw,
     )
@@ -356,8 +292,10 @@ def parse_sweep(text: str, source: str = SWEEP_FILE) -> SweepInfo:
 def judge(trial: TrialResult, sweep: SweepInfo) -> tuple[str, str]:
     """The trial's outcome and, when it is not the trainable's own verdict, why.
 
-    A trial the scheduler cut while its verdict was still "healthy" is healthy only if every
-    rule had seen enough reports to fire and none of its conditions held on the last report.
+    A trial whose verdict is still "healthy" (results written before the trainable said
+    inconclusive) is healthy only if its reports, replayed through the sweep's rules, let
+    every rule fire, and, when the scheduler cut it, none of their conditions held on its
+    last report.
     """
     if trial.state == "error":
         return ERROR, ""
@@ -366,22 +304,35 @@ def judge(trial: TrialResult, sweep: SweepInfo) -> tuple[str, str]:
     if trial.state in ("running", "pending"):
         return RUNNING, ""
     n = trial.iterations
+    checks = replay(trial.reports, sweep.rules)
+    holding = [c.pending() for c in checks if c.holding]
+    waiting = [c.pending() for c in checks if not c.holding and not c.judged]
+    cut = bool(sweep.max_iterations) and n < sweep.max_iterations
+    ended = "cut by the scheduler" if cut else "ended"
     if trial.verdict == INCONCLUSIVE:  # the trainable said so itself: it ended before a verdict
-        holding = [r for r in sweep.rules if r.holds(trial.last)]
-        why = f" while {holding[0].describe()}" if holding else ", before the rules could judge it"
-        ended = "cut by the scheduler" if sweep.max_iterations and n < sweep.max_iterations else "ended"
+        why = f" while {holding[0]}" if holding else ", before the rules could judge it"
         return INCONCLUSIVE, f"{ended} at report {n}{why}"
     if not trial.reports:
         return UNJUDGED, "no report"
-    if not sweep.max_iterations or n >= sweep.max_iterations:
-        return HEALTHY, ""  # ran every report (or the horizon is unknown: the verdict stands)
-    holding = [r for r in sweep.rules if r.holds(trial.last)]
-    if holding:
-        return COLLAPSING, (f"cut by the scheduler at report {n} while {holding[0].describe()} "
-                            f"(patience {holding[0].patience})")
-    if n < sweep.horizon:
-        return UNJUDGED, f"cut by the scheduler at report {n}, before the rules could fire (report {sweep.horizon})"
-    return HEALTHY, f"cut by the scheduler at report {n}"
+    if holding and cut:
+        return COLLAPSING, f"{ended} at report {n} while {holding[0]}"
+    if waiting:
+        return (UNJUDGED if cut else INCONCLUSIVE), f"{ended} at report {n}, before the rules could fire ({waiting[0]})"
+    return HEALTHY, f"cut by the scheduler at report {n}" if cut else ""  # ran every report: the verdict stands
+
+
+def replay(reports: list[dict[str, Any]], rules: tuple[Rule, ...]) -> list[CollapseRule]:
+    """Each rule this version reads, fed a trial's reports in order (a metric a report lacks
+    is NaN: no evidence of collapse), as the trainable's own check saw them. Reports before
+    the first one given (a caller that has only the last) count as seen, with no values."""
+    checks = [rule.build() for rule in rules if rule.known]
+    before = _int(reports[0].get("training_iteration"), 1) - 1 if reports else 0
+    for check in checks:
+        check.load_state_dict({"seen": before, "streak": 0})
+    for report in reports:
+        for check in checks:
+            check.update({m: _nan(report.get(m)) for m in check.metrics})
+    return checks
 
 
 # -- internals -------------------------------------------------------------------------
@@ -567,33 +518,14 @@ def _config(state_config: Any, params: dict) -> dict[str, Any]:
 
 
 def _dimension(name: str, raw: Any) -> Dimension:
-    if isinstance(raw, dict) and len(raw) == 1:
+    try:
+        dist = Distribution.from_yaml(raw)
+    except SpecError:  # a kind a newer version wrote, or bounds this one refuses: kept as written
+        if not (isinstance(raw, Mapping) and len(raw) == 1):
+            return Dimension(name, "const", (raw,))
         (kind, args), = raw.items()
-        kind = {"int": "randint"}.get(str(kind), str(kind))
-        args = tuple(args) if isinstance(args, list) else (args,)
-        return Dimension(name, kind, args)
-    return Dimension(name, "const", (raw,))
-
-
-def _rules(raw: Any) -> Iterator[Rule]:
-    for entry in raw if isinstance(raw, list) else []:
-        if not isinstance(entry, dict):
-            continue
-        conditions = tuple(_conditions(entry))
-        if conditions:
-            yield Rule(conditions, patience=_int(entry.get("patience"), 1), grace=_int(entry.get("grace"), 0))
-
-
-def _conditions(entry: dict) -> Iterator[Condition]:
-    if isinstance(entry.get("metric"), str):
-        below, above = _float(entry.get("below")), _float(entry.get("above"))
-        if below is not None and above is not None:
-            below = above = None  # not a form this module knows: keep the metric, no line
-        yield Condition(entry["metric"], below=below, above=above)
-    group = entry.get("all")
-    for sub in group if isinstance(group, list) else []:
-        if isinstance(sub, dict):
-            yield from _conditions(sub)
+        return Dimension(name, ALIASES.get(str(kind), str(kind)), tuple(args) if isinstance(args, list) else (args,))
+    return Dimension(name, dist.kind, tuple(thaw(dist.args)))
 
 
 def _last_line(text: str | None) -> str:

@@ -105,6 +105,20 @@ def test_condition_yaml_round_trips_and_rejects_what_is_wrong():
         Rule.from_yaml({"metric": U, "fell_from_best": 1.5})
 
 
+def test_rule_read_never_fails_and_keeps_what_it_cannot_parse_as_unknown():
+    raw = {"metric": U, "below": 20, "unless_improving": {"by": 1, "over": 3}, "patience": 2}
+    assert Rule.read(raw) == Rule.from_yaml(raw)
+    assert Rule.read(raw).text() == f"{U} < 20 unless improving by 1 over 3 reports"
+    newer = Rule.read({"all": [{"metric": "a", "above": 0.9}, {"metric": "b", "trend": -1}], "patience": 3})
+    assert not newer.known and (newer.patience, newer.all) == (3, True)
+    assert newer.conditions[0] == Above("a", 0.9) and newer.text() == "a > 0.9 and b (unknown rule kind: trend)"
+    assert newer.conditions[1].to_yaml() == {"metric": "b", "trend": -1}  # kept as written
+    assert not newer.conditions[1].holds([1.0, 2.0]) and newer.conditions[1].margin([1.0]) == -math.inf
+    odd = Rule.read({"metric": U, "below": 1, "patience": 0})  # counts it cannot read take their defaults
+    assert odd.known and odd.patience == 1
+    assert Rule.read("not a rule").text() == "(unknown rule kind: not a rule)"
+
+
 def test_earliest_report_counts_grace_patience_and_the_reports_a_condition_needs():
     assert Rule((Below(U, 20),), patience=2, grace=3).earliest_report == 5
     assert Rule.from_yaml({"metric": U, "below": 20, "unless_improving": {"by": 1, "over": 3},

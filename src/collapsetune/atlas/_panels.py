@@ -12,14 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from collapsetune.collapse import COLLAPSED, COLLAPSING, DIVERGED, HEALTHY, RUNNING
 from collapsetune.pareto import front as pareto_front
-from collapsetune.results import (
-    COLLAPSED,
-    COLLAPSING,
-    DIVERGED,
-    HEALTHY,
-    SweepResults,
-)
+from collapsetune.results import SweepResults
 
 # Panel titles: stable strings (tests and the browser check look for them).
 PARALLEL_TITLE = "Knobs of every trial, coloured by outcome"
@@ -30,20 +25,19 @@ IMPORTANCE_TITLE = "Knob importance for collapse and for the objective"
 
 # Colour groups: the four a reader tells apart at a glance; hover text and tables keep the
 # exact outcome (error, unjudged, running, collapsing).
-GROUPS = ("healthy", "collapsed", "diverged", "other")
-COLOURS = {"healthy": "#2ca02c", "collapsed": "#d62728", "diverged": "#9467bd", "other": "#9a9a9a"}
+OTHER = "other"
+GROUPS = (HEALTHY, COLLAPSED, DIVERGED, OTHER)
+COLOURS = {HEALTHY: "#2ca02c", COLLAPSED: "#d62728", DIVERGED: "#9467bd", OTHER: "#9a9a9a"}
 COLLAPSE_LIKE = (COLLAPSED, COLLAPSING)  # what a collapse rate counts
 JUDGED = (HEALTHY, COLLAPSED, COLLAPSING, DIVERGED)  # trials whose rules had their say
 
 
 def group(outcome: str) -> str:
-    if outcome == HEALTHY:
-        return "healthy"
     if outcome in COLLAPSE_LIKE:
-        return "collapsed"
-    if outcome == DIVERGED:
-        return "diverged"
-    return "other"
+        return COLLAPSED
+    if outcome in (HEALTHY, DIVERGED):
+        return outcome
+    return OTHER
 
 
 @dataclass
@@ -247,11 +241,11 @@ def trajectories(results: SweepResults) -> list[Trajectories]:
             ended_early = results.sweep.max_iterations and t.iterations < results.sweep.max_iterations
             if t.collapse_iteration and t.collapse_iteration in steps:
                 stopped = (t.collapse_iteration, values[steps.index(t.collapse_iteration)])
-            elif ended_early and t.outcome != "running":
+            elif ended_early and t.outcome != RUNNING:
                 stopped = (steps[-1], values[-1])
             lines.append(Line(t.trial_id, group(t.outcome), t.outcome, steps, values, stopped))
         thresholds = [
-            (c.threshold, f"rule {i + 1}: {'<' if c.below is not None else '>'} {c.threshold:g}")
+            (c.threshold, f"rule {i + 1}: {c.bound()}")
             for i, rule in enumerate(results.sweep.rules) for c in rule.conditions
             if c.metric == metric and c.threshold is not None
         ]
@@ -274,7 +268,7 @@ def diversity_direction(results: SweepResults) -> str:
     for rule in results.sweep.rules:
         for c in rule.conditions:
             if c.metric == main_diversity(results):
-                return "min" if c.above is not None else "max"
+                return "max" if c.falls else "min"
     return "max"
 
 

@@ -12,6 +12,7 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from collapsetune.atlas._panels import (
+    COLLAPSED,
     COLOURS,
     GROUPS,
     IMPORTANCE_TITLE,
@@ -60,7 +61,7 @@ def rate_figure(r: Rates) -> go.Figure:
     for i, name in enumerate(names):
         bars = r.per_knob[name]
         fig.add_trace(go.Bar(
-            x=[b.label for b in bars], y=[b.rate for b in bars], marker_color=COLOURS["collapsed"],
+            x=[b.label for b in bars], y=[b.rate for b in bars], marker_color=COLOURS[COLLAPSED],
             text=[f"{b.collapsed}/{b.judged}" for b in bars], textposition="outside", showlegend=False,
             hovertemplate="%{x}: %{text} collapsed<extra>" + html.escape(name) + "</extra>"),
             row=i // cols + 1, col=i % cols + 1)
@@ -120,7 +121,7 @@ def pareto_figure(p: Pareto) -> go.Figure:
 
 def importance_figure(imp: Importance) -> go.Figure:
     fig = go.Figure()
-    for values, name, colour, note in ((imp.collapse, "for collapse", COLOURS["collapsed"], imp.collapse_note),
+    for values, name, colour, note in ((imp.collapse, "for collapse", COLOURS[COLLAPSED], imp.collapse_note),
                                        (imp.objective, "for the objective", "#1f77b4", imp.objective_note)):
         if values is not None:
             fig.add_trace(go.Bar(y=imp.knobs, x=values, orientation="h", name=f"{name} ({note})",

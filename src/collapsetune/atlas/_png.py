@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from collapsetune.atlas._panels import (
+    COLLAPSED,
     COLOURS,
     GROUPS,
     IMPORTANCE_TITLE,
@@ -73,7 +74,7 @@ def rate_png(r: Rates, path: Path) -> Path:
     for ax, name in zip(axes.flat, names):
         bars = r.per_knob[name]
         x = np.arange(len(bars))
-        ax.bar(x, [b.rate for b in bars], color=COLOURS["collapsed"])
+        ax.bar(x, [b.rate for b in bars], color=COLOURS[COLLAPSED])
         for xi, b in zip(x, bars):
             ax.text(xi, b.rate + 0.03, f"{b.collapsed}/{b.judged}", ha="center", fontsize=7)
         ax.set_xticks(x, [b.label for b in bars], fontsize=7, rotation=20)
@@ -139,7 +140,7 @@ def importance_png(imp: Importance, path: Path) -> Path:
     fig.subplots_adjust(top=1 - 0.75 / height, left=0.22, bottom=1.3 / height)
     y = np.arange(len(imp.knobs))
     drawn = False
-    for offset, values, label, colour in ((-0.2, imp.collapse, f"for collapse ({imp.collapse_note})", COLOURS["collapsed"]),
+    for offset, values, label, colour in ((-0.2, imp.collapse, f"for collapse ({imp.collapse_note})", COLOURS[COLLAPSED]),
                                           (0.2, imp.objective, f"for the objective ({imp.objective_note})", "#1f77b4")):
         if values is not None:
             ax.barh(y + offset, values, height=0.38, color=colour, label=label)

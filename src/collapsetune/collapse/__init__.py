@@ -16,15 +16,21 @@ from collapsetune.collapse._conditions import (
     Condition,
     FellFromBest,
     UnlessImproving,
+    Unknown,
     parse_condition,
+    read_condition,
 )
 from collapsetune.collapse._rules import (
     COLLAPSED,
+    COLLAPSING,
     DIVERGED,
     ERROR,
     HEALTHY,
     INCONCLUSIVE,
+    OUTCOMES,
+    RUNNING,
     STOPPING,
+    UNJUDGED,
     CollapseMonitor,
     CollapseRule,
     Rule,
@@ -38,6 +44,7 @@ MARGIN_KEY = "collapse/margin"
 
 __all__ = [
     "COLLAPSED",
+    "COLLAPSING",
     "DIVERGED",
     "ERROR",
     "HEALTHY",
@@ -46,9 +53,12 @@ __all__ = [
     "KINDS",
     "MARGIN_KEY",
     "MODIFIERS",
+    "OUTCOMES",
     "REASON_KEY",
+    "RUNNING",
     "STATUS_KEY",
     "STOPPING",
+    "UNJUDGED",
     "Above",
     "Below",
     "CollapseMonitor",
@@ -58,8 +68,10 @@ __all__ = [
     "FellFromBest",
     "Rule",
     "UnlessImproving",
+    "Unknown",
     "Verdict",
     "parse_condition",
+    "read_condition",
 ]
 
 

@@ -12,14 +12,18 @@ exactly one kind key, and optional modifiers:
 Conditions are pure: `holds(values)` looks at the metric's values reported so far (oldest
 first, the current report last); the rule that owns them keeps the values, its patience and
 its grace. A new kind is one class here with a `KIND` key, registered in `KINDS` (or
-`MODIFIERS` for one that wraps another), and one test.
+`MODIFIERS` for one that wraps another), and one test: `report`, the atlas and MLflow's notes
+read rules through these classes (`text`, `threshold`, `falls`), so they need no edit.
+
+A condition this version cannot read (a kind a newer version wrote into a results folder)
+is read as `Unknown`: shown as such, never holding, never judged here.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from collapsetune.errors import SpecError, raise_all
@@ -55,6 +59,24 @@ class Condition:
     def to_yaml(self) -> dict:
         raise NotImplementedError
 
+    # What readers of results show and draw (`report`, the atlas, MLflow's notes); the
+    # defaults fit any kind, so a new kind needs to override them only to read better.
+
+    falls: ClassVar[bool] = True  # collapse shows as the metric falling (False: rising)
+
+    @property
+    def threshold(self) -> float | None:
+        """A fixed value of the metric it holds past, to draw as a line; None when its bound moves."""
+        return None
+
+    def bound(self) -> str:
+        """What it says of the metric, as written: `< 20`, `fell 50% from its best`."""
+        return ", ".join(f"{k} {v}" for k, v in self.to_yaml().items() if k != "metric")
+
+    def text(self) -> str:
+        """The condition as written: `collapse/unique_tokens < 20`."""
+        return f"{self.metric} {self.bound()}"
+
 
 def _latest(values: Sequence[float]) -> float:
     return float(values[-1]) if values else math.nan
@@ -84,6 +106,13 @@ class Below(Condition):
     def to_yaml(self) -> dict:
         return {"metric": self.metric, "below": self.value}
 
+    @property
+    def threshold(self) -> float:
+        return self.value
+
+    def bound(self) -> str:
+        return f"< {_fmt(self.value)}"
+
 
 @dataclass(frozen=True)
 class Above(Condition):
@@ -105,6 +134,15 @@ class Above(Condition):
 
     def to_yaml(self) -> dict:
         return {"metric": self.metric, "above": self.value}
+
+    falls: ClassVar[bool] = False
+
+    @property
+    def threshold(self) -> float:
+        return self.value
+
+    def bound(self) -> str:
+        return f"> {_fmt(self.value)}"
 
 
 @dataclass(frozen=True)
@@ -151,6 +189,9 @@ class FellFromBest(Condition):
 
     def to_yaml(self) -> dict:
         return {"metric": self.metric, "fell_from_best": self.fraction}
+
+    def bound(self) -> str:
+        return f"fell {self.fraction:.0%} from its best"
 
 
 @dataclass(frozen=True)
@@ -206,6 +247,52 @@ class UnlessImproving(Condition):
     def to_yaml(self) -> dict:
         return {**self.inner.to_yaml(), "unless_improving": {"by": self.by, "over": self.over}}
 
+    @property
+    def falls(self) -> bool:  # type: ignore[override]
+        return self.inner.falls
+
+    @property
+    def threshold(self) -> float | None:
+        return self.inner.threshold
+
+    def bound(self) -> str:
+        return f"{self.inner.bound()} unless improving by {_fmt(self.by)} over {self.over} reports"
+
+
+@dataclass(frozen=True)
+class Unknown(Condition):
+    """A condition this version cannot read, kept as written: a kind a newer version wrote
+    into a results folder, or a form it does not know. It never holds, so a rule holding one
+    never fires here and is not replayed; readers show it as unknown.
+
+    Example:
+        >>> Unknown("collapse/entropy", {"metric": "collapse/entropy", "trend": -0.1}).text()
+        'collapse/entropy (unknown rule kind: trend)'
+    """
+
+    KIND: ClassVar[str] = "unknown"
+    metric: str
+    raw: Any = field(default=None, compare=False)  # the YAML as written
+
+    def holds(self, values: Sequence[float]) -> bool:
+        return False
+
+    def margin(self, values: Sequence[float]) -> float:
+        return -math.inf
+
+    def describe(self, values: Sequence[float]) -> str:
+        return self.text()
+
+    def to_yaml(self) -> Any:
+        return self.raw
+
+    def bound(self) -> str:
+        keys = [str(k) for k in self.raw if k != "metric"] if isinstance(self.raw, Mapping) else []
+        return f"(unknown rule kind: {', '.join(keys) or _show(self.raw)})"
+
+    def text(self) -> str:
+        return f"{self.metric} {self.bound()}" if self.metric else self.bound()
+
 
 KINDS: dict[str, type[Condition]] = {"below": Below, "above": Above, "fell_from_best": FellFromBest}
 MODIFIERS: dict[str, type[Condition]] = {"unless_improving": UnlessImproving}
@@ -240,6 +327,16 @@ def parse_condition(raw: Any, also: Sequence[str] = ()) -> Condition:
     return condition
 
 
+def read_condition(raw: Any) -> Condition:
+    """A condition as a results folder holds it, never failing: one this version cannot
+    parse (a kind a newer version wrote) is `Unknown`, keeping its metric."""
+    try:
+        return parse_condition(raw)
+    except SpecError:
+        metric = raw.get("metric") if isinstance(raw, Mapping) else None
+        return Unknown(metric if isinstance(metric, str) else "", raw)
+
+
 def _unless_improving(inner: Condition, raw: Any) -> Condition:
     from collapsetune.spec._base import number, show, unknown_key
 
@@ -262,3 +359,7 @@ def _unless_improving(inner: Condition, raw: Any) -> Condition:
 
 def _fmt(value: float) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _show(raw: Any) -> str:
+    return str(raw)[:80]

@@ -14,6 +14,11 @@ A verdict is one of:
   collapsed     a rule fired (sticky)
   diverged      a loss or the objective is not finite (sticky)
 and `error` is what a trial whose code failed gets in summaries and MLflow.
+
+Readers of a results folder (`report`, the atlas, MLflow's notes) call each trial by one of
+`OUTCOMES`: the verdicts above, `error`, and what the results imply beyond the verdict
+(`running`; `collapsing` and `unjudged` for a trial the scheduler cut while its verdict
+still said healthy, in results written before the trainable said inconclusive).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from collapsetune.collapse._conditions import FORM, Condition, parse_condition
+from collapsetune.collapse._conditions import FORM, Condition, Unknown, parse_condition, read_condition
 from collapsetune.errors import SpecError, raise_all
 
 HEALTHY = "healthy"
@@ -33,6 +38,14 @@ COLLAPSED = "collapsed"
 DIVERGED = "diverged"
 ERROR = "error"  # the trial's code raised (or its process died) for good: no verdict
 STOPPING = (COLLAPSED, DIVERGED)  # verdicts that end a trial and penalise its objective
+# Outcomes a results folder implies beyond the trainable's verdict: a trial the scheduler cut
+# while "healthy" was not necessarily healthy (issue: ASHA cut a trial mid-collapse, inside
+# its rule's patience, and it was called the best healthy trial).
+COLLAPSING = "collapsing"  # cut while a collapse condition held on its last report
+UNJUDGED = "unjudged"  # cut before every rule had seen enough reports to fire
+RUNNING = "running"  # still running (or pending) when the folder was read
+# Best first: the order `report` lists trials in, and the atlas's legend order.
+OUTCOMES = (HEALTHY, RUNNING, INCONCLUSIVE, UNJUDGED, COLLAPSING, COLLAPSED, DIVERGED, ERROR)
 
 _FORMS = f"a condition {FORM} with patience? and grace?, or a group {{all: [conditions], patience?, grace?}}"
 
@@ -70,6 +83,15 @@ class Rule:
         return tuple(c.metric for c in self.conditions)
 
     @property
+    def known(self) -> bool:
+        """Every condition is of a kind this version reads (see `Rule.read`)."""
+        return not any(isinstance(c, Unknown) for c in self.conditions)
+
+    def text(self) -> str:
+        """Its conditions as written: `collapse/unique_tokens < 20 and ...`."""
+        return " and ".join(c.text() for c in self.conditions)
+
+    @property
     def earliest_report(self) -> int:
         """The first report on which the rule can fire (and a healthy trial be judged)."""
         return self.grace + max(c.reports_needed for c in self.conditions) + self.patience - 1
@@ -104,6 +126,24 @@ class Rule:
             del probe
         raise_all(errors)
         return cls(tuple(conditions), **counts, all=group)
+
+    @classmethod
+    def read(cls, raw: Any) -> Rule:
+        """A rule as a results folder holds it, never failing: what `from_yaml` refuses (a
+        kind a newer version wrote) keeps its metrics with `Unknown` conditions, and counts
+        it cannot read take their defaults."""
+        try:
+            return cls.from_yaml(raw)
+        except SpecError:
+            pass
+        if not isinstance(raw, Mapping):
+            return cls((Unknown("", raw),))
+        group = raw.get("all")
+        items = group if isinstance(group, list) and group else [
+            {k: v for k, v in raw.items() if k not in ("patience", "grace")}]
+        counts = {k: raw[k] for k, least in (("patience", 1), ("grace", 0))
+                  if isinstance(raw.get(k), int) and not isinstance(raw[k], bool) and raw[k] >= least}
+        return cls(tuple(read_condition(c) for c in items), **counts, all=len(items) > 1 or group is not None)
 
     def to_yaml(self) -> dict:
         counts = {"patience": self.patience, "grace": self.grace}
