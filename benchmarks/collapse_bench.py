@@ -537,6 +537,8 @@ def _quantiles(values: list[float]) -> dict:
     def q(p: float) -> float:
         i = p * (len(xs) - 1)
         lo, hi = math.floor(i), math.ceil(i)
+        if lo == hi or xs[lo] == xs[hi] or math.isinf(xs[hi]):  # inf: a seed that never got there
+            return xs[lo] if lo == hi or xs[lo] == xs[hi] else math.inf
         return xs[lo] + (xs[hi] - xs[lo]) * (i - lo)
 
     return {"median": q(0.5), "p10": q(0.1), "p90": q(0.9), "n": len(xs)}
@@ -696,6 +698,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--plots", type=Path, default=ROOT / "docs" / "plots")
     parser.add_argument("--surrogate-check", action="store_true")
+    parser.add_argument("--refresh", action="store_true",
+                        help="summarise cells again from the per-seed cache (after a change to the summary)")
     parser.add_argument("--with-points", action="store_true",
                         help="keep the sweep's points_to_evaluate (its known fixes) as the first trials")
     args = parser.parse_args(argv)
@@ -726,7 +730,7 @@ def main(argv: list[str] | None = None) -> dict:
                 key = f"{model}/{trials}/{workers}/{args.seeds}"
                 done = {r["method"] for r in doc["rows"] if f"{r['model']}/{r['trials']}/{r['workers']}/{r['seeds']}" == key
                         and r.get("table_rows") == len(table.rows) and r.get("with_points") == WITH_POINTS}
-                if set(args.methods) <= done:
+                if set(args.methods) <= done and not args.refresh:
                     print(f"{key}: already measured, kept")
                     continue
                 began = time.monotonic()

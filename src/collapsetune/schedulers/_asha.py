@@ -12,7 +12,7 @@ every healthy trial lands in the top 1/reduction_factor and ASHA stops pruning a
 trials at all (0 cuts in 3 seeds on MoP-CLIP where plain ASHA cut 2/0/4). `CollapseASHA`
 therefore *removes* a trial's records from every rung on the report where it is marked
 collapsed or diverged: a rung's cutoff is the quantile among the trials that can still be
-picked, whatever number of collapsed trials sits below them (docs/benchmarks.md, section 10,
+picked, whatever number of collapsed trials sits below them (docs/benchmarks.md, section 12,
 measures both on the replayed benchmark).
 
 This reaches into ASHA's bookkeeping (`_trial_info`, `_rungs`), a developer API that may

@@ -1,0 +1,72 @@
+"""Which grace, patience and waiting a model's shipped rules should have: a scan on the
+replayed benchmark (issue 24, item 4: defaults from evidence).
+
+Each variant is the shipped sweep with every collapse rule's `grace` and `patience` set (and
+optionally `unless_improving`), replayed through collapse_bench.py's real searcher,
+CollapseASHA, stopper and rules on the model's curve table, on the same seeds as FIFO and the
+oracle. What decides a default: recoveries killed (share of seeds in which a trial whose full
+curve does not end collapsed was stopped as collapsed; goal <= 5%), picked trial collapsed
+(goal: never), and the CPU that buys (x FIFO, x oracle).
+
+Run:  python benchmarks/rule_scan.py mop_clip --grace 4 6 8 --patience 1 2 3 --seeds 20
+Writes benchmarks/results/rule_scan_<model>.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import collapse_bench as cb  # noqa: E402  (benchmarks/ is not a package)
+
+
+def variants(table: cb.Table, graces: list[int], patiences: list[int], waiting: bool) -> list[cb.Method]:
+    out = []
+    for grace, patience, wait in itertools.product(graces, patiences, [False, True] if waiting else [False]):
+        sets = []
+        for i, rule in enumerate(table.rules):
+            sets += [f"collapse.{i}.grace={grace}", f"collapse.{i}.patience={patience}"]
+            if wait:
+                by = cb.IMPROVING_BY[rule.conditions[0].metric]
+                sets.append(f"collapse.{i}.unless_improving={{by: {by}, over: 3}}")
+        name = f"grace {grace}, patience {patience}" + (", unless improving" if wait else "")
+        out.append(cb.Method(name, tuple(sets)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("model", choices=sorted(cb.TABLES))
+    parser.add_argument("--grace", nargs="+", type=int, default=[4, 6, 8])
+    parser.add_argument("--patience", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--waiting", action="store_true", help="also each with unless_improving")
+    parser.add_argument("--trials", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    cb._quiet()
+    table = cb.Table(args.model)
+    methods = variants(table, args.grace, args.patience, args.waiting)
+    for m in methods:
+        cb.METHODS[m.name] = m
+    out = args.out or ROOT / "benchmarks" / "results" / f"rule_scan_{args.model}.json"
+    names = ["fifo", "oracle", "collapsetune"] + [m.name for m in methods]
+    rows, _ = cb.cell(table, names, args.trials, args.workers, list(range(args.seeds)),
+                      cache=out.with_name(out.stem + "_seeds.jsonl"))
+    shipped = {f"grace {r.grace}, patience {r.patience}" for r in table.rules}
+    doc = {"command": "python benchmarks/rule_scan.py " + " ".join(sys.argv[1:] if argv is None else argv),
+           "model": args.model, "shipped": sorted(shipped), "table_rows": len(table.rows), "rows": rows}
+    out.write_text(json.dumps(doc, indent=1))
+    print(cb.markdown(rows))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
