@@ -29,7 +29,8 @@ with the same patience: what a Ray Tune user writes instead), `optuna_pruner` (a
 with TPE, SuccessiveHalvingPruner on the raw objective and ThresholdPruner on each collapse
 metric), `collapsetune` (the shipped sweep as written), its variants `eager` (patience 1),
 `unless_improving` (the shipped thresholds waiting while the metric improves) and
-`constraints` (search.constraints: true), and `oracle` (FIFO that stops every trial that ends
+`constraints` (search.constraints: true), `forecast` (collapse_forecast: the rules plus a
+stop when a model fitted on the sweep's judged trials is confident; collapsetune.forecast), and `oracle` (FIFO that stops every trial that ends
 collapsed at the onset of that collapse, and nothing else).
 
 Truth (the same for every method): a report is *healthy* when the shipped rules, run over
@@ -171,7 +172,9 @@ class Method:
     # penalised_rungs: CollapseASHA as it was before issue 29 (collapsed trials' rung records
     # rewritten to the penalty instead of removed)
     scheduler: str = "sweep"
-    stopper: str = "collapse"  # collapse: CollapseStopper; function: the five-line FunctionStopper; oracle
+    # collapse: CollapseStopper; forecast: the sweep's ForecastStopper (collapse_forecast:);
+    # function: the five-line FunctionStopper; oracle
+    stopper: str = "collapse"
     optuna_only: bool = False  # optuna_pruner: an Optuna study with its own pruners, no Ray
     judged: bool = True  # the pick is among trials the method's own rules call healthy
 
@@ -187,6 +190,7 @@ METHODS = {m.name: m for m in [
     Method("eager", ("__eager__",)),
     Method("unless_improving", ("__unless_improving__",)),
     Method("constraints", ("search.constraints=true",)),
+    Method("forecast", ("collapse_forecast={min_trials: 20, max_false_stop: 0.05}",), stopper="forecast"),
     Method("oracle", PLAIN + ("scheduler={type: fifo}",), stopper="oracle", judged=False),
 ]}
 # How much a collapse metric must move back, over 3 reports, for `unless_improving` to wait.
@@ -287,7 +291,7 @@ def replay(table: Table, method: Method, trials: int, workers: int, seed: int, e
     from ray.tune.stopper import FunctionStopper
 
     from collapsetune.collapse import CollapseStopper
-    from collapsetune.launch import make_searcher
+    from collapsetune.launch import make_searcher, make_stopper
     from collapsetune.spec import param_space
     from collapsetune.trainable import TrialPlan
 
@@ -305,6 +309,8 @@ def replay(table: Table, method: Method, trials: int, workers: int, seed: int, e
     scheduler.set_search_properties("objective", spec.objective.mode)
     if method.stopper == "collapse":
         stopper = CollapseStopper(max_iterations=spec.max_iterations)
+    elif method.stopper == "forecast":
+        stopper = make_stopper(spec)
     elif method.stopper == "function":
         stopper = _function_stopper(table)
     elif method.stopper == "oracle":
@@ -340,7 +346,9 @@ def replay(table: Table, method: Method, trials: int, workers: int, seed: int, e
         run.cpu_s += cost
         t.reports = k + 1
         result = plan.judge(monitor, dict(t.row.reports[k]))
-        result.update(training_iteration=k + 1, trial_id=t.trial_id, time_this_iter_s=cost, done=False)
+        # Tune's Trainable adds the trial's config to every result (the forecast reads knobs there).
+        result.update(training_iteration=k + 1, trial_id=t.trial_id, time_this_iter_s=cost, done=False,
+                      config=trial.config)
         if method.stopper == "oracle":
             stop_now = t.row.onset is not None and k + 1 >= t.row.onset
             result["oracle/stop"] = stop_now

@@ -42,3 +42,15 @@ def test_advice_when_relative_results_would_land_outside_the_sweeps_project(tmp_
     assert absolute.advice() == []
     monkeypatch.chdir(ROOT)
     assert load_sweep(ROOT / "sweeps" / "smoke.yaml").advice() == []
+
+
+def test_make_stopper_is_the_forecast_stopper_only_with_collapse_forecast():
+    from collapsetune.collapse import CollapseStopper, ForecastStopper
+    from collapsetune.launch import make_stopper
+
+    sweep = Path(__file__).resolve().parents[1] / "sweeps" / "mop_clip.yaml"
+    assert type(make_stopper(load_sweep(sweep))) is CollapseStopper
+    stopper = make_stopper(load_sweep(sweep, ["collapse_forecast={min_trials: 30, max_false_stop: 0.1}"]))
+    assert isinstance(stopper, ForecastStopper) and stopper.penalties == {"objective": -1e9}
+    f = stopper.forecaster
+    assert (f.judged_at, f.min_trials, f.max_false_stop, f.first_report) == (6, 30, 0.1, 1)

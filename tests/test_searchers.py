@@ -37,6 +37,13 @@ def test_the_collapse_margin_is_the_samplers_constraint():
     assert [t.number for t in below] == [1]
 
 
+def test_a_trial_the_forecast_stopped_is_infeasible_by_its_forecast():
+    searcher = _searcher()
+    searcher.suggest("f")  # healthy-looking margin, but the forecast says 0.9 collapsed
+    searcher.on_trial_complete("f", {"objective": 1e9, "collapse/margin": -0.1, "collapse.forecast": 0.9})
+    assert searcher._ot_study.get_trials()[0].constraints == {"collapse": pytest.approx(0.4)}
+
+
 def test_without_constraints_a_trial_carries_none():
     searcher = CollapseOptunaSearch(sampler=make_sampler("tpe", 0), seed=0)
     searcher.set_search_properties("objective", "min", SPACE)

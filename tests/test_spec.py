@@ -474,3 +474,37 @@ def test_constraints_and_sampler_need_optuna(sweeps):
     assert_says(error(sweep(sweeps, search={"sampler": "cmaes"})), "search.sampler", "tpe", "nsga2", "gp")
     spec = load_sweep(sweep(sweeps, search={"constraints": True, "sampler": "nsga2"}))
     assert spec.search.constraints and spec.search.sampler == "nsga2"
+
+
+# --- collapse_forecast ------------------------------------------------------------------
+
+RULE = {"metric": "collapse/entropy", "below": 0.5, "grace": 2, "patience": 2}  # judges on report 4
+
+
+def test_collapse_forecast_defaults_and_round_trip(sweeps):
+    spec = load_sweep(sweep(sweeps, collapse=[RULE], collapse_forecast={"min_trials": 30}))
+    forecast = spec.collapse_forecast
+    assert (forecast.min_trials, forecast.max_false_stop, forecast.first_report) == (30, 0.05, 1)
+    assert spec_to_dict(spec)["collapse_forecast"]["min_trials"] == 30
+    assert load_sweep(sweep(sweeps, collapse=[RULE])).collapse_forecast is None
+
+
+def test_collapse_forecast_bad_values_name_key_and_form(sweeps):
+    path = sweep(sweeps, collapse=[RULE], collapse_forecast={"min_trial": 20})
+    assert_says(error(path), str(path), "collapse_forecast.min_trial: unknown key", "did you mean 'min_trials'")
+    path = sweep(sweeps, collapse=[RULE], collapse_forecast={"max_false_stop": 0})
+    assert_says(error(path), "collapse_forecast.max_false_stop: max_false_stop must be > 0, got 0")
+    path = sweep(sweeps, collapse=[RULE], collapse_forecast={"min_trials": "many"})
+    assert_says(error(path), "collapse_forecast.min_trials: expected an integer, got 'many'")
+
+
+def test_collapse_forecast_needs_rules_and_a_report_before_they_judge(sweeps):
+    assert_says(error(sweep(sweeps, collapse_forecast={})), "collapse_forecast: needs collapse rules")
+    path = sweep(sweeps, collapse=[RULE], collapse_forecast={"first_report": 4})
+    assert_says(error(path), "collapse_forecast.first_report: must be below 4", "got 4")
+
+
+def test_collapse_forecast_refused_beside_a_rescuing_scheduler(sweeps):
+    path = sweep(sweeps, collapse=[RULE], collapse_forecast={}, search={"algorithm": "random"},
+                 search_space={"lr": {"loguniform": [1.0e-4, 1.0e-2]}}, scheduler={"type": "pbt", "mutable": ["lr"]})
+    assert_says(error(path), "collapse_forecast: scheduler pbt rescues collapsed trials")

@@ -34,7 +34,7 @@ from collapsetune.registry import has_state, resolve_trainable, wrapper_modules
 from collapsetune.records import TrialRecords
 from collapsetune.spec import MlflowSpec, SweepSpec, dump_spec, load_sweep, param_space
 from collapsetune.storage import driver_lock, experiment_states, location, new_folder, read_text, rename, write_text
-from collapsetune.trainable import TrialPlan, make_trainable, objective_key
+from collapsetune.trainable import WORST_OBJECTIVE, TrialPlan, make_trainable, objective_key
 
 UNREADABLE_SUFFIX = ".unreadable"  # a damaged experiment snapshot, set aside by `resume --older-snapshot`
 
@@ -205,8 +205,7 @@ def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_
             storage_path=storage,
             # A scheduler that rescues collapsed trials (PBT) is consulted first: the stopper
             # leaves them to it.
-            stop=CollapseStopper(max_iterations=spec.max_iterations,
-                                 stop_collapsed=not spec.scheduler.rescues_collapsed),
+            stop=make_stopper(spec),
             callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(
@@ -222,6 +221,24 @@ def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_
             verbose=0 if progress else 1,
         ),
     )
+
+
+def make_stopper(spec: SweepSpec) -> CollapseStopper:
+    """The sweep's stopper: `CollapseStopper`, or `ForecastStopper` with `collapse_forecast:`.
+    A scheduler that rescues collapsed trials (PBT) is consulted first: the stopper leaves
+    them to it (the spec refuses a forecast beside such a scheduler)."""
+    forecast = spec.collapse_forecast
+    if forecast is None:
+        return CollapseStopper(max_iterations=spec.max_iterations, stop_collapsed=not spec.scheduler.rescues_collapsed)
+    from collapsetune.collapse import ForecastStopper
+    from collapsetune.forecast import CollapseForecaster
+
+    forecaster = CollapseForecaster(judged_at=max(rule.earliest_report for rule in spec.collapse),
+                                    min_trials=forecast.min_trials, max_false_stop=forecast.max_false_stop,
+                                    first_report=forecast.first_report)
+    penalties = {objective_key(i): WORST_OBJECTIVE if o.mode == "min" else -WORST_OBJECTIVE
+                 for i, o in enumerate(spec.objective.all, start=1)}
+    return ForecastStopper(forecaster, max_iterations=spec.max_iterations, penalties=penalties)
 
 
 def _search_dirs(spec: SweepSpec) -> list[Path]:

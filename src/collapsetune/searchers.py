@@ -6,7 +6,8 @@
   the nearest collapse rule's bound; > 0 while a rule's conditions hold) becomes the Optuna
   trial's constraint `collapse` (Optuna 5's `Trial.set_constraint`): TPE, NSGA-II and GP then
   model where collapse happens separately from the objective, instead of learning it only as
-  the penalised objective (1e9) that ASHA also sees.
+  the penalised objective (1e9) that ASHA also sees. A trial the forecast stopped
+  (`collapse_forecast:`) is infeasible as well when its forecast P(collapse) is above 1/2.
 - **Several objectives.** With a list of metrics and modes (the trainable reports the first
   as `objective`, the others as `objective/2`, ...), Tune's single scheduler metric does not
   overwrite them.
@@ -40,6 +41,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from collapsetune.collapse import MARGIN_KEY
 from collapsetune.errors import SpecError
+from collapsetune.forecast import FORECAST_KEY
 
 CONSTRAINT = "collapse"  # the Optuna constraint: the trial's last collapse margin
 _LOST_ATTR = "collapsetune.lost"
@@ -124,6 +126,8 @@ class CollapseOptunaSearch(OptunaSearch):
         if self.constraints and ot_trial is not None and result and MARGIN_KEY in result:
             margin = float(result[MARGIN_KEY])
             margin = _BOUND if math.isnan(margin) else max(-_BOUND, min(_BOUND, margin))
+            if FORECAST_KEY in result:  # stopped by the forecast: infeasible when P(collapse) > 1/2
+                margin = max(margin, float(result[FORECAST_KEY]) - 0.5)
             ot_trial.set_constraint(CONSTRAINT, margin)
         super().on_trial_complete(trial_id, result, error)
 

@@ -1,7 +1,7 @@
 """Collapse rules, their conditions, the verdict they produce, and the stopper that acts on it.
 
-The stopper needs Ray; everything else here does not, so `collapsetune validate` (which
-parses rules) never imports Ray: `CollapseStopper` is loaded on first use.
+The stoppers need Ray; everything else here does not, so `collapsetune validate` (which
+parses rules) never imports Ray: `CollapseStopper` and `ForecastStopper` are loaded on first use.
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ __all__ = [
     "CollapseStopper",
     "Condition",
     "FellFromBest",
+    "ForecastStopper",
     "Rule",
     "UnlessImproving",
     "Unknown",
@@ -76,8 +77,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "CollapseStopper":
-        from collapsetune.collapse._stopper import CollapseStopper
+    if name in ("CollapseStopper", "ForecastStopper"):
+        from collapsetune.collapse import _stopper
 
-        return CollapseStopper
+        return getattr(_stopper, name)
     raise AttributeError(f"module 'collapsetune.collapse' has no attribute {name!r}")

@@ -45,3 +45,45 @@ class CollapseStopper(Stopper):
 
     def stop_all(self) -> bool:
         return False
+
+
+class ForecastStopper(CollapseStopper):
+    """`CollapseStopper` that also stops a trial when the sweep's forecast
+    (`collapsetune.forecast.CollapseForecaster`) is confident it will end collapsed.
+
+    Every result goes to the forecaster first (so it learns the rules' verdicts); while it
+    has no calibrated model the rules alone decide. On the reports it forecasts, the result
+    gets `collapse.forecast` (P(ends collapsed)), which callbacks (MLflow) log; a trial it
+    stops is marked in its result as the rules mark a collapsed one (`collapse.status`
+    collapsed, `collapse.reason` starting "forecast:", `collapse.iteration`, and the penalty
+    in `penalties`' keys), so ASHA, the searcher and MLflow treat it alike. Pickles with its
+    fitted models (Tune saves the stopper with the experiment).
+
+    Example:
+        >>> from collapsetune.forecast import CollapseForecaster
+        >>> stopper = ForecastStopper(CollapseForecaster(judged_at=6), max_iterations=12,
+        ...                           penalties={"objective": -1e9})
+    """
+
+    def __init__(self, forecaster, max_iterations: int | None = None,
+                 penalties: dict[str, float] | None = None) -> None:
+        super().__init__(max_iterations=max_iterations)
+        self.forecaster = forecaster
+        self.penalties = dict(penalties or {})
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        from collapsetune.collapse import COLLAPSED, ITERATION_KEY
+        from collapsetune.forecast import FORECAST_KEY
+
+        forecast = self.forecaster.observe(trial_id, result)
+        if forecast is not None:
+            result[FORECAST_KEY] = forecast.p
+        if super().__call__(trial_id, result):
+            return True
+        if forecast is None or not forecast.stop:
+            return False
+        result.update(self.penalties)
+        result[STATUS_KEY], result[REASON_KEY] = COLLAPSED, forecast.reason
+        result[ITERATION_KEY] = forecast.report
+        self.stopped[trial_id] = f"{COLLAPSED}: {forecast.reason}"
+        return True

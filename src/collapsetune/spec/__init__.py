@@ -18,6 +18,7 @@ from collapsetune.spec._distribution import KINDS, Distribution
 from collapsetune.spec._load import dump_spec, load_sweep, param_space, spec_to_dict
 from collapsetune.spec._schedulers import Scheduler
 from collapsetune.spec._sections import (
+    CollapseForecast,
     MlflowSpec,
     Objective,
     Resources,
@@ -28,6 +29,7 @@ from collapsetune.spec._sections import (
 
 __all__ = [
     "KINDS",
+    "CollapseForecast",
     "Distribution",
     "FrozenMap",
     "MlflowSpec",

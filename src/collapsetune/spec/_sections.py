@@ -131,6 +131,16 @@ class MlflowSpec(Section):
     tracking_uri: str | None = formed(tracking_problem, "sqlite:///mlflow.db")
 
 
+@dataclass(frozen=True)
+class CollapseForecast(Section):
+    """Stop a trial early when a model fitted on the sweep's own judged trials is confident
+    it will end collapsed (collapsetune.forecast). Example: `CollapseForecast(min_trials=20)`."""
+
+    min_trials: int = limited(20, ge=4)  # trials the rules have judged before the forecast may stop any
+    max_false_stop: float = limited(0.05, gt=0, le=0.5)  # share of recovering trials it may stop (conformal)
+    first_report: int = limited(1, ge=1)  # earliest report it may stop a trial on
+
+
 @dataclass(frozen=True, kw_only=True)
 class SweepSpec(Section):
     """A validated sweep file. Build with `load_sweep`; every YAML key is a field of the same name.
@@ -152,6 +162,7 @@ class SweepSpec(Section):
     search: Search = field(default_factory=Search)  # searcher
     scheduler: Scheduler = field(default_factory=Asha)  # by type: collapsetune.schedulers
     collapse: tuple[Rule, ...] = ()  # any rule that fires marks the trial collapsed
+    collapse_forecast: CollapseForecast | None = None  # null: only the rules stop collapsed trials
     resources: Resources = field(default_factory=Resources)  # per trial
     address: str | None = formed(address_problem, None)  # null: embedded local Ray; "auto" or host:port: a cluster
     storage: str = formed(storage_problem, "results")  # folder (relative: to the cwd at launch, ~: home) or a URI
@@ -209,6 +220,7 @@ class SweepSpec(Section):
             yield SpecError(f"scheduler {self.scheduler.type} makes the trials' configs itself (it copies and "
                             "perturbs trials), and Ray runs it only beside random search; set "
                             "search: {algorithm: random}", key="search.algorithm")
+        yield from self._forecast_problems()
         if self.objective.also:
             if self.search.algorithm != "optuna":
                 yield SpecError("several objectives need search.algorithm: optuna (its samplers look for "
@@ -242,6 +254,24 @@ class SweepSpec(Section):
                     self.search_space[key].check(value)
                 except SpecError as exc:
                     yield exc.within(where)
+
+    def _forecast_problems(self) -> Iterator[SpecError]:
+        forecast = self.collapse_forecast
+        if forecast is None:
+            return
+        if not self.collapse:
+            yield SpecError("needs collapse rules: the forecast learns from the verdicts they give",
+                            key="collapse_forecast")
+            return
+        judged = max(rule.earliest_report for rule in self.collapse)
+        if forecast.first_report >= judged:
+            yield SpecError(f"must be below {judged}, the report on which the rules first judge a trial "
+                            f"(grace + patience); from there the rules decide, got {forecast.first_report}",
+                            key="collapse_forecast.first_report")
+        if self.scheduler.rescues_collapsed:
+            yield SpecError(f"scheduler {self.scheduler.type} rescues collapsed trials instead of stopping "
+                            "them; the forecast only stops trials: remove one of the two",
+                            key="collapse_forecast")
 
     def _size_problems(self) -> Iterator[SpecError]:
         grid = {k: len(d.args) for k, d in self.search_space.items() if d.kind == "grid"}
