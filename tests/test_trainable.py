@@ -56,16 +56,53 @@ def test_collapsed_trial_gets_the_worst_objective_and_its_verdict(tmp_path):
     assert results[2]["collapse.iteration"] == 3 and results[2]["samples"] == "the the the"
 
 
-def test_pictures_are_drawn_on_log_spaced_reports_the_verdict_and_the_last(tmp_path):
-    trainable = _trainable(tmp_path, {"lr": 0.2})
+def _reports_drawn(trainable, reports: int) -> list[int]:
+    """Which of the next `reports` reports step() drew pictures on."""
     drawn = []
-    for _ in range(6):
+    for _ in range(reports):
         folder = Path(trainable.logdir) / "artifacts"
         shutil.rmtree(folder, ignore_errors=True)
         result = trainable.train()
         if folder.is_dir():
             drawn.append(result["training_iteration"])
-    assert drawn == [1, 2, 3, 4, 6]  # 1, 2, 4 log-spaced; 3 the verdict; 6 the last
+    return drawn
+
+
+def test_pictures_are_drawn_only_on_the_verdicts_report_and_the_last(tmp_path):
+    # Pictures are the costliest part of a report (benchmarks/report_cost.py), and each one
+    # overwrites the last: only the ones a trial ends with are ever seen.
+    assert _reports_drawn(_trainable(tmp_path, {"lr": 0.2}), 6) == [3, 6]  # 3: the verdict
+    assert _reports_drawn(_trainable(tmp_path, {"lr": 0.01}), 6) == [6]
+
+
+def test_a_trial_cut_early_gets_its_last_reports_pictures_from_its_final_checkpoint(tmp_path):
+    # ASHA cuts a healthy trial at report 5: Tune saves a checkpoint as the trial ends
+    # (checkpoint_at_end) and syncs its folder right after.
+    trainable = _trainable(tmp_path, {"lr": 0.01})
+    assert _reports_drawn(trainable, 5) == []
+    trainable.save(str(tmp_path / "ckpt"))
+    pictures = Path(trainable.logdir) / "artifacts" / "vocabulary.txt"
+    assert pictures.read_text() == "healthy\n"
+    pictures.unlink()
+    trainable.save(str(tmp_path / "again"))  # the same report: its pictures are already there
+    assert not pictures.exists()
+
+
+def test_a_wrapper_without_state_draws_on_its_first_report_too(tmp_path):
+    # No state_dict, so no checkpoint as it ends: Ray syncs a trial's files on its first report.
+    (tmp_path / "stateless.py").write_text(textwrap.dedent("""
+        class Stateless:
+            def __init__(self, config):
+                self.t = 0
+            def step(self):
+                self.t += 1
+                return {"val/loss": 1.0 / self.t, "collapse/unique_tokens": 50.0}
+            def write_artifacts(self, directory):
+                open(f"{directory}/t.txt", "w").write(str(self.t))
+    """))
+    plan = TrialPlan("stateless:Stateless", (str(tmp_path),), (RULE,), "val/loss", "min")
+    trainable = make_trainable(plan, "Stateless")(config={"max_iterations": 5})
+    assert _reports_drawn(trainable, 5) == [1, 5]
 
 
 def test_rule_state_and_model_travel_through_a_checkpoint(tmp_path):

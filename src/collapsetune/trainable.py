@@ -106,8 +106,12 @@ def make_trainable(plan: TrialPlan, name: str) -> type[CollapseTrainable]:
 class CollapseTrainable(tune.Trainable):
     """Drives a model wrapper (`__init__(config)`, `step()`, optional `state_dict()`,
     `load_state_dict()`, `samples() -> str`, `write_artifacts(directory)`) under Ray Tune.
-    `write_artifacts` is called on reports worth a picture: 1, 2, 4, 8, ..., the one where
-    the verdict turns, and the last.
+    `write_artifacts` is called where a user looks, never on the other reports (a picture
+    costs a mop_clip trial more than a report's training; benchmarks/report_cost.py): on the
+    report where the verdict turns, on the last report, and when a checkpoint is saved after
+    a report without pictures (Tune saves one as any trial ends, an ASHA cut included, and
+    syncs the trial's files to the results folder with it). A wrapper without `state_dict`
+    gets no checkpoints, so it also draws on report 1, the report whose files Ray syncs.
     Use `make_trainable` to bind a plan.
 
     Example:
@@ -138,6 +142,7 @@ class CollapseTrainable(tune.Trainable):
         self._hung = False  # a step() overran its time and may still be running in a thread
         self._donor: tuple[str, int] | None = None  # (trial id, report) of a checkpoint PBT copied in
         self._copied_at: int | None = None  # the report after which PBT last copied a checkpoint in
+        self._drawn_at: int | None = None  # the report whose pictures are in the trial's artifacts folder
 
     def step(self) -> dict[str, Any]:
         metrics = {k: _number(k, v) for k, v in self._timed_step().items()}
@@ -163,17 +168,32 @@ class CollapseTrainable(tune.Trainable):
         if hasattr(self.wrapper, "samples") and (text := self.wrapper.samples()) is not None:
             result["samples"] = str(text)  # None: none this report (a function trainable's report(samples=))
         report = self.iteration + 1  # Ray counts a report once step() has returned
-        if hasattr(self.wrapper, "write_artifacts") and (
-            _log_spaced(report)
-            or was_stopping != verdict.stopping  # the picture of the report that stopped it
-            or report >= int(self.config.get("max_iterations", 0))
-        ):
-            # Ray syncs the trial's working dir to its results folder (sync_artifacts), where
-            # the MLflow callback picks the files up when the trial ends.
-            folder = os.path.join(self.logdir, ARTIFACTS_DIR)
-            os.makedirs(folder, exist_ok=True)
-            self.wrapper.write_artifacts(folder)
+        if self._pictures_due(report, turned=was_stopping != verdict.stopping):
+            self._draw(report)
         return result
+
+    def _pictures_due(self, report: int, turned: bool) -> bool:
+        """Whether step() draws this report's pictures: on the report where the verdict turns
+        (the stopper ends the trial on it) and on the last one. Every other report's pictures
+        would be overwritten before anyone sees them; a trial ended early otherwise gets its
+        last report's pictures from save_checkpoint."""
+        if not hasattr(self.wrapper, "write_artifacts"):
+            return False
+        if turned or report >= int(self.config.get("max_iterations", 0)):
+            return True
+        # No state_dict: no checkpoint at the trial's end to draw at, and Ray syncs a trial's
+        # files on its first report (then every sync_period, 300 s), so report 1's reach the
+        # results folder whenever the trial ends.
+        return report == 1 and not hasattr(self.wrapper, "state_dict")
+
+    def _draw(self, report: int) -> None:
+        # Ray syncs the trial's working dir to its results folder (sync_artifacts), at once
+        # when a checkpoint is saved, where the MLflow callback picks the files up when the
+        # trial ends.
+        folder = os.path.join(self.logdir, ARTIFACTS_DIR)
+        os.makedirs(folder, exist_ok=True)
+        self.wrapper.write_artifacts(folder)
+        self._drawn_at = report
 
     def _search_dirs(self) -> tuple[str, ...]:
         """Where the wrapper's module is looked for beyond sys.path. When collapsetune started
@@ -218,6 +238,10 @@ class CollapseTrainable(tune.Trainable):
         _write_state(state, path + ".tmp")
         os.replace(path + ".tmp", path)
         self._checkpointed_at = time.monotonic()
+        if hasattr(self.wrapper, "write_artifacts") and 0 < self.iteration != self._drawn_at:
+            # Tune saves a checkpoint as a trial ends (checkpoint_at_end, also when ASHA cuts
+            # it) and syncs the trial's files right after: the pictures of its last report.
+            self._draw(self.iteration)
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
         try:
@@ -351,11 +375,6 @@ class _DataOnly(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         raise pickle.UnpicklingError(f"a checkpoint holds data only, not {module}.{name}")
-
-
-def _log_spaced(report: int) -> bool:
-    """Reports 1, 2, 4, 8, ...: pictures of a trial's whole course at log cost."""
-    return report & (report - 1) == 0
 
 
 def _number(key: str, value: Any) -> float:

@@ -81,6 +81,10 @@ def test_run_stops_collapsed_trial_and_keeps_healthy_one(swept):
     full = [r for r in healthy if max(m.step for m in client.get_metric_history(r.info.run_id, "val/loss")) == 6]
     assert full, "no healthy trial ran to max_iterations"
     assert all(r.info.status == "FINISHED" for r in children)
+    # Pictures are drawn once a trial ends (the verdict's report, the last, or the checkpoint
+    # Tune saves when ASHA cuts it): every trial's run has them, however it ended.
+    for run in children:
+        assert "vocabulary.txt" in {a.path for a in client.list_artifacts(run.info.run_id)}, run.data.params
     assert "best healthy trial" in out.stdout
 
 
