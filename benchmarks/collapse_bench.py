@@ -601,7 +601,8 @@ def cell(table: Table, methods: list[str], trials: int, workers: int, seeds: lis
             "picked_objective": _quantiles([m["picked_objective"] for m in ms])["median"],
             "surrogate_distance_median": _quantiles([m["surrogate_distance_median"] for m in ms])["median"],
         })
-    return rows, {m: _band(c, table.mode) for m, c in curves.items()}
+    ends = {m: _quantiles([x["fifo_ratio"] for x in per[m]])["median"] for m in methods}
+    return rows, {m: _band(c, ends[m]) for m, c in curves.items()}
 
 
 def _seed(table: Table, methods: list[str], trials: int, workers: int, seed: int) -> dict[str, dict]:
@@ -641,9 +642,10 @@ def _q_range(values: list) -> list:
     return [q["p10"], q["p90"]]
 
 
-def _band(curves: list[list[tuple[float, float]]], mode: str, points: int = 60) -> dict:
-    """Median and 10-90% of best-healthy-so-far over seeds, on a grid of CPU as a share of FIFO's."""
-    grid = [2.0 * i / points for i in range(1, points + 1)]
+def _band(curves: list[list[tuple[float, float]]], end: float | None, points: int = 60) -> dict:
+    """Median and 10-90% of best-healthy-so-far over seeds, on a log grid of CPU as a share
+    of FIFO's total (same seed), up to the method's median total."""
+    grid = [10 ** (-2 + 2.1 * i / (points - 1)) for i in range(points)]  # 0.01 .. ~1.26
     med, lo, hi = [], [], []
     for x in grid:
         ys = []
@@ -651,11 +653,17 @@ def _band(curves: list[list[tuple[float, float]]], mode: str, points: int = 60) 
             seen = [b for c, b in curve if c <= x]
             if seen:
                 ys.append(seen[-1])
-        q = _quantiles(ys) if len(ys) == len(curves) else {"median": None, "p10": None, "p90": None}
+        past = end is not None and x > end * 1.02
+        q = _quantiles(ys) if len(ys) == len(curves) and not past else {"median": None, "p10": None, "p90": None}
         med.append(q["median"])
         lo.append(q["p10"])
         hi.append(q["p90"])
     return {"x": grid, "median": med, "p10": lo, "p90": hi}
+
+
+# The methods the anytime plot shows (all are in the JSON): the baselines a user would pick,
+# the shipped default and the oracle; more lines hide each other.
+PLOTTED_METHODS = ("fifo", "asha", "asha+function_stopper", "optuna_pruner", "collapsetune", "forecast", "oracle")
 
 
 def plot(model: str, bands: dict, out: Path, title: str, metric: str) -> None:
@@ -666,6 +674,8 @@ def plot(model: str, bands: dict, out: Path, title: str, metric: str) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 4.8))
     for name, band in bands.items():
+        if name not in PLOTTED_METHODS:
+            continue
         xs = [x for x, y in zip(band["x"], band["median"]) if y is not None]
         if not xs:
             continue
@@ -674,7 +684,8 @@ def plot(model: str, bands: dict, out: Path, title: str, metric: str) -> None:
         ax.fill_between(xs, [band["p10"][i] for i in keep], [band["p90"][i] for i in keep],
                         color=line.get_color(), alpha=0.12)
     ax.axvline(1.0, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("CPU-seconds spent / FIFO's total (same seed)")
+    ax.set_xscale("log")
+    ax.set_xlabel("CPU-seconds spent / FIFO's total (same seed; each line ends at its method's median total)")
     ax.set_ylabel(f"best healthy {metric} so far")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
