@@ -42,3 +42,19 @@ def test_advice_when_relative_results_would_land_outside_the_sweeps_project(tmp_
     assert absolute.advice() == []
     monkeypatch.chdir(ROOT)
     assert load_sweep(ROOT / "sweeps" / "smoke.yaml").advice() == []
+
+
+def test_a_launch_that_fails_before_any_trial_leaves_no_results_folder(tmp_path, monkeypatch, capsys):
+    from collapsetune.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wrap.py").write_text("class Toy:\n    def __init__(self, config):\n        pass\n\n"
+                                      "    def step(self):\n        return {'val/loss': 1.0}\n")
+    (tmp_path / "sweep.yaml").write_text(
+        "name: toy\ntrainable: wrap:Toy\nsearch_space: {lr: {loguniform: [1.0e-4, 1.0e-2]}}\n"
+        "objective: {metric: val/loss, mode: min}\nmax_iterations: 2\nnum_samples: 1\n"
+        "resources: {cpu: 1000, gpu: 0}\nstorage: results\nmlflow: {tracking_uri: null}\n")
+    assert main(["run", str(tmp_path / "sweep.yaml")]) == 2  # no node has 1000 CPUs
+    err = capsys.readouterr().err
+    assert "resources.cpu" in err and "no trial started" in err
+    assert list((tmp_path / "results").iterdir()) == []  # no empty folder, no stale .driver.lock
