@@ -58,3 +58,20 @@ def test_a_launch_that_fails_before_any_trial_leaves_no_results_folder(tmp_path,
     err = capsys.readouterr().err
     assert "resources.cpu" in err and "no trial started" in err
     assert list((tmp_path / "results").iterdir()) == []  # no empty folder, no stale .driver.lock
+
+
+def test_workers_get_the_wrapper_and_what_it_imports_not_scratch_scripts(tmp_path, monkeypatch, capsys):
+    from collapsetune.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shipped_wrap.py").write_text("import shipped_helper\n\n\nclass Toy:\n    def __init__(self, config):\n        pass\n\n"
+                                      "    def step(self):\n        return {'val/loss': shipped_helper.LOSS}\n")
+    (tmp_path / "shipped_helper.py").write_text("LOSS = 0.5\n")
+    (tmp_path / "scratch.py").write_text("raise RuntimeError('a scratch script')\n")
+    (tmp_path / "sweep.yaml").write_text(
+        "name: toy\ntrainable: shipped_wrap:Toy\nsearch_space: {lr: {loguniform: [1.0e-4, 1.0e-2]}}\n"
+        "objective: {metric: val/loss, mode: min}\nmax_iterations: 1\nnum_samples: 1\nsearch: {algorithm: random}\n"
+        "resources: {cpu: 1, gpu: 0}\nstorage: results\nmlflow: {tracking_uri: null}\n")
+    assert main(["run", str(tmp_path / "sweep.yaml")]) == 0  # the worker imported helper: it was sent
+    out = capsys.readouterr().out
+    assert "collapsetune: sending to every Ray worker: shipped_wrap.py, shipped_helper.py (" in out and "scratch" not in out

@@ -71,6 +71,9 @@ def ray_session(spec: SweepSpec) -> Iterator[None]:
     # A user's wrapper module and the Python code beside it reach every worker, on any node.
     modules = wrapper_modules(spec.trainable, _search_dirs(spec))
     runtime_env = {"py_modules": [str(m) for m in modules]} if modules else None
+    if modules:
+        print(f"collapsetune: sending to every Ray worker: {', '.join(m.name for m in modules)} "
+              "(the wrapper's module and the local modules it imports)")
     if spec.address is None:
         # A private local Ray keeps token authentication on (Ray 2.60's default); the warning
         # that Ray enabled it by default means nothing to a user who started no cluster.
