@@ -353,7 +353,8 @@ def format_summary(summary: Summary) -> str:
         if b.copied:  # Ray names a trial's folder once, for its first config
             lines.append("    config on its last report, after PBT copied another trial into it (see its why above):")
         lines.extend(f"    {k}: {b.config[k]}" for k in searched)
-        lines.append(f"    results{' (its folder is named for its first config, before PBT copied)' if b.copied else ''}: {b.path}")
+        named = " (its folder is named for its first config, before PBT copied)" if b.copied else ""
+        lines.append(f"    results{named}: {b.path}")
         if b.mlflow_run_id and summary.experiment_id:
             lines.append(f"    mlflow run: {run_url(summary.experiment_id, b.mlflow_run_id, _base(summary))}")
     if summary.objectives:
