@@ -54,3 +54,38 @@ def test_make_stopper_is_the_forecast_stopper_only_with_collapse_forecast():
     assert isinstance(stopper, ForecastStopper) and stopper.penalties == {"objective": -1e9}
     f = stopper.forecaster
     assert (f.judged_at, f.min_trials, f.max_false_stop, f.first_report) == (6, 30, 0.1, 1)
+
+
+def test_a_launch_that_fails_before_any_trial_leaves_no_results_folder(tmp_path, monkeypatch, capsys):
+    from collapsetune.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wrap.py").write_text("class Toy:\n    def __init__(self, config):\n        pass\n\n"
+                                      "    def step(self):\n        return {'val/loss': 1.0}\n")
+    (tmp_path / "sweep.yaml").write_text(
+        "name: toy\ntrainable: wrap:Toy\nsearch_space: {lr: {loguniform: [1.0e-4, 1.0e-2]}}\n"
+        "objective: {metric: val/loss, mode: min}\nmax_iterations: 2\nnum_samples: 1\n"
+        "resources: {cpu: 1000, gpu: 0}\nstorage: results\nmlflow: {tracking_uri: null}\n")
+    assert main(["run", str(tmp_path / "sweep.yaml")]) == 2  # no node has 1000 CPUs
+    err = capsys.readouterr().err
+    assert "resources.cpu" in err and "no trial started" in err
+    assert list((tmp_path / "results").iterdir()) == []  # no empty folder, no stale .driver.lock
+
+
+def test_workers_get_the_wrapper_and_what_it_imports_not_scratch_scripts(tmp_path, monkeypatch, capsys):
+    from collapsetune.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shipped_wrap.py").write_text("import shipped_helper\n\n\nclass Toy:\n"
+                                              "    def __init__(self, config):\n        pass\n\n"
+                                              "    def step(self):\n        return {'val/loss': shipped_helper.LOSS}\n")
+    (tmp_path / "shipped_helper.py").write_text("LOSS = 0.5\n")
+    (tmp_path / "scratch.py").write_text("raise RuntimeError('a scratch script')\n")
+    (tmp_path / "sweep.yaml").write_text(
+        "name: toy\ntrainable: shipped_wrap:Toy\nsearch_space: {lr: {loguniform: [1.0e-4, 1.0e-2]}}\n"
+        "objective: {metric: val/loss, mode: min}\nmax_iterations: 1\nnum_samples: 1\nsearch: {algorithm: random}\n"
+        "resources: {cpu: 1, gpu: 0}\nstorage: results\nmlflow: {tracking_uri: null}\n")
+    assert main(["run", str(tmp_path / "sweep.yaml")]) == 0  # the worker imported helper: it was sent
+    out = capsys.readouterr().out
+    assert "collapsetune: sending to every Ray worker: shipped_wrap.py, shipped_helper.py (" in out
+    assert "scratch" not in out

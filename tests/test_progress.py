@@ -46,3 +46,21 @@ def test_progress_says_a_few_lines_per_trial_and_where_the_sweep_stands():
     ]
     assert "  trial cut report 1: inconclusive, val/loss=2, unique_tokens=50" in out.getvalue()
     assert pickle.loads(pickle.dumps(progress)).metric == "val/loss"  # Tune pickles callbacks
+
+
+def test_a_pbt_rescue_is_said_as_the_summary_says_it():
+    out = io.StringIO()
+    progress = Progress("val/loss", ["collapse/unique_tokens"], ["lr"], 6, out=out)
+    progress.setup()
+    rescued = _trial("r", 0.2)
+    progress.on_trial_start(0, [], rescued)
+    progress.on_trial_result(0, [], rescued, {"training_iteration": 3, "collapse.status": "collapsed",
+                                              "collapse.reason": "collapse/unique_tokens=3 < 20 for 2 reports"})
+    rescued.config["lr"] = 0.03
+    progress.on_trial_result(0, [], rescued, {"training_iteration": 4, "collapse.status": "healthy",
+                                              "pbt.donor": "d", "pbt/donor_report": 3})
+    progress.on_trial_result(0, [], rescued, {"training_iteration": 5, "collapse.status": "healthy",
+                                              "pbt.donor": "d", "pbt/donor_report": 4})
+    lines = [line.split("] ", 1)[1] for line in out.getvalue().splitlines() if "] " in line]
+    assert lines[-2:] == ["trial r rescued when collapsed at report 3: took trial d's report 3, now lr=0.03",
+                          "trial r took trial d's report 4, now lr=0.03"]

@@ -103,17 +103,21 @@ def test_wrapper_module_path_for_local_module_and_package(wrappers):
     assert wrapper_module_path("regpkg.models:Toy", [wrappers]) == (wrappers / "regpkg").resolve()
 
 
-def test_the_python_code_beside_a_wrapper_ships_with_it_but_not_data_or_planted_packages(wrappers):
-    (wrappers / "helpers.py").write_text("X = 1\n")
-    (wrappers / "data.csv").write_text("a,b\n")
-    (wrappers / "notes").mkdir()  # a folder without __init__.py is not a package
-    (wrappers / "trainables").mkdir()
-    (wrappers / "trainables" / "__init__.py").write_text("")
-    shipped = wrapper_modules("regwrap:Toy", [wrappers])
-    assert shipped[0] == (wrappers / "regwrap.py").resolve()  # the wrapper's own module first
-    names = {p.name for p in shipped}
-    assert {"regwrap.py", "helpers.py", "regpkg"} <= names
-    assert not names & {"data.csv", "notes", "trainables"}
+def test_the_wrapper_ships_with_the_local_modules_it_imports_and_nothing_else(tmp_path):
+    # shipwrap imports shiphelp (inside a function too), which imports the package shiplib;
+    # scratch.py beside them raises on import and is neither imported nor shipped.
+    (tmp_path / "shipwrap.py").write_text("import json\nimport shiphelp\n" + TOY
+                                          + "\ndef later():\n    from shiplib.sub import X\n    return X\n")
+    (tmp_path / "shiphelp.py").write_text("from shiplib import Y\nimport trainables\n")
+    (tmp_path / "shiplib").mkdir()
+    (tmp_path / "shiplib" / "__init__.py").write_text("Y = 1\n")
+    (tmp_path / "shiplib" / "sub.py").write_text("X = 2\n")
+    (tmp_path / "scratch.py").write_text("raise RuntimeError('a scratch script, never imported')\n")
+    (tmp_path / "data.csv").write_text("a,b\n")
+    (tmp_path / "trainables").mkdir()  # planted: must not shadow the installed package
+    (tmp_path / "trainables" / "__init__.py").write_text("")
+    shipped = wrapper_modules("shipwrap:Toy", [tmp_path])
+    assert shipped == [(tmp_path / n).resolve() for n in ("shipwrap.py", "shiphelp.py", "shiplib")]
     assert wrapper_modules("bitnet_lm") == []
 
 

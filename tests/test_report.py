@@ -149,3 +149,19 @@ def test_report_shows_control_characters_from_user_data_never_sends_them(tmp_pat
     for text in shown:
         assert not any(ch in text for ch in "\x1b\x07\r\u202e"), text
         assert not any(line.startswith("FAKE") for line in text.splitlines())
+
+
+def test_a_pbt_copied_best_trial_says_its_config_is_its_last_and_what_its_folder_is_named_for(launch):
+    # The best trial, 00009, collapsed at report 3 and PBT copied trial 00006's report 3 into it
+    # with perturbed knobs: the config the summary prints is not the one in its folder's name.
+    trial = next(p for p in launch.iterdir() if p.name.startswith("Knobs_2fccd_00009"))
+    reports = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+    reports[2]["collapse.status"] = "collapsed"
+    reports[3].update({"pbt.donor": "2fccd_00006", "pbt/donor_report": 3})
+    (trial / "result.json").write_text("".join(json.dumps(r) + "\n" for r in reports))
+    text = format_summary(load_summary(str(launch), mlflow=False))
+    assert "rescued when collapsed at report 3: took trial 2fccd_00006's report 3" in text
+    assert "    config on its last report, after PBT copied another trial into it (see its why above):" in text
+    assert f"    results (its folder is named for its first config, before PBT copied): {trial}" in text
+    untouched = format_summary(load_summary(str(FIXTURE), mlflow=False))
+    assert "config on its last report" not in untouched and "\n    results: " in untouched

@@ -98,3 +98,16 @@ def test_a_searcher_pickles_with_each_sampler(name):
     back = pickle.loads(pickle.dumps(searcher))  # Tune pickles the searcher into every snapshot
     assert type(back._sampler) is type(searcher._sampler)
     assert back.suggest("t1")["lr"] > 0  # a lock made anew: the sampler still proposes
+
+
+def test_a_partial_point_to_evaluate_runs_first_and_optuna_samples_the_rest():
+    # docs/sweep-format.md allows partial points; Ray's OptunaSearch alone wants every dimension.
+    space = {"lr": tune.loguniform(1e-4, 1e-1), "label_smoothing": tune.uniform(0.0, 0.2),
+             "k": tune.choice([4, 8, 32])}
+    searcher = CollapseOptunaSearch(sampler=make_sampler("tpe", 0), seed=0,
+                                    points_to_evaluate=[{"lr": 1e-4, "label_smoothing": 0.0}, {"k": 32}])
+    searcher.set_search_properties("objective", "min", space)
+    first, second, third = (searcher.suggest(t) for t in ("a", "b", "c"))
+    assert (first["lr"], first["label_smoothing"]) == (1e-4, 0.0) and first["k"] in (4, 8, 32)
+    assert second["k"] == 32 and 1e-4 <= second["lr"] <= 1e-1 and 0.0 <= second["label_smoothing"] <= 0.2
+    assert set(third) == set(space)

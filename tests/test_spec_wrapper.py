@@ -134,3 +134,19 @@ def test_reported_metrics_must_be_a_tuple_of_names(undeclared):
 @pytest.mark.parametrize("path", sorted((ROOT / "sweeps").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_sweeps_validate(path):
     assert load_sweep(path).name
+
+
+@pytest.mark.parametrize(("mistakes", "shown"), [
+    # a misspelt top-level key (_load), a name no folder can have (_places), and a search bound
+    # the wrapper's config class rejects (configs): each independent of the others
+    ({"schedular": {"type": "fifo"}, "name": "my sweep"}, ["schedular: unknown key", "name: expected a name usable"]),
+    # a misspelt config key and a wrong-type constant the config class would refuse on its own
+    ({"config": {"tokeniser": "bpe", "d_model": "big"}}, ["config.tokeniser: bitnet_lm has no config key",
+                                                          "config.d_model: bitnet_lm expects an integer"]),
+])
+def test_validate_shows_every_mistake_at_once(tmp_path, mistakes, shown):
+    bound = {"label_smoothing": {"uniform": [0.0, 2.0]}}
+    message = error(sweep(tmp_path, "bitnet_lm", search_space=bound, **mistakes))
+    assert message.startswith("3 problems:")
+    for says in [*shown, "search_space.label_smoothing: bitnet_lm rejects 2.0 (the high bound of uniform"]:
+        assert says in message

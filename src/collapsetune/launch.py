@@ -4,12 +4,14 @@ checkpointing, MLflow, and resuming a sweep from its results folder.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
 import os
 import socket
+import sys
 import tempfile
 import time
 import uuid
@@ -33,7 +35,8 @@ from collapsetune.names import LAUNCH_FILE, SWEEP_FILE
 from collapsetune.registry import has_state, resolve_trainable, wrapper_modules
 from collapsetune.records import TrialRecords
 from collapsetune.spec import MlflowSpec, SweepSpec, dump_spec, load_sweep, param_space
-from collapsetune.storage import driver_lock, experiment_states, location, new_folder, read_text, rename, write_text
+from collapsetune.storage import (driver_lock, experiment_states, location, new_folder, read_text,
+                                  remove_if_unstarted, rename, write_text)
 from collapsetune.trainable import WORST_OBJECTIVE, TrialPlan, make_trainable, objective_key
 
 UNREADABLE_SUFFIX = ".unreadable"  # a damaged experiment snapshot, set aside by `resume --older-snapshot`
@@ -68,6 +71,9 @@ def ray_session(spec: SweepSpec) -> Iterator[None]:
     # A user's wrapper module and the Python code beside it reach every worker, on any node.
     modules = wrapper_modules(spec.trainable, _search_dirs(spec))
     runtime_env = {"py_modules": [str(m) for m in modules]} if modules else None
+    if modules:
+        print(f"collapsetune: sending to every Ray worker: {', '.join(m.name for m in modules)} "
+              "(the wrapper's module and the local modules it imports)")
     if spec.address is None:
         # A private local Ray keeps token authentication on (Ray 2.60's default); the warning
         # that Ray enabled it by default means nothing to a user who started no cluster.
@@ -289,16 +295,25 @@ def run_sweep(spec: SweepSpec) -> Outcome:
     spec = pinned(spec)
     experiment_path = new_folder(location(spec.storage), f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     launch_id = uuid.uuid4().hex
-    with driver_lock(experiment_path):
-        _write_launch_files(spec, experiment_path, launch_id)
-        with ray_session(spec):
-            concurrency = check_resources(spec)
-            tuner = build_tuner(spec, experiment_path, concurrency, launch_id, progress=True)
-            print(f"collapsetune: {spec.num_samples} trials, up to {concurrency} at a time -> {experiment_path}")
-            tuner.fit()
-            if _outcome(experiment_path, spec).interrupted:
-                return _outcome(experiment_path)
-            _retry_stranded(spec, experiment_path)
+    try:
+        with driver_lock(experiment_path):
+            _write_launch_files(spec, experiment_path, launch_id)
+            with ray_session(spec):
+                concurrency = check_resources(spec)
+                tuner = build_tuner(spec, experiment_path, concurrency, launch_id, progress=True)
+                print(f"collapsetune: {spec.num_samples} trials, up to {concurrency} at a time -> {experiment_path}")
+                tuner.fit()
+                if _outcome(experiment_path, spec).interrupted:
+                    return _outcome(experiment_path)
+                _retry_stranded(spec, experiment_path)
+    except BaseException:
+        # Failed before its first trial: a folder that `resume` cannot continue and `report`
+        # would call "0 trials" only misleads.
+        with contextlib.suppress(Exception):
+            if remove_if_unstarted(experiment_path):
+                print(f"collapsetune: no trial started; removed the results folder {experiment_path}",
+                      file=sys.stderr)
+        raise
     return _outcome(experiment_path, spec)
 
 

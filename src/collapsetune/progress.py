@@ -21,6 +21,7 @@ from ray import tune
 
 from collapsetune.collapse import INCONCLUSIVE, REASON_KEY, STATUS_KEY, STOPPING
 from collapsetune.names import DONOR_KEY, DONOR_REPORT_KEY
+from collapsetune.results import copy_label
 
 
 class Progress(tune.Callback):
@@ -57,7 +58,8 @@ class Progress(tune.Callback):
         self._say(f"{_name(trial)} started{': ' + knobs if knobs else ''}")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        before = self._last.get(trial.trial_id, {}).get(STATUS_KEY)
+        last = self._last.get(trial.trial_id, {})
+        before = last.get(STATUS_KEY)
         self._last[trial.trial_id] = result
         status = result.get(STATUS_KEY)
         if status in STOPPING and before not in STOPPING:
@@ -65,8 +67,8 @@ class Progress(tune.Callback):
                       f"{result.get(REASON_KEY, '')}")
         if DONOR_KEY in result:
             knobs = ", ".join(f"{k}={_short(trial.config[k])}" for k in self.searched if k in trial.config)
-            self._say(f"{_name(trial)} took the checkpoint of trial {result[DONOR_KEY]} (its report "
-                      f"{int(result.get(DONOR_REPORT_KEY, 0))}) with {knobs}")
+            copy = copy_label(result[DONOR_KEY], int(result.get(DONOR_REPORT_KEY, 0)), last)
+            self._say(f"{_name(trial)} {copy}{', now ' + knobs if knobs else ''}")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._say(f"{_name(trial)} failed; retrying from its last checkpoint "

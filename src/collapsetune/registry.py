@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import difflib
 import importlib
@@ -142,8 +143,9 @@ def wrapper_module_path(name: str, search_dirs: Sequence[Path] = ()) -> Path | N
 
 def wrapper_modules(name: str, search_dirs: Sequence[Path] = ()) -> list[Path]:
     """What Ray's workers must be sent for a user's wrapper: its top-level module or package,
-    and the Python modules and packages beside it (a helper module the wrapper imports, a
-    `models/` package), never data files. Empty for built-in and installed wrappers.
+    then the local modules and packages it imports, transitively (a helper module, a `models/`
+    package), found by reading their `import` statements, never by importing them. Scratch
+    scripts and data beside it stay behind. Empty for built-in and installed wrappers.
 
     The names of collapsetune's own packages are never shipped: a `trainables/` planted
     beside a sweep must not shadow the installed one on the workers.
@@ -151,13 +153,34 @@ def wrapper_modules(name: str, search_dirs: Sequence[Path] = ()) -> list[Path]:
     top = wrapper_module_path(name, search_dirs)
     if top is None:
         return []
-    folder = top.parent
-    beside = sorted(
-        p.resolve() for p in folder.iterdir()
-        if not p.name.startswith((".", "_")) and p.stem not in _INSTALLED_PACKAGES and _MODULE.match(p.stem)
-        and ((p.is_file() and p.suffix == ".py") or (p.is_dir() and (p / "__init__.py").is_file()))
-    )
-    return [top, *(p for p in beside if p != top)]
+    places = list(dict.fromkeys(p.resolve() for p in (top.parent, *search_dirs)))
+    shipped, queue = [top], [top]
+    while queue:
+        for imported in sorted(_local_imports(queue.pop(0))):
+            found = next((p for folder in places for p in (folder / f"{imported}.py", folder / imported)
+                          if p.is_file() or (p / "__init__.py").is_file()), None)
+            if found is not None and found.resolve() not in shipped:
+                shipped.append(found.resolve())
+                queue.append(found.resolve())
+    return shipped
+
+
+def _local_imports(module: Path) -> set[str]:
+    """The top-level names a module file (or every file of a package folder) imports, anywhere
+    in its code; relative imports stay inside the package and add nothing. collapsetune's own
+    packages and private names are left out."""
+    names = set()
+    for file in sorted(module.rglob("*.py")) if module.is_dir() else [module]:
+        try:
+            tree = ast.parse(file.read_bytes(), filename=str(file))
+        except (SyntaxError, ValueError, OSError):
+            continue  # the worker's import will say what is wrong with it
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return {n for n in names if n not in _INSTALLED_PACKAGES and not n.startswith("_")}
 
 
 def _target(name: str) -> tuple[str, str]:

@@ -62,6 +62,7 @@ class TrialRow:
     mlflow_run_id: str = ""
     state: str = ""  # Ray's: finished | error | running | pending
     collapse_iteration: int = 0  # report where the verdict turned; 0 while healthy
+    copied: bool = False  # PBT copied another trial into it: `config` is its last, not its first
 
 
 @dataclass
@@ -153,7 +154,7 @@ def _row(t: TrialResult, metric: str) -> TrialRow:
     return TrialRow(
         trial_id=t.trial_id, status=t.outcome, reason=why, iterations=t.iterations,
         objective=t.value("objective"), metric=t.value(metric), config=t.config, path=t.path,
-        state=t.state, collapse_iteration=t.collapse_iteration,
+        state=t.state, collapse_iteration=t.collapse_iteration, copied=bool(t.copies),
     )
 
 
@@ -349,8 +350,11 @@ def format_summary(summary: Summary) -> str:
         b = summary.best
         lines.append(f"  best healthy trial: {b.trial_id}  {summary.metric}={b.metric:.4g}   ({BEST_ACCEPTS})")
         searched = [k for k in summary.searched if k in b.config] or sorted(b.config)
+        if b.copied:  # Ray names a trial's folder once, for its first config
+            lines.append("    config on its last report, after PBT copied another trial into it (see its why above):")
         lines.extend(f"    {k}: {b.config[k]}" for k in searched)
-        lines.append(f"    results: {b.path}")
+        named = " (its folder is named for its first config, before PBT copied)" if b.copied else ""
+        lines.append(f"    results{named}: {b.path}")
         if b.mlflow_run_id and summary.experiment_id:
             lines.append(f"    mlflow run: {run_url(summary.experiment_id, b.mlflow_run_id, _base(summary))}")
     if summary.objectives:

@@ -56,6 +56,7 @@ __all__ = [
     "SweepInfo",
     "SweepResults",
     "TrialResult",
+    "copy_label",
     "list_launches",
     "read_results",
 ]
@@ -471,6 +472,16 @@ def _read_trial(fs: pyarrow.fs.FileSystem, root: str, folder: str, entry: dict, 
     return trial
 
 
+def copy_label(donor: str, donor_report: int, before: Mapping[str, Any]) -> str:
+    """How a PBT copy into a trial is told everywhere (`run`'s progress lines, `report`):
+    "took trial X's report R", after "rescued when collapsed at report N: " when the trial's
+    report `before` the copy had collapsed or diverged."""
+    status = before.get(STATUS_KEY)
+    rescue = (f"rescued when {status} at report {before.get('training_iteration')}: "
+              if status in (COLLAPSED, DIVERGED) else "")
+    return f"{rescue}took trial {donor}'s report {donor_report}"
+
+
 def _reports(text: str) -> tuple[list[dict[str, Any]], list[str], bool]:
     """One dict per training_iteration (a restored trial re-reports some: the later wins; so
     does the course a trial took after PBT copied another into it), the copies PBT made into
@@ -493,10 +504,7 @@ def _reports(text: str) -> tuple[list[dict[str, Any]], list[str], bool]:
             if isinstance(donor, str):
                 copy = (donor, _int(result.get(DONOR_REPORT_KEY), 0))
                 if copy != last_copy:  # the same copy again: a resumed driver restored it (a replay)
-                    after = before.get(STATUS_KEY)
-                    rescue = (f"rescued when {after} at report {before.get('training_iteration')}: "
-                              if after in (COLLAPSED, DIVERGED) else "")
-                    copies.append(f"{rescue}took trial {copy[0]}'s report {copy[1]}")
+                    copies.append(copy_label(*copy, before))
                 last_copy = copy
             by_step[int(step) if step is not None else len(by_step) + 1] = before = _plain(result)
     return [by_step[k] for k in sorted(by_step)], copies, skipped

@@ -121,6 +121,17 @@ class CollapseOptunaSearch(OptunaSearch):
             metric, mode = None, None
         return super().set_search_properties(metric, mode, config, **spec)
 
+    def _setup_study(self, mode: str | list) -> None:
+        # Ray's OptunaSearch refuses a point that leaves out a dimension; the sweep format allows
+        # it, and Optuna's enqueue_trial samples the dimensions a queued point leaves out.
+        points, self._points_to_evaluate = self._points_to_evaluate, []
+        try:
+            super()._setup_study(mode)
+        finally:
+            self._points_to_evaluate = points
+        for point in points:
+            self._ot_study.enqueue_trial(point)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         ot_trial = self._ot_trials.get(trial_id)
         if self.constraints and ot_trial is not None and result and MARGIN_KEY in result:

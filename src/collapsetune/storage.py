@@ -114,6 +114,20 @@ def driver_lock(folder: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def remove_if_unstarted(folder: str) -> bool:
+    """Removes a results folder that holds only what a launch writes before its first trial
+    (sweep.yaml, launch.json, the driver lock, Ray's and Optuna's set-up files): with no trial
+    folder and no experiment snapshot nothing in it can be resumed or reported. Returns
+    whether it was removed."""
+    fs, root = _filesystem(folder)
+    infos = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+    if any(i.type == pyarrow.fs.FileType.Directory or fnmatch.fnmatch(i.base_name, "experiment_state-*")
+           for i in infos):
+        return False
+    fs.delete_dir(root)
+    return True
+
+
 def experiment_states(folder: str) -> list[tuple[str, str]]:
     """Ray's experiment snapshots in a results folder, (file name, text), oldest first."""
     fs, root = _filesystem(folder)

@@ -197,7 +197,7 @@ class CollapseTrainable(tune.Trainable):
 
     def _search_dirs(self) -> tuple[str, ...]:
         """Where the wrapper's module is looked for beyond sys.path. When collapsetune started
-        Ray, it shipped the module and the Python code beside it to every worker (runtime_env
+        Ray, it shipped the module and the local modules it imports to every worker (runtime_env
         py_modules), and workers import only that, on every node alike, so a shared
         filesystem cannot hide what a real cluster lacks. In a Ray someone else started (a
         notebook, a test) nothing was shipped, and the sweep's folders are searched."""

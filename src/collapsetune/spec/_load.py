@@ -134,22 +134,57 @@ def load_sweep(
     included: dict[str, str] = {}  # search_space key -> the fragment file it came from
     if isinstance(raw.get("search_space"), Mapping):
         raw["search_space"], included = _expand_includes(raw["search_space"], base_dir, errors)
-    spec = None
+    spec = sound = None
+    left_out: set[str] = set()  # keys of `raw` the wrapper is not checked against (they are wrong already)
     try:
-        spec = SweepSpec.from_yaml(raw, source=path.absolute(), base_dir=base_dir)
+        spec = sound = SweepSpec.from_yaml(raw, source=path.absolute(), base_dir=base_dir)
     except SpecError as exc:
         errors.append(exc)
+        sound, left_out = _sound_part(raw, exc, source=path.absolute(), base_dir=base_dir)
     if isinstance(raw.get("trainable"), str) and raw["trainable"]:
         try:
             wrapper = resolve_trainable(raw["trainable"], [base_dir, Path.cwd()])
         except SpecError as exc:
             errors.append(exc.within("trainable"))
         else:
-            if spec is not None:
-                errors.extend(_check_wrapper_config(wrapper, spec))
+            if sound is not None:
+                errors.extend(e for e in _check_wrapper_config(wrapper, sound) if not _under(e.key, left_out))
     raise_all(_from_override(_from_fragment(e, included, raw), overridden)
               for err in errors for e in err.in_file(file).errors)
     return spec
+
+
+_STAND_INS = {"name": "sweep", "objective": {"metric": "objective/unset", "mode": "min"}}  # required keys
+
+
+def _sound_part(raw: Mapping, error: SpecError, **extra: Any) -> tuple[SweepSpec | None, set[str]]:
+    """The spec built from what `error` does not blame (a blamed required key stood in for), so
+    the wrapper's checks still run beside the sweep's own mistakes: every problem at once.
+    Returns it (None when no such spec can be built: an error without a key, or about the
+    trainable) and the keys left out or stood in for, whose wrapper checks would mislead."""
+    raw, left_out = dict(raw), set()
+    for _ in range(3):  # leaving a key out can fail a check across keys (points_to_evaluate): again
+        for e in error.errors:
+            top, *rest = re.split(r"[.\[]", e.key or "")
+            if not top or top == "trainable":
+                return None, left_out
+            if top in ("config", "search_space") and rest and isinstance(raw.get(top), Mapping):
+                raw[top] = {k: v for k, v in raw[top].items() if k != rest[0]}
+                left_out.add(f"{top}.{rest[0]}")
+            else:
+                raw.pop(top, None)
+                raw.update({top: _STAND_INS[top]} if top in _STAND_INS else {})
+                left_out.add(top)
+        try:
+            return SweepSpec.from_yaml(raw, **extra), left_out
+        except SpecError as exc:
+            error = exc
+    return None, left_out
+
+
+def _under(key: str | None, keys: set[str | None]) -> bool:
+    """Whether `key` is one of `keys` or inside one (`objective.metric` is inside `objective`)."""
+    return key is not None and any(k and (key == k or key.startswith((f"{k}.", f"{k}["))) for k in keys)
 
 
 def _from_fragment(err: SpecError, included: Mapping[str, str], raw: Mapping) -> SpecError:
@@ -224,16 +259,20 @@ def _config_errors(wrapper: type, spec: SweepSpec) -> list[SpecError]:
             if problem:
                 errors.append(SpecError(f"{name} expects {expected_form(hints[key])}, got {problem}",
                                         key=f"{section}.{key}"))
-    if errors:  # values are checked only once keys and types are right: the messages would mislead
+    if RESERVED not in valid:  # every value would be refused for the missing field: the messages would mislead
         return errors
-    constants = {**thaw(spec.config), RESERVED: spec.max_iterations}
+    # Values are checked with the keys whose names and types are right (a wrong one would be
+    # blamed in every message), so one run still shows every problem.
+    bad = {e.key for e in errors}
+    constants = {**{k: v for k, v in thaw(spec.config).items() if f"config.{k}" not in bad},
+                 RESERVED: spec.max_iterations}
     try:
         config_class(**constants)
     except Exception as exc:  # the wrapper's own checks: ValueError by the contract, but any will do
-        return [SpecError(f"{spec.trainable} rejects these values: {exc}", key="config")]
-    return [SpecError(f"{name} rejects {problem}", key=f"search_space.{key}")
-            for key in spec.search_space
-            if (problem := _searched_value_problem(config_class, constants, key, spec.search_space))]
+        return [*errors, SpecError(f"{spec.trainable} rejects these values: {exc}", key="config")]
+    space = {k: d for k, d in spec.search_space.items() if f"search_space.{k}" not in bad}
+    return errors + [SpecError(f"{name} rejects {problem}", key=f"search_space.{key}")
+                     for key in space if (problem := _searched_value_problem(config_class, constants, key, space))]
 
 
 def _type_problem(value: Any, hint: Any) -> str | None:
