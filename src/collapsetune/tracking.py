@@ -76,6 +76,15 @@ _PARAM_MAX = 6000  # MLflow's limit on a param value
 _TAG_MAX = 8000  # and on a tag value
 _BATCH_METRICS = 1000  # MLflow's limits on one log_batch (metrics and tags together)
 _BATCH_TAGS = 100
+# This driver's trials' runs: Ray trial id -> (MLflow run id, the run's address in MLflow's UI
+# or "" where the UI's address is not known). The Optuna searcher reads it to give each study
+# trial its run (`collapsetune.searchers`), while Optuna still lets it set attributes.
+_TRIAL_RUNS: dict[str, tuple[str, str]] = {}
+
+
+def run_of(trial_id: str) -> tuple[str, str] | None:
+    """The MLflow run id of a trial of this driver's sweep, and its address where known."""
+    return _TRIAL_RUNS.get(trial_id)
 
 
 class MlflowTracking(tune.Callback):
@@ -357,6 +366,11 @@ class MlflowTracking(tune.Callback):
                                trial.trial_id, exc)
                 run_id = ""
             self._runs[trial.trial_id] = run_id
+            if run_id:
+                from collapsetune.report import known_ui, run_url
+
+                base = known_ui(self.tracking_uri)
+                _TRIAL_RUNS[trial.trial_id] = (run_id, run_url(self._experiment_id, run_id, base) if base else "")
         return self._runs[trial.trial_id]
 
     def _find_or_create(self, client: MlflowClient, parent: str, trial: Any) -> str:
