@@ -5,10 +5,16 @@ publishes its findings on the parent run (`collapsetune.insight.publish_sweep`),
 `mlflow ui` on a free loopback port, and loads in headless Chromium (Debian's `chromium`
 package; never a downloaded browser build):
 
-- the parent run's page: its description must show the sweep's summary;
-- the runs view (`?workflowType=machine_learning`) and the experiment's bare address (which
-  view MLflow picks without it);
-- the atlas artifact (`atlas/atlas.html`): every panel title must be drawn by plotly.
+- the parent run's page at 1600 px with MLflow's assistant panel open (its default): its
+  description must show the sweep's summary, and its pictures must fit the width MLflow gives;
+- the runs view (`?workflowType=machine_learning`): every child run's name shows its verdict;
+  and the experiment's bare address (which view MLflow picks without it);
+- a collapsed trial's samples.md: one line per sample;
+- the atlas artifact (`atlas/atlas.html`): every panel title must be drawn by plotly, and the
+  best trial's run address is shown (MLflow's viewer frames it with sandbox="allow-scripts",
+  so no link can leave it); opened as a file, its link lands on the run;
+- optuna-dashboard (when installed) on the sweep's study: real objective values, feasible and
+  infeasible trials.
 
 Drives Chromium over its DevTools protocol (websocket-client), so it waits for what a person
 waits for and reads text inside MLflow's sandboxed artifact frame; asserts on page text, not
@@ -73,7 +79,10 @@ def check(scratch: Path, shots: Path) -> int:
     from collapsetune.insight import NOTE_TAG
     from collapsetune.report import PATH_TAG, run_url, runs_url
 
-    launch = next((scratch / "results").iterdir()) if (scratch / "results").is_dir() else run_sweep(scratch)
+    saved = scratch / "ui_port"  # the sweep's atlas links to the UI on this port: a reused scratch keeps it
+    port = int(saved.read_text()) if saved.is_file() else free_port()
+    saved.write_text(str(port))
+    launch = next((scratch / "results").iterdir()) if (scratch / "results").is_dir() else run_sweep(scratch, port)
     store = f"sqlite:///{scratch / 'mlflow.db'}"
     client = MlflowClient(store)
     experiment = client.get_experiment_by_name("knobs").experiment_id
@@ -86,25 +95,48 @@ def check(scratch: Path, shots: Path) -> int:
     titles = [t.format(metric="collapse/unique_tokens") for t in TITLES]
 
     shots.mkdir(parents=True, exist_ok=True)
-    with mlflow_ui(store, free_port(), scratch) as base, Chromium(scratch) as browser:
-        page = browser.page(1500, 1400)
+    children = {r.data.tags["ray.trial_id"]: r for r in
+                client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{run_id}'")}
+    best_trial = next(t for t in parent.data.tags[NOTE_TAG].split("**Best healthy trial:** [")[1:2]).split("]")[0]
+    best_run = children[best_trial].info.run_id
+    (collapsed,) = client.search_runs([experiment], "tags.`collapse.status` = 'collapsed'", max_results=1)
+    with mlflow_ui(store, port, scratch) as base, Chromium(scratch) as browser:
+        # 1600 px with MLflow's assistant panel open, as a first visit shows it.
+        page = browser.page(1600, 1400)
         page.go(run_url(experiment, run_id, base))
-        page.wait_for_text(headline)
-        # MLflow's assistant panel opens on a first visit and takes a quarter of the page; a
-        # person closes it once (the browser remembers), so do the same before the pictures.
-        page.eval("localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false')")
-        page.send("Page.reload")
         text = page.wait_for_text(headline)
         for expected in ("Best healthy trial", "trials/collapsed", "search_space.lr"):
             assert expected in text, f"parent run page lacks {expected!r}"
         page.click_text("Show more")  # the description is folded after a few lines
         text = page.wait_for_text("What was stopped, and when")
+        page.wait_for(lambda p: p.eval("Array.from(document.images).filter(i => i.src.includes('get-artifact'))"
+                                       ".every(i => i.complete && i.naturalWidth > 0)"), timeout=60)
+        overflow = page.eval(
+            "Array.from(document.images).filter(i => i.src.includes('get-artifact')).map(i => {"
+            " const box = i.getBoundingClientRect(); let p = i.parentElement;"
+            " while (p && p.scrollWidth <= p.clientWidth + 1 && p !== document.body) p = p.parentElement;"
+            " return [i.alt, Math.round(box.right), window.innerWidth, p ? p.tagName : ''];"
+            "}).filter(([alt, right, width]) => right > width)")
+        assert not overflow, f"description pictures cut off at 1600 px with the assistant open: {overflow}"
         page.screenshot(shots / "mlflow_parent_run.png", scroll_to_text="Description")
-        print("parent run page: description, metrics and params shown")
+        print("parent run page at 1600 px, assistant open: description fits, metrics and params shown")
 
         page.go(runs_url(experiment, base))
         page.wait_for_text(launch.name)  # the parent run, its trials folded under it
+        # the parent run's row holds one button without text: the chevron that unfolds its trials
+        page.eval("(() => { const b = Array.from(document.querySelectorAll('.ag-row button'))"
+                  ".find(e => !e.textContent.trim()); if (b) b.click(); })()")
+        text = page.wait_for_text(collapsed.info.run_name)
+        assert " collapsed · " in collapsed.info.run_name and " healthy · " in text, text[:1500]
         page.screenshot(shots / "mlflow_runs_view.png")
+        print(f"runs view: verdicts in the runs' names ({collapsed.info.run_name!r})")
+
+        page.go(f"{base}/#/experiments/{experiment}/runs/{collapsed.info.run_id}/artifacts/samples.md"
+                "?workflowType=machine_learning")
+        text = page.wait_for_text("prompt 0 ||| the ⏎ the ⏎ the")  # MLflow renders it as Markdown
+        assert "Report 1" in text and "Report 2" in text, text[:1500]
+        page.screenshot(shots / "mlflow_samples.png")
+        print("samples.md: one line per sample")
         page.go(f"{base}/#/experiments/{experiment}")  # no workflowType: what MLflow picks itself
         time.sleep(3)
         page.wait_for(lambda p: "workflowType" in p.eval("location.href") or "Traces" in p.text())
@@ -116,14 +148,24 @@ def check(scratch: Path, shots: Path) -> int:
                 "?workflowType=machine_learning")
         drawn = page.wait_for(lambda p: _plotly_titles(p, titles), timeout=120)
         assert set(titles) <= set(drawn), f"atlas panels not drawn in MLflow's viewer: {set(titles) - set(drawn)}"
+        target = run_url(experiment, best_run, base)
+        assert target in page.text(), "the atlas in MLflow does not show the best trial's run address"
+        sandbox = page.eval("Array.from(document.querySelectorAll('iframe')).map(f => f.getAttribute('sandbox'))")
         page.screenshot(shots / "mlflow_atlas_artifact.png")
-        print("atlas artifact: every panel drawn by plotly inside MLflow's artifact viewer")
+        print(f"atlas artifact: every panel drawn by plotly inside MLflow's artifact viewer (sandbox={sandbox}); "
+              "the best trial's run address is shown")
 
         local = client.download_artifacts(run_id, "atlas/atlas.html", str(scratch))
         page = browser.page(1300, 1000)
         page.go(Path(local).as_uri())
         page.wait_for(lambda p: _plotly_titles(p, titles), timeout=60)
         page.screenshot(shots / "atlas.png", full_page=True)
+        page.eval("document.querySelector('a.run-link').click()")
+        page.wait_for(lambda p: best_run in p.eval("location.href"), timeout=60)
+        page.wait_for_text(children[best_trial].info.run_name)
+        print("atlas opened as a file: its best-trial link lands on the run's page")
+
+        dashboard(scratch / "results" / launch.name, browser, shots)
     for png in sorted(shots.glob("*.png")):
         print(f"saved {png}")
     print("browser check passed")
@@ -140,13 +182,54 @@ def _plotly_titles(page: Page, titles: list[str]) -> list[str] | None:
     return drawn if set(titles) <= set(drawn) else None
 
 
-def run_sweep(scratch: Path) -> Path:
+def dashboard(results: Path, browser: Chromium, shots: Path) -> None:
+    """optuna-dashboard on the sweep's study: its trials hold real values, not the penalty."""
+    try:
+        import optuna_dashboard  # noqa: F401
+    except ImportError:
+        print("optuna-dashboard not installed (pip install -e '.[dashboard]'): its check skipped")
+        return
+    import optuna
+
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{results / 'optuna.db'}")
+    values = [t.value for t in study.trials if t.value is not None]
+    assert values and max(values) < 1e8, f"the study holds penalised values: {values}"
+    infeasible = [t for t in study.trials if any(v > 0 for v in t.constraints.values())]
+    assert infeasible, "no collapsed trial is infeasible in the study"
+    port = free_port()
+    cmd = [sys.executable, "-m", "collapsetune.cli", "dashboard", str(results), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        page = browser.page(1400, 900)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        page.go(f"http://127.0.0.1:{port}/dashboard/studies/{study._study_id}")
+        page.wait_for_text("History")
+        time.sleep(3)
+        page.screenshot(shots / "optuna_dashboard.png")
+        print(f"optuna-dashboard: {len(values)} real values (max {max(values):.3g}), {len(infeasible)} infeasible")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def run_sweep(scratch: Path, port: int) -> Path:
     (scratch / "sweeps").mkdir()
     for name in ("knobs.yaml", "knobs_wrapper.py"):
         shutil.copy(FIXTURE / name, scratch / "sweeps" / name)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), str(ROOT),
                                                                       os.environ.get("PYTHONPATH")]))}
-    out = subprocess.run([sys.executable, "-m", "collapsetune.cli", "run", "sweeps/knobs.yaml"],
+    env["COLLAPSETUNE_MLFLOW_URL"] = f"http://127.0.0.1:{port}"  # the UI address the check will use: links in the atlas
+    # optuna (not the sweep's random search): the study optuna-dashboard is checked on
+    out = subprocess.run([sys.executable, "-m", "collapsetune.cli", "run", "sweeps/knobs.yaml",
+                          "--set", "search.algorithm=optuna"],
                          cwd=scratch, env=env, capture_output=True, text=True, timeout=900)
     if out.returncode not in (0, 1):  # 1: some trial failed, as two of this sweep's do on purpose
         sys.exit(f"sweep failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")

@@ -56,8 +56,10 @@ def test_parent_run_gets_description_params_metrics_and_atlas(store):
     note = run.data.tags[NOTE_TAG]
     assert note.startswith("## knobs: 3 of 14 trials collapsed")
     best = read_results(str(launch)).best()
-    assert f"[{best.trial_id}](#/experiments/{run.info.experiment_id}/runs/{children[best.trial_id]})" in note
-    assert "| collapsed | 5 | collapse/unique_tokens=7.942 &lt; 15 for 2 reports |" in note
+    assert (f"[{best.trial_id}](#/experiments/{run.info.experiment_id}/runs/{children[best.trial_id]}"
+            "?workflowType=machine_learning)") in note  # without it MLflow's sidebar turns to GenAI
+    # a list, not a table: MLflow draws a table's columns with no space between them
+    assert ": **collapsed** at report 5 — collapse/unique_tokens=7.942 &lt; 15 for 2 reports" in note
     assert "RuntimeError: loss scale underflow" in note and "atlas/atlas.html" in note
 
     params = run.data.params
@@ -94,7 +96,7 @@ def test_user_strings_reach_the_descriptions_escaped(store):
     note = client.get_run(parent).data.tags[NOTE_TAG]
     assert "- `decode`: \\[click\\](javascript:alert(1))" in note  # the best trial's config
     assert "1. &lt;svg onload=alert(4)&gt; &lt; 15 for 2 report(s)" in note  # the rules
-    assert "| collapsed | 5 | &lt;svg onload=alert(4)&gt;=7.942 &lt; 15 for 2 reports |" in note  # why stopped
+    assert "**collapsed** at report 5 — &lt;svg onload=alert(4)&gt;=7.942 &lt; 15 for 2 reports" in note  # why stopped
     assert "`" + str(launch) + "`" in note  # a code span: literal in every renderer
     notes = [note] + [client.get_run(run).data.tags[NOTE_TAG] for run in children.values()]
     assert sum("&lt;svg onload=alert(4)&gt;" in n for n in notes) > 3
@@ -147,7 +149,7 @@ def test_many_trials_keep_the_description_under_mlflows_tag_limit(tmp_path):
     results.trials = [*results.trials, *[type(t)(**{**t.__dict__, "trial_id": f"x{i:04d}"})
                                           for i, t in enumerate(bad * 100)]]
     note = sweep_note(results)
-    assert len(note) <= 8000 and "more |" in note and note.rstrip().endswith("`.")
+    assert len(note) <= 8000 and "more: see the atlas" in note and note.rstrip().endswith("`.")
 
 
 def test_the_description_counts_pbt_copies_and_rescues():
@@ -185,3 +187,31 @@ def test_experiment_is_tagged_as_model_training(store):
     older = client.create_experiment("older", artifact_location=str(root / "artifacts" / "older"))
     assert create_experiment(client, "older") == older  # an existing one gets the tag, keeps its id
     assert client.get_experiment(older).tags[EXPERIMENT_KIND_TAG] == CUSTOM_MODEL_KIND
+
+
+def test_report_html_links_the_best_trial_to_its_run_or_shows_its_id(store, tmp_path, monkeypatch, capsys):
+    # `report --html` rewrote the atlas without any link; a relative `#/experiments/...` link
+    # did nothing in a page opened from a file or inside MLflow's artifact viewer.
+    from collapsetune.cli import main
+
+    client, root = store
+    launch, parent, children = _sweep_runs(client, root, "linked")
+    sweep = launch / "sweep.yaml"
+    sweep.write_text(sweep.read_text().replace("tracking_uri: null", f"tracking_uri: sqlite:///{root / 'mlflow.db'}")
+                     .replace("name: knobs\n", "name: linked\n", 1))  # the experiment _sweep_runs made
+    best = read_results(str(launch)).best()
+    experiment = client.get_run(parent).info.experiment_id
+    monkeypatch.delenv("COLLAPSETUNE_MLFLOW_URL", raising=False)
+
+    assert main(["report", str(launch), "--html", str(tmp_path / "plain")]) == 0
+    page = (tmp_path / "plain" / "atlas.html").read_text()
+    assert f"MLflow run <code>{children[best.trial_id]}</code>" in page and 'href="#/' not in page
+    assert "COLLAPSETUNE_MLFLOW_URL=http://127.0.0.1:P" in capsys.readouterr().out  # the port is a guess: said so
+
+    assert main(["report", str(launch), "--html", str(tmp_path / "linked"), "--mlflow-url", "http://127.0.0.1:5123/"]) == 0
+    page = (tmp_path / "linked" / "atlas.html").read_text()
+    url = f"http://127.0.0.1:5123/#/experiments/{experiment}/runs/{children[best.trial_id]}?workflowType=machine_learning"
+    assert f'href="{url}" target="_top"' in page and f">{url}</a>" in page  # a link, and its address to copy
+    out = capsys.readouterr().out
+    assert f"mlflow run: {url}" in out and f"mlflow run id: {children[best.trial_id]}" in out
+    assert "ran all" in out or "cut at report" in out  # says which way the best trial counts as healthy

@@ -111,3 +111,35 @@ def test_a_partial_point_to_evaluate_runs_first_and_optuna_samples_the_rest():
     assert (first["lr"], first["label_smoothing"]) == (1e-4, 0.0) and first["k"] in (4, 8, 32)
     assert second["k"] == 32 and 1e-4 <= second["lr"] <= 1e-1 and 0.0 <= second["label_smoothing"] <= 0.2
     assert set(third) == set(space)
+
+
+def test_the_study_holds_real_values_and_a_collapsed_trial_is_infeasible():
+    # optuna-dashboard draws the study: with the 1e9 penalty as a value its history chart was
+    # all penalty. The study gets val/loss itself and the collapse as the trial's constraint,
+    # and TPE still ranks the collapsed trial (lowest loss) below the healthy ones.
+    from optuna.samplers._tpe.sampler import _split_trials
+
+    for constraints in (False, True):
+        searcher = CollapseOptunaSearch(sampler=make_sampler("tpe", 0), seed=0, constraints=constraints,
+                                        raw_metrics=["val/loss"])
+        searcher.set_search_properties("objective", "min", SPACE)
+        reports = {
+            "healthy": {"val/loss": 2.0, "objective": 2.0, "collapse.status": "healthy", "collapse/margin": -0.5},
+            "collapsed": {"val/loss": 1.2, "objective": 1e9, "collapse.status": "collapsed", "collapse/margin": 0.4},
+            "diverged": {"val/loss": float("nan"), "objective": 1e9, "collapse.status": "diverged",
+                         "collapse/margin": float("nan")},
+            "worse": {"val/loss": 3.0, "objective": 3.0, "collapse.status": "healthy", "collapse/margin": -0.1},
+        }
+        for trial_id, last in reports.items():
+            searcher.suggest(trial_id)
+            searcher.on_trial_result(trial_id, {"training_iteration": 1, **last, "val/loss": 2.5, "objective": 2.5})
+            searcher.on_trial_complete(trial_id, {"training_iteration": 2, **last})
+        trials = searcher._ot_study.get_trials()
+        assert [t.user_attrs["ray_trial_id"] for t in trials] == list(reports)
+        assert [t.value for t in trials] == [2.0, 1.2, 2.5, 3.0]  # diverged: its last finite value
+        assert [t.intermediate_values for t in trials] == [{1: 2.5}] * 4
+        feasible = [all(v <= 0 for v in t.constraints.values()) for t in trials]
+        assert feasible == [True, False, False, True], (constraints, [t.constraints for t in trials])
+        below, _ = _split_trials(searcher._ot_study, trials, 2)
+        assert [t.number for t in below] == [0, 3]
+

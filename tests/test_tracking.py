@@ -92,20 +92,72 @@ def test_verdict_tags_follow_the_verdict(tmp_path):
     tracking.on_trial_start(0, [], trial)
     client = MlflowClient(uri)
 
-    def tags() -> tuple[str, str, str]:
+    def tags() -> tuple[str, str | None, str]:
         tracking.get_state()  # flushes the writer
         run = client.get_run(tracking._runs["a"]).data.tags
-        return run["collapse.status"], run["collapse.reason"], run["collapse.iteration"]
+        return run["collapse.status"], run.get("collapse.reason"), run["collapse.iteration"]
 
     healthy = {"collapse.status": "healthy", "collapse.reason": "", "collapse.iteration": 0}
     tracking.on_trial_result(0, [], trial, {"training_iteration": 1, "val/loss": 2.0, **healthy})
-    assert tags() == ("healthy", "", "0")
+    assert tags() == ("healthy", None, "0")  # no empty reason on a healthy run
     tracking.on_trial_result(0, [], trial, {"training_iteration": 2, "val/loss": 1.9, **healthy})
     collapsed = {"collapse.status": "collapsed", "collapse.reason": "collapse/unique_tokens=3 < 20 for 2 reports",
                  "collapse.iteration": 3}
     tracking.on_trial_result(0, [], trial, {"training_iteration": 3, "val/loss": 1.8, **collapsed})
     assert tags() == ("collapsed", "collapse/unique_tokens=3 < 20 for 2 reports", "3")
     assert client.get_run(tracking._runs["a"]).data.tags["collapsetune.step"] == "3"
+
+
+def test_a_runs_name_carries_its_verdict_and_the_status_tag_filters_runs(tmp_path):
+    # MLflow's runs list always shows a run's name; the collapse.* tags hide behind "Show more
+    # columns". The verdict goes into the name when it turns, and the tags stay for filtering.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep = "name: exp\nobjective: {metric: val/loss, mode: min}\nsearch_space:\n  lr: {loguniform: [1.0e-4, 0.1]}\n"
+    tracking = MlflowTracking(uri, "exp", str(tmp_path / "results" / "sweep-1"), sweep_yaml=sweep)
+    tracking.setup()
+    good, bad = _trial("a1b2c_00001"), _trial("a1b2c_00002")
+    for trial in (good, bad):
+        tracking.on_trial_start(0, [], trial)
+    tracking.on_trial_result(0, [], good, {"training_iteration": 1, "collapse.status": "healthy",
+                                           "collapse.reason": ""})
+    tracking.on_trial_result(0, [], bad, {"training_iteration": 1, "collapse.status": "inconclusive"})
+    tracking.on_trial_result(0, [], bad, {"training_iteration": 2, "collapse.status": "collapsed",
+                                          "collapse.reason": "collapse/unique_tokens=3 < 20 for 2 reports",
+                                          "collapse.iteration": 2})
+    tracking.get_state()
+    client = MlflowClient(uri)
+    names = {r.data.tags["ray.trial_id"]: r.info.run_name for r in _runs(uri)}
+    assert names == {"a1b2c_00001": "00001 healthy · lr=0.1", "a1b2c_00002": "00002 collapsed · lr=0.1"}
+    experiment = client.get_experiment_by_name("exp").experiment_id
+    # The filter the README shows: a dotted tag name goes in backticks.
+    (found,) = client.search_runs([experiment], "tags.`collapse.status` = 'collapsed'")
+    assert found.data.tags["ray.trial_id"] == "a1b2c_00002"
+    assert "collapse.reason" not in client.get_run(tracking._runs["a1b2c_00001"]).data.tags
+
+
+def test_samples_md_is_one_line_per_sample_for_a_collapsed_trial(tmp_path):
+    # The built-in LM's samples: `prompt ||| continuation`, separated by `---` lines; a
+    # collapsed LM's continuations are mostly line breaks, which made samples.md thousands of
+    # lines long, unreadable in MLflow's artifact viewer.
+    from collapsetune.tracking import SAMPLE_MAX
+
+    uri, tracking = _started(tmp_path)
+    trial = _trial("a")
+    tracking.on_trial_start(0, [], trial)
+    collapsed = "\n---\n".join(f"prompt {i} ||| the\n\n\nthe\n\t the" + "\n" * 40 for i in range(8))
+    long_one = "p ||| " + "word " * 500
+    tracking.on_trial_result(0, [], trial, {"training_iteration": 1, "samples": collapsed})
+    tracking.on_trial_result(0, [], trial, {"training_iteration": 2, "samples": long_one,
+                                            "collapse.status": "collapsed", "collapse.reason": "r"})
+    tracking.on_trial_complete(0, [], trial)
+    tracking.on_experiment_end([trial])
+    (tmp_path / "dl").mkdir()
+    body = Path(MlflowClient(uri).download_artifacts(tracking._runs["a"], SAMPLES_FILE, str(tmp_path / "dl")))
+    lines = body.read_text().splitlines()
+    samples = [line for line in lines if line.startswith("- ")]
+    assert samples[:8] == [f"- prompt {i} ||| the ⏎ ⏎ ⏎ the ⏎ the" for i in range(8)]
+    assert len(samples) == 9 and samples[8].endswith("characters)") and len(samples[8]) < SAMPLE_MAX + 40
+    assert "```" not in body.read_text() and len(lines) < 30
 
 
 def test_unusable_tracking_store_fails_before_a_trial_trains(tmp_path):

@@ -1,4 +1,4 @@
-"""`collapsetune run | resume | report | validate | features`."""
+"""`collapsetune run | resume | report | validate | features | dashboard`."""
 
 from __future__ import annotations
 
@@ -36,6 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--html", nargs="?", const="", default=None, metavar="OUT",
                         help="write the collapse atlas (HTML + PNGs) into OUT "
                              "(default: the results folder's atlas/); no MLflow needed")
+    report.add_argument("--mlflow-url", default="", metavar="URL",
+                        help="MLflow's UI address for links to runs, e.g. http://127.0.0.1:5000 "
+                             "(default: $COLLAPSETUNE_MLFLOW_URL, or the tracking server)")
+
+    dashboard = commands.add_parser("dashboard", help="open a sweep's Optuna study in optuna-dashboard")
+    dashboard.add_argument("results_dir", help="a launch's results folder (it holds optuna.db)")
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8080)
 
     features = commands.add_parser("features", help="extract a MoP-CLIP features file with open_clip")
     features.add_argument("image_folder", help="one sub-folder of images per class")
@@ -130,20 +138,50 @@ def _report(args: argparse.Namespace) -> int:
         if out is None:
             print("collapsetune: error: results at a URI: give a local folder, --html OUT", file=sys.stderr)
             return 2
-        page = write_atlas(results, out)
+        links, ids = _run_links(args.results_dir, args.mlflow_url)
+        page = write_atlas(results, out, run_links=links, run_ids=ids)
         print(f"collapsetune: wrote the collapse atlas {terminal(page)}", file=sys.stderr)
-        _print_report(args.results_dir, as_json=args.json, atlas=str(page))
+        _print_report(args.results_dir, as_json=args.json, atlas=str(page), ui_url=args.mlflow_url)
         return 0
-    _print_report(args.results_dir, as_json=args.json)
+    _print_report(args.results_dir, as_json=args.json, ui_url=args.mlflow_url)
     return 0
 
 
-def _print_report(results_dir: str, as_json: bool, atlas: str = "") -> None:
+def _run_links(results_dir: str, ui_url: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Trial id -> its MLflow run's address (where MLflow's UI address is known) and run id."""
+    from collapsetune.report import known_ui, load_summary, run_url
+
+    summary = load_summary(results_dir)
+    ids = {t.trial_id: t.mlflow_run_id for t in summary.trials if t.mlflow_run_id}
+    base = known_ui(summary.tracking_uri or "", ui_url)
+    links = {t: run_url(summary.experiment_id, r, base) for t, r in ids.items()} if base else {}
+    return links, ids
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from collapsetune.searchers import STUDY_FILE
+
+    study = Path(args.results_dir) / STUDY_FILE
+    if not study.is_file():
+        print(f"collapsetune: error: {terminal(str(study))}: no Optuna study (only sweeps with "
+              "search: {algorithm: optuna} and a local results folder keep one)", file=sys.stderr)
+        return 2
+    try:
+        from optuna_dashboard import run_server
+    except ImportError:
+        print("collapsetune: error: optuna-dashboard is not installed: pip install -e \".[dashboard]\"", file=sys.stderr)
+        return 2
+    print(f"collapsetune: optuna-dashboard of {terminal(str(study))} at http://{args.host}:{args.port}/ (Ctrl-C ends it)")
+    run_server(f"sqlite:///{study.absolute()}", host=args.host, port=args.port)
+    return 0
+
+
+def _print_report(results_dir: str, as_json: bool, atlas: str = "", ui_url: str = "") -> None:
     from collapsetune.report import format_launches, format_summary, launches_of, load_summary
     from collapsetune.results import ResultsError
 
     try:
-        summary = load_summary(results_dir)
+        summary = load_summary(results_dir, ui_url=ui_url)
     except ResultsError:
         launches = launches_of(results_dir)  # the storage folder: list what is in it
         if not launches:
@@ -167,7 +205,8 @@ def _features(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"run": _run, "validate": _validate, "resume": _resume, "report": _report, "features": _features}
+_COMMANDS = {"run": _run, "validate": _validate, "resume": _resume, "report": _report, "features": _features,
+             "dashboard": _dashboard}
 
 if __name__ == "__main__":
     sys.exit(main())

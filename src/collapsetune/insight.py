@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from collapsetune.collapse import (
     COLLAPSED,
+
     COLLAPSING,
     DIVERGED,
     ERROR,
@@ -38,7 +39,7 @@ from collapsetune.collapse import (
 from collapsetune.escape import markdown, markdown_code
 from collapsetune.mlflow_names import flatten, mlflow_key
 from collapsetune.names import TRIAL_TAG
-from collapsetune.report import BEST_ACCEPTS, PARENT_TAG, summary_of
+from collapsetune.report import BEST_ACCEPTS, PARENT_TAG, known_ui, run_url, summary_of
 from collapsetune.results import (
     ATLAS_DIR,
     SweepInfo,
@@ -65,6 +66,8 @@ CUSTOM_MODEL_KIND = "custom_model_development"
 CHANGED_TAG = "collapsetune.param_changed."  # + key: a param whose value changed since first logged
 # MLflow's limits (mlflow/utils/validation.py): params are immutable once logged.
 _KEY_MAX, _PARAM_MAX, _TAG_MAX, _BATCH = 250, 6000, 8000, 100
+# Without it MLflow 3's sidebar switches to its GenAI view when a link is followed.
+_ML_VIEW = "?workflowType=machine_learning"
 _NOTE_BUDGET = 7500  # characters of description, under the tag limit with room to spare
 
 
@@ -89,6 +92,7 @@ def publish_sweep(
     atlas: bool = True,
     keep_atlas: bool = True,
     child_notes: bool = True,
+    ui_url: str = "",
 ) -> Published:
     """Writes a sweep's summary onto its MLflow parent run.
 
@@ -100,6 +104,9 @@ def publish_sweep(
         keep_atlas: Also leave the atlas in the results folder (when it is local), where
             `collapsetune report` points to it.
         child_notes: Give each trial's child run its one-line verdict as its description.
+        ui_url: MLflow's UI address, for the atlas's links to runs (`collapsetune.report.known_ui`:
+            else the COLLAPSETUNE_MLFLOW_URL variable or an http tracking server; with none
+            known, the atlas shows run ids).
 
     Returns:
         What was written (`Published`).
@@ -136,19 +143,20 @@ def publish_sweep(
                 client.set_tag(runs[trial.trial_id], NOTE_TAG, markdown(_trial_note(trial, results.sweep))[:_TAG_MAX])
                 published.child_notes += 1
     if atlas:
-        published.atlas = _publish_atlas(client, parent_run_id, results, runs, experiment_id, keep_atlas)
+        published.atlas = _publish_atlas(client, parent_run_id, results, runs, experiment_id, keep_atlas,
+                                         known_ui(client.tracking_uri, ui_url))
     return published
 
 
 def _publish_atlas(client: MlflowClient, run_id: str, results: SweepResults, runs: dict[str, str],
-                   experiment_id: str, keep: bool) -> list[str]:
+                   experiment_id: str, keep: bool, base: str) -> list[str]:
     from collapsetune.atlas import write_atlas
 
-    links = {t: f"#/experiments/{experiment_id}/runs/{r}" for t, r in runs.items()}
+    links = {t: run_url(experiment_id, r, base) for t, r in runs.items()} if base else {}
     local = keep and "://" not in results.path
     with tempfile.TemporaryDirectory(prefix="collapsetune-atlas-") as scratch:
         out = Path(results.path) / ATLAS_DIR if local else Path(scratch)
-        write_atlas(results, out, run_links=links)
+        write_atlas(results, out, run_links=links, run_ids=runs)
         client.log_artifacts(run_id, str(out), ATLAS_DIR)
         return sorted(f"{ATLAS_DIR}/{p.name}" for p in out.iterdir() if not p.name.startswith("."))
 
@@ -210,7 +218,7 @@ def sweep_note(results: SweepResults, run_ids: Mapping[str, str] | None = None, 
                     f"after {r.grace} report(s) of grace" for i, r in enumerate(sweep.rules))
         head.append("")
     tail = ["", f"_Healthy_: {BEST_ACCEPTS}; a trial that ended before its rules could judge it, "
-            "or while a collapse condition held, is _inconclusive_.", "", f"**Collapse atlas:** artifacts `{ATLAS_DIR}/atlas.html` (interactive: which knobs drive "
+            "or while a collapse condition held, is _inconclusive_.", "", f"**Collapse atlas:** artifacts {_atlas_link(experiment_id, parent_run_id)} (interactive: which knobs drive "
             "collapse, trajectories, quality against diversity, importance) and its PNG copies. "
             f"Results folder: {markdown_code(results.path)}."]
     if pictures and parent_run_id:
@@ -219,15 +227,17 @@ def sweep_note(results: SweepResults, run_ids: Mapping[str, str] | None = None, 
     tail.extend(f"\n_note: {markdown(x)}_" for x in results.notes)
     lines = list(head)
     if stopped:
-        lines += ["### What was stopped, and when", "",
-                  "| trial | outcome | report | why |", "|---|---|---|---|"]
+        # A list, not a table: MLflow draws a Markdown table with no space between its
+        # columns ("collapsed9"), and a list wraps to whatever width MLflow leaves.
+        lines += ["### What was stopped, and when", ""]
         budget = _NOTE_BUDGET - len("\n".join(head + tail)) - 200
         for i, t in enumerate(sorted(stopped, key=lambda t: (t.collapse_iteration or t.iterations, t.trial_id))):
-            row = (f"| {_link(t.trial_id, runs, experiment_id)} | {markdown(t.status)} | "
-                   f"{t.collapse_iteration or t.iterations} | {_cut(markdown(t.reason), 300)} |")
+            why = _cut(markdown(t.reason), 300)
+            row = (f"- {_link(t.trial_id, runs, experiment_id)}: **{markdown(t.status)}** at report "
+                   f"{t.collapse_iteration or t.iterations}" + (f" — {why}" if why else ""))
             budget -= len(row) + 1
             if budget < 0:
-                lines.append(f"| … | {len(stopped) - i} more | | see the atlas's trial table |")
+                lines.append(f"- … and {len(stopped) - i} more: see the atlas's trial table")
                 break
             lines.append(row)
     return "\n".join(lines + tail)[:_TAG_MAX]
@@ -350,8 +360,15 @@ def create_experiment(client: MlflowClient, name: str, artifact_location: str | 
 
 def _link(trial_id: str, runs: Mapping[str, str], experiment_id: str) -> str:
     if trial_id in runs and experiment_id:  # the address holds MLflow's ids only
-        return f"[{markdown(trial_id)}](#/experiments/{experiment_id}/runs/{runs[trial_id]})"
+        return f"[{markdown(trial_id)}](#/experiments/{experiment_id}/runs/{runs[trial_id]}{_ML_VIEW})"
     return markdown_code(trial_id)
+
+
+def _atlas_link(experiment_id: str, parent_run_id: str) -> str:
+    page = f"{ATLAS_DIR}/atlas.html"
+    if experiment_id and parent_run_id:
+        return f"[{page}](#/experiments/{experiment_id}/runs/{parent_run_id}/artifacts/{page}{_ML_VIEW})"
+    return f"`{page}`"
 
 
 def _last_line(text: str) -> str:

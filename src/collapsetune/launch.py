@@ -160,6 +160,7 @@ def make_searcher(spec: SweepSpec, concurrency: int, experiment_path: str | None
             mode=[o.mode for o in objectives] if several else None,
             sampler=make_sampler(spec.search.sampler, spec.search.seed),
             constraints=spec.search.constraints or several,  # several objectives: collapse as a constraint
+            raw_metrics=[o.metric for o in objectives],  # the study holds real values; collapse: its constraint
             seed=spec.search.seed,
             points_to_evaluate=points or None,
             storage=study_storage(f"{experiment_path}/{STUDY_FILE}") if local else None,

@@ -39,11 +39,14 @@ from collapsetune.results import (
 
 __all__ = ["ATLAS_PAGE", "RunIndex", "Summary", "TrialRow", "find_runs", "format_launches", "format_summary",
            "launches_of", "load_summary",
-           "run_url", "runs_url", "summary_of", "ui_base"]
+           "known_ui", "run_url", "why_healthy", "runs_url", "summary_of", "ui_base"]
 
 ATLAS_PAGE = "atlas.html"  # inside ATLAS_DIR
 PARENT_TAG = "mlflow.parentRunId"
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
+UI_ENV = "COLLAPSETUNE_MLFLOW_URL"  # MLflow's UI address, for links, where the store does not say it
+# Said beside a link that assumes `mlflow ui`'s default address.
+PORT_HINT = f"mlflow ui's default address; with `mlflow ui --port P` set {UI_ENV}=http://127.0.0.1:P"
 # What "best healthy" accepts, said next to it (a trial cut before its rules could judge it,
 # or cut while a condition held, is not healthy: see collapsetune.results.judge).
 BEST_ACCEPTS = "ran every report, or was cut after its rules could fire with none holding"
@@ -83,6 +86,8 @@ class Summary:
     notes: list[str] = field(default_factory=list)  # what could not be read
     objectives: list[list[str]] = field(default_factory=list)  # [metric, mode] of each, with several
     pareto: list[dict[str, Any]] = field(default_factory=list)  # healthy trials no other beats on all
+    max_iterations: int = 0  # reports a trial may make (the sweep's max_iterations)
+    ui_url: str = ""  # MLflow's UI address where known (`known_ui`); links otherwise assume LOCAL_UI
 
     def to_dict(self) -> dict[str, Any]:
         return _json_safe(asdict(self))
@@ -97,14 +102,16 @@ class RunIndex:
     children: dict[str, str] = field(default_factory=dict)  # trial id -> run id
 
 
-def load_summary(results_dir: str, mlflow: bool = True) -> Summary:
+def load_summary(results_dir: str, mlflow: bool = True, ui_url: str = "") -> Summary:
     """The summary of a results folder made by `collapsetune run`, with its MLflow runs
-    when `mlflow` and the sweep's store exists (a missing store is never created)."""
+    when `mlflow` and the sweep's store exists (a missing store is never created); links
+    point at `ui_url` when given (else `known_ui`'s answer, else mlflow ui's default)."""
     results = read_results(results_dir)
     summary = summary_of(results)
     if mlflow and results.sweep.tracking_uri:
         uri = _absolute_sqlite(results.sweep.tracking_uri, Path(results.launch.get("cwd") or Path.cwd()))
         summary.tracking_uri = _without_credentials(uri)
+        summary.ui_url = known_ui(uri, ui_url)
         try:
             index = find_runs(uri, results.sweep.name, results.path)
         except Exception as exc:  # noqa: BLE001 - a store that does not answer costs only the links
@@ -113,7 +120,7 @@ def load_summary(results_dir: str, mlflow: bool = True) -> Summary:
             index = RunIndex()
         summary.experiment_id, summary.parent_run_id = index.experiment_id, index.parent_run_id
         if index.experiment_id:
-            summary.runs_url = runs_url(index.experiment_id, ui_base(uri))
+            summary.runs_url = runs_url(index.experiment_id, summary.ui_url or LOCAL_UI)
         for row in summary.trials:
             row.mlflow_run_id = index.children.get(row.trial_id, "")
     return summary
@@ -125,6 +132,7 @@ def summary_of(results: SweepResults) -> Summary:
     summary = Summary(results.path, sweep.objective, sweep.mode, name=sweep.name,
                       searched=sorted(sweep.search_space), notes=list(results.notes))
     summary.counts = results.counts()
+    summary.max_iterations = sweep.max_iterations
     summary.trials = [_row(t, sweep.objective) for t in sorted(results.trials, key=lambda t: _rank(t, results))]
     best = results.best()
     summary.best = next((r for r in summary.trials if best and r.trial_id == best.trial_id), None)
@@ -179,13 +187,21 @@ def run_url(experiment_id: str, run_id: str, base: str = LOCAL_UI) -> str:
 
 
 def ui_base(tracking_uri: str) -> str:
-    """Where the store's UI is: the tracking server itself, or `mlflow ui`'s default address."""
-    parts = urlsplit(tracking_uri)
-    if parts.scheme in ("http", "https"):
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-    return LOCAL_UI
+    """Where the store's UI is: `known_ui`'s answer, else `mlflow ui`'s default address."""
+    return known_ui(tracking_uri) or LOCAL_UI
+
+
+def known_ui(tracking_uri: str = "", given: str = "") -> str:
+    """MLflow's UI address where it is known: `given` (a `--mlflow-url`), else the
+    COLLAPSETUNE_MLFLOW_URL environment variable, else the tracking server itself; "" for a
+    database store nobody said the UI of (`mlflow ui` may listen on any port)."""
+    for address in (given, os.environ.get(UI_ENV, ""), tracking_uri or ""):
+        parts = urlsplit(address.strip())
+        if parts.scheme in ("http", "https") and parts.hostname:
+            host = parts.hostname
+            netloc = f"{host}:{parts.port}" if parts.port else host
+            return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+    return ""
 
 
 def find_runs(tracking_uri: str, experiment: str, experiment_path: str) -> RunIndex:
@@ -348,7 +364,8 @@ def format_summary(summary: Summary) -> str:
         lines.append(f"  best healthy trial: none (a healthy trial {BEST_ACCEPTS})")
     else:
         b = summary.best
-        lines.append(f"  best healthy trial: {b.trial_id}  {summary.metric}={b.metric:.4g}   ({BEST_ACCEPTS})")
+        lines.append(f"  best healthy trial: {b.trial_id}  {summary.metric}={b.metric:.4g}   "
+                     f"({why_healthy(b.iterations, summary.max_iterations)})")
         searched = [k for k in summary.searched if k in b.config] or sorted(b.config)
         if b.copied:  # Ray names a trial's folder once, for its first config
             lines.append("    config on its last report, after PBT copied another trial into it (see its why above):")
@@ -357,6 +374,7 @@ def format_summary(summary: Summary) -> str:
         lines.append(f"    results{named}: {b.path}")
         if b.mlflow_run_id and summary.experiment_id:
             lines.append(f"    mlflow run: {run_url(summary.experiment_id, b.mlflow_run_id, _base(summary))}")
+            lines.append(f"    mlflow run id: {b.mlflow_run_id}")
     if summary.objectives:
         names = ", ".join(f"{m} ({mode})" for m, mode in summary.objectives)
         lines.append(f"  Pareto front of healthy trials on {names}: {len(summary.pareto)} trial(s)")
@@ -371,12 +389,20 @@ def format_summary(summary: Summary) -> str:
             lines.append(f"  browse: {summary.runs_url or ui_base(summary.tracking_uri)}")
         else:
             lines.append(f"  browse: mlflow ui --backend-store-uri {summary.tracking_uri}")
-            lines.append(f"          then open {summary.runs_url or LOCAL_UI}")
+            hint = "" if summary.ui_url else f"  ({PORT_HINT})"
+            lines.append(f"          then open {summary.runs_url or LOCAL_UI}{hint}")
     return _printable(lines)
 
 
+def why_healthy(iterations: int, max_iterations: int) -> str:
+    """Why a healthy trial counts as healthy, said of that trial (not `BEST_ACCEPTS`' either-or)."""
+    if max_iterations and iterations >= max_iterations:
+        return f"ran all {iterations} reports"
+    return f"cut at report {iterations}, after its rules could fire, with none holding"
+
+
 def _base(summary: Summary) -> str:
-    return ui_base(summary.tracking_uri) if summary.tracking_uri else LOCAL_UI
+    return summary.ui_url or LOCAL_UI
 
 
 def _json_safe(value: Any) -> Any:

@@ -8,6 +8,16 @@
   model where collapse happens separately from the objective, instead of learning it only as
   the penalised objective (1e9) that ASHA also sees. A trial the forecast stopped
   (`collapse_forecast:`) is infeasible as well when its forecast P(collapse) is above 1/2.
+- **The real scale in the study.** Given the objective metrics themselves (`raw_metrics`,
+  e.g. `val/loss`), the study records each trial's real value, not the 1e9 penalty Tune's
+  scheduler sees, so optuna-dashboard's charts are on the real scale; collapse then reaches
+  the sampler only as the constraint, which every trial then carries: its margin with
+  `constraints: true`, else 1 for a collapsed or diverged trial and 0 for any other. Optuna's
+  samplers (TPE, NSGA-II, GP) rank every infeasible trial below every feasible one, which is
+  the order the penalty gave, so they still learn to avoid collapse. A trial with no finite
+  value (diverged on its first report) keeps the penalty. Each Optuna trial has the Ray
+  trial's id as user attribute `ray_trial_id` (`link_study` adds its MLflow run).
+
 - **Several objectives.** With a list of metrics and modes (the trainable reports the first
   as `objective`, the others as `objective/2`, ...), Tune's single scheduler metric does not
   overwrite them.
@@ -32,20 +42,24 @@ import math
 import os
 import pickle
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from collapsetune.collapse import MARGIN_KEY
+from collapsetune.collapse import MARGIN_KEY, STATUS_KEY, STOPPING
 from collapsetune.errors import SpecError
 from collapsetune.forecast import FORECAST_KEY
+
 
 CONSTRAINT = "collapse"  # the Optuna constraint: the trial's last collapse margin
 _LOST_ATTR = "collapsetune.lost"
 _BOUND = 1e9  # Optuna needs finite constraint values; a diverged trial's +inf becomes this
+RAY_TRIAL_ATTR = "ray_trial_id"  # Optuna user attributes: the Ray trial ...
+MLFLOW_RUN_ATTR = "mlflow_run_id"  # ... its MLflow run ...
+MLFLOW_LINK_ATTR = "mlflow_run"  # ... and that run's address in MLflow's UI, where known
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -111,9 +125,12 @@ class CollapseOptunaSearch(OptunaSearch):
     (see the module docstring). Arguments are OptunaSearch's, and `constraints`: whether a
     trial's collapse margin is its constraint."""
 
-    def __init__(self, *args: Any, constraints: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, constraints: bool = False, raw_metrics: Sequence[str] = (), **kwargs: Any) -> None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in RDB" line in `run`
         super().__init__(*args, **kwargs)
         self.constraints = constraints
+        self.raw_metrics = list(raw_metrics)  # the objective metrics before the penalty, in objective order
+        self._last_raw: dict[str, list[float]] = {}  # trial id -> its last finite raw values
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         if isinstance(self._metric, list):
@@ -132,15 +149,62 @@ class CollapseOptunaSearch(OptunaSearch):
         for point in points:
             self._ot_study.enqueue_trial(point)
 
+    def suggest(self, trial_id: str) -> dict | None:
+        config = super().suggest(trial_id)
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is not None and isinstance(ot_trial, optuna.Trial):
+            ot_trial.set_user_attr(RAY_TRIAL_ATTR, trial_id)
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        super().on_trial_result(trial_id, self._raw(trial_id, result))
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         ot_trial = self._ot_trials.get(trial_id)
-        if self.constraints and ot_trial is not None and result and MARGIN_KEY in result:
-            margin = float(result[MARGIN_KEY])
-            margin = _BOUND if math.isnan(margin) else max(-_BOUND, min(_BOUND, margin))
-            if FORECAST_KEY in result:  # stopped by the forecast: infeasible when P(collapse) > 1/2
-                margin = max(margin, float(result[FORECAST_KEY]) - 0.5)
-            ot_trial.set_constraint(CONSTRAINT, margin)
+        raw = getattr(self, "raw_metrics", [])  # a searcher pickled before it had them: none
+        if ot_trial is not None and result and (self.constraints or raw):
+            stopped = result.get(STATUS_KEY) in STOPPING
+            if self.constraints and MARGIN_KEY in result:
+                margin = float(result[MARGIN_KEY])
+                margin = _BOUND if math.isnan(margin) else max(-_BOUND, min(_BOUND, margin))
+                if FORECAST_KEY in result:  # stopped by the forecast: infeasible when P(collapse) > 1/2
+                    margin = max(margin, float(result[FORECAST_KEY]) - 0.5)
+                # a collapsed or diverged trial is infeasible whatever its last margin says
+                ot_trial.set_constraint(CONSTRAINT, max(margin, 1.0) if stopped and margin <= 0 else margin)
+            elif raw:  # the penalty leaves the value: the constraint carries the collapse
+                ot_trial.set_constraint(CONSTRAINT, 1.0 if stopped else 0.0)
+            result = self._raw(trial_id, result)
+        if ot_trial is not None and isinstance(ot_trial, optuna.Trial):
+            self._link(ot_trial, trial_id)
+
         super().on_trial_complete(trial_id, result, error)
+
+    @staticmethod
+    def _link(ot_trial: optuna.Trial, trial_id: str) -> None:
+        """The trial's MLflow run as user attributes, while Optuna still lets them be set."""
+        from collapsetune.tracking import run_of  # the driver's tracking callback made the run
+
+        run = run_of(trial_id)
+        if run is not None:
+            ot_trial.set_user_attr(MLFLOW_RUN_ATTR, run[0])
+            if run[1]:
+                ot_trial.set_user_attr(MLFLOW_LINK_ATTR, run[1])
+
+    def _raw(self, trial_id: str, result: dict) -> dict:
+        """The result with the objectives' real values in place of the penalised ones."""
+        raw = getattr(self, "raw_metrics", [])
+        if not raw:
+            return result
+        keys = self._metric if isinstance(self._metric, list) else [self._metric]
+        last = getattr(self, "_last_raw", {}).setdefault(trial_id, [math.nan] * len(raw))
+        out = dict(result)
+        for i, (key, metric) in enumerate(zip(keys, raw)):
+            value = result.get(metric)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                last[i] = float(value)
+            if key in out and math.isfinite(last[i]):
+                out[key] = last[i]
+        return out
 
     # -- pickling: Tune saves the searcher in tuner.pkl and in every experiment snapshot ----
 
@@ -262,4 +326,6 @@ _IN_RESULTS = "optuna.db in the results folder"  # a pickled searcher's referenc
 _TRIAL_ATTR = "collapsetune.ray_trial_id"  # on a rebuilt study's trials: the Tune trial it was
 
 
-__all__ = ["CONSTRAINT", "STUDY_FILE", "CollapseOptunaSearch", "check_writable", "make_sampler", "restoring_from", "study_storage"]
+__all__ = ["CONSTRAINT", "MLFLOW_LINK_ATTR", "MLFLOW_RUN_ATTR", "RAY_TRIAL_ATTR", "STUDY_FILE", "CollapseOptunaSearch",
+           "check_writable", "make_sampler", "restoring_from", "study_storage"]
+

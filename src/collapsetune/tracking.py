@@ -67,6 +67,7 @@ OFFSET_TAG = "collapsetune.step_offset"  # run step - the trial's report number,
 EXPLOITS_TAG = "collapsetune.pbt.exploits"  # one line per checkpoint PBT copied into the trial
 ERROR_TAG = "collapsetune.error"
 NOTE_TAG = "mlflow.note.content"  # a run's description in MLflow's UI
+RUN_NAME_TAG = "mlflow.runName"  # the name MLflow's runs list always shows: it carries the verdict
 RENAMED_PREFIX = "collapsetune.renamed."  # + MLflow's name -> the name the wrapper reported
 DROPPED_TAG = "collapsetune.dropped"  # names MLflow refused in every form: `name: why`, one a line
 FAILED_WRITES_TAG = "collapsetune.failed_writes"
@@ -75,6 +76,15 @@ _PARAM_MAX = 6000  # MLflow's limit on a param value
 _TAG_MAX = 8000  # and on a tag value
 _BATCH_METRICS = 1000  # MLflow's limits on one log_batch (metrics and tags together)
 _BATCH_TAGS = 100
+# This driver's trials' runs: Ray trial id -> (MLflow run id, the run's address in MLflow's UI
+# or "" where the UI's address is not known). The Optuna searcher reads it to give each study
+# trial its run (`collapsetune.searchers`), while Optuna still lets it set attributes.
+_TRIAL_RUNS: dict[str, tuple[str, str]] = {}
+
+
+def run_of(trial_id: str) -> tuple[str, str] | None:
+    """The MLflow run id of a trial of this driver's sweep, and its address where known."""
+    return _TRIAL_RUNS.get(trial_id)
 
 
 class MlflowTracking(tune.Callback):
@@ -106,8 +116,9 @@ class MlflowTracking(tune.Callback):
         self._offsets: dict[str, int] = {}  # trial id -> run step minus report number (PBT exploits)
         self._exploits: dict[str, list[str]] = {}  # trial id -> its EXPLOITS_TAG lines
         self._verdicts: dict[str, list[RunTag]] = {}  # trial id -> verdict tags last logged
-        self._samples: dict[str, list[tuple[int, str]]] = {}  # trial id -> (step, text) so far
+        self._samples: dict[str, list[tuple[int, list[str]]]] = {}  # trial id -> (step, samples) so far
         self._names = _Names()
+        self._knobs: list[str] | None = None  # the sweep's searched keys, for run names
         # Child runs that existed at the experiment snapshot this driver resumed from; None
         # when it did not resume from one (or could not read it): then no run is retired.
         self._snapshot_runs: set[str] | None = None
@@ -169,15 +180,21 @@ class MlflowTracking(tune.Callback):
                    for name, value in ((self._names.key(key), value) for key, value in reported) if name is not None]
         tags.append(RunTag(STEP_TAG, str(step)))
         verdict = _verdict_tags(result)
-        changed = verdict != self._verdicts.get(trial.trial_id)
+        before = self._verdicts.get(trial.trial_id)
+        changed = verdict != before
         if changed:  # tags cost a write each: only on change
             self._verdicts[trial.trial_id] = verdict
             tags += verdict
+            if verdict:
+                tags.append(RunTag(RUN_NAME_TAG, self._run_name(trial, str(result[STATUS_KEY]))))
+            if any(t.key == REASON_KEY for t in before or ()) and not any(t.key == REASON_KEY for t in verdict):
+                # a PBT rescue: the reason of a verdict that no longer holds goes (EXPLOITS_TAG keeps it)
+                self._writer.data(lambda client: _delete_tag(client, run_id, REASON_KEY), run_id)
         tags += self._names.tags_for(run_id, (key for key, _ in reported))
         self._writer.log(run_id, step, metrics, tags)
         if result.get("samples"):
             history = self._samples.setdefault(trial.trial_id, [])
-            history.append((step, str(result["samples"])))
+            history.append((step, sample_records(str(result["samples"]))))
             if changed or _log_spaced(step) or step % 10 == 0:
                 self._write_samples(run_id, trial.trial_id)
 
@@ -245,7 +262,8 @@ class MlflowTracking(tune.Callback):
         # (sync_artifacts); a remote storage URI is not a local folder, and is skipped.
         stored = getattr(trial, "path", None)
         folder = Path(stored) / ARTIFACTS_DIR if stored and "://" not in stored else None
-        tags = [RunTag(ERROR_TAG, error[-_TAG_MAX:]), RunTag(STATUS_KEY, ERROR)] if error is not None else []
+        tags = [RunTag(ERROR_TAG, error[-_TAG_MAX:]), RunTag(STATUS_KEY, ERROR),
+                RunTag(RUN_NAME_TAG, self._run_name(trial, ERROR))] if error is not None else []
         note = markdown(_note(trial, error, self.sweep_yaml))  # the run's description (Markdown)
         if self._exploits.get(trial.trial_id):
             copies = self._exploits[trial.trial_id]
@@ -270,6 +288,19 @@ class MlflowTracking(tune.Callback):
             logger.warning("collapsetune: could not write the sweep's summary and atlas to its MLflow parent "
                            "run (`collapsetune report %s --html` draws the atlas): %s: %s",
                            self.experiment_path, type(exc).__name__, exc)
+
+    def _run_name(self, trial: Any, status: str) -> str:
+        """The child run's name: the trial's number, its verdict and its searched knobs,
+        e.g. `00003 collapsed · lr=0.01, weight_decay=0.1`. MLflow's runs list always shows
+        a run's name, while the `collapse.*` tags hide behind "Show more columns"."""
+        if self._knobs is None:
+            from collapsetune.results import ResultsError, parse_sweep
+
+            try:
+                self._knobs = sorted(parse_sweep(self.sweep_yaml).search_space) if self.sweep_yaml else []
+            except ResultsError:
+                self._knobs = []
+        return run_name(trial.trial_id, status, trial.config or {}, self._knobs)
 
     def _write_samples(self, run_id: str, trial_id: str) -> None:
         text = _samples_markdown(self._samples[trial_id])
@@ -335,6 +366,11 @@ class MlflowTracking(tune.Callback):
                                trial.trial_id, exc)
                 run_id = ""
             self._runs[trial.trial_id] = run_id
+            if run_id:
+                from collapsetune.report import known_ui, run_url
+
+                base = known_ui(self.tracking_uri)
+                _TRIAL_RUNS[trial.trial_id] = (run_id, run_url(self._experiment_id, run_id, base) if base else "")
         return self._runs[trial.trial_id]
 
     def _find_or_create(self, client: MlflowClient, parent: str, trial: Any) -> str:
@@ -352,7 +388,7 @@ class MlflowTracking(tune.Callback):
             return run.info.run_id
         run = client.create_run(
             self._experiment_id,
-            run_name=str(trial),
+            run_name=self._run_name(trial, ""),
             tags={"mlflow.parentRunId": parent, TRIAL_TAG: trial.trial_id},
         )
         flat = sorted(flatten(trial.config).items())
@@ -710,15 +746,56 @@ def artifact_location(tracking_uri: str) -> str | None:
     return None
 
 
-def _samples_markdown(history: Sequence[tuple[int, str]]) -> str:
-    head = ("# Samples\n\nWhat the model generated at each report, newest last: the text of its "
-            "`samples()` (for the built-in LM, one `prompt ||| continuation` per line).\n")
-    body = "".join(f"\n## Report {step}\n\n```text\n{text.strip()}\n```\n" for step, text in history)
+SAMPLE_MAX = 400  # characters of one sample in samples.md; the rest is cut, with a count
+
+
+def _samples_markdown(history: Sequence[tuple[int, list[str]]]) -> str:
+    """samples.md: a heading per report and one line per sample under it, newest report last.
+    MLflow's artifact viewer shows a .md file as numbered text lines, so a sample's own line
+    breaks are written as ⏎ and a very long sample is cut: one sample is one line there too."""
+    head = ("# Samples\n\nWhat the model generated at each report, newest last: one sample a line "
+            "(a line break inside a sample is shown as ⏎; samples past "
+            f"{SAMPLE_MAX} characters are cut). For the built-in LM: `prompt ||| continuation`.\n")
+    body = "".join(f"\n## Report {step}\n\n" + "".join(f"- {record}\n" for record in records)
+                   for step, records in history)
     return head + body
 
 
-def _read_samples(client: MlflowClient, run_id: str) -> list[tuple[int, str]]:
-    """The samples a run already has (a resumed driver continues the file)."""
+def sample_records(text: str) -> list[str]:
+    """A wrapper's `samples()` text as one line per sample: samples are separated by lines that
+    are exactly `---` when there are any (the built-in LM's form), else each line is one; inside
+    a sample, line breaks become ⏎ and tabs spaces, and one past SAMPLE_MAX characters is cut.
+
+    Example:
+        >>> sample_records("a ||| the\\nthe\\n---\\nb ||| cat")
+        ['a ||| the ⏎ the', 'b ||| cat']
+    """
+    lines = text.strip("\n").splitlines()
+    if any(line.strip() == "---" for line in lines):
+        chunks, current = [], []
+        for line in lines + ["---"]:
+            if line.strip() == "---":
+                chunks.append("\n".join(current))
+                current = []
+            else:
+                current.append(line)
+    else:
+        chunks = lines
+    records = []
+    for chunk in chunks:
+        parts = [part.strip() for part in chunk.strip().replace("\t", " ").split("\n")]
+        one = parts[0] + "".join(f" ⏎ {part}" if part else " ⏎" for part in parts[1:])
+        one = "".join(c if c.isprintable() else " " for c in one)  # no control characters in a line
+        if len(one) > SAMPLE_MAX:
+            one = f"{one[:SAMPLE_MAX]}… (+{len(one) - SAMPLE_MAX} characters)"
+        if one:
+            records.append(one)
+    return records
+
+
+def _read_samples(client: MlflowClient, run_id: str) -> list[tuple[int, list[str]]]:
+    """The samples a run already has (a resumed driver continues the file; one written before
+    samples were one a line, with each report in a code block, is read too)."""
     try:
         import tempfile
 
@@ -727,7 +804,10 @@ def _read_samples(client: MlflowClient, run_id: str) -> list[tuple[int, str]]:
     except Exception:  # noqa: BLE001 - no file yet
         return []
     found = re.findall(r"\n## Report (\d+)\n\n```text\n(.*?)\n```\n", text, flags=re.S)
-    return [(int(step), body) for step, body in found]
+    if found:
+        return [(int(step), sample_records(body)) for step, body in found]
+    found = re.findall(r"\n## Report (\d+)\n\n((?:- .*\n)*)", text)
+    return [(int(step), [line[2:] for line in body.splitlines()]) for step, body in found]
 
 
 def _error_text(trial: Any) -> str:
@@ -762,10 +842,40 @@ def _local_path(trial: Any) -> str | None:
 def _verdict_tags(result: dict) -> list[RunTag]:
     if STATUS_KEY not in result:
         return []
-    tags = [RunTag(STATUS_KEY, str(result[STATUS_KEY])), RunTag(REASON_KEY, str(result.get(REASON_KEY, ""))[:_TAG_MAX])]
+    tags = [RunTag(STATUS_KEY, str(result[STATUS_KEY]))]
+    if result.get(REASON_KEY):  # a healthy run has no reason, not an empty one
+        tags.append(RunTag(REASON_KEY, str(result[REASON_KEY])[:_TAG_MAX]))
     if ITERATION_KEY in result:  # only once collapsed or diverged: "0" would read as "at report 0"
         tags.append(RunTag(ITERATION_KEY, str(result[ITERATION_KEY])))
     return tags
+
+
+def run_name(trial_id: str, status: str, config: dict, knobs: Sequence[str], limit: int = 80) -> str:
+    """`00003 collapsed · lr=0.01, weight_decay=0.1`: the trial's number (its id's last part;
+    the whole id is the run's `ray.trial_id` tag), its verdict and the searched knobs' values,
+    cut to `limit` characters.
+
+    Example:
+        >>> run_name("a1b2c_00003", "collapsed", {"lr": 0.0123456, "seed": 1}, ["lr"])
+        '00003 collapsed · lr=0.0123'
+    """
+    number = trial_id.rsplit("_", 1)[-1]
+    head = f"{number} {status}".strip()
+    flat = flatten(config)
+    values = ", ".join(f"{k}={_short(flat[k])}" for k in knobs if k in flat)
+    name = f"{head} · {values}" if values else head
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _delete_tag(client: MlflowClient, run_id: str, key: str) -> None:
+    try:
+        client.delete_tag(run_id, key)
+    except Exception:  # noqa: BLE001 - MLflow raises when the run never had it
+        pass
 
 
 def _log_spaced(step: int) -> bool:

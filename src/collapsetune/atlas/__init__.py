@@ -43,13 +43,17 @@ __all__ = ["ATLAS_PAGE", "IMPORTANCE_TITLE", "PARALLEL_TITLE", "PARETO_TITLE", "
 TITLES = (PARALLEL_TITLE, RATE_TITLE, TRAJECTORY_TITLE, PARETO_TITLE, IMPORTANCE_TITLE)
 
 
-def write_atlas(results: SweepResults, out_dir: str | Path, run_links: dict[str, str] | None = None) -> Path:
+def write_atlas(results: SweepResults, out_dir: str | Path, run_links: dict[str, str] | None = None,
+                run_ids: dict[str, str] | None = None) -> Path:
     """Writes `atlas.html` and one PNG per panel into `out_dir`; returns the page's path.
 
     Args:
         results: A read results folder (`collapsetune.results.read_results`).
         out_dir: Folder to write into (made if missing; files of an earlier atlas are replaced).
-        run_links: Optional trial id -> URL (e.g. its MLflow run) for the page's trial table.
+        run_links: Optional trial id -> absolute URL of its MLflow run, for the best trial and
+            the trial table (only where MLflow's UI address is known: a relative link means
+            nothing in a page opened from a file or inside MLflow's artifact viewer).
+        run_ids: Optional trial id -> MLflow run id, shown plainly beside the best trial.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,12 +92,12 @@ def write_atlas(results: SweepResults, out_dir: str | Path, run_links: dict[str,
     page = out / ATLAS_PAGE
     tmp = out / f".{ATLAS_PAGE}.tmp"
     tmp.write_text(_plotly.page(f"Collapse atlas: {results.sweep.name or results.path}",
-                                _header(results, run_links or {}), sections), encoding="utf-8")
+                                _header(results, run_links or {}, run_ids or {}), sections), encoding="utf-8")
     tmp.replace(page)  # atomic: MLflow never uploads half a page
     return page
 
 
-def _header(results: SweepResults, links: dict[str, str]) -> str:
+def _header(results: SweepResults, links: dict[str, str], ids: dict[str, str]) -> str:
     summary = summary_of(results)
     counts = ", ".join(f'<span class="{html.escape(s)}">{n} {html.escape(s)}</span>'
                        for s, n in sorted(summary.counts.items(), key=lambda kv: -kv[1]))
@@ -106,7 +110,13 @@ def _header(results: SweepResults, links: dict[str, str]) -> str:
     else:
         config = ", ".join(f"<code>{html.escape(str(k))}={html.escape(str(v))}</code>" for k, v in
                            ((k, b.config[k]) for k in (summary.searched or sorted(b.config)) if k in b.config))
-        parts.append(f"<p><b>Best healthy trial:</b> {_trial(b.trial_id, links)}, "
+        run = ""
+        if b.trial_id in ids:
+            run = f" (MLflow run <code>{html.escape(ids[b.trial_id])}</code>)"
+        if b.trial_id in links:  # the address itself too: MLflow's artifact viewer blocks links out of it
+            run += (f'<br><span class="caption">open in MLflow: <a class="run-link" href="{html.escape(links[b.trial_id])}" '
+                    f'target="_top">{html.escape(links[b.trial_id])}</a></span>')
+        parts.append(f"<p><b>Best healthy trial:</b> {_trial(b.trial_id, links)}{run}, "
                      f"{html.escape(summary.metric)} = {b.metric:.4g}; {config}</p>")
     rows = "".join(
         f'<tr><td>{_trial(t.trial_id, links)}</td><td class="{html.escape(t.status)}">{html.escape(t.status)}</td>'
@@ -119,7 +129,7 @@ def _header(results: SweepResults, links: dict[str, str]) -> str:
 
 def _trial(trial_id: str, links: dict[str, str]) -> str:
     if trial_id in links:
-        return f'<a href="{html.escape(links[trial_id])}" target="_blank" rel="noopener">{html.escape(trial_id)}</a>'
+        return f'<a href="{html.escape(links[trial_id])}" target="_top">{html.escape(trial_id)}</a>'
     return html.escape(trial_id)
 
 

@@ -64,7 +64,7 @@ def parallel_png(p: Parallel, path: Path) -> Path:
 
 def rate_png(r: Rates, path: Path) -> Path:
     names = list(r.per_knob)
-    cols = min(3, max(1, len(names)))
+    cols = min(2, max(1, len(names)))  # 840 px: fits the parent run's description beside MLflow's assistant
     rows = max(1, math.ceil(len(names) / cols))
     height = 2.9 * rows + 1.0  # inches: rows of bars, plus a fixed band for the title and note
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, height), squeeze=False)
