@@ -16,8 +16,8 @@ cached under ``cache_dir()/audio/`` (``$COLLAPSETUNE_CACHE`` or ``~/.cache/colla
 written atomically (temp file + ``os.replace``).
 
 Example:
-    >>> ds = load_audio_captions("synthetic", n_clips=20)  # doctest: +SKIP
-    >>> ds.features.shape, len(ds.captions[0])  # doctest: +SKIP
+    >>> ds = load_audio_captions("synthetic", n_clips=20)
+    >>> ds.features.shape, len(ds.captions[0])
     ((20, 64, 126), 5)
 """
 
