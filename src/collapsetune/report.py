@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from collapsetune.collapse import HEALTHY, OUTCOMES
 from collapsetune.escape import terminal
-from collapsetune.names import PATH_TAG, TRIAL_TAG
+from collapsetune.names import ATLAS_PAGE, OBJECTIVE_KEY, PARENT_TAG, PATH_TAG, TRIAL_TAG
 from collapsetune.pareto import front as pareto_front
 from collapsetune.results import (
     ATLAS_DIR,
@@ -41,8 +41,6 @@ __all__ = ["ATLAS_PAGE", "RunIndex", "Summary", "TrialRow", "find_runs", "format
            "launches_of", "load_summary",
            "run_url", "runs_url", "summary_of", "ui_base"]
 
-ATLAS_PAGE = "atlas.html"  # inside ATLAS_DIR
-PARENT_TAG = "mlflow.parentRunId"
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
 # What "best healthy" accepts, said next to it (a trial cut before its rules could judge it,
 # or cut while a condition held, is not healthy: see collapsetune.results.judge).
@@ -152,7 +150,7 @@ def _row(t: TrialResult, metric: str) -> TrialRow:
         why = "; ".join(filter(None, [why, *t.copies]))
     return TrialRow(
         trial_id=t.trial_id, status=t.outcome, reason=why, iterations=t.iterations,
-        objective=t.value("objective"), metric=t.value(metric), config=t.config, path=t.path,
+        objective=t.value(OBJECTIVE_KEY), metric=t.value(metric), config=t.config, path=t.path,
         state=t.state, collapse_iteration=t.collapse_iteration,
     )
 
