@@ -54,6 +54,7 @@ def sweep(tmp_path: Path, trainable: str, config: dict, gpu: float, num_samples:
     return path
 
 
+@pytest.mark.slow  # a real sweep of 4 trials for each share
 @pytest.mark.parametrize("share", [1.0, 0.5, 0.25])
 def test_each_trial_sees_only_its_own_gpu_and_no_gpu_holds_more_than_its_shares(share, tmp_path, fake_gpus):
     (tmp_path / "sweeps").mkdir()

@@ -246,6 +246,7 @@ def test_ray_address_of_a_web_server_fails_at_once():
     assert err.key == "address" and f"127.0.0.1:{port} is a web server (it answers HTTP/1" in err.message
 
 
+@pytest.mark.slow  # starts a Ray cluster
 def test_ray_address_of_a_real_cluster_passes():
     """Against a real Ray's GCS (token auth on, Ray 2.60's default): it answers the gRPC greeting."""
     ray = pytest.importorskip("ray")

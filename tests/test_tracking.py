@@ -127,7 +127,7 @@ def test_a_runs_name_carries_its_verdict_and_the_status_tag_filters_runs(tmp_pat
     tracking.get_state()
     client = MlflowClient(uri)
     names = {r.data.tags["ray.trial_id"]: r.info.run_name for r in _runs(uri)}
-    assert names == {"a1b2c_00001": "00001 healthy · lr=0.1", "a1b2c_00002": "00002 collapsed · lr=0.1"}
+    assert names == {"a1b2c_00001": "healthy 00001 · lr=0.1", "a1b2c_00002": "collapsed 00002 · lr=0.1"}
     experiment = client.get_experiment_by_name("exp").experiment_id
     # The filter the README shows: a dotted tag name goes in backticks.
     (found,) = client.search_runs([experiment], "tags.`collapse.status` = 'collapsed'")

@@ -38,8 +38,8 @@ from collapsetune.collapse import (
 )
 from collapsetune.escape import markdown, markdown_code
 from collapsetune.mlflow_names import flatten, mlflow_key
-from collapsetune.names import TRIAL_TAG
-from collapsetune.report import BEST_ACCEPTS, PARENT_TAG, known_ui, run_url, summary_of
+from collapsetune.names import CHANGED_TAG, CUSTOM_MODEL_KIND, EXPERIMENT_KIND_TAG, NOTE_TAG, PARENT_TAG, TRIAL_TAG
+from collapsetune.report import BEST_ACCEPTS, known_ui, run_url, summary_of
 from collapsetune.results import (
     ATLAS_DIR,
     SweepInfo,
@@ -56,14 +56,6 @@ if TYPE_CHECKING:
 __all__ = ["EXPERIMENT_KIND_TAG", "NOTE_TAG", "Published", "create_experiment", "publish_sweep", "sweep_metrics",
            "sweep_note", "sweep_params", "trial_note"]
 
-NOTE_TAG = "mlflow.note.content"  # a run's description in MLflow's UI (Markdown)
-# MLflow's own record of what an experiment is for. MLflow 3.17's open-source UI does not
-# read it (it opens on the view in the URL's `workflowType`, else the browser's last
-# choice, else GenAI), but it is what MLflow's data model and APIs use to tell a
-# model-training experiment from a GenAI one.
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-CUSTOM_MODEL_KIND = "custom_model_development"
-CHANGED_TAG = "collapsetune.param_changed."  # + key: a param whose value changed since first logged
 # MLflow's limits (mlflow/utils/validation.py): params are immutable once logged.
 _KEY_MAX, _PARAM_MAX, _TAG_MAX, _BATCH = 250, 6000, 8000, 100
 # Without it MLflow 3's sidebar switches to its GenAI view when a link is followed.

@@ -31,7 +31,7 @@ from collapsetune import _ray_fixes, preflight
 from collapsetune.collapse import CollapseStopper
 from collapsetune.credentials import client_uri, live_uri
 from collapsetune.errors import SpecError
-from collapsetune.names import LAUNCH_FILE, SWEEP_FILE
+from collapsetune.names import LAUNCH_FILE, OBJECTIVE_KEY, SWEEP_FILE
 from collapsetune.registry import has_state, resolve_trainable, wrapper_modules
 from collapsetune.records import TrialRecords
 from collapsetune.spec import MlflowSpec, SweepSpec, dump_spec, load_sweep, param_space
@@ -200,7 +200,7 @@ def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_
         _trainable(spec),
         param_space=param_space(spec),
         tune_config=tune.TuneConfig(
-            metric="objective",
+            metric=OBJECTIVE_KEY,
             mode=spec.objective.mode,
             num_samples=spec.num_samples,
             search_alg=make_searcher(spec, concurrency, experiment_path),

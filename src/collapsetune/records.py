@@ -37,7 +37,7 @@ class TrialRecords(tune.Callback):
     after a PBT copy included (the reader sorts them out).
 
     Example:
-        >>> tune.RunConfig(callbacks=[TrialRecords()])  # doctest: +SKIP
+        >>> config = tune.RunConfig(callbacks=[TrialRecords()])
     """
 
     def __init__(self) -> None:

@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from collapsetune.collapse import HEALTHY, OUTCOMES
 from collapsetune.escape import terminal
-from collapsetune.names import PATH_TAG, TRIAL_TAG
+from collapsetune.names import ATLAS_PAGE, OBJECTIVE_KEY, PARENT_TAG, PATH_TAG, TRIAL_TAG
 from collapsetune.pareto import front as pareto_front
 from collapsetune.results import (
     ATLAS_DIR,
@@ -41,8 +41,6 @@ __all__ = ["ATLAS_PAGE", "RunIndex", "Summary", "TrialRow", "find_runs", "format
            "launches_of", "load_summary",
            "known_ui", "run_url", "why_healthy", "runs_url", "summary_of", "ui_base"]
 
-ATLAS_PAGE = "atlas.html"  # inside ATLAS_DIR
-PARENT_TAG = "mlflow.parentRunId"
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
 UI_ENV = "COLLAPSETUNE_MLFLOW_URL"  # MLflow's UI address, for links, where the store does not say it
 # Said beside a link that assumes `mlflow ui`'s default address.
@@ -161,7 +159,7 @@ def _row(t: TrialResult, metric: str) -> TrialRow:
         why = "; ".join(filter(None, [why, *t.copies]))
     return TrialRow(
         trial_id=t.trial_id, status=t.outcome, reason=why, iterations=t.iterations,
-        objective=t.value("objective"), metric=t.value(metric), config=t.config, path=t.path,
+        objective=t.value(OBJECTIVE_KEY), metric=t.value(metric), config=t.config, path=t.path,
         state=t.state, collapse_iteration=t.collapse_iteration, copied=bool(t.copies),
     )
 

@@ -37,10 +37,11 @@ from typing import Any
 import pyarrow.fs
 import yaml
 
+from collapsetune._numbers import is_number as _is_number
 from collapsetune.collapse import (COLLAPSED, COLLAPSING, DIVERGED, ERROR, HEALTHY, INCONCLUSIVE, ITERATION_KEY,
                                    OUTCOMES, REASON_KEY, RUNNING, STATUS_KEY, UNJUDGED, CollapseRule, Rule)
 from collapsetune.errors import SpecError
-from collapsetune.names import DONOR_KEY, DONOR_REPORT_KEY, LAUNCH_FILE, REPORTS_FILE, SWEEP_FILE
+from collapsetune.names import ATLAS_DIR, DONOR_KEY, DONOR_REPORT_KEY, LAUNCH_FILE, REPORTS_FILE, SWEEP_FILE
 from collapsetune.spec._base import thaw
 from collapsetune.spec._distribution import ALIASES, Distribution
 from collapsetune.storage import location
@@ -61,7 +62,6 @@ __all__ = [
     "read_results",
 ]
 
-ATLAS_DIR = "atlas"  # `report --html` writes the atlas here by default; `report` looks here
 _HIDDEN = {"max_iterations"}  # handed to every wrapper by Tune; not a setting anyone chose
 _PICKLED = "<pickled by Ray; not read>"
 
@@ -539,10 +539,6 @@ def _dimension(name: str, raw: Any) -> Dimension:
 def _last_line(text: str | None) -> str:
     lines = [line for line in (text or "").strip().splitlines() if line.strip()]
     return lines[-1].strip()[:300] if lines else ""
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _float(value: Any) -> float | None:

@@ -32,7 +32,7 @@ objects, so an upgrade that breaks it fails loudly.
 
 Example:
     >>> searcher = CollapseOptunaSearch(metric=["objective", "objective/2"], mode=["min", "max"],
-    ...                                 sampler=make_sampler("nsga2", seed=0), constraints=True)  # doctest: +SKIP
+    ...                                 sampler=make_sampler("nsga2", seed=0), constraints=True)
 """
 
 from __future__ import annotations

@@ -27,7 +27,6 @@ own last one (`collapsetune.step_offset`), and `collapsetune.pbt.exploits` lists
 from __future__ import annotations
 
 import logging
-import math
 import os
 import queue
 import re
@@ -42,14 +41,19 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from collapsetune._numbers import is_finite_number as _is_number  # non-finite: collapse.reason already says "val/loss=nan"
+from collapsetune._numbers import log_spaced as _log_spaced
 from collapsetune.collapse import ERROR, INCONCLUSIVE, ITERATION_KEY, REASON_KEY, STATUS_KEY, STOPPING
 from collapsetune.credentials import client_uri, live_uri, redact_uri
 from collapsetune.escape import markdown
 from collapsetune.mlflow_batch import log_batch
 from collapsetune.mlflow_names import KEY_MAX as _KEY_MAX
 from collapsetune.mlflow_names import flatten, mlflow_key
-from collapsetune.names import DONOR_KEY, DONOR_REPORT_KEY, PATH_TAG, TRIAL_TAG
-from collapsetune.trainable import ARTIFACTS_DIR
+from collapsetune.names import (  # noqa: F401 (the tags are also read from here)
+    ARTIFACTS_DIR, DONOR_KEY, DONOR_REPORT_KEY, DROPPED_TAG, ERROR_TAG, EXPLOITS_TAG, FAILED_WRITES_TAG, LAUNCH_TAG,
+    NOTE_TAG, OFFSET_TAG, ORPHAN_TAG, PARENT_TAG, PATH_TAG, RENAMED_PREFIX, RUN_NAME_TAG, SAMPLES_FILE, STEP_TAG,
+    TRIAL_TAG,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -60,18 +64,6 @@ _NOT_METRICS = {
     "time_since_restore", "timesteps_since_restore", "timesteps_total", "episodes_total",
     "checkpoint_dir_name", "should_checkpoint", ITERATION_KEY,
 }
-LAUNCH_TAG = "collapsetune.launch_id"  # ties it to its launch even when the folder moved
-ORPHAN_TAG = "collapsetune.orphan"  # why a run was moved to the trash on resume
-STEP_TAG = "collapsetune.step"  # last report logged to a run
-OFFSET_TAG = "collapsetune.step_offset"  # run step - the trial's report number, after PBT exploits
-EXPLOITS_TAG = "collapsetune.pbt.exploits"  # one line per checkpoint PBT copied into the trial
-ERROR_TAG = "collapsetune.error"
-NOTE_TAG = "mlflow.note.content"  # a run's description in MLflow's UI
-RUN_NAME_TAG = "mlflow.runName"  # the name MLflow's runs list always shows: it carries the verdict
-RENAMED_PREFIX = "collapsetune.renamed."  # + MLflow's name -> the name the wrapper reported
-DROPPED_TAG = "collapsetune.dropped"  # names MLflow refused in every form: `name: why`, one a line
-FAILED_WRITES_TAG = "collapsetune.failed_writes"
-SAMPLES_FILE = "samples.md"  # one file per trial: every report's samples, newest last
 _PARAM_MAX = 6000  # MLflow's limit on a param value
 _TAG_MAX = 8000  # and on a tag value
 _BATCH_METRICS = 1000  # MLflow's limits on one log_batch (metrics and tags together)
@@ -291,7 +283,7 @@ class MlflowTracking(tune.Callback):
 
     def _run_name(self, trial: Any, status: str) -> str:
         """The child run's name: the trial's number, its verdict and its searched knobs,
-        e.g. `00003 collapsed · lr=0.01, weight_decay=0.1`. MLflow's runs list always shows
+        e.g. `collapsed 00003 · lr=0.01, weight_decay=0.1`. MLflow's runs list always shows
         a run's name, while the `collapse.*` tags hide behind "Show more columns"."""
         if self._knobs is None:
             from collapsetune.results import ResultsError, parse_sweep
@@ -376,7 +368,7 @@ class MlflowTracking(tune.Callback):
     def _find_or_create(self, client: MlflowClient, parent: str, trial: Any) -> str:
         found = client.search_runs(
             [self._experiment_id],
-            filter_string=f"tags.`mlflow.parentRunId` = '{parent}' and tags.`{TRIAL_TAG}` = '{trial.trial_id}'",
+            filter_string=f"tags.`{PARENT_TAG}` = '{parent}' and tags.`{TRIAL_TAG}` = '{trial.trial_id}'",
         )
         if found:  # a resumed sweep: continue the trial's run, never open a second one
             run = found[0]
@@ -389,7 +381,7 @@ class MlflowTracking(tune.Callback):
         run = client.create_run(
             self._experiment_id,
             run_name=self._run_name(trial, ""),
-            tags={"mlflow.parentRunId": parent, TRIAL_TAG: trial.trial_id},
+            tags={PARENT_TAG: parent, TRIAL_TAG: trial.trial_id},
         )
         flat = sorted(flatten(trial.config).items())
         params = [Param(key, str(v)[:_PARAM_MAX]) for key, v in ((self._names.key(k), v) for k, v in flat)
@@ -729,7 +721,7 @@ def children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> li
     """Every (non-deleted) child run of a parent, across result pages."""
     runs, token = [], None
     while True:
-        page = client.search_runs([experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+        page = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
                                   max_results=1000, page_token=token)
         runs.extend(page)
         token = page.token
@@ -851,16 +843,16 @@ def _verdict_tags(result: dict) -> list[RunTag]:
 
 
 def run_name(trial_id: str, status: str, config: dict, knobs: Sequence[str], limit: int = 80) -> str:
-    """`00003 collapsed · lr=0.01, weight_decay=0.1`: the trial's number (its id's last part;
-    the whole id is the run's `ray.trial_id` tag), its verdict and the searched knobs' values,
-    cut to `limit` characters.
+    """`collapsed 00003 · lr=0.01, weight_decay=0.1`: the trial's verdict first (MLflow's runs
+    list shows only a name's first ~14 characters), its number (its id's last part; the whole
+    id is the run's `ray.trial_id` tag) and the searched knobs' values, cut to `limit` characters.
 
     Example:
         >>> run_name("a1b2c_00003", "collapsed", {"lr": 0.0123456, "seed": 1}, ["lr"])
-        '00003 collapsed · lr=0.0123'
+        'collapsed 00003 · lr=0.0123'
     """
     number = trial_id.rsplit("_", 1)[-1]
-    head = f"{number} {status}".strip()
+    head = f"{status} {number}".strip()
     flat = flatten(config)
     values = ", ".join(f"{k}={_short(flat[k])}" for k in knobs if k in flat)
     name = f"{head} · {values}" if values else head
@@ -876,15 +868,6 @@ def _delete_tag(client: MlflowClient, run_id: str, key: str) -> None:
         client.delete_tag(run_id, key)
     except Exception:  # noqa: BLE001 - MLflow raises when the run never had it
         pass
-
-
-def _log_spaced(step: int) -> bool:
-    return step & (step - 1) == 0
-
-
-def _is_number(value: Any) -> bool:
-    # Non-finite values are left out: the collapse.reason tag already says "val/loss=nan".
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _quote(text: str) -> str:

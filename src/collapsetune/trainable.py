@@ -26,6 +26,7 @@ from typing import Any
 import ray
 from ray import tune
 
+from collapsetune._numbers import log_spaced as _log_spaced
 from collapsetune.collapse import (
     COLLAPSED,
     ITERATION_KEY,
@@ -34,15 +35,12 @@ from collapsetune.collapse import (
     STATUS_KEY,
     CollapseMonitor,
 )
-from collapsetune.names import CONFIG_PREFIX, DONOR_KEY, DONOR_REPORT_KEY
+from collapsetune.names import ARTIFACTS_DIR, CHECKPOINT_FILE, CONFIG_PREFIX, CPU_KEY, DONOR_KEY, DONOR_REPORT_KEY, OBJECTIVE_KEY
 
 # What a collapsed or diverged trial scores. Finite, because MLflow and Optuna store it;
 # far beyond any real loss, so it ranks below every healthy trial in ASHA's rungs and in
 # TPE's split (both use ranks, not magnitudes).
 WORST_OBJECTIVE = 1.0e9
-CHECKPOINT_FILE = "collapsetune_state.pt"  # torch.save's zip, or a plain pickle of data only (_write_state)
-ARTIFACTS_DIR = "artifacts"  # in each trial's folder: files a wrapper's write_artifacts() made
-CPU_KEY = "time/cpu_s"  # CPU seconds the trial's process used since its previous report
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ class TrialPlan:
         verdict = monitor.update(metrics)
         result: dict[str, Any] = dict(metrics)
         # An inconclusive trial keeps its objective: it is not known to be collapsed.
-        result["objective"] = self.worst() if verdict.stopping else metrics[self.metric]
+        result[OBJECTIVE_KEY] = self.worst() if verdict.stopping else metrics[self.metric]
         for i, (metric, mode) in enumerate(self.more, start=2):  # several objectives: Optuna reads these
             result[objective_key(i)] = self.worst(mode) if verdict.stopping else metrics[metric]
         result["collapse/detected"] = int(verdict.status == COLLAPSED)
@@ -94,7 +92,7 @@ class TrialPlan:
 
 def objective_key(i: int) -> str:
     """The result key of the i-th objective (1-based): `objective`, then `objective/2`, ..."""
-    return "objective" if i == 1 else f"objective/{i}"
+    return OBJECTIVE_KEY if i == 1 else f"{OBJECTIVE_KEY}/{i}"
 
 
 def make_trainable(plan: TrialPlan, name: str) -> type[CollapseTrainable]:

@@ -19,6 +19,7 @@ def table() -> cb.Table:
     return cb.Table("mop_clip")
 
 
+@pytest.mark.slow  # the whole benchmark, every method on 64 trials x 3 seeds
 def test_quick_mode_measures_every_method_side_by_side(tmp_path):
     out = tmp_path / "bench.json"
     doc = cb.main(["--quick", "--out", str(out), "--plots", str(tmp_path)])

@@ -152,6 +152,7 @@ def test_a_second_driver_on_a_folder_is_refused_naming_the_first(tmp_path):
         pass
 
 
+@pytest.mark.slow  # two driver processes, each making the store
 def test_two_drivers_opening_one_new_mlflow_store_take_turns(tmp_path):
     code = ("import sys\nfrom collapsetune.tracking import _connect\n"
             "_connect(sys.argv[1]).create_experiment(sys.argv[2])")

@@ -15,8 +15,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     readers see the old file or the whole new one, never half of it.
 
     Example:
-        >>> with atomic_path("/tmp/cache.bin") as tmp:  # doctest: +SKIP
+        >>> with atomic_path("cache.bin") as tmp:
         ...     tmp.write_bytes(b"...")
+        3
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,8 @@ cached under ``cache_dir()/audio/`` (``$COLLAPSETUNE_CACHE`` or ``~/.cache/colla
 written atomically (temp file + ``os.replace``).
 
 Example:
-    >>> ds = load_audio_captions("synthetic", n_clips=20)  # doctest: +SKIP
-    >>> ds.features.shape, len(ds.captions[0])  # doctest: +SKIP
+    >>> ds = load_audio_captions("synthetic", n_clips=20)
+    >>> ds.features.shape, len(ds.captions[0])
     ((20, 64, 126), 5)
 """
 
@@ -37,6 +37,11 @@ from pathlib import Path
 import numpy as np
 
 from collapsetune.data._atomic import atomic_path
+from collapsetune.data._events import (  # noqa: F401 (the vocabulary is also read from here)
+    COUNT_WORDS, KINDS, LOUD_WORDS, NOUNS, PITCH_HZ, PITCH_WORDS, Clip,
+)
+from collapsetune.data._events import event_phrase as _event_phrase
+from collapsetune.data._events import render as _render
 from collapsetune.data.text import cache_dir
 
 __all__ = [
@@ -61,17 +66,7 @@ BUILTIN = (SYNTHETIC, SYNTHETIC_SCENES)  # every other `dataset` value is a Clot
 _FORMAT = 1  # bump when synthesis or features change: old cache files are not reused
 CAPTION_COLUMNS = tuple(f"caption_{i}" for i in range(1, 6))
 
-# Event vocabulary. Synonyms are what make the 5 references of a clip differ in wording.
-KINDS = ("tone", "rising", "falling", "noise", "clicks")
-PITCH_HZ = {"low": (200.0, 320.0), "mid": (500.0, 800.0), "high": (1500.0, 2400.0)}
-PITCH_WORDS = {"low": ("low", "deep", "low pitched"), "mid": ("medium", "mid pitched", "moderate"),
-               "high": ("high", "high pitched", "shrill")}
-NOUNS = {"tone": ("beep", "tone", "bleep"), "rising": ("rising tone", "upward sweep", "rising whistle"),
-         "falling": ("falling tone", "downward sweep", "falling whistle"),
-         "noise": ("burst of noise", "noise burst", "hiss"),
-         "clicks": ("series of clicks", "click train", "rapid clicking")}
-LOUD_WORDS = {"loud": ("loud", "strong", "powerful"), "quiet": ("quiet", "soft", "faint")}
-COUNT_WORDS = {1: ("",), 2: ("twice", "two times"), 3: ("three times", "thrice")}
+# How a caption joins its events (the events' own words are in collapsetune.data._events).
 LINKS = ("then", "followed by", "and then", "and after that")
 OPENINGS = ("", "there is", "we hear", "you can hear", "someone plays")
 
@@ -89,16 +84,6 @@ class MelSpec:
     @property
     def frames(self) -> int:
         return int(round(self.seconds * self.sample_rate)) // self.hop + 1
-
-
-@dataclass(frozen=True)
-class Clip:
-    """One clip: waveform (S,) float32 in [-1, 1], its 5 captions and (synthetic only) events."""
-
-    name: str
-    audio: np.ndarray
-    captions: tuple[str, ...]
-    events: tuple[dict, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,24 +110,6 @@ def caption_words(caption: str) -> list[str]:
     return re.findall(r"[a-z0-9']+", caption.lower())
 
 
-def _article(word: str) -> str:
-    return "an" if word[0] in "aeiou" else "a"
-
-
-def _event_phrase(ev: dict, rng: np.random.Generator, verbs: tuple[str, ...] = ()) -> str:
-    """"a loud beep twice"; with `verbs`, one of them after the noun ("a loud beep rings twice")."""
-    pick = lambda options: options[int(rng.integers(len(options)))]
-    words = [pick(LOUD_WORDS[ev["loudness"]])]
-    if ev["kind"] == "tone":
-        words.append(pick(PITCH_WORDS[ev["pitch"]]))
-    words.append(pick(NOUNS[ev["kind"]]))
-    if verbs:
-        words.append(pick(verbs))
-    count = pick(COUNT_WORDS[ev["count"]])
-    phrase = f"{_article(words[0])} {' '.join(words)}"
-    return f"{phrase} {count}".strip()
-
-
 def _caption(events: Sequence[dict], rng: np.random.Generator) -> str:
     parts = [_event_phrase(events[0], rng)]
     for ev in events[1:]:
@@ -150,33 +117,6 @@ def _caption(events: Sequence[dict], rng: np.random.Generator) -> str:
         parts.append(_event_phrase(ev, rng))
     opening = OPENINGS[int(rng.integers(len(OPENINGS)))]
     return " ".join(([opening] if opening else []) + parts)
-
-
-def _render(ev: dict, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """One event (all its repetitions) as a waveform."""
-    dur = {"tone": (0.12, 0.25), "rising": (0.25, 0.4), "falling": (0.25, 0.4),
-           "noise": (0.15, 0.3), "clicks": (0.25, 0.4)}[ev["kind"]]
-    n = int(rng.uniform(*dur) * sr)
-    t = np.arange(n) / sr
-    if ev["kind"] == "tone":
-        sig = np.sin(2 * np.pi * rng.uniform(*PITCH_HZ[ev["pitch"]]) * t)
-    elif ev["kind"] in ("rising", "falling"):
-        f0, f1 = (300.0, 2500.0) if ev["kind"] == "rising" else (2500.0, 300.0)
-        f = f0 * (f1 / f0) ** (t / t[-1])  # exponential sweep
-        sig = np.sin(2 * np.pi * np.cumsum(f) / sr)
-    elif ev["kind"] == "noise":
-        sig = rng.standard_normal(n) * 0.5
-    else:  # clicks: short decaying impulses at 15-25 Hz
-        sig = np.zeros(n)
-        period = int(sr / rng.uniform(15.0, 25.0))
-        click = np.exp(-np.arange(40) / 6.0) * np.sign(rng.standard_normal(40))
-        for start in range(0, n - 40, period):
-            sig[start:start + 40] += click
-    fade = np.minimum(1.0, np.minimum(np.arange(n), np.arange(n)[::-1]) / (0.01 * sr))
-    amp = rng.uniform(0.5, 0.8) if ev["loudness"] == "loud" else rng.uniform(0.04, 0.08)
-    one = sig * fade * amp
-    gap = np.zeros(int(0.08 * sr))
-    return np.concatenate([np.concatenate([one, gap]) for _ in range(ev["count"])])[: -len(gap)]
 
 
 def synthesize_clips(n_clips: int, seed: int = 0, spec: MelSpec = MelSpec()) -> list[Clip]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from collapsetune._numbers import is_number as _is_number
 from collapsetune.configs import expected_form, field_hints, fits, unknown_key_hint
 from collapsetune.credentials import redact_uri
 from collapsetune.errors import SpecError, raise_all
@@ -442,10 +443,6 @@ def _numeric(dim: Distribution) -> str | None:
     if dim.kind in ("uniform", "loguniform") or all(_is_number(v) for v in dim.args):
         return "a number"
     return None
-
-
-def _is_number(value: Any, integer: bool = False) -> bool:
-    return isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
 
 
 def _type_change(old: Distribution, new_raw: Any, said: str) -> str | None:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from collapsetune.collapse._rules import Rule
 from collapsetune.errors import SpecError, raise_all
+from collapsetune.names import OBJECTIVE_KEY
 from collapsetune.spec._schedulers import Asha, Scheduler
 from collapsetune.spec._base import (
     FrozenMap,
@@ -84,7 +85,7 @@ class Objective(Section):
     def _problems(self) -> Iterator[SpecError]:
         if not self.metric:
             yield SpecError("expected a metric name such as val/loss, got ''", key="metric")
-        if self.metric == "objective":  # the trainable writes `objective` itself (penalised when collapsed)
+        if self.metric == OBJECTIVE_KEY:  # the trainable writes `objective` itself (penalised when collapsed)
             yield SpecError("'objective' is reserved for the penalised value; name the metric it comes "
                             "from, e.g. val/loss", key="metric")
         names = [self.metric, *(o.metric for o in self.also)]
