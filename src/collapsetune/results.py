@@ -175,6 +175,22 @@ class SweepInfo:
     objectives: tuple[tuple[str, str], ...] = ()  # (metric, mode) of each objective, the first one first
 
     @property
+    def scheduler(self) -> str:
+        """The scheduler's type (fifo, asha, pbt, ...); asha, the spec's default, when the file
+        has no scheduler section."""
+        section = self.raw.get("scheduler", {"type": "asha"})
+        return str(section.get("type", "")) if isinstance(section, dict) else ""
+
+    @property
+    def cuts_trials(self) -> bool:
+        """Whether the sweep's scheduler ends trials early (ASHA); True for one this version
+        does not know, so an older reader's guess stays what it was."""
+        from collapsetune.spec import SCHEDULERS
+
+        known = SCHEDULERS.get(self.scheduler)
+        return known.cuts_trials if known is not None else True
+
+    @property
     def horizon(self) -> int:
         """Reports every rule needs before it can fire (0 without rules)."""
         return max((r.horizon for r in self.rules), default=0)
@@ -358,6 +374,8 @@ def judge(trial: TrialResult, sweep: SweepInfo) -> tuple[str, str]:
 
     A trial the scheduler cut while its verdict was still "healthy" is healthy only if every
     rule had seen enough reports to fire and none of its conditions held on the last report.
+    A trial that ended early under a scheduler that cuts none (FIFO, PBT) was not cut: it
+    failed or was interrupted, and is inconclusive.
     """
     if trial.state == "error":
         return ERROR, ""
@@ -369,13 +387,16 @@ def judge(trial: TrialResult, sweep: SweepInfo) -> tuple[str, str]:
     if trial.verdict == INCONCLUSIVE:  # the trainable said so itself: it ended before a verdict
         holding = [r for r in sweep.rules if r.holds(trial.last)]
         why = f" while {holding[0].describe()}" if holding else ", before the rules could judge it"
-        ended = "cut by the scheduler" if sweep.max_iterations and n < sweep.max_iterations else "ended"
-        return INCONCLUSIVE, f"{ended} at report {n}{why}"
+        early = sweep.max_iterations and n < sweep.max_iterations
+        return INCONCLUSIVE, f"{_ended_early(trial, sweep) if early else f'ended at report {n}'}{why}"
     if not trial.reports:
         return UNJUDGED, "no report"
     if not sweep.max_iterations or n >= sweep.max_iterations:
         return HEALTHY, ""  # ran every report (or the horizon is unknown: the verdict stands)
     holding = [r for r in sweep.rules if r.holds(trial.last)]
+    if not sweep.cuts_trials:
+        why = f" while {holding[0].describe()}" if holding else ""
+        return INCONCLUSIVE, f"{_ended_early(trial, sweep)}{why}"
     if holding:
         return COLLAPSING, (f"cut by the scheduler at report {n} while {holding[0].describe()} "
                             f"(patience {holding[0].patience})")
@@ -385,6 +406,16 @@ def judge(trial: TrialResult, sweep: SweepInfo) -> tuple[str, str]:
 
 
 # -- internals -------------------------------------------------------------------------
+
+
+def _ended_early(trial: TrialResult, sweep: SweepInfo) -> str:
+    """How a trial that stopped before max_iterations without a verdict ended: cut by a
+    scheduler that cuts trials, else failed or interrupted (under FIFO or PBT nothing cuts)."""
+    n = trial.iterations
+    if sweep.cuts_trials:
+        return f"cut by the scheduler at report {n}"
+    how = f"failed ({trial.num_failures} time(s)) and stopped" if trial.num_failures else "interrupted"
+    return f"{how} at report {n} of {sweep.max_iterations} (not cut: the {sweep.scheduler} scheduler cuts no trial)"
 
 
 def _filesystem(folder: str) -> tuple[pyarrow.fs.FileSystem, str]:
