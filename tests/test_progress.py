@@ -46,3 +46,15 @@ def test_progress_says_a_few_lines_per_trial_and_where_the_sweep_stands():
     ]
     assert "  trial cut report 1: inconclusive, val/loss=2, unique_tokens=50" in out.getvalue()
     assert pickle.loads(pickle.dumps(progress)).metric == "val/loss"  # Tune pickles callbacks
+
+
+def test_progress_never_says_a_scheduler_that_cuts_no_trial_cut_one():
+    out = io.StringIO()
+    progress = Progress("val/loss", ["collapse/unique_tokens"], ["lr"], 12, out=out, cuts=False)  # FIFO
+    progress.setup()
+    stopped = _trial("stopped", 0.01)
+    progress.on_trial_start(0, [], stopped)
+    progress.on_trial_result(0, [], stopped, {"training_iteration": 3, "val/loss": 2.0, "collapse.status": "healthy"})
+    progress.on_trial_complete(0, [], stopped)
+    last = out.getvalue().splitlines()[-1].split("] ", 1)[1]
+    assert last == "trial stopped healthy ended at report 3 of 12, not cut by the scheduler, val/loss=2"

@@ -349,7 +349,7 @@ def resume_sweep(results_dir: str, older_snapshot: bool = False) -> Outcome:
     path = location(results_dir)
     resolved, launch = _launch_record(path)
     with driver_lock(path):
-        _check_snapshot(path, older_snapshot, resolved)
+        _check_snapshot(path, older_snapshot, resolved, launch)
         from collapsetune.searchers import check_writable  # here: optuna loads only for a resume
 
         check_writable(path)  # Optuna's study: a damaged one is rebuilt on restore, a read-only one refused
@@ -366,7 +366,7 @@ def resume_sweep(results_dir: str, older_snapshot: bool = False) -> Outcome:
             try:
                 full = _fit(_restore(spec, path), spec, path)
             except RestoreFailed as exc:
-                raise RestoreFailed(f"{exc}; {_give_up(resolved, path, str(exc))}") from exc
+                raise RestoreFailed(f"{exc}; {_give_up(resolved, launch, path, str(exc))}") from exc
             if full:
                 return full
             if _outcome(path, spec).interrupted:
@@ -375,14 +375,14 @@ def resume_sweep(results_dir: str, older_snapshot: bool = False) -> Outcome:
     return _outcome(path, spec)
 
 
-def _check_snapshot(path: str, older_snapshot: bool, resolved: str) -> None:
+def _check_snapshot(path: str, older_snapshot: bool, resolved: str, launch: dict) -> None:
     """Stops a resume whose experiment snapshot cannot be read, before the results folder
     changes; when no snapshot can be used, the sweep's open MLflow runs end KILLED."""
     states = experiment_states(path)  # (name, text) oldest first
     if not states:
         why = "Ray saved no experiment snapshot here (the driver died before its first one); nothing can be resumed"
-        raise SpecError(f"{why}; {_give_up(resolved, path, why)}; launch the sweep again with `collapsetune run`",
-                        file=path)
+        raise SpecError(f"{why}; {_give_up(resolved, launch, path, why)}; launch the sweep again with "
+                        "`collapsetune run`", file=path)
     unreadable = [name for name, text in states if not _readable_state(text)]
     if not unreadable or states[-1][0] not in unreadable:
         return
@@ -400,11 +400,11 @@ def _check_snapshot(path: str, older_snapshot: bool, resolved: str) -> None:
                         f"`collapsetune resume {path} --older-snapshot` resumes from it (trials since then run "
                         "again from their checkpoints)", file=path)
     why = f"{damaged} and no older intact snapshot exists: the sweep cannot be resumed"
-    raise SpecError(f"{why}; {_give_up(resolved, path, why)}; launch the sweep again with `collapsetune run`",
-                    file=path)
+    raise SpecError(f"{why}; {_give_up(resolved, launch, path, why)}; launch the sweep again with "
+                    "`collapsetune run`", file=path)
 
 
-def _give_up(resolved: str, path: str, why: str) -> str:
+def _give_up(resolved: str, launch: dict, path: str, why: str) -> str:
     """Ends the open MLflow runs of a sweep that can never be resumed (parent and trials still
     RUNNING) as KILLED, `why` in their `collapsetune.stopped` tag; says what it did, for the
     error line. The results folder is left as it is."""
@@ -417,7 +417,8 @@ def _give_up(resolved: str, path: str, why: str) -> str:
         from collapsetune.tracking import STOPPED_TAG, mark_interrupted
 
         mark_interrupted(client_uri(live_uri(sweep.tracking_uri)), sweep.name, path, None,
-                         reason=f"resume could not restore the sweep: {why}", only_open=True)
+                         reason=f"resume could not restore the sweep: {why}", only_open=True,
+                         launch_id=str(launch.get("launch_id") or ""))
     except Exception as exc:  # noqa: BLE001 - the reason the resume failed comes first
         return (f"the results folder was left as it was; its MLflow runs could not be ended "
                 f"({type(exc).__name__}: {exc})")

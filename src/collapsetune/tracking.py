@@ -668,17 +668,20 @@ def _renamed_tag(key: str) -> str:
 
 
 def mark_interrupted(tracking_uri: str, experiment: str, experiment_path: str, trial_ids: Sequence[str] | None,
-                     reason: str = "", only_open: bool = False) -> None:
+                     reason: str = "", only_open: bool = False, launch_id: str = "") -> None:
     """After Ctrl-C: the parent run and the runs of trials that had not finished are KILLED,
     not FINISHED (Tune ends the experiment as if those trials had completed); `resume`
     sets them RUNNING again. `trial_ids` None: every child run still RUNNING. `reason`, when
     given, goes on each run it ends as `STOPPED_TAG`. `only_open`: the parent too only while
-    it is RUNNING (a sweep that cannot be resumed: a finished one stays FINISHED)."""
+    it is RUNNING (a sweep that cannot be resumed: a finished one stays FINISHED). `launch_id`
+    finds the parent run of a results folder moved since its last driver."""
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return
     parents = client.search_runs([found.experiment_id], f"tags.`{PATH_TAG}` = '{_quote(experiment_path)}'")
+    if not parents and launch_id:
+        parents = client.search_runs([found.experiment_id], f"tags.`{LAUNCH_TAG}` = '{_quote(launch_id)}'")
     for parent in parents:
         for run in children(client, found.experiment_id, parent.info.run_id):
             chosen = run.info.status == "RUNNING" if trial_ids is None else run.data.tags.get(TRIAL_TAG) in trial_ids

@@ -44,6 +44,9 @@ def test_resume_that_nothing_can_restore_ends_the_open_runs_killed_and_says_so(t
     else:
         (searcher,) = folder.glob("basic-variant-state-*.json")
         searcher.write_bytes(os.urandom(2000))
+        moved = tmp_path / "moved" / folder.name  # its runs are still found, by the launch's id
+        moved.parent.mkdir()
+        folder = folder.rename(moved)
     kept = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != ".driver.lock"}
 
     out = cli("resume", str(folder), cwd=tmp_path)
