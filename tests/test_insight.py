@@ -169,10 +169,14 @@ def test_trial_note_from_a_last_result():
     assert trial_note(collapsed) == "collapsed at report 9: collapse/unique_tokens=6 < 15 for 3 reports"
     assert trial_note({"training_iteration": 4}, state="ERROR",
                       error="Traceback ...\n  File x\nRuntimeError: boom\n") == "failed at report 4: RuntimeError: boom"
-    sweep = (FIXTURE / "sweep.yaml").read_text()  # max_iterations 8; rule 1: grace 1 + patience 2
+    fifo = (FIXTURE / "sweep.yaml").read_text()  # max_iterations 8; rule 1: grace 1 + patience 2
+    sweep = fifo.replace("type: fifo", "type: asha")
     cut = {"collapse.status": "healthy", "training_iteration": 2, "val/loss": 2.5, "collapse/unique_tokens": 60,
            "collapse/top1_share": 0.1}
     assert trial_note(cut, sweep=sweep).startswith("unjudged: cut by the scheduler at report 2")
+    # FIFO cuts no trial: one that ended early was interrupted (issue 22: a full disk), never "cut".
+    assert trial_note(cut, sweep=fifo) == ("inconclusive: interrupted at report 2 of 8 (not cut: the fifo "
+                                           "scheduler cuts no trial); val/loss=2.5")
     holding = {**cut, "training_iteration": 5, "collapse/unique_tokens": 9}
     assert trial_note(holding, sweep=sweep).startswith("collapsing: cut by the scheduler at report 5 while "
                                                        "collapse/unique_tokens=9 < 15 for 1 of 2 reports")

@@ -162,6 +162,24 @@ def _trial(reports: list[dict], state: str = "finished") -> TrialResult:
     return TrialResult("t", "/t", {}, reports, state, verdict=last.get("collapse.status", ""))
 
 
+def test_judge_never_says_a_scheduler_that_cuts_no_trial_cut_one():
+    for kind in ("fifo", "pbt"):
+        sweep = parse_sweep(json.dumps({
+            "objective": {"metric": "val/loss", "mode": "min"}, "max_iterations": 12, "scheduler": {"type": kind},
+            "collapse": [{"metric": "collapse/unique_tokens", "below": 20, "patience": 2, "grace": 1}],
+        }))
+        ok = {"collapse.status": "healthy", "collapse/unique_tokens": 50}
+        maybe = {"collapse.status": "inconclusive", "collapse/unique_tokens": 50}
+        reports = lambda *rs: [{**r, "training_iteration": i + 1} for i, r in enumerate(rs)]  # noqa: E731
+        stopped = _trial(reports(ok, ok))  # what a full disk left (issue 22): 2 of 12 reports
+        assert judge(stopped, sweep) == ("inconclusive", f"interrupted at report 2 of 12 (not cut: the {kind} "
+                                                         f"scheduler cuts no trial)")
+        stopped.num_failures = 1
+        assert judge(stopped, sweep)[1].startswith("failed (1 time(s)) and stopped at report 2 of 12")
+        assert "cut by" not in judge(_trial(reports(ok, ok, ok, ok, maybe)), sweep)[1]
+        assert judge(_trial(reports(*[ok] * 12)), sweep) == ("healthy", "")
+
+
 def test_judge_names_trials_the_scheduler_cut_before_a_verdict():
     sweep = parse_sweep(json.dumps({
         "objective": {"metric": "val/loss", "mode": "min"}, "max_iterations": 10,

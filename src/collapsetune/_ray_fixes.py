@@ -11,7 +11,8 @@
 2. A failed restore starts the sweep over. When `Tuner.restore` cannot read a sweep's
    state, Tune logs "Failed to restore the run state" and starts a fresh experiment in the
    same folder: every trial again, under new ids. The error is raised instead
-   (`RestoreFailed`), so `resume` stops with nothing changed.
+   (`RestoreFailed`), so `resume` stops with the results folder as it was (and ends the
+   sweep's open MLflow runs KILLED, saying why: it cannot be finished).
 3. A moved results folder sends new trials to the old one. Tune restores its searcher with
    the experiment it pickled, storage path included, so trials the searcher proposes after a
    resume write to (and fail on) the folder the sweep was launched in. After a restore, the
@@ -35,6 +36,12 @@
    driver's actors are cancelled before they start. `use_cluster_token` asks the cluster
    which it takes and sets the driver's RAY_AUTH_MODE to match; preflight names the fix in
    one line when the cluster takes neither.
+6. A full disk leaves a sweep that cannot be resumed. Ray writes its experiment snapshot
+   (and each trial's error file) over the copy in the results folder in place: when the
+   folder's filesystem fills up mid-write, the only snapshot is left truncated, and so is a
+   trial's error.pkl, which ends the driver with `EOFError: Ran out of input`. Into a local
+   results folder each file is now written beside its old copy and renamed over it, so a
+   failed write leaves the last whole one.
 
 These reach private methods: Ray is pinned to 2.60.x, and tests/e2e/test_faults.py (a
 worker killed through the memory monitor), tests/e2e/test_resume.py (a moved folder),
@@ -48,8 +55,12 @@ import copy
 import os
 import subprocess
 import sys
+import shutil
+import uuid
+from pathlib import Path
 
 import pyarrow.fs
+import ray.train._internal.storage as ray_storage
 from ray.air.execution._internal.actor_manager import RayActorManager
 from ray.exceptions import RayActorError, RayError, RayTaskError
 from ray.tune.execution.tune_controller import TuneController
@@ -88,10 +99,43 @@ def apply() -> None:
         for trial in self._trials:
             _checkpoints_on_storage(trial)
 
-    for fn in (_actor_task_failed, _resume):
+    copy_files = ray_storage._pyarrow_fs_copy_files
+
+    def _copy_files(source, destination, source_filesystem=None, destination_filesystem=None, **kwargs):
+        if source_filesystem is None and isinstance(destination_filesystem, pyarrow.fs.LocalFileSystem):
+            return _copy_whole_files(Path(source), Path(destination))
+        return copy_files(source, destination, source_filesystem=source_filesystem,
+                          destination_filesystem=destination_filesystem, **kwargs)
+
+    for fn in (_actor_task_failed, _resume, _copy_files):
         setattr(fn, _MARK, True)
     RayActorManager._actor_task_failed = _actor_task_failed
     TuneController.resume = _resume
+    ray_storage._pyarrow_fs_copy_files = _copy_files
+
+
+def _copy_whole_files(source: Path, destination: Path) -> None:
+    """Copies a local file or folder into a local folder file by file, each written beside
+    its old copy and renamed over it: a full disk fails the copy, never truncates a file (fix 6)."""
+    if source.is_file():
+        pairs = [(source, destination)]
+    else:
+        destination.mkdir(parents=True, exist_ok=True)
+        pairs = []
+        for item in sorted(source.rglob("*")):
+            target = destination / item.relative_to(source)
+            if item.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                pairs.append((item, target))
+    for item, target in pairs:
+        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
+        try:
+            shutil.copyfile(item, partial)
+            os.replace(partial, target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
 
 
 def use_cluster_token(address: str | None, timeout: float = 5.0) -> bool | None:

@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     except SpecError as error:  # may name a folder or key of any name: shown, never sent to the terminal
         print(f"collapsetune: error: {terminal(str(error))}", file=sys.stderr)
         return 2
-    except RestoreFailed as error:
-        print(f"collapsetune: error: {terminal(str(error))}; nothing was changed", file=sys.stderr)
+    except RestoreFailed as error:  # says itself what was left as it was and what was ended
+        print(f"collapsetune: error: {terminal(str(error))}", file=sys.stderr)
         return 2
 
 
@@ -115,8 +115,15 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _finish(outcome) -> int:
     """The summary, then the exit code: 0 every trial ended with a verdict, 1 some trial
-    errored, 130 the driver was interrupted (the sweep can be resumed)."""
+    errored (or the results folder filled up), 130 the driver was interrupted (the sweep can
+    be resumed)."""
     _print_report(outcome.path, as_json=False)
+    if outcome.full:  # 1, not 2: no input was wrong; trials failed on the full disk, and can go on
+        print(f"collapsetune: error: {terminal(outcome.path)}: no space left on device in the results folder; "
+              f"{outcome.errored + outcome.unfinished} of {outcome.trials} trial(s) stopped there; free space, "
+              f"then `collapsetune resume {terminal(outcome.path)}` continues them from their last checkpoints",
+              file=sys.stderr)
+        return 1
     if outcome.interrupted:
         print(f"collapsetune: interrupted with {outcome.unfinished} trial(s) unfinished; finish the sweep with\n"
               f"  collapsetune resume {outcome.path}", file=sys.stderr)

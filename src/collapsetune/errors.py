@@ -102,7 +102,7 @@ def _prefix_key(prefix: str, key: str | None) -> str:
 
 
 class RestoreFailed(BaseException):
-    """Ray could not restore a sweep for `resume`; nothing was changed.
+    """Ray could not restore a sweep for `resume`; the results folder was left as it was.
 
     A BaseException, so that Tune's own `except Exception` around its restore (which would
     log the error and start the sweep over in the same folder) lets it through.

@@ -30,12 +30,12 @@ from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 from collapsetune import _ray_fixes, preflight
 from collapsetune.collapse import CollapseStopper
 from collapsetune.credentials import client_uri, live_uri
-from collapsetune.errors import SpecError
+from collapsetune.errors import RestoreFailed, SpecError
 from collapsetune.names import LAUNCH_FILE, OBJECTIVE_KEY, SWEEP_FILE
 from collapsetune.registry import has_state, resolve_trainable, wrapper_modules
 from collapsetune.records import TrialRecords
 from collapsetune.spec import MlflowSpec, SweepSpec, dump_spec, load_sweep, param_space
-from collapsetune.storage import (driver_lock, experiment_states, location, new_folder, read_text,
+from collapsetune.storage import (driver_lock, experiment_states, lacks_space, location, new_folder, read_text,
                                   remove_if_unstarted, rename, write_text)
 from collapsetune.trainable import WORST_OBJECTIVE, TrialPlan, make_trainable, objective_key
 
@@ -50,6 +50,7 @@ class Outcome:
     trials: int
     errored: int  # trials that ended in ERROR
     unfinished: int  # trials neither finished nor errored: the driver was interrupted
+    full: bool = False  # the results folder's filesystem filled up: the sweep stopped there
 
     @property
     def interrupted(self) -> bool:
@@ -190,7 +191,7 @@ def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_
         from collapsetune.progress import Progress
 
         callbacks.append(Progress(spec.objective.metric, [m for rule in spec.collapse for m in rule.metrics],
-                                  list(spec.search_space), spec.max_iterations))
+                                  list(spec.search_space), spec.max_iterations, cuts=spec.scheduler.cuts_trials))
     if spec.mlflow.tracking_uri:
         from collapsetune.tracking import MlflowTracking
 
@@ -303,7 +304,8 @@ def run_sweep(spec: SweepSpec) -> Outcome:
                 concurrency = check_resources(spec)
                 tuner = build_tuner(spec, experiment_path, concurrency, launch_id, progress=True)
                 print(f"collapsetune: {spec.num_samples} trials, up to {concurrency} at a time -> {experiment_path}")
-                tuner.fit()
+                if full := _fit(tuner, spec, experiment_path):
+                    return full
                 if _outcome(experiment_path, spec).interrupted:
                     return _outcome(experiment_path)
                 _retry_stranded(spec, experiment_path)
@@ -316,6 +318,37 @@ def run_sweep(spec: SweepSpec) -> Outcome:
                       file=sys.stderr)
         raise
     return _outcome(experiment_path, spec)
+
+
+def _fit(tuner: tune.Tuner, spec: SweepSpec, path: str) -> Outcome | None:
+    """Runs the sweep; an Outcome when it stopped because its results folder filled up.
+
+    Trials then fail writing their checkpoints and Ray its snapshots (fix 6 in `_ray_fixes`
+    keeps the last whole one), or the driver itself fails on a half-written file. The open
+    MLflow runs are left KILLED saying why, and `resume` continues every trial from its last
+    checkpoint once there is space again.
+    """
+    try:
+        tuner.fit()
+    except Exception:
+        if not lacks_space(path):
+            raise
+    else:
+        outcome = _outcome(path)
+        if not (outcome.errored or outcome.interrupted) or not lacks_space(path):
+            return None
+    try:
+        trials = ExperimentAnalysis(path).trials
+    except Exception:  # noqa: BLE001 - the disk filled before Ray's first snapshot
+        trials = []
+    if spec.mlflow.tracking_uri:
+        from collapsetune.tracking import mark_interrupted
+
+        mark_interrupted(client_uri(live_uri(spec.mlflow.tracking_uri)), spec.name, path, None,
+                         reason=f"no space left on device in the results folder {path}; "
+                                f"free space there, then `collapsetune resume {path}`")
+    return Outcome(path, len(trials), sum(t.status == "ERROR" for t in trials),
+                   sum(t.status not in ("TERMINATED", "ERROR") for t in trials), full=True)
 
 
 def _retry_stranded(spec: SweepSpec, experiment_path: str) -> None:
@@ -343,12 +376,14 @@ def resume_sweep(results_dir: str, older_snapshot: bool = False) -> Outcome:
     Checks first that Ray's experiment snapshot can be read (a full disk leaves it
     truncated): an unreadable one stops the resume with nothing changed, and names an older
     intact snapshot if there is one (`older_snapshot=True` resumes from it, keeping the
-    damaged file beside it with the suffix `.unreadable`).
+    damaged file beside it with the suffix `.unreadable`). When nothing can be resumed (no
+    intact snapshot, or Ray cannot restore one), the sweep's open MLflow runs are ended
+    KILLED with the reason: the sweep can never finish.
     """
     path = location(results_dir)
     resolved, launch = _launch_record(path)
     with driver_lock(path):
-        _check_snapshot(path, older_snapshot)
+        _check_snapshot(path, older_snapshot, resolved, launch)
         from collapsetune.searchers import check_writable  # here: optuna loads only for a resume
 
         check_writable(path)  # Optuna's study: a damaged one is rebuilt on restore, a read-only one refused
@@ -362,19 +397,26 @@ def resume_sweep(results_dir: str, older_snapshot: bool = False) -> Outcome:
         spec = dataclasses.replace(spec, source=Path(launch["source"]))
         preflight.check(spec)  # storage, MLflow store and Ray address answer, before Ray starts
         with ray_session(spec):
-            _restore(spec, path).fit()
+            try:
+                full = _fit(_restore(spec, path), spec, path)
+            except RestoreFailed as exc:
+                raise RestoreFailed(f"{exc}; {_give_up(resolved, launch, path, str(exc))}") from exc
+            if full:
+                return full
             if _outcome(path, spec).interrupted:
                 return _outcome(path)
             _retry_stranded(spec, path)
     return _outcome(path, spec)
 
 
-def _check_snapshot(path: str, older_snapshot: bool) -> None:
-    """Stops a resume whose experiment snapshot cannot be read, before anything changes."""
+def _check_snapshot(path: str, older_snapshot: bool, resolved: str, launch: dict) -> None:
+    """Stops a resume whose experiment snapshot cannot be read, before the results folder
+    changes; when no snapshot can be used, the sweep's open MLflow runs end KILLED."""
     states = experiment_states(path)  # (name, text) oldest first
     if not states:
-        raise SpecError("Ray saved no experiment snapshot here (the driver died before its first one); "
-                        "nothing can be resumed: launch the sweep again with `collapsetune run`", file=path)
+        why = "Ray saved no experiment snapshot here (the driver died before its first one); nothing can be resumed"
+        raise SpecError(f"{why}; {_give_up(resolved, launch, path, why)}; launch the sweep again with "
+                        "`collapsetune run`", file=path)
     unreadable = [name for name, text in states if not _readable_state(text)]
     if not unreadable or states[-1][0] not in unreadable:
         return
@@ -386,11 +428,36 @@ def _check_snapshot(path: str, older_snapshot: bool) -> None:
         print(f"collapsetune: resuming from the older snapshot {intact[-1]}; the damaged "
               f"{', '.join(n for n in unreadable if n > intact[-1])} is kept as *{UNREADABLE_SUFFIX}")
         return
-    offer = (f"; an older intact snapshot exists ({intact[-1]}): `collapsetune resume {path} --older-snapshot` "
-             "resumes from it (trials since then run again from their checkpoints)" if intact
-             else "; no older intact snapshot exists")
-    raise SpecError(f"Ray's experiment snapshot {states[-1][0]} is unreadable (truncated: a full disk?); "
-                    f"nothing was changed{offer}", file=path)
+    damaged = f"Ray's experiment snapshot {states[-1][0]} is unreadable (truncated: a full disk?)"
+    if intact:
+        raise SpecError(f"{damaged}; nothing was changed; an older intact snapshot exists ({intact[-1]}): "
+                        f"`collapsetune resume {path} --older-snapshot` resumes from it (trials since then run "
+                        "again from their checkpoints)", file=path)
+    why = f"{damaged} and no older intact snapshot exists: the sweep cannot be resumed"
+    raise SpecError(f"{why}; {_give_up(resolved, launch, path, why)}; launch the sweep again with "
+                    "`collapsetune run`", file=path)
+
+
+def _give_up(resolved: str, launch: dict, path: str, why: str) -> str:
+    """Ends the open MLflow runs of a sweep that can never be resumed (parent and trials still
+    RUNNING) as KILLED, `why` in their `collapsetune.stopped` tag; says what it did, for the
+    error line. The results folder is left as it is."""
+    from collapsetune.results import parse_sweep
+
+    try:
+        sweep = parse_sweep(resolved)
+        if not sweep.tracking_uri:
+            return "the results folder was left as it was"
+        from collapsetune.tracking import STOPPED_TAG, mark_interrupted
+
+        mark_interrupted(client_uri(live_uri(sweep.tracking_uri)), sweep.name, path, None,
+                         reason=f"resume could not restore the sweep: {why}", only_open=True,
+                         launch_id=str(launch.get("launch_id") or ""))
+    except Exception as exc:  # noqa: BLE001 - the reason the resume failed comes first
+        return (f"the results folder was left as it was; its MLflow runs could not be ended "
+                f"({type(exc).__name__}: {exc})")
+    return (f"the results folder was left as it was; the sweep's open MLflow runs were ended KILLED "
+            f"(their {STOPPED_TAG} tag says why)")
 
 
 def _readable_state(text: str) -> bool:

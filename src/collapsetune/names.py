@@ -44,6 +44,8 @@ NOTE_TAG = "mlflow.note.content"  # a run's description in MLflow's UI (Markdown
 RENAMED_PREFIX = "collapsetune.renamed."  # + MLflow's name -> the name the wrapper reported
 DROPPED_TAG = "collapsetune.dropped"  # names MLflow refused in every form: `name: why`, one a line
 FAILED_WRITES_TAG = "collapsetune.failed_writes"
+STOPPED_TAG = "collapsetune.stopped"  # why a sweep's runs were left KILLED (a full disk, a failed restore)
+COUNT_PREFIX = "collapsetune.trials."  # + outcome -> how many trials ended so, on the parent run
 CHANGED_TAG = "collapsetune.param_changed."  # + key: a param whose value changed since first logged
 # MLflow's own record of what an experiment is for. MLflow 3.17's open-source UI does not
 # read it (it opens on the view in the URL's `workflowType`, else the browser's last

@@ -28,13 +28,14 @@ class Progress(tune.Callback):
     """Prints a sweep's progress, a few lines per trial (see the module docstring)."""
 
     def __init__(self, metric: str, rule_metrics: Sequence[str], searched: Sequence[str], max_iterations: int,
-                 interval: float = 60.0, out: TextIO | None = None):
+                 interval: float = 60.0, out: TextIO | None = None, cuts: bool = True):
         if interval <= 0:
             raise ValueError(f"interval must be > 0 seconds, got {interval}")
         self.metric = metric
         self.rule_metrics = list(dict.fromkeys(rule_metrics))
         self.searched = list(searched)
         self.max_iterations = max_iterations
+        self.cuts = cuts  # the scheduler ends trials early (ASHA); under FIFO an early end is no cut
         self.interval = interval
         self._out = out
         self._start = time.monotonic()
@@ -81,7 +82,9 @@ class Progress(tune.Callback):
         if status in STOPPING:
             return  # said when its verdict turned
         reports = int(last.get("training_iteration", 0))
-        how = f"after all {reports} reports" if reports >= self.max_iterations else f"cut by the scheduler at report {reports}"
+        how = (f"after all {reports} reports" if reports >= self.max_iterations
+               else f"cut by the scheduler at report {reports}" if self.cuts
+               else f"ended at report {reports} of {self.max_iterations}, not cut by the scheduler")
         why = f" ({last.get(REASON_KEY)})" if status == INCONCLUSIVE and last.get(REASON_KEY) else ""
         self._say(f"{_name(trial)} {status} {how}{why}{self._value(last)}")
 

@@ -51,9 +51,21 @@ class TrialRecords(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         file = self._files.get(trial.trial_id) or self._open(trial)
-        json.dump({k: v for k, v in result.items() if k != "config"}, file, cls=SafeFallbackEncoder)
-        file.write("\n")
-        file.flush()
+        line = json.dumps({k: v for k, v in result.items() if k != "config"}, cls=SafeFallbackEncoder) + "\n"
+        whole = os.fstat(file.fileno()).st_size  # every report before this one is flushed
+        try:
+            file.write(line)
+            file.flush()
+        except OSError:
+            # A full disk: the report is taken back whole (no half line for the next driver to
+            # append to), and the error ends the sweep; `resume` makes the report again.
+            self._files.pop(trial.trial_id, None)
+            try:
+                file.close()  # closes the file even when its flush fails again
+            except OSError:
+                pass
+            os.truncate(file.name, whole)
+            raise
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._close(trial.trial_id)

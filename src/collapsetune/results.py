@@ -110,6 +110,22 @@ class SweepInfo:
     objectives: tuple[tuple[str, str], ...] = ()  # (metric, mode) of each objective, the first one first
 
     @property
+    def scheduler(self) -> str:
+        """The scheduler's type (fifo, asha, pbt, ...); asha, the spec's default, when the file
+        has no scheduler section."""
+        section = self.raw.get("scheduler", {"type": "asha"})
+        return str(section.get("type", "")) if isinstance(section, dict) else ""
+
+    @property
+    def cuts_trials(self) -> bool:
+        """Whether the sweep's scheduler ends trials early (ASHA); True for one this version
+        does not know, so an older reader's guess stays what it was."""
+        from collapsetune.spec import SCHEDULERS
+
+        known = SCHEDULERS.get(self.scheduler)
+        return known.cuts_trials if known is not None else True
+
+    @property
     def horizon(self) -> int:
         """Reports every rule needs before it can fire (0 without rules)."""
         return max((r.earliest_report for r in self.rules), default=0)
@@ -296,7 +312,8 @@ def judge(trial: TrialResult, sweep: SweepInfo) -> tuple[str, str]:
     A trial whose verdict is still "healthy" (results written before the trainable said
     inconclusive) is healthy only if its reports, replayed through the sweep's rules, let
     every rule fire, and, when the scheduler cut it, none of their conditions held on its
-    last report.
+    last report. A trial that ended early under a scheduler that cuts none (FIFO, PBT) was
+    not cut: it failed or was interrupted, and is inconclusive.
     """
     if trial.state == "error":
         return ERROR, ""
@@ -308,18 +325,21 @@ def judge(trial: TrialResult, sweep: SweepInfo) -> tuple[str, str]:
     checks = replay(trial.reports, sweep.rules)
     holding = [c.pending() for c in checks if c.holding]
     waiting = [c.pending() for c in checks if not c.holding and not c.judged]
-    cut = bool(sweep.max_iterations) and n < sweep.max_iterations
-    ended = "cut by the scheduler" if cut else "ended"
+    early = bool(sweep.max_iterations) and n < sweep.max_iterations
+    cut = early and sweep.cuts_trials
+    ended = _ended_early(trial, sweep) if early else f"ended at report {n}"
     if trial.verdict == INCONCLUSIVE:  # the trainable said so itself: it ended before a verdict
         why = f" while {holding[0]}" if holding else ", before the rules could judge it"
-        return INCONCLUSIVE, f"{ended} at report {n}{why}"
+        return INCONCLUSIVE, f"{ended}{why}"
     if not trial.reports:
         return UNJUDGED, "no report"
+    if early and not cut:  # failed or interrupted under a scheduler that cuts none
+        return INCONCLUSIVE, f"{ended} while {holding[0]}" if holding else ended
     if holding and cut:
-        return COLLAPSING, f"{ended} at report {n} while {holding[0]}"
+        return COLLAPSING, f"{ended} while {holding[0]}"
     if waiting:
-        return (UNJUDGED if cut else INCONCLUSIVE), f"{ended} at report {n}, before the rules could fire ({waiting[0]})"
-    return HEALTHY, f"cut by the scheduler at report {n}" if cut else ""  # ran every report: the verdict stands
+        return (UNJUDGED if cut else INCONCLUSIVE), f"{ended}, before the rules could fire ({waiting[0]})"
+    return HEALTHY, ended if cut else ""  # ran every report: the verdict stands
 
 
 def replay(reports: list[dict[str, Any]], rules: tuple[Rule, ...]) -> list[CollapseRule]:
@@ -337,6 +357,16 @@ def replay(reports: list[dict[str, Any]], rules: tuple[Rule, ...]) -> list[Colla
 
 
 # -- internals -------------------------------------------------------------------------
+
+
+def _ended_early(trial: TrialResult, sweep: SweepInfo) -> str:
+    """How a trial that stopped before max_iterations without a verdict ended: cut by a
+    scheduler that cuts trials, else failed or interrupted (under FIFO or PBT nothing cuts)."""
+    n = trial.iterations
+    if sweep.cuts_trials:
+        return f"cut by the scheduler at report {n}"
+    how = f"failed ({trial.num_failures} time(s)) and stopped" if trial.num_failures else "interrupted"
+    return f"{how} at report {n} of {sweep.max_iterations} (not cut: the {sweep.scheduler} scheduler cuts no trial)"
 
 
 def _filesystem(folder: str) -> tuple[pyarrow.fs.FileSystem, str]:

@@ -140,6 +140,22 @@ def experiment_states(folder: str) -> list[tuple[str, str]]:
     return out
 
 
+def lacks_space(folder: str) -> bool:
+    """Whether a local results folder's filesystem is (nearly) full: less than `ROOM` bytes
+    free, too little for Ray's next experiment snapshot and a trial's checkpoint. A URI's
+    store is not asked (its writes fail with the store's own error)."""
+    if "://" in folder:
+        return False
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return False
+    return stats.f_bavail * stats.f_frsize < ROOM
+
+
+ROOM = 1 << 20  # bytes a results folder needs free to go on (`lacks_space`)
+
+
 def rename(folder: str, name: str, new_name: str) -> None:
     fs, root = _filesystem(folder)
     fs.move(f"{root}/{name}", f"{root}/{new_name}")

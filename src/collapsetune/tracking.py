@@ -52,7 +52,7 @@ from collapsetune.mlflow_names import flatten, mlflow_key
 from collapsetune.names import (  # noqa: F401 (the tags are also read from here)
     ARTIFACTS_DIR, DONOR_KEY, DONOR_REPORT_KEY, DROPPED_TAG, ERROR_TAG, EXPLOITS_TAG, FAILED_WRITES_TAG, LAUNCH_TAG,
     NOTE_TAG, OFFSET_TAG, ORPHAN_TAG, PARENT_TAG, PATH_TAG, RENAMED_PREFIX, RUN_NAME_TAG, SAMPLES_FILE, STEP_TAG,
-    TRIAL_TAG,
+    STOPPED_TAG, COUNT_PREFIX, TRIAL_TAG,
 )
 
 logger = logging.getLogger(__name__)
@@ -222,12 +222,12 @@ class MlflowTracking(tune.Callback):
         for trial in trials:
             status = ERROR if trial.status == "ERROR" else trial.last_result.get(STATUS_KEY, INCONCLUSIVE)
             counts[status] = counts.get(status, 0) + 1
-        tags = [RunTag(f"collapsetune.trials.{k}", str(v)) for k, v in sorted(counts.items())]
+        tags = [RunTag(f"{COUNT_PREFIX}{k}", str(v)) for k, v in sorted(counts.items())]
         # The driver was interrupted (Ctrl-C): the sweep is not over, `resume` continues it.
         unfinished = [self._runs.get(t.trial_id) for t in trials if t.status not in ("TERMINATED", "ERROR")]
         writer = self._writer
         writer.data(lambda client: self._retire_orphans(client, known))
-        writer.data(lambda client: client.log_batch(self.parent_run_id, tags=tags))
+        writer.data(lambda client: self._recount(client, tags))
         for run_id in filter(None, unfinished):
             writer.data(lambda client, run_id=run_id: client.set_terminated(run_id, "KILLED"))
         writer.flush()
@@ -271,15 +271,30 @@ class MlflowTracking(tune.Callback):
 
         self._writer.data(finish, run_id)
 
+    def _recount(self, client: MlflowClient, tags: list[RunTag]) -> None:
+        """The parent's counts of trials by outcome, without those of an earlier end (a
+        resumed sweep's `error: 2` from a full disk must not outlive the errors)."""
+        fresh = {t.key for t in tags}
+        for key in client.get_run(self.parent_run_id).data.tags:
+            if key.startswith(COUNT_PREFIX) and key not in fresh:
+                client.delete_tag(self.parent_run_id, key)
+        client.log_batch(self.parent_run_id, tags=tags)
+
     def _publish(self, client: MlflowClient) -> None:
         from collapsetune.insight import publish_sweep
 
         try:
             publish_sweep(client, self.parent_run_id, self.experiment_path)
+            return
         except Exception as exc:  # noqa: BLE001 - the summary is a view; the runs are already whole
-            logger.warning("collapsetune: could not write the sweep's summary and atlas to its MLflow parent "
-                           "run (`collapsetune report %s --html` draws the atlas): %s: %s",
+            logger.warning("collapsetune: could not write the sweep's atlas to its MLflow parent run "
+                           "(`collapsetune report %s --html` draws it): %s: %s",
                            self.experiment_path, type(exc).__name__, exc)
+        try:  # the atlas is drawn into the results folder, which may be full: the summary without it
+            publish_sweep(client, self.parent_run_id, self.experiment_path, atlas=False)
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("collapsetune: could not write the sweep's summary to its MLflow parent run: %s: %s",
+                           type(exc).__name__, exc)
 
     def _run_name(self, trial: Any, status: str) -> str:
         """The child run's name: the trial's number, its verdict and its searched knobs,
@@ -337,6 +352,8 @@ class MlflowTracking(tune.Callback):
         if found:
             run_id = found[0].info.run_id
             client.update_run(run_id, status="RUNNING")
+            if STOPPED_TAG in found[0].data.tags:  # resumed: what stopped it is over
+                client.delete_tag(run_id, STOPPED_TAG)
             return run_id
         tags = {PATH_TAG: self.experiment_path, **({LAUNCH_TAG: self.launch_id} if self.launch_id else {})}
         run = client.create_run(self._experiment_id, run_name=self.experiment_path.rstrip("/").rsplit("/", 1)[-1],
@@ -373,6 +390,8 @@ class MlflowTracking(tune.Callback):
         if found:  # a resumed sweep: continue the trial's run, never open a second one
             run = found[0]
             client.update_run(run.info.run_id, status="RUNNING")
+            if STOPPED_TAG in run.data.tags:
+                client.delete_tag(run.info.run_id, STOPPED_TAG)
             self._logged[trial.trial_id] = int(run.data.tags.get(STEP_TAG, 0))
             self._offsets[trial.trial_id] = int(run.data.tags.get(OFFSET_TAG, 0))
             self._exploits[trial.trial_id] = run.data.tags.get(EXPLOITS_TAG, "").splitlines()
@@ -674,19 +693,32 @@ def _renamed_tag(key: str) -> str:
     return mlflow_key(RENAMED_PREFIX + key)
 
 
-def mark_interrupted(tracking_uri: str, experiment: str, experiment_path: str, trial_ids: Sequence[str]) -> None:
+def mark_interrupted(tracking_uri: str, experiment: str, experiment_path: str, trial_ids: Sequence[str] | None,
+                     reason: str = "", only_open: bool = False, launch_id: str = "") -> None:
     """After Ctrl-C: the parent run and the runs of trials that had not finished are KILLED,
     not FINISHED (Tune ends the experiment as if those trials had completed); `resume`
-    sets them RUNNING again."""
+    sets them RUNNING again. `trial_ids` None: every child run still RUNNING. `reason`, when
+    given, goes on each run it ends as `STOPPED_TAG`. `only_open`: the parent too only while
+    it is RUNNING (a sweep that cannot be resumed: a finished one stays FINISHED). `launch_id`
+    finds the parent run of a results folder moved since its last driver."""
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return
     parents = client.search_runs([found.experiment_id], f"tags.`{PATH_TAG}` = '{_quote(experiment_path)}'")
+    if not parents and launch_id:
+        parents = client.search_runs([found.experiment_id], f"tags.`{LAUNCH_TAG}` = '{_quote(launch_id)}'")
     for parent in parents:
         for run in children(client, found.experiment_id, parent.info.run_id):
-            if run.data.tags.get(TRIAL_TAG) in trial_ids:
+            chosen = run.info.status == "RUNNING" if trial_ids is None else run.data.tags.get(TRIAL_TAG) in trial_ids
+            if chosen:
+                if reason:
+                    client.set_tag(run.info.run_id, STOPPED_TAG, reason[:_TAG_MAX])
                 client.set_terminated(run.info.run_id, "KILLED")
+        if only_open and parent.info.status != "RUNNING":
+            continue
+        if reason:
+            client.set_tag(parent.info.run_id, STOPPED_TAG, reason[:_TAG_MAX])
         client.set_terminated(parent.info.run_id, "KILLED")
 
 

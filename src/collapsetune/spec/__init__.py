@@ -16,7 +16,7 @@ from __future__ import annotations
 from collapsetune.spec._base import FrozenMap
 from collapsetune.spec._distribution import KINDS, Distribution
 from collapsetune.spec._load import dump_spec, load_sweep, param_space, spec_to_dict
-from collapsetune.spec._schedulers import Scheduler
+from collapsetune.spec._schedulers import SCHEDULERS, Scheduler
 from collapsetune.spec._sections import (
     CollapseForecast,
     MlflowSpec,
@@ -30,6 +30,7 @@ from collapsetune.spec._sections import (
 __all__ = [
     "KINDS",
     "CollapseForecast",
+    "SCHEDULERS",
     "Distribution",
     "FrozenMap",
     "MlflowSpec",

@@ -34,6 +34,9 @@ class Scheduler(Section):
     """Base of the scheduler sections; `from_yaml` picks the class by `type`."""
 
     rescues_collapsed: ClassVar[bool] = False
+    # Whether it ends trials before max_iterations (ASHA); `report` calls a trial that ended
+    # early without a verdict "cut by the scheduler" only under one that does.
+    cuts_trials: ClassVar[bool] = False
     # It changes trials' configs itself (PBT); Ray runs such a scheduler only with random search.
     makes_configs: ClassVar[bool] = False
     mutable: ClassVar[tuple[str, ...]] = ()  # config keys it changes in running trials
@@ -92,6 +95,7 @@ class Asha(Scheduler):
     values a trial had before it collapsed (`collapsetune.schedulers.CollapseASHA`)."""
 
     type: Literal["asha"] = "asha"
+    cuts_trials: ClassVar[bool] = True
     grace_period: int = limited(1, ge=1)  # reports before a trial can be cut for a poor objective
     reduction_factor: float = limited(3, gt=1)  # keep 1/reduction_factor of the trials at each rung
 
