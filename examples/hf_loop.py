@@ -34,14 +34,15 @@ def train(config: dict) -> None:
                                        bos_token_id=0, eos_token_id=0))
     prompts = ids[27_000:27_064].view(8, 8)  # collapsetune: 8 probe prompts of 8 characters
     collapse = CollapseCallback(metrics={"val/loss": "eval_loss"}, probe={"input_ids": prompts, "attention_mask": torch.ones_like(prompts)})  # collapsetune
-    args = TrainingArguments(output_dir=tempfile.mkdtemp(prefix="hf-loop-"), learning_rate=config["lr"],
-                             num_train_epochs=config["max_iterations"],  # collapsetune (was: num_train_epochs=20)
-                             max_steps=-1, per_device_train_batch_size=16, eval_strategy="epoch", save_strategy="no",
-                             save_total_limit=1, logging_strategy="no", report_to=[], disable_tqdm=True, use_cpu=True,
-                             seed=config.get("seed", 0))
-    trainer = Trainer(model=model, args=args, train_dataset=chunks(ids[: 16 * 32 * config["steps_per_epoch"]], 32),
-                      eval_dataset=chunks(ids[27_000:], 32), callbacks=[collapse])  # collapsetune
-    trainer.train(resume_from_checkpoint=collapse.resume_path())  # collapsetune
+    with tempfile.TemporaryDirectory(prefix="hf-loop-") as output_dir:  # the Trainer's files, removed at the end
+        args = TrainingArguments(output_dir=output_dir, learning_rate=config["lr"],
+                                 num_train_epochs=config["max_iterations"],  # collapsetune (was: num_train_epochs=20)
+                                 max_steps=-1, per_device_train_batch_size=16, eval_strategy="epoch", save_strategy="no",
+                                 save_total_limit=1, logging_strategy="no", report_to=[], disable_tqdm=True, use_cpu=True,
+                                 seed=config.get("seed", 0))
+        trainer = Trainer(model=model, args=args, train_dataset=chunks(ids[: 16 * 32 * config["steps_per_epoch"]], 32),
+                          eval_dataset=chunks(ids[27_000:], 32), callbacks=[collapse])  # collapsetune
+        trainer.train(resume_from_checkpoint=collapse.resume_path())  # collapsetune
 
 
 if __name__ == "__main__":

@@ -55,3 +55,22 @@ def test_an_example_sweep_stops_the_collapsed_trial_and_runs_the_healthy_one(tmp
     assert healthy.data.tags["collapse.status"] == "healthy"
     steps = [m.step for m in client.get_metric_history(healthy.info.run_id, "val/loss")]
     assert steps == list(range(1, 7))
+
+
+def test_the_hf_example_leaves_no_folder_behind(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    import importlib
+    import tempfile
+
+    from collapsetune.function import function_wrapper
+
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the Trainer's output went
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    train = importlib.import_module("hf_loop").train
+    config = {"lr": 3e-3, "width": 32, "steps_per_epoch": 4, "max_iterations": 3}
+    trial = function_wrapper(train)(config)
+    trial.step()
+    trial.close()  # stopped part way, as a collapse verdict or ASHA stops it
+    train({**config, "max_iterations": 1})  # outside a sweep, to its end
+    assert not list(tmp_path.glob("hf-loop-*")) and not list(tmp_path.glob("collapsetune-*"))

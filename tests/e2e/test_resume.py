@@ -16,6 +16,8 @@ import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
+from tests.e2e.toy_sweep import finished_runs
+
 HERE = Path(__file__).parent
 SWEEP = """\
 name: toy-resume
@@ -39,22 +41,6 @@ def _finished_trials(results: Path) -> int:
     return sum(1 for r in results.glob("*/*/result.json") if '"done": true' in r.read_text())
 
 
-def _finished_runs(work: Path) -> int:
-    """Trials MLflow has as finished (it learns at once; Ray's result files lag behind),
-    read-only so as not to race the driver creating the store."""
-    import sqlite3
-
-    db = work / "mlflow.db"
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                                "WHERE t.key = 'ray.trial_id' AND r.status = 'FINISHED'").fetchone()[0]
-    except sqlite3.Error:  # no tables yet
-        return 0
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("trainable", ["outside_wrapper:Toy", "outside_loop:train"])  # a class; a user's own loop
 def test_resume_after_driver_sigkill_finishes_each_trial_once(tmp_path, trainable):
@@ -69,7 +55,7 @@ def test_resume_after_driver_sigkill_finishes_each_trial_once(tmp_path, trainabl
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
-        while _finished_runs(tmp_path) < 2:
+        while finished_runs(tmp_path / "mlflow.db") < 2:
             assert driver.poll() is None, "sweep ended before it could be interrupted"
             assert time.monotonic() < deadline, "no trial finished within 300 s"
             time.sleep(0.5)
@@ -78,7 +64,7 @@ def test_resume_after_driver_sigkill_finishes_each_trial_once(tmp_path, trainabl
         driver.wait()
 
     (launched,) = list((tmp_path / "results").iterdir())
-    assert _finished_runs(tmp_path) < 6, "killed too late to test resume"
+    assert finished_runs(tmp_path / "mlflow.db") < 6, "killed too late to test resume"
     # The user moves the results before resuming: the runs must still be found, not made anew.
     results = tmp_path / "moved" / launched.name
     results.parent.mkdir()

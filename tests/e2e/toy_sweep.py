@@ -4,14 +4,20 @@ tmp_path (results, MLflow store and all), and readers for what they leave behind
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
 HERE = Path(__file__).parent
+EXAMPLES = HERE.parents[1] / "examples"
 
 
 def write_sweep(work: Path, name: str, wrapper: str = "outside_wrapper:Toy", beside: tuple[str, ...] = (),
@@ -47,6 +53,15 @@ def write_sweep(work: Path, name: str, wrapper: str = "outside_wrapper:Toy", bes
     return path
 
 
+def copy_example(work: Path, name: str) -> Path:
+    """sweeps/<name>.yaml in `work`: an example's sweep beside its module and the model
+    module the examples share, as a user would lay them out."""
+    (work / "sweeps").mkdir(exist_ok=True)
+    for file in (f"{name}.py", "charlm.py", f"{name}.yaml"):
+        shutil.copy(EXAMPLES / file, work / "sweeps" / file)
+    return work / "sweeps" / f"{name}.yaml"
+
+
 def cli(*args: str, cwd: Path, wait: bool = True, **kw):
     """`collapsetune ARGS` in its own process group (so a test can signal exactly it)."""
     cmd = [sys.executable, "-m", "collapsetune.cli", *args]
@@ -69,11 +84,63 @@ def trial_runs(work: Path, experiment: str, uri: str | None = None) -> tuple[Mlf
     return client, client.search_runs([found.experiment_id], "tags.`ray.trial_id` != ''")
 
 
+def kill_when(driver: subprocess.Popen, ready: Callable[[], bool], what: str, then_s: float = 0.0,
+              timeout_s: float = 300) -> None:
+    """SIGKILL the driver (from `cli(wait=False)`) and the Ray it started, `then_s` seconds
+    after `ready()`; fails if the sweep ends first."""
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            assert driver.poll() is None, f"the sweep ended before {what}:\n" + driver.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, f"no {what} within {timeout_s} s"
+            time.sleep(0.5)
+        time.sleep(then_s)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+
+
+def assert_each_step_once(client: MlflowClient, runs: list, trials: int, metric: str = "val/loss") -> None:
+    """One FINISHED run per trial, each with `metric` at steps 1..n, none twice."""
+    assert sorted(r.data.tags["ray.trial_id"] for r in runs) == sorted({r.data.tags["ray.trial_id"] for r in runs})
+    assert len(runs) == trials and all(r.info.status == "FINISHED" for r in runs), [r.info.status for r in runs]
+    for run in runs:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, metric)]
+        assert steps == list(range(1, len(steps) + 1)), f"steps missing or twice: {steps}"
+
+
+def assert_rescued(client: MlflowClient, runs: list, tag: str = "collapsetune.pbt.exploits") -> None:
+    """PBT copied into some run, each copy listed once with the lr before and after it, and
+    one of them a rescue of a collapsed trial with the donor's report logged."""
+    with_copies = [r for r in runs if tag in r.data.tags]
+    assert with_copies
+    for run in with_copies:
+        lines = run.data.tags[tag].splitlines()
+        assert len(lines) == len(set(lines)), lines
+        history = client.get_metric_history(run.info.run_id, "config/lr")
+        assert len({m.value for m in history}) >= 2  # lr over time: before and after the copy
+    rescued = [r for r in with_copies if "after collapsed" in r.data.tags[tag]]
+    assert rescued, [r.data.tags[tag] for r in with_copies]
+    for run in rescued:
+        assert client.get_metric_history(run.info.run_id, "pbt/donor_report")
+
+
+def finished_runs(db: Path) -> int:
+    """Trials MLflow has as finished (it learns at once; Ray's result files lag behind),
+    read-only so as not to race the driver creating the store."""
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                                "WHERE t.key = 'ray.trial_id' AND r.status = 'FINISHED'").fetchone()[0]
+    except sqlite3.Error:  # no tables yet
+        return 0
+
+
 def sqlite_values(db: Path, tag: str) -> list[str]:
     """Values of a run tag in an MLflow SQLite store, read-only: a test watching a sweep
     must not open the store with MLflow while the driver may still be creating its schema."""
-    import sqlite3
-
     if not db.exists():
         return []
     try:

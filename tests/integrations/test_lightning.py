@@ -96,3 +96,17 @@ def test_the_callback_needs_a_probe_and_names_missing_metrics():
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     with pytest.raises(KeyError, match=r"\['val/acc'\] not in trainer.callback_metrics; it has \['val_loss'\]"):
         trainer.fit(Tiny(0.5), train_loader, val_loader)
+
+
+def test_a_pbt_copy_trains_with_its_own_lr_not_the_donors():
+    # PBT: a trial takes another's checkpoint with a perturbed config. Lightning's checkpoint
+    # holds the optimizer's state, lr included: the copy's lr must win (as in the class kit).
+    donor = function_wrapper(train)({"lr": 0.5, "max_iterations": 4})
+    [donor.step() for _ in range(2)]
+    state = donor.state_dict()
+    donor.close()
+    copy = function_wrapper(train)({"lr": 0.0, "max_iterations": 4})
+    copy.load_state_dict(state)
+    after = [copy.step()["val/loss"] for _ in range(2)]
+    copy.close()
+    assert after[0] == after[1]  # lr 0: the weights stay put

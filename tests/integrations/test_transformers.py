@@ -80,3 +80,17 @@ def test_the_callback_names_missing_metrics_and_checks_its_arguments(tmp_path):
     with pytest.raises(KeyError, match=r"\['eval_accuracy'\] not in the Trainer's evaluation metrics; it has .*eval_loss"):
         _trainer({"lr": 1e-2, "max_iterations": 1}, callback, str(tmp_path)).train()
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_a_pbt_copy_trains_with_its_own_lr_not_the_donors(tmp_path):
+    # PBT: a trial takes another's checkpoint with a perturbed config. The Trainer's checkpoint
+    # holds the optimizer's and the lr schedule's state: the copy's lr must win.
+    donor = function_wrapper(train)({"lr": 1e-2, "max_iterations": 4, "output_dir": str(tmp_path / "donor")})
+    [donor.step() for _ in range(2)]
+    state = donor.state_dict()
+    donor.close()
+    copy = function_wrapper(train)({"lr": 0.0, "max_iterations": 4, "output_dir": str(tmp_path / "copy")})
+    copy.load_state_dict(state)
+    after = [copy.step()["val/loss"] for _ in range(2)]
+    copy.close()
+    assert after[0] == after[1]  # lr 0: the weights stay put

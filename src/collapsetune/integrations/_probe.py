@@ -76,3 +76,22 @@ def remove(folder: Path | None) -> None:
         for f in sorted(folder.rglob("*"), reverse=True):
             f.unlink() if f.is_file() else os.rmdir(f)
         os.rmdir(folder)
+
+
+def rebase_lrs(optimizer: torch.optim.Optimizer, scheduler: Any, lrs: list[float]) -> None:
+    """Put `optimizer` (and its lr `scheduler`, if any) on the base learning rates `lrs`, one
+    per param group, at the point of the schedule it was restored at: a restored framework
+    checkpoint brings the donor's lrs under PBT, where the copy's configured ones must count
+    (as in the class kit). A group's current lr is scaled by new base / old base, so a
+    schedule part way through stays there; restoring a trial's own checkpoint changes nothing.
+    """
+    groups = optimizer.param_groups
+    if len(lrs) != len(groups):
+        raise ValueError(f"rebase_lrs needs one lr per param group ({len(groups)}), got {len(lrs)}")
+    bases = list(scheduler.base_lrs) if scheduler is not None else [g.get("initial_lr", g["lr"]) for g in groups]
+    for group, old, new in zip(groups, bases, lrs, strict=True):
+        group["lr"] = group["lr"] * new / old if old else new
+        if "initial_lr" in group:  # where torch's schedulers keep the base lr
+            group["initial_lr"] = new
+    if scheduler is not None:
+        scheduler.base_lrs = list(lrs)

@@ -4,7 +4,10 @@ Once per validation (not the sanity check) it reports the logged metrics it is t
 (`trainer.callback_metrics`), collapse metrics on a probe batch, and, in a trial, the
 trainer's own checkpoint (`trainer.save_checkpoint`, carried as bytes). `resume_path()`
 gives that checkpoint back as a file for `trainer.fit(ckpt_path=...)`, on resume and on a
-PBT copy alike. Outside a sweep it reports nowhere and makes no checkpoint.
+PBT copy alike; after Lightning restores it, the optimizers' settings (lr, weight decay, ...)
+and their schedulers' base lrs go back to the ones this trial's `configure_optimizers` set,
+so a PBT copy trains with its own perturbed lr, not the donor's. Outside a sweep it reports
+nowhere and makes no checkpoint.
 
 Example:
     >>> from collapsetune.integrations.lightning import CollapseCallback
@@ -56,6 +59,7 @@ class CollapseCallback(pl.Callback):
         self.probe = probe
         self.collapse = collapse or _argmax_tokens
         self._restored: Path | None = None
+        self._configured: list[tuple[list[dict[str, Any]], Any]] = []  # per optimizer: its groups' settings, scheduler
 
     def resume_path(self) -> str | None:
         """The trial's checkpoint as a file for `trainer.fit(ckpt_path=...)`; None to start fresh."""
@@ -64,6 +68,21 @@ class CollapseCallback(pl.Callback):
             return None
         self._restored = _probe.unpack(checkpoint["lightning"], "collapsetune-lightning-")
         return str(self._restored / _FILE)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Optimizers are built from this trial's config; the checkpoint is not restored yet.
+        schedulers = {id(c.scheduler.optimizer): c.scheduler for c in trainer.lr_scheduler_configs}
+        self._configured = [([{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups],
+                             schedulers.get(id(opt))) for opt in trainer.optimizers]
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._restored is None:  # a fresh start: nothing was restored over the config
+            return
+        for opt, (settings, scheduler) in zip(trainer.optimizers, self._configured, strict=True):
+            lrs = [s.get("initial_lr", s["lr"]) for s in settings]
+            for group, configured in zip(opt.param_groups, settings, strict=True):
+                group.update({k: v for k, v in configured.items() if k not in ("lr", "initial_lr")})
+            _probe.rebase_lrs(opt, scheduler, lrs)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:

@@ -5,7 +5,9 @@ After every evaluation it reports the evaluation metrics it is told to (`eval_lo
 trial it asks the Trainer to save a checkpoint right then (`control.should_save`) and
 reports once the Trainer has written it (`on_save`), carrying the checkpoint folder as
 bytes; `resume_path()` writes it back for `trainer.train(resume_from_checkpoint=...)`, on
-resume and on a PBT copy alike. So the Trainer's own checkpoint (weights, optimizer,
+resume and on a PBT copy alike; after the Trainer restores it, the optimizer's and the lr
+schedule's base lr go back to this trial's `learning_rate` (so a PBT copy trains with its
+own perturbed lr, not the donor's; other optimizer settings are the checkpoint's). So the Trainer's own checkpoint (weights, optimizer,
 scheduler, RNG and trainer state) is the trial's. Outside a sweep it reports nowhere and
 saves nothing more than the Trainer would.
 
@@ -73,6 +75,16 @@ class CollapseCallback(TrainerCallback):
             return None
         self._restored = _probe.unpack(checkpoint["hf"], "collapsetune-hf-")
         return str(self._restored)
+
+    def on_train_begin(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
+        # The Trainer has restored the checkpoint's optimizer and schedule, the donor's lr under PBT.
+        if self._restored is not None and optimizer is not None:
+            bases = list(lr_scheduler.base_lrs) if lr_scheduler is not None else [
+                g.get("initial_lr", g["lr"]) for g in optimizer.param_groups]
+            scale = args.learning_rate / bases[0] if bases[0] else None  # groups keep their ratios
+            lrs = [b * scale for b in bases] if scale is not None else [args.learning_rate] * len(bases)
+            _probe.rebase_lrs(optimizer, lr_scheduler, lrs)
+        return control
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
         report = _probe.named(metrics or {}, self.metrics, "the Trainer's evaluation metrics")
