@@ -103,7 +103,11 @@ class Table:
             raise SystemExit(f"{self.path}: not a curve table of format 1; regenerate it with curve_tables.py")
         self.header = header
         self.spec = load_spec(model)
-        self.rules = self.spec.collapse
+        # The truth is judged by the rules the table was made with (its header), so editing a
+        # sweep file's rules changes the methods replayed, never what counts as collapsed.
+        from collapsetune.collapse import Rule
+
+        self.rules = tuple(Rule.from_yaml(r) for r in header["collapse"])
         self.metric, self.mode = self.spec.objective.metric, self.spec.objective.mode
         self.horizon = self.spec.max_iterations
         self.rows = [self._row(r) for r in sorted(rows, key=lambda r: r["i"])
@@ -352,8 +356,8 @@ def replay(table: Table, method: Method, trials: int, workers: int, seed: int, e
         if method.stopper == "oracle":
             stop_now = t.row.onset is not None and k + 1 >= t.row.onset
             result["oracle/stop"] = stop_now
-            if stop_now:
-                result["objective"] = plan.worst()
+            if stop_now:  # what the trainable reports when a rule fires: the searcher learns it too
+                result.update({"objective": plan.worst(), "collapse.status": "collapsed", "collapse/margin": 1.0})
         t.objective = result[spec.objective.metric]
         t.status = result["collapse.status"] if spec.collapse else ""
         if t.row.healthy[k] and (best is None or _better(table.mode, t.objective, best)):
@@ -527,6 +531,7 @@ def measures(table: Table, method: Method, run: Run, target: float | None, fifo_
         "best_healthy": run.curve[-1][1] if run.curve else None,
         "picked_objective": picked.objective if picked else None,
         "picked_collapsed": picked_collapsed,
+        "picked_none": picked is None,  # no trial the method would offer (e.g. rules that never judge)
         "false_kills": false_kills,
         "false_kill": false_kills > 0,
         "cpu_in_collapsed": sum(sum(t.row.cpu[:t.reports]) for t in run.trials if t.row.ends_collapsed),
@@ -591,6 +596,7 @@ def cell(table: Table, methods: list[str], trials: int, workers: int, seeds: lis
             "cpu_to_target_ratio_range": _q_range([r if r is not None else math.inf for r in reached]),
             "target_reached_share": sum(r is not None for r in reached) / len(ms),
             "picked_collapsed_share": sum(m["picked_collapsed"] for m in ms) / len(ms),
+            "no_pick_share": sum(m.get("picked_none", False) for m in ms) / len(ms),
             "false_kill_seed_share": sum(m["false_kill"] for m in ms) / len(ms),
             "false_kills_median": _quantiles([m["false_kills"] for m in ms])["median"],
             "cpu_in_collapsed": _quantiles([m["cpu_in_collapsed"] for m in ms])["median"],
@@ -786,12 +792,13 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 def markdown(rows: list[dict]) -> str:
     head = ("| model | method | trials | workers | CPU / FIFO | CPU to FIFO's best (x FIFO) | reached | "
-            "picked collapsed | recovery killed | x oracle | best healthy |")
+            "picked collapsed | no pick | recovery killed | x oracle | best healthy |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lines.append(f"| {r['model']} | {r['method']} | {r['trials']} | {r['workers']} | {_fmt(r['fifo_ratio'])} | "
                      f"{_fmt(r['cpu_to_target_ratio'])} | {_fmt(r['target_reached_share'])} | "
-                     f"{_fmt(r['picked_collapsed_share'])} | {_fmt(r['false_kill_seed_share'])} | "
+                     f"{_fmt(r['picked_collapsed_share'])} | {_fmt(r.get('no_pick_share'))} | "
+                     f"{_fmt(r['false_kill_seed_share'])} | "
                      f"{_fmt(r['oracle_ratio'])} | {_fmt(r['best_healthy'], 4)} |")
     return "\n".join(lines)
 
