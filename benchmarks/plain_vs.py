@@ -177,6 +177,7 @@ def stopped_by(variant: str, reports: list[dict], rules, max_iterations: int) ->
 def sweep_record(variant: str, seed: int, wall: float, trials: list[dict], picked: dict, spec) -> dict:
     """One sweep's numbers. Each trial: {"reports": [...], "end_cpu_s": float}."""
     metric, rules = spec.objective.metric, spec.collapse
+    sign = 1.0 if spec.objective.mode == "max" else -1.0
     ends = [stopped_by(variant, t["reports"], rules, spec.max_iterations) for t in trials]
     return {
         "variant": variant, "seed": seed, "wall_s": wall, "trials": len(trials),
@@ -190,6 +191,9 @@ def sweep_record(variant: str, seed: int, wall: float, trials: list[dict], picke
         "picked_objective": float(picked["reports"][-1][metric]),
         "picked_collapsed": onset(rules, picked["reports"]) is not None,
         "picked_reports": len(picked["reports"]),
+        # what a one-line final check on the plain side would pick: the best trial not collapsed at its end
+        "best_healthy_objective": max((float(t["reports"][-1][metric]) * sign for t in trials
+                                       if onset(rules, t["reports"]) is None), default=float("nan")) * sign,
     }
 
 

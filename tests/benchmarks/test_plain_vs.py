@@ -63,6 +63,7 @@ def test_sweep_record_counts_healthy_cuts_cpu_and_a_collapsed_pick():
     assert (rec["reports"], rec["cpu_s"], rec["end_cpu_s"]) == (30, 15.25, 0.25)
     assert (rec["stopped_by_stopper"], rec["asha_cuts"], rec["asha_cuts_healthy"], rec["ran_to_end"]) == (1, 2, 2, 1)
     assert rec["picked_objective"] == 0.97 and rec["picked_collapsed"]
+    assert rec["best_healthy_objective"] == 0.95  # the full trial, not the stopped one
     assert not sweep_record("plain", 3, 10.0, trials, cut_healthy, SPEC)["picked_collapsed"]
 
 
