@@ -41,7 +41,7 @@ def _resume(tmp_path) -> None:
 # donor's rotation had deleted, so the resumed trial went on from its own newest checkpoint,
 # saved after the copy (_ray_fixes fix 4); the copy's report, queued in the MLflow writer at
 # the kill, was never replayed. A catch-up from the trial's collapsetune_reports.jsonl was
-# tried (branch h22-pbtstep) and gave step 4 twice in its one e2e run: not landed. A known
+# tried and gave step 4 twice in its one e2e run: not landed. A known
 # data loss, in the closing note of 2026-12-05.
 GAP = pytest.mark.xfail(strict=False, reason="a report at a PBT copy made just before the driver's SIGKILL may be "
                                              "missing from MLflow after resume (steps 1,2,3,5..)")
