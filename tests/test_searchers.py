@@ -143,3 +143,17 @@ def test_the_study_holds_real_values_and_a_collapsed_trial_is_infeasible():
         below, _ = _split_trials(searcher._ot_study, trials, 2)
         assert [t.number for t in below] == [0, 3]
 
+
+
+def test_a_trial_the_study_already_closed_can_still_complete_without_ending_the_sweep():
+    # After a resume the restored study closes the Optuna trials lost in the crash (FAIL);
+    # Tune can still complete such a trial. Writing its constraint or MLflow link raised
+    # UpdateFinishedTrialError and ended the resumed driver (tests/e2e/test_resume.py).
+    searcher = CollapseOptunaSearch(sampler=make_sampler("tpe", 0), seed=0, raw_metrics=["val/loss"])
+    searcher.set_search_properties("objective", "min", SPACE)
+    searcher.suggest("lost")
+    searcher._ot_study.tell(searcher._ot_trials["lost"].number, state=optuna.trial.TrialState.FAIL)
+    searcher.on_trial_complete("lost", {"training_iteration": 2, "val/loss": 1.0, "objective": 1e9,
+                                        "collapse.status": "collapsed", "collapse/margin": 0.4})
+    (trial,) = searcher._ot_study.get_trials()
+    assert trial.state == optuna.trial.TrialState.FAIL and not trial.constraints

@@ -153,7 +153,8 @@ class CollapseOptunaSearch(OptunaSearch):
         config = super().suggest(trial_id)
         ot_trial = self._ot_trials.get(trial_id)
         if ot_trial is not None and isinstance(ot_trial, optuna.Trial):
-            ot_trial.set_user_attr(RAY_TRIAL_ATTR, trial_id)
+            with _if_still_open():
+                ot_trial.set_user_attr(RAY_TRIAL_ATTR, trial_id)
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -164,15 +165,16 @@ class CollapseOptunaSearch(OptunaSearch):
         raw = getattr(self, "raw_metrics", [])  # a searcher pickled before it had them: none
         if ot_trial is not None and result and (self.constraints or raw):
             stopped = result.get(STATUS_KEY) in STOPPING
+            _set_constraint = _if_still_open_call(ot_trial.set_constraint)
             if self.constraints and MARGIN_KEY in result:
                 margin = float(result[MARGIN_KEY])
                 margin = _BOUND if math.isnan(margin) else max(-_BOUND, min(_BOUND, margin))
                 if FORECAST_KEY in result:  # stopped by the forecast: infeasible when P(collapse) > 1/2
                     margin = max(margin, float(result[FORECAST_KEY]) - 0.5)
                 # a collapsed or diverged trial is infeasible whatever its last margin says
-                ot_trial.set_constraint(CONSTRAINT, max(margin, 1.0) if stopped and margin <= 0 else margin)
+                _set_constraint(CONSTRAINT, max(margin, 1.0) if stopped and margin <= 0 else margin)
             elif raw:  # the penalty leaves the value: the constraint carries the collapse
-                ot_trial.set_constraint(CONSTRAINT, 1.0 if stopped else 0.0)
+                _set_constraint(CONSTRAINT, 1.0 if stopped else 0.0)
             result = self._raw(trial_id, result)
         if ot_trial is not None and isinstance(ot_trial, optuna.Trial):
             self._link(ot_trial, trial_id)
@@ -186,9 +188,10 @@ class CollapseOptunaSearch(OptunaSearch):
 
         run = run_of(trial_id)
         if run is not None:
-            ot_trial.set_user_attr(MLFLOW_RUN_ATTR, run[0])
-            if run[1]:
-                ot_trial.set_user_attr(MLFLOW_LINK_ATTR, run[1])
+            with _if_still_open():
+                ot_trial.set_user_attr(MLFLOW_RUN_ATTR, run[0])
+                if run[1]:
+                    ot_trial.set_user_attr(MLFLOW_LINK_ATTR, run[1])
 
     def _raw(self, trial_id: str, result: dict) -> dict:
         """The result with the objectives' real values in place of the penalised ones."""
@@ -320,6 +323,25 @@ class CollapseOptunaSearch(OptunaSearch):
                   if _TRIAL_ATTR in t.user_attrs}
         self._ot_trials = {tid: optuna.Trial(self._ot_study, by_tid[tid]) for tid in self._ot_trials if tid in by_tid}
         return counts
+
+
+@contextlib.contextmanager
+def _if_still_open() -> Iterator[None]:
+    """Skips a write to an Optuna trial that has already finished: after a resume, a trial the
+    restored study closed (lost in the crash, marked FAIL) can still be reported on by Tune,
+    and a link or a constraint on it must never end the sweep."""
+    try:
+        yield
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass
+
+
+def _if_still_open_call(fn):
+    def call(*args: Any) -> None:
+        with _if_still_open():
+            fn(*args)
+
+    return call
 
 
 _IN_RESULTS = "optuna.db in the results folder"  # a pickled searcher's reference to its study
