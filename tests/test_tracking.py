@@ -428,3 +428,28 @@ def test_an_entry_mlflow_refuses_for_its_value_is_dropped_with_a_tag_saying_so(t
     assert run.data.tags["collapsetune.dropped"].startswith("clock/skewed: ")
     assert "Timestamp must be a nonnegative" in run.data.tags["collapsetune.dropped"]
     assert client.get_run(tracking.parent_run_id).data.tags["collapsetune.failed_writes"].startswith("1 MLflow")
+
+
+def test_a_step_whose_tag_never_landed_is_not_logged_twice_after_resume(tmp_path):
+    # MLflow's SQL store writes a batch's metrics and its tags in separate transactions: a
+    # driver SIGKILLed between the two leaves step 2's metrics without its step tag. The
+    # resumed driver replays report 2 from the trial's checkpoint and must not log it again
+    # (seen under PBT as [1, ..., 6, 6, 7, 8]).
+    uri, first = _started(tmp_path)
+    a = _trial("a")
+    first.on_trial_start(0, [], a)
+    for step, loss in ((1, 2.0), (2, 1.8)):
+        first.on_trial_result(0, [], a, {"training_iteration": step, "val/loss": loss, "objective": loss,
+                                         "collapse.status": "healthy", "timestamp": 1000 + step})
+    snapshot = first.get_state()  # flushes the writer
+    run_id = _runs(uri)[0].info.run_id
+    MlflowClient(uri).set_tag(run_id, "collapsetune.step", "1")  # as if step 2's tags never landed
+
+    resumed = _resumed(first, snapshot)
+    resumed.on_trial_restore(0, [], a)
+    for step, loss in ((2, 1.8), (3, 1.6)):  # replayed from the checkpoint at report 1
+        resumed.on_trial_result(0, [], a, {"training_iteration": step, "val/loss": loss, "objective": loss,
+                                           "collapse.status": "healthy", "timestamp": 2000 + step})
+    resumed.on_experiment_end([a])
+    history = MlflowClient(uri).get_metric_history(run_id, "val/loss")
+    assert sorted(m.step for m in history) == [1, 2, 3]

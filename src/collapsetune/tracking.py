@@ -50,7 +50,7 @@ from collapsetune.mlflow_batch import log_batch
 from collapsetune.mlflow_names import KEY_MAX as _KEY_MAX
 from collapsetune.mlflow_names import flatten, mlflow_key
 from collapsetune.names import (  # noqa: F401 (the tags are also read from here)
-    ARTIFACTS_DIR, DONOR_KEY, DONOR_REPORT_KEY, DROPPED_TAG, ERROR_TAG, EXPLOITS_TAG, FAILED_WRITES_TAG, LAUNCH_TAG,
+    ARTIFACTS_DIR, DONOR_KEY, DONOR_REPORT_KEY, OBJECTIVE_KEY, DROPPED_TAG, ERROR_TAG, EXPLOITS_TAG, FAILED_WRITES_TAG, LAUNCH_TAG,
     NOTE_TAG, OFFSET_TAG, ORPHAN_TAG, PARENT_TAG, PATH_TAG, RENAMED_PREFIX, RUN_NAME_TAG, SAMPLES_FILE, STEP_TAG,
     STOPPED_TAG, COUNT_PREFIX, TRIAL_TAG,
 )
@@ -382,6 +382,20 @@ class MlflowTracking(tune.Callback):
                 _TRIAL_RUNS[trial.trial_id] = (run_id, run_url(self._experiment_id, run_id, base) if base else "")
         return self._runs[trial.trial_id]
 
+    def _last_step(self, client: MlflowClient, run: Any) -> int:
+        """The last step MLflow holds for a run. Its step tag, or more: the SQL store's
+        log_batch writes a batch's metrics and its tags in separate transactions, so a driver
+        killed between the two left a step whose tag never landed, and the resumed driver
+        logged that step again (seen under PBT). Every report has `objective`: its history
+        says which steps are there."""
+        last = int(run.data.tags.get(STEP_TAG, 0))
+        key = self._names.key(OBJECTIVE_KEY)
+        try:
+            history = client.get_metric_history(run.info.run_id, key) if key else []
+        except Exception:  # noqa: BLE001 - the tag alone, as before
+            history = []
+        return max([last, *(m.step for m in history)])
+
     def _find_or_create(self, client: MlflowClient, parent: str, trial: Any) -> str:
         found = client.search_runs(
             [self._experiment_id],
@@ -392,7 +406,7 @@ class MlflowTracking(tune.Callback):
             client.update_run(run.info.run_id, status="RUNNING")
             if STOPPED_TAG in run.data.tags:
                 client.delete_tag(run.info.run_id, STOPPED_TAG)
-            self._logged[trial.trial_id] = int(run.data.tags.get(STEP_TAG, 0))
+            self._logged[trial.trial_id] = self._last_step(client, run)
             self._offsets[trial.trial_id] = int(run.data.tags.get(OFFSET_TAG, 0))
             self._exploits[trial.trial_id] = run.data.tags.get(EXPLOITS_TAG, "").splitlines()
             self._samples[trial.trial_id] = _read_samples(client, run.info.run_id)

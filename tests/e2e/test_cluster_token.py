@@ -114,7 +114,12 @@ def test_sweep_on_a_ray_start_cluster_with_token_auth_runs_with_the_token_at_its
     home = _home(tmp_path / "home", token_cluster.token)
     out = cli("run", "sweeps/token-auth.yaml", "--address", token_cluster.address, cwd=tmp_path, env=_env(home))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "InvalidAuthToken" not in out.stderr and "Traceback" not in out.stderr
+    assert "InvalidAuthToken" not in out.stderr
+    # No traceback of the driver's. A trial's worker may print one as the cluster shuts it down
+    # at the end (`(Toy pid=...) ... _weakrefset.py ... SystemExit: 1`, seen once in CI under
+    # load): Ray prefixes those lines with the worker, and they say nothing about the token.
+    driver_tracebacks = [line for line in out.stderr.splitlines() if "Traceback" in line and "pid=" not in line]
+    assert not driver_tracebacks, out.stderr[-3000:]
     reports = results(tmp_path)
     assert len({r["trial_id"] for r in reports}) == 2
     assert {r["node_id"] for r in reports} == token_cluster.node_ids()  # ran on that cluster

@@ -34,27 +34,21 @@ def _resume(tmp_path) -> None:
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
 
-# Seen once (hf_loop, killed just as PBT made an ordinary copy into another trial): that
-# trial's first report after the copy (Ray's result.json has it, donor and all) was missing
-# from its MLflow run after the resume, and so was its exploits tag. Likely mechanism (not
-# yet confirmed on this run's files): the snapshot named the donor's checkpoint, which the
-# donor's rotation had deleted, so the resumed trial went on from its own newest checkpoint,
-# saved after the copy (_ray_fixes fix 4); the copy's report, queued in the MLflow writer at
-# the kill, was never replayed. A catch-up from the trial's collapsetune_reports.jsonl was
-# tried and gave step 4 twice in its one e2e run: not landed. A known
-# data loss, in the closing note of 2026-12-05.
-# Since the session's branches met, the lightning case fails the same way the other round: the
-# donor trial (never copied into) has one step twice after the resume ([1..5, 6, 6, 7, 8], same
-# value), its record showing reports 5-6 replayed from its checkpoint at 4; so MLflow held step
-# 6 while the run's collapsetune.step tag said 5 (SqlAlchemyStore.log_batch writes metrics and
-# tags in separate transactions; a kill between them is one way). Known data loss, in the
-# closing note of 2026-12-05; the toy and function PBT sweeps (test_pbt_sweep.py) pass.
-GAP = pytest.mark.xfail(strict=False, reason="under PBT a driver SIGKILL can leave a trial's step missing or twice "
-                                             "in MLflow after resume (closing note, 2026-12-05)")
+# hf_loop, seen once: killed just as PBT made an ordinary copy into another trial, that
+# trial's first report after the copy (Ray's result.json has it) was missing from its MLflow
+# run after the resume, and so was its exploits tag. Likely mechanism (not confirmed on that
+# run's files): the snapshot named the donor's checkpoint, which the donor's rotation had
+# deleted, so the resumed trial went on from its own newest checkpoint, saved after the copy
+# (_ray_fixes fix 4), and the copy's report, queued in the MLflow writer at the kill, was never
+# replayed. Known data loss, in the closing note of 2026-12-05. (Its other failure, a step
+# logged twice, was the step tag of a batch not landing before the kill: fixed in tracking's
+# _last_step, tests/test_tracking.py.)
+GAP = pytest.mark.xfail(strict=False, reason="under PBT a driver SIGKILL just as PBT copies can lose the copy's "
+                                             "report from MLflow after resume (closing note, 2026-12-05)")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", [pytest.param("lightning_loop", marks=GAP), pytest.param("hf_loop", marks=GAP)])
+@pytest.mark.parametrize("name", ["lightning_loop", pytest.param("hf_loop", marks=GAP)])
 def test_pbt_rescues_a_collapsed_framework_trial_and_resumes_after_a_driver_kill(tmp_path, name):
     driver = _sweep(tmp_path, name, *PBT)
     tag = "collapsetune.pbt.exploits"
@@ -64,11 +58,12 @@ def test_pbt_rescues_a_collapsed_framework_trial_and_resumes_after_a_driver_kill
     client, runs = trial_runs(tmp_path, f"example-{name.replace('_', '-')}")
     assert_each_step_once(client, runs, trials=3)
     assert_rescued(client, runs, tag)
-    # The rescued trial went on healthy from the donor's checkpoint (and its epoch: how many
-    # reports it then makes depends on the donor's) past the report it collapsed at.
-    (rescued,) = [r for r in runs if "after collapsed" in r.data.tags.get(tag, "")]
-    assert rescued.data.tags["collapse.status"] == "healthy"
-    assert len(client.get_metric_history(rescued.info.run_id, "val/loss")) > 3
+    # A rescued trial went on healthy from the donor's checkpoint (and its epoch: how many
+    # reports it then makes depends on the donor's) past the report it collapsed at. PBT may
+    # rescue more than one trial of the three.
+    rescued = [r for r in runs if "after collapsed" in r.data.tags.get(tag, "")]
+    assert any(r.data.tags["collapse.status"] == "healthy"
+               and len(client.get_metric_history(r.info.run_id, "val/loss")) > 3 for r in rescued), rescued
 
 
 @pytest.mark.slow
