@@ -262,7 +262,7 @@ def _trials(grid, variant: str) -> list[dict]:
 
 
 def run_variant(sweep: str, variant: str, seed: int, storage: str, overrides: list[str]) -> dict:
-    from collapsetune.launch import build_tuner, check_resources
+    from collapsetune.launch import check_resources
     from collapsetune.spec import load_sweep
 
     spec = load_sweep(sweep, [*overrides, f"search.seed={seed}", f"config.seed={seed}", f"storage={storage}",

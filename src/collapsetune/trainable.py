@@ -26,7 +26,6 @@ from typing import Any
 import ray
 from ray import tune
 
-from collapsetune._numbers import log_spaced as _log_spaced
 from collapsetune.collapse import (
     COLLAPSED,
     ITERATION_KEY,

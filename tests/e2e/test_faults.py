@@ -7,15 +7,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from mlflow.entities import ViewType
-from toy_sweep import cli, results, sqlite_values, trial_runs, write_sweep
+from toy_sweep import cli, interrupt_when, results, sqlite_values, trial_runs, write_sweep
 
 from collapsetune.storage import driver_lock, new_folder
 from collapsetune.errors import SpecError
@@ -98,20 +96,10 @@ def test_ctrl_c_leaves_a_resumable_sweep_and_says_so(tmp_path):
     write_sweep(tmp_path, "interrupted", num_samples="3", max_iterations="12", sleep="0.5",
                 search="{algorithm: random, seed: 0}")
     driver = cli("run", "sweeps/interrupted.yaml", cwd=tmp_path, wait=False)
-    try:
-        deadline = time.monotonic() + 300
-        while not _reported_twice(tmp_path, "interrupted"):  # MLflow has it at once; result.json lags
-            assert driver.poll() is None, driver.stdout.read()[-3000:]
-            assert time.monotonic() < deadline, "no trial reported twice in 300 s"
-            time.sleep(0.3)
-        driver.send_signal(signal.SIGINT)  # the driver only, as a terminal's Ctrl-C would reach it
-        output, _ = driver.communicate(timeout=300)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait()
-    assert driver.returncode == 130, output[-3000:]
-    (folder,) = (tmp_path / "results").iterdir()
+    # MLflow has the reports at once; result.json lags. Ctrl-C reaches the driver only, as a
+    # terminal's would.
+    folder, output = interrupt_when(driver, lambda: _reported_twice(tmp_path, "interrupted"), "a trial reporting twice",
+                                    tmp_path)
     assert f"collapsetune resume {folder}" in output
     client, runs = trial_runs(tmp_path, "interrupted")
     parent = client.get_run(runs[0].data.tags["mlflow.parentRunId"])

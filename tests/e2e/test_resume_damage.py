@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from toy_sweep import cli, sqlite_values, trial_runs, write_sweep
+from toy_sweep import cli, finished_runs, interrupt_when, sqlite_values, trial_runs, write_sweep
 
 HEALTHY = "{algorithm: random, seed: 0, points_to_evaluate: [{lr: 0.01}, {lr: 0.02}, {lr: 0.03}]}"
 
@@ -23,21 +20,11 @@ def _interrupt_after_two_reports(work: Path, sweep: str, trials: int) -> Path:
     """Runs `sweep` and Ctrl-C's its driver once `trials` trials have reported twice: what
     is left is a resumable sweep whose snapshot names each running trial's checkpoint."""
     driver = cli("run", f"sweeps/{sweep}.yaml", cwd=work, wait=False)
-    try:
-        deadline = time.monotonic() + 300
-        while sum(int(s) >= 2 for s in sqlite_values(work / "mlflow.db", "collapsetune.step")) < trials:
-            assert driver.poll() is None, driver.stdout.read()[-3000:]
-            assert time.monotonic() < deadline, f"{trials} trials did not report twice in 300 s"
-            time.sleep(0.3)
-        driver.send_signal(signal.SIGINT)
-        output, _ = driver.communicate(timeout=300)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait()
-    assert driver.returncode == 130, output[-3000:]
-    (folder,) = (work / "results").iterdir()
-    return folder
+
+    def reported_twice() -> bool:
+        return sum(int(s) >= 2 for s in sqlite_values(work / "mlflow.db", "collapsetune.step")) >= trials
+
+    return interrupt_when(driver, reported_twice, f"{trials} trials reporting twice", work)[0]
 
 
 def _every_step_once(work: Path, experiment: str, steps: int) -> list:
@@ -82,33 +69,10 @@ OPTUNA = ("{algorithm: optuna, seed: 0, constraints: true, "
           "points_to_evaluate: [{lr: 0.2}, {lr: 0.01}, {lr: 0.02}, {lr: 0.03}]}")
 
 
-def _finished_runs(work: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{work / 'mlflow.db'}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                                "WHERE t.key = 'ray.trial_id' AND r.status = 'FINISHED'").fetchone()[0]
-    except sqlite3.Error:  # no store or no tables yet
-        return 0
-
-
 def _interrupt_after_one_finished(work: Path, sweep: str) -> Path:
     """Ctrl-C once one trial has finished (the collapsing lr=0.2 one, at report 3)."""
     driver = cli("run", f"sweeps/{sweep}.yaml", cwd=work, wait=False)
-    try:
-        deadline = time.monotonic() + 300
-        while _finished_runs(work) < 1:
-            assert driver.poll() is None, driver.stdout.read()[-3000:]
-            assert time.monotonic() < deadline, "no trial finished in 300 s"
-            time.sleep(0.3)
-        driver.send_signal(signal.SIGINT)
-        output, _ = driver.communicate(timeout=300)
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, signal.SIGKILL)
-            driver.wait()
-    assert driver.returncode == 130, output[-3000:]
-    (folder,) = (work / "results").iterdir()
-    return folder
+    return interrupt_when(driver, lambda: finished_runs(work / "mlflow.db") >= 1, "a finished trial", work)[0]
 
 
 @pytest.mark.slow

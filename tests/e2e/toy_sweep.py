@@ -100,6 +100,27 @@ def kill_when(driver: subprocess.Popen, ready: Callable[[], bool], what: str, th
         driver.wait()
 
 
+def interrupt_when(driver: subprocess.Popen, ready: Callable[[], bool], what: str, work: Path,
+                   timeout_s: float = 300) -> tuple[Path, str]:
+    """Ctrl-C the driver (from `cli(wait=False)`) once `ready()`, as a terminal's Ctrl-C reaches
+    it; it must exit 130. Returns the sweep's results folder and what the driver printed."""
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            assert driver.poll() is None, f"the sweep ended before {what}:\n" + driver.stdout.read()[-3000:]
+            assert time.monotonic() < deadline, f"no {what} within {timeout_s} s"
+            time.sleep(0.3)
+        driver.send_signal(signal.SIGINT)
+        output, _ = driver.communicate(timeout=timeout_s)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
+    assert driver.returncode == 130, output[-3000:]
+    (folder,) = (work / "results").iterdir()
+    return folder, output
+
+
 def assert_each_step_once(client: MlflowClient, runs: list, trials: int, metric: str = "val/loss") -> None:
     """One FINISHED run per trial, each with `metric` at steps 1..n, none twice."""
     assert sorted(r.data.tags["ray.trial_id"] for r in runs) == sorted({r.data.tags["ray.trial_id"] for r in runs})
