@@ -3,7 +3,7 @@ from __future__ import annotations
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-from collapsetune.mlflow_names import mlflow_key
+from collapsetune.tracking._names import mlflow_key
 
 HOSTILE = [
     "m" * 300, "é" * 300, "a/" * 200, "../" * 100, "..x", "...", "/val/loss", "val/loss/", "a//b", "./a",

@@ -360,7 +360,7 @@ def _every_step(client: MlflowClient, run_id: str, key: str) -> list[int]:
 
 
 def test_a_300_character_metric_name_lands_under_a_shortened_legal_name_and_costs_nothing_else(tmp_path):
-    from collapsetune.mlflow_names import mlflow_key
+    from collapsetune.tracking._names import mlflow_key
 
     uri, tracking = _started(tmp_path)
     long_name = "m" * 300

@@ -37,7 +37,7 @@ from collapsetune.collapse import (
     UNJUDGED,
 )
 from collapsetune.escape import markdown, markdown_code
-from collapsetune.mlflow_names import flatten, mlflow_key
+from collapsetune.tracking._names import flatten, mlflow_key
 from collapsetune.names import CHANGED_TAG, CUSTOM_MODEL_KIND, EXPERIMENT_KIND_TAG, NOTE_TAG, PARENT_TAG, TRIAL_TAG
 from collapsetune.report import BEST_ACCEPTS, known_ui, run_url, summary_of
 from collapsetune.results import (

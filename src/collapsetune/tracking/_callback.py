@@ -14,7 +14,7 @@ A tracking failure never ends a sweep: a write MLflow refuses is dropped with a 
 (once per kind of failure) and counted on the parent run. Metric and param names MLflow
 cannot store (`acc@1`, 300 characters) are renamed (`acc_1`, cut to 250 with a hash), and
 the run's `collapsetune.renamed.*` tags say what each new name was. One entry MLflow refuses
-all the same costs only that entry, never its batch (`collapsetune.mlflow_batch`): it is
+all the same costs only that entry, never its batch (`collapsetune.tracking._batch`): it is
 named again in a stricter form, or dropped with the run's `collapsetune.dropped` tag saying
 why, and counted on the parent run.
 
@@ -46,9 +46,9 @@ from collapsetune._numbers import log_spaced as _log_spaced
 from collapsetune.collapse import ERROR, INCONCLUSIVE, ITERATION_KEY, REASON_KEY, STATUS_KEY, STOPPING
 from collapsetune.credentials import client_uri, live_uri, redact_uri
 from collapsetune.escape import markdown
-from collapsetune.mlflow_batch import log_batch
-from collapsetune.mlflow_names import KEY_MAX as _KEY_MAX
-from collapsetune.mlflow_names import flatten, mlflow_key
+from collapsetune.tracking._batch import log_batch
+from collapsetune.tracking._names import KEY_MAX as _KEY_MAX
+from collapsetune.tracking._names import flatten, mlflow_key
 from collapsetune.names import (  # noqa: F401 (the tags are also read from here)
     ARTIFACTS_DIR, DONOR_KEY, DONOR_REPORT_KEY, OBJECTIVE_KEY, DROPPED_TAG, ERROR_TAG, EXPLOITS_TAG, FAILED_WRITES_TAG, LAUNCH_TAG,
     NOTE_TAG, OFFSET_TAG, ORPHAN_TAG, PARENT_TAG, PATH_TAG, RENAMED_PREFIX, RUN_NAME_TAG, SAMPLES_FILE, STEP_TAG,
@@ -614,7 +614,7 @@ def _batches(reports: Sequence[tuple]) -> list[tuple[list[Metric], list[RunTag]]
 
 
 class _Names:
-    """Metric and param names as MLflow accepts them (`collapsetune.mlflow_names`), the
+    """Metric and param names as MLflow accepts them (`collapsetune.tracking._names`), the
     same for every run of the sweep; two names that clean to one get `_2`, `_3`, ...
 
     A name MLflow refuses all the same (a store with stricter rules) is named again in the
