@@ -20,7 +20,7 @@ from collapsetune.insight import (
     sweep_params,
     trial_note,
 )
-from collapsetune.report import PATH_TAG, TRIAL_TAG
+from collapsetune.names import PATH_TAG, TRIAL_TAG
 from collapsetune.results import read_results
 
 FIXTURE = Path(__file__).parent / "fixtures" / "atlas_sweep" / "results"

@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 KEY_MAX = 250  # MLflow's limit on a metric, param or tag name
+PARAM_MAX = 6000  # MLflow's limit on a param value
+TAG_MAX = 8000  # and on a tag value
+BATCH_METRICS = 1000  # MLflow's limits on one log_batch (metrics and tags together)
+BATCH_TAGS = 100
 _BAD = re.compile(r"[^/\w.\- :]")
 # What any MLflow takes: a server on Windows refuses `:`, and `\w` there may be ASCII only.
 _BAD_STRICT = re.compile(r"[^/A-Za-z0-9_.\- ]")
@@ -52,3 +56,24 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def run_name(trial_id: str, status: str, config: dict, knobs: Sequence[str], limit: int = 80) -> str:
+    """`collapsed 00003 · lr=0.01, weight_decay=0.1`: the trial's verdict first (MLflow's runs
+    list shows only a name's first ~14 characters), its number (its id's last part; the whole
+    id is the run's `ray.trial_id` tag) and the searched knobs' values, cut to `limit` characters.
+
+    Example:
+        >>> run_name("a1b2c_00003", "collapsed", {"lr": 0.0123456, "seed": 1}, ["lr"])
+        'collapsed 00003 · lr=0.0123'
+    """
+    number = trial_id.rsplit("_", 1)[-1]
+    head = f"{status} {number}".strip()
+    flat = flatten(config)
+    values = ", ".join(f"{k}={_short(flat[k])}" for k in knobs if k in flat)
+    name = f"{head} · {values}" if values else head
+    return name if len(name) <= limit else name[:limit - 1] + "…"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
