@@ -3,8 +3,8 @@
 - `_callback`: `MlflowTracking`, the Tune callback on the driver that owns a sweep's runs;
 - `_writer`: the one thread that makes its MLflow calls, batching reports (`_batch`: a
   refused entry costs only itself, never its batch);
-- `_names`: names and limits as MLflow takes them, and `_renames`, one sweep's renamed and
-  dropped names;
+- `_names`: names and limits as MLflow takes them (also the sweep file's param-name check),
+  and `_renames`, one sweep's renamed and dropped names;
 - `_samples`: a trial's generated samples as the run's samples.md;
 - `_store`: queries and repairs of a store (a launch's runs for `report`, Ctrl-C's KILLED).
 
@@ -28,7 +28,8 @@ _HOME = {
     "mark_interrupted": "_store", "children": "_store", "artifact_location": "_store", "find_runs": "_store",
     "RunIndex": "_store", "_connect": "_store",
     "_Writer": "_writer", "_batches": "_writer", "log_batch": "_batch",
-    "mlflow_key": "_names", "flatten": "_names", "run_name": "_names", "KEY_MAX": "_names",
+    "mlflow_key": "_names", "flatten": "_names", "run_name": "_names", "param_key_problem": "_names",
+    "param_keys": "_names", "KEY_MAX": "_names", "PARAM_KEY_MAX": "_names",
     "SAMPLE_MAX": "_samples", "sample_records": "_samples",
 }
 # Tags and file names read from here by older code and tests; their home is collapsetune.names.

@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-KEY_MAX = 250  # MLflow's limit on a metric, param or tag name
+from collapsetune.escape import quoted as _shown
+
+KEY_MAX = 250  # MLflow's limit on a metric, param or tag name (MAX_ENTITY_KEY_LENGTH)
+PARAM_KEY_MAX = KEY_MAX  # what a sweep file's param names are checked against
 PARAM_MAX = 6000  # MLflow's limit on a param value
 TAG_MAX = 8000  # and on a tag value
 BATCH_METRICS = 1000  # MLflow's limits on one log_batch (metrics and tags together)
 BATCH_TAGS = 100
-_BAD = re.compile(r"[^/\w.\- :]")
+_BAD = re.compile(r"[^/\w.\- :]")  # `validate_param_and_metric_name`'s POSIX form
 # What any MLflow takes: a server on Windows refuses `:`, and `\w` there may be ASCII only.
 _BAD_STRICT = re.compile(r"[^/A-Za-z0-9_.\- ]")
 
@@ -45,6 +48,29 @@ def mlflow_key(name: str, strict: bool = False) -> str:
     if len(safe) > KEY_MAX:
         safe = f"{safe[:KEY_MAX - 11]}-{hashlib.sha1(str(name).encode()).hexdigest()[:10]}"
     return safe
+
+
+def param_key_problem(key: str) -> str | None:
+    """Why MLflow would refuse `key` as a param name, or None."""
+    if len(key) > PARAM_KEY_MAX:
+        return f"MLflow param names are at most {PARAM_KEY_MAX} characters, this one has {len(key)}"
+    if not key or _BAD.search(key):
+        return ("MLflow param names may contain only letters, digits, _, -, ., space, : and /; "
+                f"rename {_shown(key)}")
+    if mlflow_key(key) != key:  # a path part MLflow refuses: what mlflow_key would rename
+        return ("MLflow refuses param names that read as odd paths (//, ./, a lone . or .., a leading or "
+                f"trailing /); rename {_shown(key)}")
+    return None
+
+
+def param_keys(values: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    """The param names MLflow gets for `values`: nested mappings flattened with '.', as the
+    tracking callback flattens a trial's config."""
+    for key, value in values.items():
+        if isinstance(value, Mapping) and value:
+            yield from param_keys(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
