@@ -26,7 +26,8 @@ from typing import Any
 _HOME = {
     "MlflowTracking": "_callback", "run_of": "_callback",
     "mark_interrupted": "_store", "children": "_store", "artifact_location": "_store", "find_runs": "_store",
-    "RunIndex": "_store", "_connect": "_store",
+    "RunIndex": "_store", "_connect": "_store", "create_experiment": "_store", "trial_runs": "_store",
+    "parents": "_store",
     "_Writer": "_writer", "_batches": "_writer", "log_batch": "_batch",
     "mlflow_key": "_names", "flatten": "_names", "run_name": "_names", "param_key_problem": "_names",
     "param_keys": "_names", "KEY_MAX": "_names", "PARAM_KEY_MAX": "_names",

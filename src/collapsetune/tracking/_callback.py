@@ -50,7 +50,7 @@ from collapsetune.tracking._names import TAG_MAX as _TAG_MAX
 from collapsetune.tracking._names import flatten, run_name
 from collapsetune.tracking._renames import _Names
 from collapsetune.tracking._samples import _read_samples, _samples_markdown, sample_records
-from collapsetune.tracking._store import _connect, _quote, artifact_location, children
+from collapsetune.tracking._store import _connect, _quote, artifact_location, children, create_experiment
 from collapsetune.tracking._writer import _Writer
 
 logger = logging.getLogger(__name__)
@@ -335,8 +335,6 @@ class MlflowTracking(tune.Callback):
         return self.parent_run_id
 
     def _open_parent(self, client: MlflowClient) -> str:
-        from collapsetune.insight import create_experiment
-
         self._experiment_id = create_experiment(client, self.experiment, artifact_location(self._live_uri))
         found = client.search_runs([self._experiment_id], filter_string=f"tags.`{PATH_TAG}` = '{_quote(self.experiment_path)}'")
         if not found and self.launch_id:  # the results folder was moved since the launch

@@ -1,6 +1,7 @@
 """Queries and repairs of an MLflow store, through MLflow's client API only (never its
-schema): open a store (`_connect`), a launch's runs (`find_runs`, what `report` links), a
-parent's child runs, and Ctrl-C's KILLED runs (`mark_interrupted`).
+schema): open a store (`_connect`), a sweep's experiment (`create_experiment`), a launch's
+runs (`find_runs`, what `report` links; `parents`, `children`, `trial_runs`), and Ctrl-C's
+KILLED runs (`mark_interrupted`).
 
 MLflow is imported on first use, not with this module: `report` imports it, and needs MLflow
 (seconds to import) only when the sweep logged to a store that exists.
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from collapsetune.credentials import client_uri
-from collapsetune.names import LAUNCH_TAG, PARENT_TAG, PATH_TAG, STOPPED_TAG, TRIAL_TAG
+from collapsetune.names import (
+    CUSTOM_MODEL_KIND, EXPERIMENT_KIND_TAG, LAUNCH_TAG, PARENT_TAG, PATH_TAG, STOPPED_TAG, TRIAL_TAG,
+)
 from collapsetune.tracking._names import TAG_MAX as _TAG_MAX
 
 if TYPE_CHECKING:
@@ -90,6 +93,25 @@ def parents(client: MlflowClient, experiment_id: str, experiment_path: str, laun
     return found
 
 
+def create_experiment(client: MlflowClient, name: str, artifact_location: str | None = None) -> str:
+    """The id of experiment `name`, made if missing, tagged as a model-training experiment.
+
+    MLflow 3.17's UI opens an experiment on the view its URL names
+    (`?workflowType=machine_learning`, which `collapsetune report` prints), else the one the
+    browser last chose, else GenAI; no experiment setting changes that (its UI code reads the
+    `mlflow.experimentKind` tag only when workflow-based navigation is off, and in the
+    open-source build it is always on). The tag is still set: it is MLflow's own statement
+    of the experiment's kind, free, and read by builds and tools that honour it.
+    """
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        return client.create_experiment(name, artifact_location=artifact_location,
+                                        tags={EXPERIMENT_KIND_TAG: CUSTOM_MODEL_KIND})
+    if EXPERIMENT_KIND_TAG not in found.tags:
+        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, CUSTOM_MODEL_KIND)
+    return found.experiment_id
+
+
 def children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list:
     """Every (non-deleted) child run of a parent, across result pages."""
     runs, token = [], None
@@ -100,6 +122,12 @@ def children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> li
         token = page.token
         if not token:
             return runs
+
+
+def trial_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> dict[str, str]:
+    """Trial id -> run id of a parent's child runs; a trial id on two runs keeps its newest."""
+    runs = reversed(children(client, experiment_id, parent_run_id))  # MLflow lists newest first
+    return {r.data.tags[TRIAL_TAG]: r.info.run_id for r in runs if TRIAL_TAG in r.data.tags}
 
 
 def artifact_location(tracking_uri: str) -> str | None:
@@ -144,10 +172,7 @@ def find_runs(tracking_uri: str, experiment: str, experiment_path: str) -> RunIn
         if not launch:
             return RunIndex(found.experiment_id)
         parent = launch[0].info.run_id
-        runs = children(client, found.experiment_id, parent)
-    # oldest first, as the trials started: a trial id on two runs keeps its newest
-    trials = {r.data.tags[TRIAL_TAG]: r.info.run_id for r in reversed(runs) if TRIAL_TAG in r.data.tags}
-    return RunIndex(found.experiment_id, parent, trials)
+        return RunIndex(found.experiment_id, parent, trial_runs(client, found.experiment_id, parent))
 
 
 @contextmanager
