@@ -453,3 +453,13 @@ def test_a_step_whose_tag_never_landed_is_not_logged_twice_after_resume(tmp_path
     resumed.on_experiment_end([a])
     history = MlflowClient(uri).get_metric_history(run_id, "val/loss")
     assert sorted(m.step for m in history) == [1, 2, 3]
+
+
+def test_tracking_package_exports_every_name_it_lists():
+    import collapsetune.tracking as tracking
+
+    for name in [*tracking.__all__, "_Writer", "_batches", "_connect"]:
+        assert getattr(tracking, name) is not None, name
+        assert name in dir(tracking)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        tracking.nothing  # noqa: B018
