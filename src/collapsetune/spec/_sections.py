@@ -22,11 +22,10 @@ from collapsetune.spec._distribution import Distribution
 from collapsetune.spec._places import (
     address_problem,
     name_problem,
-    param_key_problem,
-    param_keys,
     storage_problem,
     tracking_problem,
 )
+from collapsetune.tracking._names import param_key_problem, param_keys
 
 # The launcher always passes max_iterations to the wrapper; a second source would be ambiguous.
 RESERVED = "max_iterations"
