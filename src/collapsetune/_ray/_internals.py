@@ -1,0 +1,81 @@
+"""Small named reads and writes of Ray's private state, for the Ray side of the schedulers.
+
+Each says on its first line which Ray attribute it relies on; `_check.RELIED_ON` lists them
+all, and importing `collapsetune._ray` checks the installed Ray still has them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ray.tune.schedulers.pbt import _FutureTrainingResult
+
+
+# -- ASHA ---------------------------------------------------------------------------------
+
+
+def asha_bracket(scheduler: Any, trial_id: str) -> Any | None:
+    """`AsyncHyperBandScheduler._trial_info`: the bracket a trial is in (None once Ray dropped it)."""
+    return scheduler._trial_info.get(trial_id)
+
+
+def bracket_rungs(bracket: Any) -> list[tuple[float, dict[str, float]]]:
+    """`_Bracket._rungs`: (milestone, {trial id: recorded value}) per rung, top rung first."""
+    return bracket._rungs
+
+
+def set_bracket_rungs(bracket: Any, rungs: list[tuple[float, dict[str, float]]]) -> None:
+    """`_Bracket._rungs`, replaced."""
+    bracket._rungs = rungs
+
+
+# -- PBT ----------------------------------------------------------------------------------
+
+
+class PbtSettings(NamedTuple):
+    time_attr: str  # the report counter (`training_iteration`)
+    metric: str  # the metric PBT ranks trials on
+    quantile_fraction: float  # the share of trials copied from (and into)
+
+
+def pbt_settings(scheduler: Any) -> PbtSettings:
+    """`PopulationBasedTraining._time_attr`, `._metric`, `._quantile_fraction`."""
+    return PbtSettings(scheduler._time_attr, scheduler._metric, scheduler._quantile_fraction)
+
+
+def pbt_states(scheduler: Any) -> dict[Any, Any]:
+    """`PopulationBasedTraining._trial_state`: Trial -> its `_PBTTrialState` (last_score,
+    last_train_time, last_checkpoint, last_result), in the order trials were added."""
+    return scheduler._trial_state
+
+
+def save_pbt_state(scheduler: Any, trial: Any, result: dict) -> None:
+    """`PopulationBasedTraining._save_trial_state`: `result` scored as the trial's latest report."""
+    settings = pbt_settings(scheduler)
+    scheduler._save_trial_state(scheduler._trial_state[trial], result[settings.time_attr], result, trial)
+
+
+def schedule_save(tune_controller: Any, trial: Any, result: dict | None) -> Any:
+    """`TuneController._schedule_trial_save`: a save of a running trial, as a future result."""
+    return tune_controller._schedule_trial_save(trial, result=result)
+
+
+def resolved(checkpoint: Any) -> tuple[Any, dict | None] | None:
+    """`ray.tune.schedulers.pbt._FutureTrainingResult`: a save still under way resolved to
+    (checkpoint, its report's metrics), or (None, None) when it failed; None when
+    `checkpoint` is not such a future."""
+    if not isinstance(checkpoint, _FutureTrainingResult):
+        return None
+    saved = checkpoint.resolve()
+    return (saved.checkpoint, saved.metrics) if saved else (None, None)
+
+
+# -- the driver ---------------------------------------------------------------------------
+
+
+def ray_address(address: str) -> str | None:
+    """`ray._private.services.canonicalize_bootstrap_address`: the cluster `address` ("auto")
+    names, as `ray.init` resolves it; raises ConnectionError or ValueError when none is found."""
+    from ray._private.services import canonicalize_bootstrap_address
+
+    return canonicalize_bootstrap_address(address)
