@@ -10,9 +10,21 @@ from __future__ import annotations
 
 from collapsetune._ray._check import RELIED_ON, REQUIRES, Internal, RayInternalsMoved, check, missing
 from collapsetune._ray._internals import (
+    OPTUNA_STORAGE,
+    OPTUNA_STUDY,
+    OPTUNA_TRIALS,
     PbtSettings,
     asha_bracket,
+    asha_score,
     bracket_rungs,
+    optuna_objectives,
+    optuna_points,
+    optuna_space,
+    optuna_storage,
+    optuna_study,
+    optuna_study_source,
+    optuna_told,
+    optuna_trials,
     pbt_settings,
     pbt_states,
     ray_address,
@@ -20,8 +32,16 @@ from collapsetune._ray._internals import (
     save_pbt_state,
     schedule_save,
     set_bracket_rungs,
+    set_optuna_points,
+    set_optuna_study,
+    set_optuna_trials,
+    several_objectives,
 )
 
-__all__ = ["RELIED_ON", "REQUIRES", "Internal", "PbtSettings", "RayInternalsMoved", "asha_bracket",
-           "bracket_rungs", "check", "missing", "pbt_settings", "pbt_states", "ray_address", "resolved", "save_pbt_state",
-           "schedule_save", "set_bracket_rungs"]
+__all__ = ["OPTUNA_STORAGE", "OPTUNA_STUDY", "OPTUNA_TRIALS", "RELIED_ON", "REQUIRES", "Internal", "PbtSettings",
+           "RayInternalsMoved", "asha_bracket", "asha_score", "bracket_rungs", "check", "missing",
+           "optuna_objectives", "optuna_points", "optuna_space", "optuna_storage", "optuna_study",
+           "optuna_study_source", "optuna_told", "optuna_trials",
+           "pbt_settings", "pbt_states", "ray_address", "resolved", "save_pbt_state", "schedule_save",
+           "set_bracket_rungs", "set_optuna_points", "set_optuna_study", "set_optuna_trials",
+           "several_objectives"]

@@ -6,7 +6,8 @@ one `Internal` below; on import every module is imported and every name looked u
 attribute with `getattr`, an instance attribute as an assignment `self.<name> =` in its
 class's module), and one error lists all that are gone, with the Ray version installed, so
 an upgrade says what broke instead of failing mid-sweep (or, for an override, never being
-called at all).
+called at all). `collapsetune._ray` imports this module before `fixes` and `_internals`, so
+the check runs before any private Ray module is imported.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import importlib
 import inspect
 import re
 from dataclasses import dataclass
+
+from collapsetune.errors import RayInternalsMoved
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,10 @@ RELIED_ON: tuple[Internal, ...] = (
     # CollapseASHA (schedulers/_asha.py): a collapsed trial leaves every rung
     Internal(_ASHA, "AsyncHyperBandScheduler._trial_info", "CollapseASHA: a trial's bracket", instance=True),
     Internal(_ASHA, "_Bracket._rungs", "CollapseASHA: a bracket's rung records", instance=True),
+    Internal(_ASHA, "AsyncHyperBandScheduler._metric", "the benchmark's penalised rungs: ASHA's metric",
+             instance=True),
+    Internal(_ASHA, "AsyncHyperBandScheduler._metric_op", "the benchmark's penalised rungs: its sign",
+             instance=True),
     # CollapsePBT (schedulers/_pbt.py): healthy donors, rescues
     Internal(_PBT, "PopulationBasedTraining._trial_state", "CollapsePBT: each trial's PBT state", instance=True),
     Internal(_PBT, "PopulationBasedTraining._time_attr", "CollapsePBT: the report counter", instance=True),
@@ -95,10 +102,6 @@ RELIED_ON: tuple[Internal, ...] = (
 )
 
 REQUIRES = "ray[tune]>=2.60,<2.61"  # as pyproject.toml pins it
-
-
-class RayInternalsMoved(ImportError):
-    """The installed Ray lacks names collapsetune relies on (`RELIED_ON`)."""
 
 
 def missing(relied_on: tuple[Internal, ...] = RELIED_ON) -> list[Internal]:

@@ -24,6 +24,12 @@ def bracket_rungs(bracket: Any) -> list[tuple[float, dict[str, float]]]:
     return bracket._rungs
 
 
+def asha_score(scheduler: Any, result: dict) -> float:
+    """`AsyncHyperBandScheduler._metric`, `._metric_op`: the value ASHA records for `result`
+    (its metric, signed so that higher is better)."""
+    return scheduler._metric_op * result[scheduler._metric]
+
+
 def set_bracket_rungs(bracket: Any, rungs: list[tuple[float, dict[str, float]]]) -> None:
     """`_Bracket._rungs`, replaced."""
     bracket._rungs = rungs
@@ -79,3 +85,73 @@ def ray_address(address: str) -> str | None:
     from ray._private.services import canonicalize_bootstrap_address
 
     return canonicalize_bootstrap_address(address)
+
+
+# -- OptunaSearch (CollapseOptunaSearch subclasses it and keeps its study in the results folder) --
+
+OPTUNA_STUDY = "_ot_study"  # `OptunaSearch._ot_study`: the Optuna study
+OPTUNA_TRIALS = "_ot_trials"  # `OptunaSearch._ot_trials`: Tune trial id -> optuna.Trial
+OPTUNA_STORAGE = "_storage"  # `OptunaSearch._storage`: the study's storage, as given
+
+
+def optuna_objectives(searcher: Any) -> list[tuple[str, str]]:
+    """`OptunaSearch._metric`, `._mode`: (metric, mode) per objective, one or several."""
+    metrics = searcher._metric if isinstance(searcher._metric, list) else [searcher._metric]
+    modes = searcher._mode if isinstance(searcher._mode, list) else [searcher._mode] * len(metrics)
+    return list(zip(metrics, modes))
+
+
+def several_objectives(searcher: Any) -> bool:
+    """`OptunaSearch._metric`: a list when the study has several objectives."""
+    return isinstance(searcher._metric, list)
+
+
+def optuna_told(searcher: Any) -> set[str]:
+    """`OptunaSearch._completed_trials`: the Tune trial ids the searcher was told ended."""
+    return getattr(searcher, "_completed_trials", set())
+
+
+def optuna_space(searcher: Any) -> dict[str, Any]:
+    """`OptunaSearch._space`: the search space as Optuna distributions, by name."""
+    return searcher._space
+
+
+def optuna_study_source(searcher: Any) -> tuple[str, Any]:
+    """`OptunaSearch._study_name`, `._sampler`: what a study is loaded or made again with."""
+    return searcher._study_name, searcher._sampler
+
+
+def optuna_points(searcher: Any) -> list[dict]:
+    """`OptunaSearch._points_to_evaluate`: the configurations to try first."""
+    return searcher._points_to_evaluate or []
+
+
+def set_optuna_points(searcher: Any, points: list[dict]) -> None:
+    """`OptunaSearch._points_to_evaluate`, replaced."""
+    searcher._points_to_evaluate = points
+
+
+def optuna_study(searcher: Any) -> Any:
+    """`OptunaSearch._ot_study`: the Optuna study (None in a pickled searcher whose study is in SQLite)."""
+    return getattr(searcher, OPTUNA_STUDY, None)
+
+
+def optuna_trials(searcher: Any) -> dict[str, Any]:
+    """`OptunaSearch._ot_trials`: Tune trial id -> its optuna.Trial (or trial id, pickled)."""
+    return getattr(searcher, OPTUNA_TRIALS)
+
+
+def optuna_storage(searcher: Any) -> Any:
+    """`OptunaSearch._storage`: the study's storage as given (an RDBStorage for SQLite)."""
+    return getattr(searcher, OPTUNA_STORAGE)
+
+
+def set_optuna_study(searcher: Any, study: Any, storage: Any) -> None:
+    """`OptunaSearch._ot_study`, `._storage`, replaced (a study reloaded or made again)."""
+    setattr(searcher, OPTUNA_STUDY, study)
+    setattr(searcher, OPTUNA_STORAGE, storage)
+
+
+def set_optuna_trials(searcher: Any, trials: dict[str, Any]) -> None:
+    """`OptunaSearch._ot_trials`, replaced."""
+    setattr(searcher, OPTUNA_TRIALS, trials)

@@ -62,8 +62,6 @@ import uuid
 from pathlib import Path
 
 import pyarrow.fs
-
-import collapsetune._ray._check  # noqa: F401  (first: names what an upgrade removed before an import fails)
 import ray.train._internal.storage as ray_storage
 from ray.air.execution._internal.actor_manager import RayActorManager
 from ray.exceptions import RayActorError, RayError, RayTaskError
