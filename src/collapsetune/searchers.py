@@ -241,11 +241,11 @@ class CollapseOptunaSearch(OptunaSearch):
             try:
                 if not path.exists():  # study_storage would make an empty one
                     raise FileNotFoundError(f"{path} is gone")
-                storage = study_storage(str(path))
+                _ray.set_optuna_storage(self, study_storage(str(path)))
                 name, sampler = _ray.optuna_study_source(self)
-                study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
+                study = optuna.load_study(study_name=name, storage=_ray.optuna_storage(self), sampler=sampler,
                                           pruner=optuna.pruners.NopPruner())
-                _ray.set_optuna_study(self, study, storage)
+                _ray.set_optuna_study(self, study)
                 _ray.set_optuna_trials(self, {tid: optuna.Trial(study, ot_id)
                                               for tid, ot_id in _ray.optuna_trials(self).items()})
             except Exception as exc:  # noqa: BLE001 - truncated, not SQLite, deleted: rebuilt below
@@ -268,15 +268,15 @@ class CollapseOptunaSearch(OptunaSearch):
         damaged = path.with_name(path.name + ".unreadable")
         if path.exists():
             path.replace(damaged)
-        storage = study_storage(str(path))
+        _ray.set_optuna_storage(self, study_storage(str(path)))
         name, sampler = _ray.optuna_study_source(self)
         verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the one line below says what was done
         try:
             _ray.set_optuna_study(self, optuna.create_study(
-                study_name=name, storage=storage, sampler=sampler, pruner=optuna.pruners.NopPruner(),
-                directions=["maximize" if m == "max" else "minimize" for _metric, m in _ray.optuna_objectives(self)]),
-                storage)
+                study_name=name, storage=_ray.optuna_storage(self), sampler=sampler,
+                pruner=optuna.pruners.NopPruner(),
+                directions=["maximize" if m == "max" else "minimize" for _metric, m in _ray.optuna_objectives(self)]))
             counts = self._add_trials(path.parent)
         finally:
             optuna.logging.set_verbosity(verbosity)

@@ -33,15 +33,16 @@ from collapsetune._ray._internals import (
     schedule_save,
     set_bracket_rungs,
     set_optuna_points,
+    set_optuna_storage,
     set_optuna_study,
     set_optuna_trials,
     several_objectives,
 )
 
-__all__ = ["OPTUNA_STORAGE", "OPTUNA_STUDY", "OPTUNA_TRIALS", "RELIED_ON", "REQUIRES", "Internal", "PbtSettings",
-           "RayInternalsMoved", "asha_bracket", "asha_score", "bracket_rungs", "check", "missing",
-           "optuna_objectives", "optuna_points", "optuna_space", "optuna_storage", "optuna_study",
-           "optuna_study_source", "optuna_told", "optuna_trials",
-           "pbt_settings", "pbt_states", "ray_address", "resolved", "save_pbt_state", "schedule_save",
-           "set_bracket_rungs", "set_optuna_points", "set_optuna_study", "set_optuna_trials",
+__all__ = ["OPTUNA_STORAGE", "OPTUNA_STUDY", "OPTUNA_TRIALS", "RELIED_ON", "REQUIRES", "Internal",
+           "PbtSettings", "RayInternalsMoved", "asha_bracket", "asha_score", "bracket_rungs", "check",
+           "missing", "optuna_objectives", "optuna_points", "optuna_space", "optuna_storage",
+           "optuna_study", "optuna_study_source", "optuna_told", "optuna_trials", "pbt_settings",
+           "pbt_states", "ray_address", "resolved", "save_pbt_state", "schedule_save", "set_bracket_rungs",
+           "set_optuna_points", "set_optuna_storage", "set_optuna_study", "set_optuna_trials",
            "several_objectives"]

@@ -146,10 +146,14 @@ def optuna_storage(searcher: Any) -> Any:
     return getattr(searcher, OPTUNA_STORAGE)
 
 
-def set_optuna_study(searcher: Any, study: Any, storage: Any) -> None:
-    """`OptunaSearch._ot_study`, `._storage`, replaced (a study reloaded or made again)."""
-    setattr(searcher, OPTUNA_STUDY, study)
+def set_optuna_storage(searcher: Any, storage: Any) -> None:
+    """`OptunaSearch._storage`, replaced (the study's file where the results folder is now)."""
     setattr(searcher, OPTUNA_STORAGE, storage)
+
+
+def set_optuna_study(searcher: Any, study: Any) -> None:
+    """`OptunaSearch._ot_study`, replaced (a study reloaded or made again)."""
+    setattr(searcher, OPTUNA_STUDY, study)
 
 
 def set_optuna_trials(searcher: Any, trials: dict[str, Any]) -> None:
