@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from collapsetune.errors import RestoreFailed, SpecError
+from collapsetune.errors import RayInternalsMoved, RestoreFailed, SpecError
 from collapsetune.escape import terminal
 
 
@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except RestoreFailed as error:  # says itself what was left as it was and what was ended
         print(f"collapsetune: error: {terminal(str(error))}", file=sys.stderr)
+        return 2
+    except RayInternalsMoved as error:  # names each Ray name that is gone and the Ray to install
+        print(f"collapsetune: error: {error}", file=sys.stderr)
         return 2
 
 

@@ -27,7 +27,8 @@ from ray.tune import ExperimentAnalysis
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
-from collapsetune import _ray_fixes, preflight
+from collapsetune import preflight
+from collapsetune._ray import fixes as _ray_fixes
 from collapsetune.collapse import CollapseStopper
 from collapsetune.credentials import client_uri, live_uri
 from collapsetune.errors import RestoreFailed, SpecError

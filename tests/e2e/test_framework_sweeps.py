@@ -39,7 +39,7 @@ def _resume(tmp_path) -> None:
 # run after the resume, and so was its exploits tag. Likely mechanism (not confirmed on that
 # run's files): the snapshot named the donor's checkpoint, which the donor's rotation had
 # deleted, so the resumed trial went on from its own newest checkpoint, saved after the copy
-# (_ray_fixes fix 4), and the copy's report, queued in the MLflow writer at the kill, was never
+# (_ray.fixes fix 4), and the copy's report, queued in the MLflow writer at the kill, was never
 # replayed. Known data loss, in the closing note of 2026-12-05. (Its other failure, a step
 # logged twice, was the step tag of a batch not landing before the kill: fixed in tracking's
 # _last_step, tests/test_tracking.py.)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ray.tune import Stopper
 
-from collapsetune.collapse import REASON_KEY, STATUS_KEY, STOPPING
+from collapsetune.collapse import REASON_KEY, STATUS_KEY
+from collapsetune.decisions import stop_verdict
 
 
 class CollapseStopper(Stopper):
@@ -12,7 +13,7 @@ class CollapseStopper(Stopper):
     the whole sweep.
 
     The verdict is computed in the trainable (see `CollapseTrainable`) and travels in the
-    result, so this stopper only reads it. It remembers which trials it stopped and why,
+    result, so this stopper only reads it (`collapsetune.decisions.stop_verdict` decides). It remembers which trials it stopped and why,
     keyed by trial id, and survives pickling (Tune saves it with the experiment).
     `max_iterations` is checked on `training_iteration` itself: Ray's
     MaximumIterationStopper counts reports received, so a trial restored from a checkpoint
@@ -35,13 +36,10 @@ class CollapseStopper(Stopper):
         self.stopped: dict[str, str] = {}  # trial id -> reason
 
     def __call__(self, trial_id: str, result: dict) -> bool:
-        if self.max_iterations and result.get("training_iteration", 0) >= self.max_iterations:
-            return True
-        status = result.get(STATUS_KEY)
-        if status not in STOPPING or not self.stop_collapsed:
-            return False
-        self.stopped[trial_id] = f"{status}: {result.get(REASON_KEY, '')}"
-        return True
+        stop = stop_verdict(result, max_iterations=self.max_iterations, stop_collapsed=self.stop_collapsed)
+        if stop is not None and stop.by_collapse:
+            self.stopped[trial_id] = stop.reason
+        return stop is not None
 
     def stop_all(self) -> bool:
         return False
