@@ -86,6 +86,7 @@ class Summary:
     pareto: list[dict[str, Any]] = field(default_factory=list)  # healthy trials no other beats on all
     max_iterations: int = 0  # reports a trial may make (the sweep's max_iterations)
     ui_url: str = ""  # MLflow's UI address where known (`known_ui`); links otherwise assume LOCAL_UI
+    stopped: str = ""  # why the `stop_sweep_when:` breaker ended the sweep; "" when it did not
 
     def to_dict(self) -> dict[str, Any]:
         return _json_safe(asdict(self))
@@ -131,6 +132,7 @@ def summary_of(results: SweepResults) -> Summary:
                       searched=sorted(sweep.search_space), notes=list(results.notes))
     summary.counts = results.counts()
     summary.max_iterations = sweep.max_iterations
+    summary.stopped = results.stopped
     summary.trials = [_row(t, sweep.objective) for t in sorted(results.trials, key=lambda t: _rank(t, results))]
     best = results.best()
     summary.best = next((r for r in summary.trials if best and r.trial_id == best.trial_id), None)
@@ -349,6 +351,10 @@ def format_summary(summary: Summary) -> str:
     order = sorted(summary.counts, key=_order)
     counts = ", ".join(f"{summary.counts[s]} {s}" for s in order)
     lines.append(f"  {len(summary.trials)} trials: {counts or 'none'}")
+    if summary.stopped:
+        from collapsetune.collapse._breaker import stopped_sentence
+
+        lines.append(f"  {stopped_sentence(summary.stopped)}")
     lines.extend(f"  note: {n}" for n in summary.notes)
     if summary.trials:
         width = max(len(terminal(t.trial_id)) for t in summary.trials)
