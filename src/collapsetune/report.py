@@ -64,6 +64,7 @@ class TrialRow:
     state: str = ""  # Ray's: finished | error | running | pending
     collapse_iteration: int = 0  # report where the verdict turned; 0 while healthy
     copied: bool = False  # PBT copied another trial into it: `config` is its last, not its first
+    stopped_with_sweep: bool = False  # the `stop_sweep_when:` breaker ended the sweep while it ran
 
 
 @dataclass
@@ -163,6 +164,7 @@ def _row(t: TrialResult, metric: str) -> TrialRow:
         trial_id=t.trial_id, status=t.outcome, reason=why, iterations=t.iterations,
         objective=t.value(OBJECTIVE_KEY), metric=t.value(metric), config=t.config, path=t.path,
         state=t.state, collapse_iteration=t.collapse_iteration, copied=bool(t.copies),
+        stopped_with_sweep=t.stopped_with_sweep,
     )
 
 
@@ -369,7 +371,7 @@ def format_summary(summary: Summary) -> str:
     else:
         b = summary.best
         lines.append(f"  best healthy trial: {b.trial_id}  {summary.metric}={b.metric:.4g}   "
-                     f"({why_healthy(b.iterations, summary.max_iterations)})")
+                     f"({why_healthy(b.iterations, summary.max_iterations, b.stopped_with_sweep)})")
         searched = [k for k in summary.searched if k in b.config] or sorted(b.config)
         if b.copied:  # Ray names a trial's folder once, for its first config
             lines.append("    config on its last report, after PBT copied another trial into it (see its why above):")
@@ -398,11 +400,12 @@ def format_summary(summary: Summary) -> str:
     return _printable(lines)
 
 
-def why_healthy(iterations: int, max_iterations: int) -> str:
+def why_healthy(iterations: int, max_iterations: int, stopped_with_sweep: bool = False) -> str:
     """Why a healthy trial counts as healthy, said of that trial (not `BEST_ACCEPTS`' either-or)."""
     if max_iterations and iterations >= max_iterations:
         return f"ran all {iterations} reports"
-    return f"cut at report {iterations}, after its rules could fire, with none holding"
+    how = "stopped with the sweep (stop_sweep_when)" if stopped_with_sweep else "cut"
+    return f"{how} at report {iterations}, after its rules could fire, with none holding"
 
 
 def _base(summary: Summary) -> str:
