@@ -185,3 +185,16 @@ def test_a_pbt_copied_best_trial_says_its_config_is_its_last_and_what_its_folder
     assert f"    results (its folder is named for its first config, before PBT copied): {trial}" in text
     untouched = format_summary(load_summary(str(FIXTURE), mlflow=False))
     assert "config on its last report" not in untouched and "\n    results: " in untouched
+
+
+def test_summary_says_the_breaker_stopped_the_sweep_why_and_what_to_do(launch):
+    from collapsetune.report import why_healthy
+
+    (launch / "sweep_stopped.json").write_text(json.dumps({"reason": "9 of 10 judged trials collapsed (0.90 > 0.8)",
+                                                           "trials": []}))
+    text = format_summary(load_summary(str(launch), mlflow=False))
+    assert "the sweep was stopped by stop_sweep_when: 9 of 10 judged trials collapsed (0.90 > 0.8)" in text
+    assert "Widen the ranges of its anti-collapse knobs" in text and "collapsed_share_above" in text
+    assert "stop_sweep_when" not in format_summary(load_summary(str(FIXTURE), mlflow=False))
+    assert why_healthy(5, 8, stopped_with_sweep=True).startswith("stopped with the sweep (stop_sweep_when) at report 5")
+    assert why_healthy(5, 8).startswith("cut at report 5")

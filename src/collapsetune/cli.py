@@ -117,7 +117,8 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _finish(outcome) -> int:
-    """The summary, then the exit code: 0 every trial ended with a verdict, 1 some trial
+    """The summary, then the exit code: 0 every trial ended with a verdict (or the sweep's
+    `stop_sweep_when:` breaker ended the sweep, which the summary says: not an error), 1 some trial
     errored (or the results folder filled up), 130 the driver was interrupted (the sweep can
     be resumed)."""
     _print_report(outcome.path, as_json=False)

@@ -177,6 +177,11 @@ def sweep_note(results: SweepResults, run_ids: Mapping[str, str] | None = None, 
     order = sorted(summary.counts, key=lambda s: OUTCOMES.index(s) if s in OUTCOMES else len(OUTCOMES))
     head.append(" · ".join(f"**{summary.counts[s]}** {markdown(s)}" for s in order) or "no trials yet")
     head.append("")
+    if results.stopped:
+        from collapsetune.collapse._breaker import stopped_sentence
+
+        sentence = stopped_sentence(results.stopped)
+        head += [f"**Stopped early:** {markdown(sentence[0].upper() + sentence[1:])}.", ""]
     copied = [t for t in results.trials if t.copies]
     if copied:  # PBT
         rescued = [t for t in copied if any(c.startswith("rescued") for c in t.copies)]

@@ -61,6 +61,7 @@ class TrialRow:
     state: str = ""  # Ray's: finished | error | running | pending
     collapse_iteration: int = 0  # report where the verdict turned; 0 while healthy
     copied: bool = False  # PBT copied another trial into it: `config` is its last, not its first
+    stopped_with_sweep: bool = False  # the `stop_sweep_when:` breaker ended the sweep while it ran
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Summary:
     pareto: list[dict[str, Any]] = field(default_factory=list)  # healthy trials no other beats on all
     max_iterations: int = 0  # reports a trial may make (the sweep's max_iterations)
     ui_url: str = ""  # MLflow's UI address where known (`known_ui`); links otherwise assume LOCAL_UI
+    stopped: str = ""  # why the `stop_sweep_when:` breaker ended the sweep; "" when it did not
 
     def to_dict(self) -> dict[str, Any]:
         return _json_safe(asdict(self))
@@ -119,6 +121,7 @@ def summary_of(results: SweepResults) -> Summary:
                       searched=sorted(sweep.search_space), notes=list(results.notes))
     summary.counts = results.counts()
     summary.max_iterations = sweep.max_iterations
+    summary.stopped = results.stopped
     summary.trials = [_row(t, sweep.objective) for t in sorted(results.trials, key=lambda t: _rank(t, results))]
     best = results.best()
     summary.best = next((r for r in summary.trials if best and r.trial_id == best.trial_id), None)
@@ -149,6 +152,7 @@ def _row(t: TrialResult, metric: str) -> TrialRow:
         trial_id=t.trial_id, status=t.outcome, reason=why, iterations=t.iterations,
         objective=t.value(OBJECTIVE_KEY), metric=t.value(metric), config=t.config, path=t.path,
         state=t.state, collapse_iteration=t.collapse_iteration, copied=bool(t.copies),
+        stopped_with_sweep=t.stopped_with_sweep,
     )
 
 
@@ -253,6 +257,10 @@ def format_summary(summary: Summary) -> str:
     order = sorted(summary.counts, key=_order)
     counts = ", ".join(f"{summary.counts[s]} {s}" for s in order)
     lines.append(f"  {len(summary.trials)} trials: {counts or 'none'}")
+    if summary.stopped:
+        from collapsetune.collapse._breaker import stopped_sentence
+
+        lines.append(f"  {stopped_sentence(summary.stopped)}")
     lines.extend(f"  note: {n}" for n in summary.notes)
     if summary.trials:
         width = max(len(terminal(t.trial_id)) for t in summary.trials)
@@ -267,7 +275,7 @@ def format_summary(summary: Summary) -> str:
     else:
         b = summary.best
         lines.append(f"  best healthy trial: {b.trial_id}  {summary.metric}={b.metric:.4g}   "
-                     f"({why_healthy(b.iterations, summary.max_iterations)})")
+                     f"({why_healthy(b.iterations, summary.max_iterations, b.stopped_with_sweep)})")
         searched = [k for k in summary.searched if k in b.config] or sorted(b.config)
         if b.copied:  # Ray names a trial's folder once, for its first config
             lines.append("    config on its last report, after PBT copied another trial into it (see its why above):")
@@ -296,11 +304,12 @@ def format_summary(summary: Summary) -> str:
     return _printable(lines)
 
 
-def why_healthy(iterations: int, max_iterations: int) -> str:
+def why_healthy(iterations: int, max_iterations: int, stopped_with_sweep: bool = False) -> str:
     """Why a healthy trial counts as healthy, said of that trial (not `BEST_ACCEPTS`' either-or)."""
     if max_iterations and iterations >= max_iterations:
         return f"ran all {iterations} reports"
-    return f"cut at report {iterations}, after its rules could fire, with none holding"
+    how = "stopped with the sweep (stop_sweep_when)" if stopped_with_sweep else "cut"
+    return f"{how} at report {iterations}, after its rules could fire, with none holding"
 
 
 def _base(summary: Summary) -> str:

@@ -42,7 +42,7 @@ from collapsetune.escape import markdown
 from collapsetune.names import (
     ARTIFACTS_DIR, COUNT_PREFIX, DONOR_KEY, DONOR_REPORT_KEY, ERROR_TAG, EXPLOITS_TAG, FAILED_WRITES_TAG, LAUNCH_TAG,
     NOTE_TAG, OBJECTIVE_KEY, OFFSET_TAG, ORPHAN_TAG, PARENT_TAG, PATH_TAG, RUN_NAME_TAG, SAMPLES_FILE, STEP_TAG,
-    STOPPED_TAG, TRIAL_TAG,
+    STOPPED_TAG, SWEEP_STOP_TAG, TRIAL_TAG,
 )
 from collapsetune.tracking._names import BATCH_TAGS as _BATCH_TAGS
 from collapsetune.tracking._names import PARAM_MAX as _PARAM_MAX
@@ -211,6 +211,7 @@ class MlflowTracking(tune.Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._ensure_parent()
+        self._end_stopped_with_sweep(trials)
         known = {trial.trial_id for trial in trials}
         counts: dict[str, int] = {}
         for trial in trials:
@@ -237,6 +238,26 @@ class MlflowTracking(tune.Callback):
             logger.warning("collapsetune: %s", writer.failure_summary())
 
     # -- trials ending --------------------------------------------------------------------
+
+    def _end_stopped_with_sweep(self, trials: list) -> None:
+        """When the `stop_sweep_when:` breaker tripped, Tune stopped every other trial itself,
+        without their on_trial_complete: their runs end FINISHED here, tagged why, as does the
+        parent. `records.SweepStopRecord`, earlier in the callback list, wrote which trials."""
+        from collapsetune.results import read_sweep_stop
+
+        reason, stopped = read_sweep_stop(self.experiment_path)
+        if not reason:
+            return
+        why = f"stopped with the sweep (stop_sweep_when): {reason}"[:_TAG_MAX]
+        parent = self.parent_run_id
+        self._writer.data(lambda client: client.set_tag(parent, SWEEP_STOP_TAG, why))
+        for trial in trials:
+            if trial.trial_id not in stopped or not (trial.trial_id in self._runs or trial.last_result):
+                continue  # a trial that never started has no run (one that did: this driver opened it, or it reported)
+            if run_id := self._run_for(trial):
+                self._writer.data(lambda client, run_id=run_id: client.set_tag(run_id, SWEEP_STOP_TAG, why), run_id)
+                self._finish(trial, "FINISHED")
+
 
     def _finish(self, trial: Any, status: str, error: str | None = None) -> None:
         run_id = self._run_for(trial)
