@@ -129,10 +129,11 @@ class CollapseOptunaSearch(OptunaSearch):
     def __init__(self, *args: Any, constraints: bool = False, raw_metrics: Sequence[str] = (),
                  warm_start: Sequence[str] = (), **kwargs: Any) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in RDB" line in `run`
-        super().__init__(*args, **kwargs)
+        # Set before OptunaSearch's __init__: given a `space`, it sets up the study, warm start and all.
         self.constraints = constraints
         self.raw_metrics = list(raw_metrics)  # the objective metrics before the penalty, in objective order
         self.warm_start = [str(folder) for folder in warm_start]  # earlier sweeps' results folders
+        super().__init__(*args, **kwargs)
         self._last_raw: dict[str, list[float]] = {}  # trial id -> its last finite raw values
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
@@ -151,7 +152,7 @@ class CollapseOptunaSearch(OptunaSearch):
             self._points_to_evaluate = points
         for point in points:
             self._ot_study.enqueue_trial(point)
-        for folder in self.warm_start:
+        for folder in getattr(self, "warm_start", []):  # not yet set while OptunaSearch's __init__ runs
             self.add_warm_start(folder)
 
     def suggest(self, trial_id: str) -> dict | None:
