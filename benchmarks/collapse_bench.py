@@ -30,7 +30,9 @@ with TPE, SuccessiveHalvingPruner on the raw objective and ThresholdPruner on ea
 metric), `collapsetune` (the shipped sweep as written), its variants `eager` (patience 1),
 `unless_improving` (the shipped thresholds waiting while the metric improves) and
 `constraints` (search.constraints: true), `forecast` (collapse_forecast: the rules plus a
-stop when a model fitted on the sweep's judged trials is confident; collapsetune.forecast), and `oracle` (FIFO that stops every trial that ends
+stop when a model fitted on the sweep's judged trials is confident; collapsetune.forecast), `warm_start`
+(search.warm_start: the study starts with the ended trials of a 64-trial `collapsetune` replay
+with seed + 1000, whose CPU is not counted), and `oracle` (FIFO that stops every trial that ends
 collapsed at the onset of that collapse, and nothing else).
 
 Truth (the same for every method): a report is *healthy* when the shipped rules, run over
@@ -181,9 +183,11 @@ class Method:
     stopper: str = "collapse"
     optuna_only: bool = False  # optuna_pruner: an Optuna study with its own pruners, no Ray
     judged: bool = True  # the pick is among trials the method's own rules call healthy
+    warm_from: int = 0  # search.warm_start: the study starts with a `collapsetune` replay of this many trials
 
 
 PLAIN = ("collapse=[]",)
+WARM_SEED = 1000  # the warm start's earlier sweep: seed + this, so it never shares the replay's seed
 METHODS = {m.name: m for m in [
     Method("fifo", PLAIN + ("scheduler={type: fifo}",), stopper="none", judged=False),
     Method("asha", PLAIN, scheduler="asha", stopper="none", judged=False),
@@ -195,6 +199,7 @@ METHODS = {m.name: m for m in [
     Method("unless_improving", ("__unless_improving__",)),
     Method("constraints", ("search.constraints=true",)),
     Method("forecast", ("collapse_forecast={min_trials: 20, max_false_stop: 0.05}",), stopper="forecast"),
+    Method("warm_start", warm_from=64),
     Method("oracle", PLAIN + ("scheduler={type: fifo}",), stopper="oracle", judged=False),
 ]}
 # How much a collapse metric must move back, over 3 reports, for `unless_improving` to wait.
@@ -261,6 +266,7 @@ class Run:
     trials: list[TrialRun] = field(default_factory=list)
     cpu_s: float = 0.0
     wall_s: float = 0.0
+    study: Any = None  # the searcher's Optuna study, where it has one
     curve: list[tuple[float, float]] = field(default_factory=list)  # (CPU-s so far, best healthy objective)
 
 
@@ -303,6 +309,13 @@ def replay(table: Table, method: Method, trials: int, workers: int, seed: int, e
     spec = method_spec(table, method, trials, seed, extra)
     searcher = make_searcher(spec, workers)
     searcher.set_search_properties("objective", spec.objective.mode, param_space(spec))
+    if method.warm_from:
+        # search.warm_start from an earlier sweep with another seed (its CPU is not counted: it
+        # was spent before). The study gets that sweep's ended trials as a results folder gives
+        # them (`add_warm_start`): params, real objective values, collapse constraint.
+        prior = replay(table, METHODS["collapsetune"], method.warm_from, workers, seed + WARM_SEED)
+        searcher.searcher.add_warm_trials([(f"replay-{seed + WARM_SEED}#{t.number}", t)
+                                           for t in prior.study.get_trials(deepcopy=False)])
     if method.scheduler in ("asha", "penalised_rungs"):
         s = spec.scheduler
         kind = ASHAScheduler if method.scheduler == "asha" else _PenalisedRungsASHA
@@ -381,6 +394,9 @@ def replay(table: Table, method: Method, trials: int, workers: int, seed: int, e
         else:
             raise RuntimeError(f"the replay runs no scheduler that pauses trials, got {decision!r}")
     run.wall_s = clock.now
+    from collapsetune import _ray
+
+    run.study = _ray.optuna_study(searcher.searcher) if hasattr(searcher, "searcher") else None
     return run
 
 
@@ -537,6 +553,7 @@ def measures(table: Table, method: Method, run: Run, target: float | None, fifo_
         "false_kills": false_kills,
         "false_kill": false_kills > 0,
         "cpu_in_collapsed": sum(sum(t.row.cpu[:t.reports]) for t in run.trials if t.row.ends_collapsed),
+        "collapsed_trials": sum(t.row.ends_collapsed for t in run.trials),  # proposals into a collapse zone
         "cpu_to_target_ratio": (reached / fifo_cpu) if reached is not None and fifo_cpu else None,
         "oracle_ratio": run.cpu_s / oracle_cpu if oracle_cpu else None,
         "fifo_ratio": run.cpu_s / fifo_cpu if fifo_cpu else None,
@@ -602,6 +619,7 @@ def cell(table: Table, methods: list[str], trials: int, workers: int, seeds: lis
             "false_kill_seed_share": sum(m["false_kill"] for m in ms) / len(ms),
             "false_kills_median": _quantiles([m["false_kills"] for m in ms])["median"],
             "cpu_in_collapsed": _quantiles([m["cpu_in_collapsed"] for m in ms])["median"],
+            "collapsed_trials": _quantiles([m.get("collapsed_trials") for m in ms])["median"],
             "oracle_ratio": _quantiles([m["oracle_ratio"] for m in ms])["median"],
             "oracle_ratio_range": _q_range([m["oracle_ratio"] for m in ms]),
             "best_healthy": _quantiles([m["best_healthy"] for m in ms])["median"],

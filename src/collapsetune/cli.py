@@ -74,6 +74,10 @@ def _load(args: argparse.Namespace):
     if getattr(args, "address", None):
         overrides.append(f"address={args.address}")
     spec = load_sweep(Path(args.sweep), overrides)
+    if spec.search.warm_start:  # reads the earlier sweeps' folders: here, not in load_sweep (resume loads too)
+        from collapsetune.warm_start import check
+
+        check(spec)
     for warning in spec.advice():
         print(f"collapsetune: warning: {warning}", file=sys.stderr)
     return spec

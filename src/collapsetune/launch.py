@@ -151,6 +151,7 @@ def make_searcher(spec: SweepSpec, concurrency: int, experiment_path: str | None
     saved with Tune's experiment snapshots."""
     points = [dict(p) for p in spec.search.points_to_evaluate]
     if spec.search.algorithm == "optuna":
+        from collapsetune import warm_start
         from collapsetune.searchers import STUDY_FILE, CollapseOptunaSearch, make_sampler, study_storage
 
         objectives = spec.objective.all
@@ -167,6 +168,7 @@ def make_searcher(spec: SweepSpec, concurrency: int, experiment_path: str | None
             points_to_evaluate=points or None,
             storage=study_storage(f"{experiment_path}/{STUDY_FILE}") if local else None,
             study_name=experiment_path.rstrip("/").rsplit("/", 1)[-1] if local else None,
+            warm_start=warm_start.folders(spec),  # earlier sweeps' ended trials, added before the first proposal
         )
         # Without a limit Optuna would propose every trial before seeing any result.
         return ConcurrencyLimiter(searcher, max_concurrent=concurrency)

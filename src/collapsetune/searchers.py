@@ -48,6 +48,7 @@ from typing import Any
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
+from ray.tune.utils.util import flatten_dict
 
 from collapsetune import _ray
 from collapsetune.collapse import MARGIN_KEY, STATUS_KEY, STOPPING
@@ -126,11 +127,14 @@ class CollapseOptunaSearch(OptunaSearch):
     (see the module docstring). Arguments are OptunaSearch's, and `constraints`: whether a
     trial's collapse margin is its constraint."""
 
-    def __init__(self, *args: Any, constraints: bool = False, raw_metrics: Sequence[str] = (), **kwargs: Any) -> None:
+    def __init__(self, *args: Any, constraints: bool = False, raw_metrics: Sequence[str] = (),
+                 warm_start: Sequence[str] = (), **kwargs: Any) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created in RDB" line in `run`
-        super().__init__(*args, **kwargs)
+        # Set before OptunaSearch's __init__: given a `space`, it sets up the study, warm start and all.
         self.constraints = constraints
         self.raw_metrics = list(raw_metrics)  # the objective metrics before the penalty, in objective order
+        self.warm_start = [str(folder) for folder in warm_start]  # earlier sweeps' results folders
+        super().__init__(*args, **kwargs)
         self._last_raw: dict[str, list[float]] = {}  # trial id -> its last finite raw values
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
@@ -150,6 +154,8 @@ class CollapseOptunaSearch(OptunaSearch):
             _ray.set_optuna_points(self, points)
         for point in points:
             _ray.optuna_study(self).enqueue_trial(point)
+        for folder in getattr(self, "warm_start", []):  # not yet set while OptunaSearch's __init__ runs
+            self.add_warm_start(folder)
 
     def suggest(self, trial_id: str) -> dict | None:
         config = super().suggest(trial_id)
@@ -166,22 +172,28 @@ class CollapseOptunaSearch(OptunaSearch):
         ot_trial = _ray.optuna_trials(self).get(trial_id)
         raw = getattr(self, "raw_metrics", [])  # a searcher pickled before it had them: none
         if ot_trial is not None and result and (self.constraints or raw):
-            stopped = result.get(STATUS_KEY) in STOPPING
-            _set_constraint = _if_still_open_call(ot_trial.set_constraint)
-            if self.constraints and MARGIN_KEY in result:
-                margin = float(result[MARGIN_KEY])
-                margin = _BOUND if math.isnan(margin) else max(-_BOUND, min(_BOUND, margin))
-                if FORECAST_KEY in result:  # stopped by the forecast: infeasible when P(collapse) > 1/2
-                    margin = max(margin, float(result[FORECAST_KEY]) - 0.5)
-                # a collapsed or diverged trial is infeasible whatever its last margin says
-                _set_constraint(CONSTRAINT, max(margin, 1.0) if stopped and margin <= 0 else margin)
-            elif raw:  # the penalty leaves the value: the constraint carries the collapse
-                _set_constraint(CONSTRAINT, 1.0 if stopped else 0.0)
+            constraint = self._constraint(result)
+            if constraint is not None:
+                _if_still_open_call(ot_trial.set_constraint)(CONSTRAINT, constraint)
             result = self._raw(trial_id, result)
         if ot_trial is not None and isinstance(ot_trial, optuna.Trial):
             self._link(ot_trial, trial_id)
 
         super().on_trial_complete(trial_id, result, error)
+
+    def _constraint(self, result: dict) -> float | None:
+        """The trial's collapse constraint from its last result (> 0: infeasible), or None."""
+        stopped = result.get(STATUS_KEY) in STOPPING
+        if self.constraints and MARGIN_KEY in result:
+            margin = float(result[MARGIN_KEY])
+            margin = _BOUND if math.isnan(margin) else max(-_BOUND, min(_BOUND, margin))
+            if FORECAST_KEY in result:  # stopped by the forecast: infeasible when P(collapse) > 1/2
+                margin = max(margin, float(result[FORECAST_KEY]) - 0.5)
+            # a collapsed or diverged trial is infeasible whatever its last margin says
+            return max(margin, 1.0) if stopped and margin <= 0 else margin
+        if getattr(self, "raw_metrics", []):  # the penalty leaves the value: the constraint carries the collapse
+            return 1.0 if stopped else 0.0
+        return None
 
     @staticmethod
     def _link(ot_trial: optuna.Trial, trial_id: str) -> None:
@@ -291,44 +303,106 @@ class CollapseOptunaSearch(OptunaSearch):
         (else FAIL or PRUNED, as it was told), RUNNING when it has yet to end (the resumed
         sweep tells it). The sweep's `points_to_evaluate` no trial has tried yet are queued
         again. Returns how many trials of each state were added."""
-        from ray.tune import ExperimentAnalysis
-        from ray.tune.utils.util import flatten_dict
-
-        trials = {t.trial_id: t for t in ExperimentAnalysis(str(results_dir)).trials}
-        metrics = [metric for metric, _mode in _ray.optuna_objectives(self)]
-        told = _ray.optuna_told(self)
-        space = _ray.optuna_space(self)
-        study = _ray.optuna_study(self)
+        told, study = _ray.optuna_told(self), _ray.optuna_study(self)
         counts: dict[str, int] = {}
-        for tid in _ray.optuna_trials(self):
-            trial = trials.get(tid)
-            if trial is None:
+        for tid, trial in self._stored_trials(results_dir, lambda t: t.trial_id in _ray.optuna_trials(self)):
+            ot_trial = self._as_study_trial(trial, ended=tid in told, user_attrs={_TRIAL_ATTR: tid})
+            if ot_trial is None:  # its own trials lie in its space; a hand-edited config may not
                 continue
-            flat = flatten_dict(trial.config, delimiter="/")
-            params = {name: flat[name] for name in space if name in flat}
-            last = trial.last_result or {}
-            values = [last.get(m) for m in metrics]
-            state, constraints = optuna.trial.TrialState.RUNNING, None
-            if tid in told:
-                whole = all(isinstance(v, (int, float)) and not math.isnan(v) for v in values)
-                state = (optuna.trial.TrialState.COMPLETE if whole else optuna.trial.TrialState.FAIL
-                         if trial.status == "ERROR" else optuna.trial.TrialState.PRUNED)
-                if self.constraints and MARGIN_KEY in last:
-                    margin = float(last[MARGIN_KEY])
-                    constraints = {CONSTRAINT: _BOUND if math.isnan(margin) else max(-_BOUND, min(_BOUND, margin))}
-            complete = state == optuna.trial.TrialState.COMPLETE
-            study.add_trial(optuna.trial.create_trial(
-                state=state, values=[float(v) for v in values] if complete else None, params=params,
-                distributions={name: space[name] for name in params}, constraints=constraints,
-                user_attrs={_TRIAL_ATTR: tid}))
-            counts[state.name] = counts.get(state.name, 0) + 1
+            study.add_trial(ot_trial)
+            counts[ot_trial.state.name] = counts.get(ot_trial.state.name, 0) + 1
         for point in _ray.optuna_points(self):
             study.enqueue_trial(flatten_dict(dict(point), delimiter="/"), skip_if_exists=True)
         by_tid = {t.user_attrs[_TRIAL_ATTR]: t._trial_id for t in study.get_trials(deepcopy=False)
                   if _TRIAL_ATTR in t.user_attrs}
         _ray.set_optuna_trials(self, {tid: optuna.Trial(study, by_tid[tid]) for tid in _ray.optuna_trials(self)
                                       if tid in by_tid})
+        for folder in getattr(self, "warm_start", []):  # the warm start's trials were in the lost study too
+            self.add_warm_start(folder)
         return counts
+
+    @staticmethod
+    def _stored_trials(results_dir: Path | str, wanted: Any) -> Iterator[tuple[str, Any]]:
+        """(trial id, Ray trial) for each trial in a results folder that `wanted(trial)` accepts."""
+        from ray.tune import ExperimentAnalysis
+
+        for trial in ExperimentAnalysis(str(results_dir)).trials:
+            if wanted(trial):
+                yield trial.trial_id, trial
+
+    def _as_study_trial(self, trial: Any, ended: bool,
+                        user_attrs: dict | None = None) -> optuna.trial.FrozenTrial | None:
+        """A Tune trial of a results folder as this study holds it: its params, and once it
+        `ended`, COMPLETE with its last objective value(s) (the real ones, with `raw_metrics`)
+        and collapse constraint, as `on_trial_complete` records them (FAIL or PRUNED without
+        a value); RUNNING while it has yet to end. None when a param lies outside this
+        study's space (an earlier sweep's, for a warm start)."""
+        flat = flatten_dict(trial.config, delimiter="/")
+        params = {name: flat[name] for name in _ray.optuna_space(self) if name in flat}
+        if not all(_inside(_ray.optuna_space(self)[name], value) for name, value in params.items()):
+            return None
+        last = trial.last_result or {}
+        metrics = [metric for metric, _mode in _ray.optuna_objectives(self)]
+        values = [last.get(m) for m in metrics]
+        for i, metric in enumerate(getattr(self, "raw_metrics", [])[:len(values)]):
+            raw = last.get(metric)
+            if isinstance(raw, (int, float)) and math.isfinite(raw):
+                values[i] = raw
+        state, constraint = optuna.trial.TrialState.RUNNING, None
+        if ended:
+            whole = all(isinstance(v, (int, float)) and not math.isnan(v) for v in values)
+            state = (optuna.trial.TrialState.COMPLETE if whole else optuna.trial.TrialState.FAIL
+                     if trial.status == "ERROR" else optuna.trial.TrialState.PRUNED)
+            constraint = self._constraint(last) if last else None
+        complete = state == optuna.trial.TrialState.COMPLETE
+        return optuna.trial.create_trial(
+            state=state, values=[float(v) for v in values] if complete else None, params=params,
+            distributions={name: _ray.optuna_space(self)[name] for name in params},
+            constraints=None if constraint is None else {CONSTRAINT: constraint}, user_attrs=user_attrs)
+
+    # -- warm start: an earlier sweep's ended trials in the study before the first proposal --
+
+    def add_warm_start(self, results_dir: str) -> tuple[int, int, int]:
+        """Adds each trial that ended in an earlier sweep's results folder (finished, or
+        stopped: collapsed, diverged, forecast-stopped or cut) to the study as
+        `_add_trials` would rebuild it: params, last real objective value(s) and the collapse
+        constraint, so the sampler starts out knowing the collapse zones. A trial already added
+        from that folder (a resumed sweep) is not added again; one whose params fall outside
+        this sweep's space is skipped. Prints one line; returns (added, collapsed, skipped)."""
+        done = {t.user_attrs.get(_WARM_ATTR, "") for t in _ray.optuna_study(self).get_trials(deepcopy=False)}
+        if any(name.startswith(f"{results_dir}#") for name in done):
+            return 0, 0, 0  # a resumed sweep (or a rebuilt study that kept them): its study holds them already
+        trials = [(f"{results_dir}#{tid}", self._as_study_trial(trial, ended=True))
+                  for tid, trial in self._stored_trials(results_dir, lambda t: t.status == "TERMINATED")]
+        added, collapsed, skipped = self.add_warm_trials([(name, t) for name, t in trials if t is not None])
+        skipped += sum(t is None for _, t in trials)
+        outside = f"; {skipped} outside this sweep's search space skipped" if skipped else ""
+        print(f"collapsetune: warm start: {added} trials from {results_dir} ({collapsed} collapsed){outside}")
+        return added, collapsed, skipped
+
+    def add_warm_trials(self, trials: Sequence[tuple[str, optuna.trial.FrozenTrial]]) -> tuple[int, int, int]:
+        """Adds ended trials, each under a name (`folder#trial id`) that keeps it from being
+        added twice; trials without a value, or with params outside this sweep's space, are
+        skipped. Returns (added, collapsed, skipped). The replayed benchmark calls it with a
+        replayed sweep's study trials, which are what a results folder gives."""
+        have = {t.user_attrs.get(_WARM_ATTR) for t in _ray.optuna_study(self).get_trials(deepcopy=False)}
+        added = collapsed = skipped = 0
+        for name, trial in trials:
+            if name in have or trial.state != optuna.trial.TrialState.COMPLETE:
+                continue
+            if set(trial.params) != set(_ray.optuna_space(self)) or not all(
+                    _inside(_ray.optuna_space(self)[k], v) for k, v in trial.params.items()):
+                skipped += 1
+                continue
+            constraint = trial.constraints.get(CONSTRAINT)
+            _ray.optuna_study(self).add_trial(optuna.trial.create_trial(
+                state=trial.state, values=trial.values, params=trial.params,
+                distributions={k: _ray.optuna_space(self)[k] for k in trial.params},
+                constraints=None if constraint is None else {CONSTRAINT: constraint},
+                user_attrs={_WARM_ATTR: name}))
+            added += 1
+            collapsed += constraint is not None and constraint > 0
+        return added, collapsed, skipped
 
 
 @contextlib.contextmanager
@@ -352,6 +426,15 @@ def _if_still_open_call(fn):
 
 _IN_RESULTS = "optuna.db in the results folder"  # a pickled searcher's reference to its study
 _TRIAL_ATTR = "collapsetune.ray_trial_id"  # on a rebuilt study's trials: the Tune trial it was
+_WARM_ATTR = "collapsetune.warm_start"  # on a warm start's trials: "<results folder>#<Tune trial id>"
+
+
+def _inside(dist: optuna.distributions.BaseDistribution, value: Any) -> bool:
+    """Whether `value` lies in `dist` (a value of a choice it does not list is outside)."""
+    try:
+        return dist._contains(dist.to_internal_repr(value))
+    except (ValueError, TypeError):
+        return False
 
 
 __all__ = ["CONSTRAINT", "MLFLOW_LINK_ATTR", "MLFLOW_RUN_ATTR", "RAY_TRIAL_ATTR", "STUDY_FILE", "CollapseOptunaSearch",

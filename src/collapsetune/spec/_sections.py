@@ -101,8 +101,22 @@ class Search(Section):
     points_to_evaluate: tuple[Mapping[str, Any], ...] = ()  # partial configs tried first
     sampler: Literal["tpe", "nsga2", "gp"] = "tpe"  # optuna only: TPE, NSGA-II (several objectives) or GP
     constraints: bool = False  # optuna only: collapse/margin as a constraint, besides the penalised objective
+    # optuna only: results folders of earlier sweeps whose ended trials seed the study (collapsetune.warm_start)
+    warm_start: tuple[str, ...] = ()
+
+    @classmethod
+    def from_yaml(cls, raw: Any, **extra: Any) -> Search:
+        if isinstance(raw, Mapping) and isinstance(raw.get("warm_start"), str):  # one folder, not in a list
+            raw = {**raw, "warm_start": [raw["warm_start"]]}
+        return super().from_yaml(raw, **extra)
 
     def _problems(self) -> Iterator[SpecError]:
+        for i, folder in enumerate(self.warm_start):
+            if not folder.strip():
+                yield SpecError("expected the path of a collapsetune results folder, got ''", key=f"warm_start[{i}]")
+        if self.warm_start and self.algorithm != "optuna":
+            yield SpecError("needs algorithm: optuna (the folders' trials seed Optuna's study; random search "
+                            "learns nothing from them)", key="warm_start")
         if self.algorithm != "optuna":
             if self.constraints:
                 yield SpecError("needs algorithm: optuna (random search learns nothing from results)",

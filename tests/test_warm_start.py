@@ -1,0 +1,61 @@
+"""`search.warm_start` as `load_sweep` and `collapsetune validate` judge it, before any Ray:
+its form, the algorithm it needs, and a folder that is not a collapsetune results folder.
+What it does with a real results folder is in tests/e2e/test_warm_start_sweeps.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collapsetune.cli import main
+from collapsetune.errors import SpecError
+from collapsetune.spec import load_sweep
+
+SWEEP = """\
+name: toy
+trainable: wrap:Toy
+search_space: {lr: {loguniform: [1.0e-4, 1.0e-2]}}
+objective: {metric: val/loss, mode: min}
+max_iterations: 6
+scheduler: {type: fifo}
+collapse: [{metric: collapse/unique_tokens, below: 20, grace: 1, patience: 2}]
+"""
+
+
+@pytest.fixture
+def sweep(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "wrap.py").write_text("class Toy:\n    def __init__(self, config):\n        pass\n\n"
+                                      "    def step(self):\n        return {'val/loss': 1.0}\n")
+    path = tmp_path / "sweep.yaml"
+    path.write_text(SWEEP)
+    return path
+
+
+def test_warm_start_takes_one_folder_or_a_list(sweep):
+    assert load_sweep(sweep, ["search.warm_start=results/a"]).search.warm_start == ("results/a",)
+    assert load_sweep(sweep, ["search.warm_start=[results/a, results/b]"]).search.warm_start == (
+        "results/a", "results/b")
+
+
+def test_warm_start_needs_optuna(sweep):
+    with pytest.raises(SpecError, match="search.warm_start: needs algorithm: optuna"):
+        load_sweep(sweep, ["search={algorithm: random, warm_start: [results/a]}"])
+
+
+def test_validate_refuses_a_missing_folder_in_one_line(sweep, capsys):
+    assert main(["validate", str(sweep), "--set", "search.warm_start=results/gone"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"{sweep}: search.warm_start: 'results/gone' is not a folder; expected the results folder" in err
+
+
+def test_validate_refuses_a_folder_that_is_not_a_results_folder(sweep, capsys, tmp_path):
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "sweep.yaml").write_text(SWEEP)  # a sweep file, but no launch record or Ray state
+    assert main(["validate", str(sweep), "--set", "search.warm_start=[other, other]"]) == 2
+    err = capsys.readouterr().err
+    assert ("search.warm_start[0]: 'other' is not a collapsetune results folder (collapsetune.json missing)"
+            in err), err
+    assert "search.warm_start[1]:" in err
