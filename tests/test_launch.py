@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from collapsetune.launch import pinned
 from collapsetune.spec import dump_spec, load_sweep
 
@@ -56,6 +58,7 @@ def test_make_stopper_is_the_forecast_stopper_only_with_collapse_forecast():
     assert (f.judged_at, f.min_trials, f.max_false_stop, f.first_report) == (6, 30, 0.1, 1)
 
 
+@pytest.mark.slow  # starts a private Ray through `collapsetune run` (~7 s)
 def test_a_launch_that_fails_before_any_trial_leaves_no_results_folder(tmp_path, monkeypatch, capsys):
     from collapsetune.cli import main
 
@@ -72,6 +75,7 @@ def test_a_launch_that_fails_before_any_trial_leaves_no_results_folder(tmp_path,
     assert list((tmp_path / "results").iterdir()) == []  # no empty folder, no stale .driver.lock
 
 
+@pytest.mark.slow  # a whole sweep through `collapsetune run` on a private Ray (~10 s)
 def test_workers_get_the_wrapper_and_what_it_imports_not_scratch_scripts(tmp_path, monkeypatch, capsys):
     from collapsetune.cli import main
 
