@@ -108,11 +108,10 @@ def plain_tuner(spec, folder: str, concurrency: int, reuse: bool):
     from ray.tune.search.optuna import OptunaSearch
     from ray.tune.stopper import FunctionStopper
 
-    from collapsetune.launch import _search_dirs
-    from collapsetune.registry import resolve_trainable
+    from collapsetune.launch import wrapper_class
     from collapsetune.spec import param_space
 
-    wrapper_cls = resolve_trainable(spec.trainable, _search_dirs(spec))
+    wrapper_cls = wrapper_class(spec)
     searcher = OptunaSearch(sampler=TPESampler(seed=spec.search.seed),
                             points_to_evaluate=[dict(p) for p in spec.search.points_to_evaluate] or None)
     storage, name = folder.rsplit("/", 1)

@@ -189,8 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
     from ray.tune.trainable.function_trainable import wrap_function
 
     from collapsetune import plots, trainable as trainable_module
-    from collapsetune.launch import _search_dirs, _trainable
-    from collapsetune.registry import resolve_trainable
+    from collapsetune.launch import _trainable, wrapper_class
     from collapsetune.spec import load_sweep, param_space
 
     spec = load_sweep(args.sweep)
@@ -211,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
     meter.wrap(trainable_module, "_write_state", "checkpoint write")
 
     shipped = _trainable(spec)
-    wrapper_cls = resolve_trainable(spec.trainable, _search_dirs(spec))
+    wrapper_cls = wrapper_class(spec)
     classes = {"before": before_class(shipped), "collapsetune": shipped}
     trials: list[dict] = []
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)

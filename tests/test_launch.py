@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from collapsetune.launch import pinned
 from collapsetune.spec import dump_spec, load_sweep
 
@@ -56,6 +58,7 @@ def test_make_stopper_is_the_forecast_stopper_only_with_collapse_forecast():
     assert (f.judged_at, f.min_trials, f.max_false_stop, f.first_report) == (6, 30, 0.1, 1)
 
 
+@pytest.mark.slow  # starts a private Ray through `collapsetune run` (~7 s)
 def test_a_launch_that_fails_before_any_trial_leaves_no_results_folder(tmp_path, monkeypatch, capsys):
     from collapsetune.cli import main
 
@@ -72,6 +75,7 @@ def test_a_launch_that_fails_before_any_trial_leaves_no_results_folder(tmp_path,
     assert list((tmp_path / "results").iterdir()) == []  # no empty folder, no stale .driver.lock
 
 
+@pytest.mark.slow  # a whole sweep through `collapsetune run` on a private Ray (~10 s)
 def test_workers_get_the_wrapper_and_what_it_imports_not_scratch_scripts(tmp_path, monkeypatch, capsys):
     from collapsetune.cli import main
 
@@ -89,3 +93,26 @@ def test_workers_get_the_wrapper_and_what_it_imports_not_scratch_scripts(tmp_pat
     out = capsys.readouterr().out
     assert "collapsetune: sending to every Ray worker: shipped_wrap.py, shipped_helper.py (" in out
     assert "scratch" not in out
+
+
+def test_the_wrapper_is_imported_once_when_the_sweep_loads_and_the_launch_reuses_it(tmp_path, monkeypatch):
+    import sys
+
+    from collapsetune.launch import _trainable, wrapper_class
+
+    monkeypatch.chdir(tmp_path)
+    sweeps = tmp_path / "sweeps"
+    sweeps.mkdir()
+    (sweeps / "once_wrap.py").write_text(
+        "class Toy:\n    def __init__(self, config):\n        pass\n\n"
+        "    def step(self):\n        return {'val/loss': 1.0}\n")
+    (sweeps / "s.yaml").write_text("name: once\ntrainable: once_wrap:Toy\nobjective: {metric: val/loss, mode: min}\n"
+                                   "storage: results\nmlflow: {tracking_uri: null}\n")
+    spec = load_sweep(sweeps / "s.yaml")
+    assert spec.wrapper.__name__ == "Toy" and spec.search_dirs == (sweeps, tmp_path)
+    # Gone from disk and from Python: a launch that imported it again would fail here.
+    (sweeps / "once_wrap.py").unlink()
+    monkeypatch.delitem(sys.modules, "once_wrap")
+    assert wrapper_class(spec) is spec.wrapper
+    plan = _trainable(spec).plan  # what every trial is given: the name and the same folders
+    assert (plan.wrapper, plan.search_dirs) == ("once_wrap:Toy", (str(sweeps), str(tmp_path)))

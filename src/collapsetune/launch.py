@@ -71,7 +71,7 @@ def ray_session(spec: SweepSpec) -> Iterator[None]:
         yield  # the caller (a test, a notebook) owns this Ray
         return
     # A user's wrapper module and the Python code beside it reach every worker, on any node.
-    modules = wrapper_modules(spec.trainable, _search_dirs(spec))
+    modules = wrapper_modules(spec.trainable, spec.search_dirs)
     runtime_env = {"py_modules": [str(m) for m in modules]} if modules else None
     if modules:
         print(f"collapsetune: sending to every Ray worker: {', '.join(m.name for m in modules)} "
@@ -185,7 +185,7 @@ def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_
     """The Tuner for a fresh launch (see `_restore` for a restored one). `progress`: print a
     few lines per trial (`collapsetune.progress`) instead of Ray Tune's tables."""
     storage, experiment_name = experiment_path.rsplit("/", 1)
-    checkpoints = has_state(resolve_trainable(spec.trainable, _search_dirs(spec)))
+    checkpoints = has_state(wrapper_class(spec))
     # The result files `report`, `resume` and Ray's analysis read (Tune adds them itself
     # unless _quiet_tune turned its default loggers off; it then adds no TensorBoard logger).
     # TrialRecords: every report in order, which result.json is not under PBT (records.py).
@@ -268,17 +268,18 @@ def _breaker(spec: SweepSpec):
     return SweepBreaker(stop.collapsed_share_above, stop.after_trials, max_iterations=spec.max_iterations)
 
 
-def _search_dirs(spec: SweepSpec) -> list[Path]:
-    """Where a `module:Class` wrapper may live: beside the sweep file, or in the cwd."""
-    return [spec.base_dir, Path.cwd()]
+def wrapper_class(spec: SweepSpec) -> type:
+    """The sweep's wrapper class: the one `load_sweep` imported when it checked the sweep, or,
+    for a spec built by hand, imported now."""
+    return spec.wrapper or resolve_trainable(spec.trainable, spec.search_dirs)
 
 
 def _trainable(spec: SweepSpec) -> type:
     """The sweep's CollapseTrainable subclass with its per-trial resources."""
-    stateful = has_state(resolve_trainable(spec.trainable, _search_dirs(spec)))
+    stateful = has_state(wrapper_class(spec))
     plan = TrialPlan(
-        wrapper=spec.trainable,
-        search_dirs=tuple(str(d) for d in _search_dirs(spec)),
+        wrapper=spec.trainable,  # a worker imports it by name (the driver shipped its module)
+        search_dirs=tuple(str(d) for d in spec.search_dirs),
         rules=spec.collapse,
         metric=spec.objective.metric,
         mode=spec.objective.mode,

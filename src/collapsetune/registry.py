@@ -22,7 +22,8 @@ from pathlib import Path
 
 from collapsetune.errors import SpecError
 
-__all__ = ["TRAINABLES", "has_state", "resolve_trainable", "wrapper_module_path", "wrapper_modules"]
+__all__ = ["TRAINABLES", "has_state", "resolve_trainable", "wrapper_module_path", "wrapper_modules",
+           "wrapper_search_dirs"]
 
 TRAINABLES = {
     "bitnet_lm": "trainables.bitnet_lm:BitNetLM",
@@ -34,6 +35,14 @@ TRAINABLES = {
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 # Where the installed library lives: wrappers there are importable on every worker already.
 _INSTALLED_PACKAGES = ("collapsetune", "trainables")
+
+
+def wrapper_search_dirs(sweep_dir: Path) -> tuple[Path, ...]:
+    """Where a sweep's `module:Class` wrapper may live beyond sys.path: beside the sweep file
+    (`sweep_dir`), or in the directory the sweep is launched from. The one place these
+    folders are chosen: `load_sweep`, the launch and the trials' plan all take them from here.
+    """
+    return (Path(sweep_dir), Path.cwd())
 
 
 def resolve_trainable(name: str, search_dirs: Sequence[Path] = ()) -> type:

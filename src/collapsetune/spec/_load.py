@@ -14,7 +14,7 @@ from collapsetune._numbers import is_number as _is_number
 from collapsetune.configs import expected_form, field_hints, fits, unknown_key_hint
 from collapsetune.credentials import redact_uri
 from collapsetune.errors import SpecError, raise_all
-from collapsetune.registry import resolve_trainable
+from collapsetune.registry import resolve_trainable, wrapper_search_dirs
 from collapsetune.spec._base import kind_of, show, thaw
 from collapsetune.spec._distribution import Distribution
 from collapsetune.spec._sections import RESERVED, SweepSpec
@@ -115,7 +115,8 @@ def load_sweep(
             resolved copy kept in a results folder.
 
     Returns:
-        The frozen spec. The trainable has been imported once to check it exists.
+        The frozen spec. The trainable has been imported once to check it exists; the spec
+        keeps the class (`spec.wrapper`), so the launch does not import it again.
 
     Raises:
         SpecError: one problem, or SpecErrors for several, each naming file, key and expected form.
@@ -135,21 +136,25 @@ def load_sweep(
     included: dict[str, str] = {}  # search_space key -> the fragment file it came from
     if isinstance(raw.get("search_space"), Mapping):
         raw["search_space"], included = _expand_includes(raw["search_space"], base_dir, errors)
+    # The wrapper is imported here, once per launch: the spec keeps the class for the launch.
+    wrapper, wrapper_error = None, None
+    if isinstance(raw.get("trainable"), str) and raw["trainable"]:
+        try:
+            wrapper = resolve_trainable(raw["trainable"], wrapper_search_dirs(base_dir))
+        except SpecError as exc:
+            wrapper_error = exc.within("trainable")
+    extra = {"source": path.absolute(), "base_dir": base_dir, "wrapper": wrapper}
     spec = sound = None
     left_out: set[str] = set()  # keys of `raw` the wrapper is not checked against (they are wrong already)
     try:
-        spec = sound = SweepSpec.from_yaml(raw, source=path.absolute(), base_dir=base_dir)
+        spec = sound = SweepSpec.from_yaml(raw, **extra)
     except SpecError as exc:
         errors.append(exc)
-        sound, left_out = _sound_part(raw, exc, source=path.absolute(), base_dir=base_dir)
-    if isinstance(raw.get("trainable"), str) and raw["trainable"]:
-        try:
-            wrapper = resolve_trainable(raw["trainable"], [base_dir, Path.cwd()])
-        except SpecError as exc:
-            errors.append(exc.within("trainable"))
-        else:
-            if sound is not None:
-                errors.extend(e for e in _check_wrapper_config(wrapper, sound) if not _under(e.key, left_out))
+        sound, left_out = _sound_part(raw, exc, **extra)
+    if wrapper_error is not None:
+        errors.append(wrapper_error)
+    elif wrapper is not None and sound is not None:
+        errors.extend(e for e in _check_wrapper_config(wrapper, sound) if not _under(e.key, left_out))
     raise_all(_from_override(_from_fragment(e, included, raw), overridden)
               for err in errors for e in err.in_file(file).errors)
     return spec

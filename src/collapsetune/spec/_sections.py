@@ -11,6 +11,7 @@ from typing import Any, Literal
 from collapsetune.collapse._rules import Rule
 from collapsetune.errors import SpecError, raise_all
 from collapsetune.names import OBJECTIVE_KEY
+from collapsetune.registry import wrapper_search_dirs
 from collapsetune.spec._schedulers import Asha, Scheduler
 from collapsetune.spec._base import (
     FrozenMap,
@@ -211,6 +212,14 @@ class SweepSpec(Section):
     checkpoint_num_to_keep: int | None = limited(2, ge=1)
     source: Path | None = field(default=None, compare=False, metadata={"yaml": False})  # the YAML file
     base_dir: Path = field(default_factory=Path.cwd, compare=False, metadata={"yaml": False})  # its folder
+    # The class `trainable` names, imported once by load_sweep when it checks it (None: a spec
+    # built by hand; the launch imports it then). Never in the YAML, never compared.
+    wrapper: type | None = field(default=None, compare=False, repr=False, metadata={"yaml": False})
+
+    @property
+    def search_dirs(self) -> tuple[Path, ...]:
+        """Where a `module:Class` wrapper may live: beside the sweep file, or in the cwd."""
+        return wrapper_search_dirs(self.base_dir)
 
     def advice(self) -> list[SpecError]:
         """Settings that are legal but probably not meant; `validate` and `run` print them."""
