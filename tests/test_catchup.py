@@ -133,3 +133,32 @@ def test_course_follows_copies_and_skips_dead_ends():
     assert _numbers(course(rows, copy)) == [1, 2, 3, 4, 5, 3]
     assert course(own[2:], {"training_iteration": 4}) is None  # the record does not reach report 1
     assert _numbers(course(rows + [{"training_iteration": 5}], {"training_iteration": 5})) == [1, 2, 3, 4, 5, 3, 4, 5]
+
+
+def test_reports_after_a_copy_whose_tags_never_landed_keep_their_steps_after_resume(tmp_path):
+    # MLflow's SQL store writes a batch's metrics and its tags in separate transactions: a
+    # driver killed between them left the copy's report at step 4 without the run's new offset
+    # tag (d's report 1 copied in: Ray numbers the copy's report 2, so the offset is 2). The
+    # resumed trial goes on from its checkpoint at that report; the old offset would put its
+    # reports 3 and 4 on steps 3 and 4, taken as logged.
+    first = _Driver(tmp_path)
+    a = _stored_trial(tmp_path)
+    first.tracking.on_trial_start(0, [], a)
+    for number in (1, 2, 3):
+        first.report(a, _report(number, 10.0 - number))
+    first.report(a, _report(2, 5.0, **{"pbt.donor": "d", "pbt/donor_report": 1}))
+    snapshot = first.tracking.get_state()
+    client = MlflowClient(first.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("exp").experiment_id], "tags.`ray.trial_id` = 'a'")
+    for tag in ("collapsetune.step_offset", "collapsetune.pbt.exploits"):
+        client.delete_tag(run.info.run_id, tag)
+    client.set_tag(run.info.run_id, "collapsetune.step", "3")
+
+    resumed = _Driver(tmp_path, first.tracking, snapshot)
+    resumed.tracking.on_trial_restore(0, [], a)
+    for number, loss in ((3, 4.5), (4, 4.0)):
+        resumed.report(a, _report(number, loss))
+    resumed.end(a)
+
+    history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val/loss"))
+    assert history == [(1, 9.0), (2, 8.0), (3, 7.0), (4, 5.0), (5, 4.5), (6, 4.0)]
