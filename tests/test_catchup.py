@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 from ray.train._internal.storage import StorageContext
 from ray.tune.experiment import Trial
 
-from collapsetune.catchup import course
+from collapsetune.catchup import steps
 from collapsetune.records import TrialRecords
 from collapsetune.tracking import MlflowTracking
 
@@ -118,21 +118,63 @@ def test_a_resumed_trial_that_makes_its_reports_again_logs_each_once(tmp_path, r
     assert run.data.tags["collapsetune.pbt.exploits"] == "step 4: took the checkpoint of trial d at its report 3"
 
 
-def _numbers(rows: list[dict] | None) -> list[int] | None:
-    return None if rows is None else [row["training_iteration"] for row in rows]
+def test_a_copy_lost_after_a_replay_lands_on_the_step_the_run_gives_it(tmp_path):
+    # Reports 1-5 are in MLflow. A driver restored the trial at report 3, it made report 4
+    # again (passed over: MLflow has step 4), and PBT copied d's report 2 in: the run gives the
+    # copy step 6, not 5. That driver was killed with the copy's report waiting; the next one
+    # resumes the trial from its checkpoint at the copy.
+    first = _Driver(tmp_path)
+    a = _stored_trial(tmp_path)
+    first.tracking.on_trial_start(0, [], a)
+    for number in (1, 2, 3, 4, 5):
+        first.report(a, _report(number, 10.0 - number))
+    snapshot = first.tracking.get_state()
+    for row in (_report(4, 6.0), _report(3, 4.0, **{"pbt.donor": "d", "pbt/donor_report": 2})):
+        first.records.on_trial_result(0, [], a, {**row, "trial_id": "a"})
+    first.records.on_experiment_end([a])
+
+    resumed = _Driver(tmp_path, first.tracking, snapshot)
+    resumed.tracking.on_trial_restore(0, [], a)
+    for number, loss in ((4, 3.5), (5, 3.0)):
+        resumed.report(a, _report(number, loss))
+    resumed.end(a)
+
+    client = MlflowClient(resumed.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("exp").experiment_id], "tags.`ray.trial_id` = 'a'")
+    history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val/loss"))
+    assert history == [(1, 9.0), (2, 8.0), (3, 7.0), (4, 6.0), (5, 5.0), (6, 4.0), (7, 3.5), (8, 3.0)]
+    assert run.data.tags["collapsetune.pbt.exploits"] == "step 6: took the checkpoint of trial d at its report 2"
+    assert run.data.tags["collapsetune.step_offset"] == "3"
 
 
-def test_course_follows_copies_and_skips_dead_ends():
-    own = [{"training_iteration": t} for t in (1, 2, 3, 4, 5)]
-    copy = {"training_iteration": 3, "pbt.donor": "d", "pbt/donor_report": 2}
-    after = [{"training_iteration": t} for t in (4, 5)]
-    # restored at report 2 and replayed 3-5, then PBT copied d's report 2 in, and the copy was
-    # restored again after a crash (the same copy twice counts once)
-    rows = own + own[2:] + [copy] + after + [copy] + after[:1]
-    assert _numbers(course(rows, {"training_iteration": 5})) == [1, 2, 3, 4, 5, 3, 4, 5]
-    assert _numbers(course(rows, copy)) == [1, 2, 3, 4, 5, 3]
-    assert course(own[2:], {"training_iteration": 4}) is None  # the record does not reach report 1
-    assert _numbers(course(rows + [{"training_iteration": 5}], {"training_iteration": 5})) == [1, 2, 3, 4, 5, 3, 4, 5]
+def test_a_lost_report_lands_when_the_resumed_trial_ends_without_reporting_again(tmp_path):
+    first = _Driver(tmp_path)
+    a = _stored_trial(tmp_path)
+    first.tracking.on_trial_start(0, [], a)
+    first.report(a, _report(1, 9.0))
+    snapshot = first.tracking.get_state()
+    first.records.on_trial_result(0, [], a, {**_report(2, 8.0), "trial_id": "a"})  # never written to MLflow
+    first.records.on_experiment_end([a])
+
+    resumed = _Driver(tmp_path, first.tracking, snapshot)
+    resumed.tracking.on_trial_restore(0, [], a)
+    resumed.end(a)
+
+    client = MlflowClient(resumed.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("exp").experiment_id], "tags.`ray.trial_id` = 'a'")
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val/loss")) == [1, 2]
+
+
+def test_steps_follow_the_runs_rules_over_the_record():
+    def row(number, copy=None):
+        return {"training_iteration": number, **({"pbt.donor": copy[0], "pbt/donor_report": copy[1]} if copy else {})}
+
+    # Reports 1-5; restored at report 3 (4, 5 made again); PBT copies d's report 2 in; the copy
+    # is restored again after a crash (the same copy: no new step); then e's report 2.
+    rows = [row(t) for t in (1, 2, 3, 4, 5, 4, 5)]
+    rows += [row(3, ("d", 2)), row(4), row(3, ("d", 2)), row(4), row(5), row(3, ("e", 2))]
+    assert [(r["training_iteration"], step, offset) for r, step, offset in steps(rows)] == [
+        (1, 1, 0), (2, 2, 0), (3, 3, 0), (4, 4, 0), (5, 5, 0), (3, 6, 3), (4, 7, 3), (5, 8, 3), (3, 9, 6)]
 
 
 def test_reports_after_a_copy_whose_tags_never_landed_keep_their_steps_after_resume(tmp_path):

@@ -164,9 +164,7 @@ class MlflowTracking(tune.Callback):
         run_id = self._run_for(trial)
         if not run_id:
             return
-        if trial.trial_id in self._found:
-            self._found.discard(trial.trial_id)
-            self._catch_up(trial, result)
+        self._catch_up(trial)
         tags = self._exploit_tags(run_id, trial.trial_id, result) if DONOR_KEY in result else []
         step = int(result.get("training_iteration", 0)) + self._offsets.get(trial.trial_id, 0)
         if step <= self._logged.get(trial.trial_id, 0):
@@ -199,9 +197,13 @@ class MlflowTracking(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finish(trial, "FINISHED")
 
-    def _catch_up(self, trial: Any, result: dict) -> None:
-        """Logs first what the run lacks of the course its trial's record says led to `result`."""
-        found = catch_up(trial, result, self._logged.get(trial.trial_id, 0))
+    def _catch_up(self, trial: Any) -> None:
+        """Before the first report or the end of a run a resumed driver found: logs first what
+        the run lacks of its trial's record of reports."""
+        if trial.trial_id not in self._found:
+            return
+        self._found.discard(trial.trial_id)
+        found = catch_up(trial, self._logged.get(trial.trial_id, 0))
         if found is not None:
             self._offsets[trial.trial_id] = found.offset
             if found.missing and found.last is not None:  # what a copy among them rescued the trial from
@@ -264,6 +266,7 @@ class MlflowTracking(tune.Callback):
         run_id = self._run_for(trial)
         if not run_id:
             return
+        self._catch_up(trial)
         if trial.trial_id in self._samples:
             self._write_samples(run_id, trial.trial_id)
         # The trial's folder in storage, where Ray syncs the files its worker wrote
