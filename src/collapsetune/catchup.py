@@ -19,8 +19,9 @@ the same copy as the last one (the copy restored again).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from collapsetune.names import DONOR_KEY, DONOR_REPORT_KEY
 from collapsetune.records import recorded
