@@ -385,17 +385,19 @@ def replay(table: Table, method: Method, trials: int, workers: int, seed: int, e
 
 
 def _penalised_rungs_asha():
+    from collapsetune import _ray
+    from collapsetune.decisions import stopping
     from collapsetune.schedulers import CollapseASHA
 
     class PenalisedRungsASHA(CollapseASHA):
         """CollapseASHA before issue 29: a collapsed trial's rung records become the penalty."""
 
         def _forget_if_stopping(self, bracket, trial_id, result):
-            if bracket is None or result.get("collapse.status") not in ("collapsed", "diverged"):
+            if bracket is None or not stopping(result):
                 return
-            for _milestone, recorded in bracket._rungs:
+            for _milestone, recorded in _ray.bracket_rungs(bracket):
                 if trial_id in recorded:
-                    recorded[trial_id] = self._metric_op * result[self._metric]
+                    recorded[trial_id] = _ray.asha_score(self, result)
 
     return PenalisedRungsASHA
 

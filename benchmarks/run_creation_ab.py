@@ -35,6 +35,8 @@ def main() -> None:
         source = Path(scratch) / "tracking_old.py"
         source.write_text(subprocess.run(["git", "show", f"{OLD}:src/collapsetune/tracking.py"], cwd=ROOT,
                                          check=True, capture_output=True, text=True).stdout)
+        # The old file imports mlflow_names, which now lives in the tracking package.
+        sys.modules.setdefault("collapsetune.mlflow_names", importlib.import_module("collapsetune.tracking._names"))
         spec = importlib.util.spec_from_file_location("tracking_old", source)
         old = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(old)

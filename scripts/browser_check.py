@@ -77,7 +77,8 @@ def check(scratch: Path, shots: Path) -> int:
 
     from collapsetune.atlas import TITLES
     from collapsetune.insight import NOTE_TAG
-    from collapsetune.report import PATH_TAG, run_url, runs_url
+    from collapsetune.names import PATH_TAG
+    from collapsetune.report import run_url, runs_url
 
     saved = scratch / "ui_port"  # the sweep's atlas links to the UI on this port: a reused scratch keeps it
     port = int(saved.read_text()) if saved.is_file() else free_port()

@@ -8,7 +8,7 @@ from mlflow.tracking import MlflowClient
 from ray.train._internal.storage import StorageContext
 from ray.tune.experiment import Trial
 
-from collapsetune.catchup import steps
+from collapsetune.tracking._catchup import steps
 from collapsetune.records import TrialRecords
 from collapsetune.tracking import MlflowTracking
 

@@ -132,3 +132,13 @@ def test_forecast_stopper_pickle_round_trip_keeps_models_and_state():
     clone("n", result(1, 0.99))
     assert stopper("n", a) and clone("n", b)
     assert a[FORECAST_KEY] == b[FORECAST_KEY]
+
+
+def test_forecast_stops_count_for_the_sweep_breaker():
+    from collapsetune.collapse._breaker import SweepBreaker
+
+    stopper = ForecastStopper(trained(), max_iterations=6, penalties={"objective": 1e9},
+                              breaker=SweepBreaker(0.5, after_trials=1, max_iterations=6))
+    assert not stopper("f", result(1, 0.99)) and not stopper.stop_all()
+    assert stopper("f", result(2, 0.99))  # the forecast stops it: marked collapsed, then counted
+    assert stopper.stop_all() and stopper.breaker.verdicts == {"f": "collapsed"}

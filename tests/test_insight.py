@@ -11,16 +11,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from collapsetune.insight import (
-    CUSTOM_MODEL_KIND,
-    EXPERIMENT_KIND_TAG,
-    NOTE_TAG,
-    create_experiment,
-    publish_sweep,
-    sweep_params,
-    trial_note,
-)
-from collapsetune.report import PATH_TAG, TRIAL_TAG
+from collapsetune.insight import publish_sweep, sweep_params, trial_note
+from collapsetune.names import CUSTOM_MODEL_KIND, EXPERIMENT_KIND_TAG, NOTE_TAG, PATH_TAG, TRIAL_TAG
+from collapsetune.tracking import create_experiment
 from collapsetune.results import read_results
 
 FIXTURE = Path(__file__).parent / "fixtures" / "atlas_sweep" / "results"

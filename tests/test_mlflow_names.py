@@ -3,7 +3,7 @@ from __future__ import annotations
 from mlflow.entities import Metric, Param
 from mlflow.tracking import MlflowClient
 
-from collapsetune.mlflow_names import mlflow_key
+from collapsetune.tracking._names import mlflow_key, param_key_problem
 
 HOSTILE = [
     "m" * 300, "é" * 300, "a/" * 200, "../" * 100, "..x", "...", "/val/loss", "val/loss/", "a//b", "./a",
@@ -25,3 +25,14 @@ def test_every_cleaned_name_is_one_mlflow_takes_and_they_stay_distinct(tmp_path)
     assert all(len(k) <= 250 for k in keys + strict)
     assert all(k.isascii() for k in strict)
     assert len(set(keys[:3])) == 3 and mlflow_key("m" * 300) != mlflow_key("m" * 301)
+
+
+def test_sweep_file_check_passes_exactly_the_param_names_logged_unchanged(tmp_path):
+    # `validate` refuses a param name before the sweep starts; the callback logs the names it
+    # passes as they are. One rule, so a name the check passes is one MLflow takes unchanged.
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.create_run(client.create_experiment("names")).info.run_id
+    for name in [*HOSTILE, ".", "a/.", "lr", "model.d_model", "val/loss", "a b:c", "é"]:
+        assert (param_key_problem(name) is None) == (mlflow_key(name) == name), name
+        if param_key_problem(name) is None:
+            client.log_param(run, name, "1")  # MLflow takes it

@@ -1,4 +1,4 @@
-"""Fix 5 of `collapsetune._ray_fixes`: what Ray copies into a local results folder is written
+"""Fix 6 of `collapsetune._ray.fixes`: what Ray copies into a local results folder is written
 whole or not at all, so a full disk never leaves a truncated experiment snapshot (issue 22
 item 2). Ray's own copy function, patched, on a real filesystem the test fills."""
 
@@ -11,7 +11,7 @@ import pyarrow.fs
 import pytest
 import ray.train._internal.storage as ray_storage
 
-from collapsetune import _ray_fixes
+from collapsetune._ray import fixes as _ray_fixes
 
 
 def test_copies_into_a_local_folder_are_whole_and_leave_no_partial_files(tmp_path):

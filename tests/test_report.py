@@ -13,11 +13,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from collapsetune.cli import main
+from collapsetune.names import PATH_TAG, TRIAL_TAG
 from collapsetune.report import (
-    PATH_TAG,
-    TRIAL_TAG,
-    _find_runs_client,
-    _find_runs_sqlite,
     find_runs,
     format_summary,
     load_summary,
@@ -52,10 +49,12 @@ def _log_sweep(tmp_path: Path, launch: Path) -> tuple[MlflowClient, str, dict[st
     return client, parent, children
 
 
-def test_import_of_report_loads_no_ray_or_torch():
-    code = "import sys, collapsetune.report, collapsetune.cli; print('ray' in sys.modules, 'torch' in sys.modules)"
+def test_import_of_report_loads_no_ray_torch_or_mlflow():
+    # MLflow (seconds to import) is loaded only when a sweep's store is looked up.
+    code = ("import sys, collapsetune.report, collapsetune.cli, collapsetune.spec, collapsetune.tracking; "
+            "print([m for m in ('ray', 'torch', 'mlflow') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.strip() == "[]"
 
 
 def test_summary_lists_trials_best_first_then_the_rest(launch):
@@ -91,14 +90,35 @@ def test_report_links_the_best_run_and_the_runs_view(tmp_path, launch):
     assert summary.runs_url in text and f"runs/{summary.best.mlflow_run_id}" in text
 
 
-def test_sqlite_reader_agrees_with_mlflows_client(tmp_path, launch):
-    client, parent, children = _log_sweep(tmp_path, launch)
-    client.delete_run(children.pop("2fccd_00003"))  # the trash is not part of the sweep
+def test_report_finds_the_runs_the_tracking_callback_wrote(tmp_path, launch):
+    # A real SQLite store written by MLflow as a sweep writes it (the driver's callback), with a
+    # run in the trash and another launch of the same sweep beside it: report reads it through
+    # MLflow's client and finds exactly this launch's live runs.
+    from ray.tune.experiment import Trial
+
+    from collapsetune.tracking import MlflowTracking
+
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    fast = _find_runs_sqlite(tmp_path / "mlflow.db", "knobs", str(launch))
-    assert fast == _find_runs_client(uri, "knobs", str(launch))
-    assert fast.parent_run_id == parent and fast.children == children
+    trial_ids = sorted(p.name.split("_")[1] + "_" + p.name.split("_")[2] for p in launch.iterdir() if p.is_dir())
+    for path, ids in ((str(tmp_path / "results" / "knobs-earlier"), trial_ids[:2]), (str(launch), trial_ids)):
+        tracking = MlflowTracking(uri, "knobs", path)
+        tracking.setup()
+        trials = [Trial("__fake", trial_id=t, stub=True, config={"lr": 0.1}) for t in ids]
+        for trial in trials:
+            tracking.on_trial_start(0, [], trial)
+            tracking.on_trial_result(0, [], trial, {"training_iteration": 1, "val/loss": 1.0})
+            tracking.on_trial_complete(0, [], trial)
+        tracking.on_experiment_end(trials)
+    runs = dict(tracking._runs)
+    MlflowClient(uri).delete_run(runs.pop(trial_ids[3]))  # the trash is not part of the sweep
+
+    summary = load_summary(str(launch))
+    assert summary.parent_run_id == tracking.parent_run_id and not any("MLflow" in n for n in summary.notes)
+    assert {t.trial_id: t.mlflow_run_id for t in summary.trials if t.mlflow_run_id} == runs
+    index = find_runs(uri, "knobs", str(launch))
+    assert (index.experiment_id, index.parent_run_id, index.children) == (summary.experiment_id, tracking.parent_run_id, runs)
     assert find_runs(uri, "other", str(launch)).experiment_id == ""
+    assert find_runs(uri, "knobs", str(tmp_path / "results" / "never")).parent_run_id == ""
     assert find_runs(f"sqlite:///{tmp_path / 'none.db'}", "knobs", str(launch)).experiment_id == ""
     assert not (tmp_path / "none.db").exists()  # never creates a store
 
@@ -165,3 +185,16 @@ def test_a_pbt_copied_best_trial_says_its_config_is_its_last_and_what_its_folder
     assert f"    results (its folder is named for its first config, before PBT copied): {trial}" in text
     untouched = format_summary(load_summary(str(FIXTURE), mlflow=False))
     assert "config on its last report" not in untouched and "\n    results: " in untouched
+
+
+def test_summary_says_the_breaker_stopped_the_sweep_why_and_what_to_do(launch):
+    from collapsetune.report import why_healthy
+
+    (launch / "sweep_stopped.json").write_text(json.dumps({"reason": "9 of 10 judged trials collapsed (0.90 > 0.8)",
+                                                           "trials": []}))
+    text = format_summary(load_summary(str(launch), mlflow=False))
+    assert "the sweep was stopped by stop_sweep_when: 9 of 10 judged trials collapsed (0.90 > 0.8)" in text
+    assert "Widen the ranges of its anti-collapse knobs" in text and "collapsed_share_above" in text
+    assert "stop_sweep_when" not in format_summary(load_summary(str(FIXTURE), mlflow=False))
+    assert why_healthy(5, 8, stopped_with_sweep=True).startswith("stopped with the sweep (stop_sweep_when) at report 5")
+    assert why_healthy(5, 8).startswith("cut at report 5")

@@ -260,3 +260,36 @@ def test_the_trials_own_record_is_read_over_results_json_and_every_copy_counts(r
     assert [r["training_iteration"] for r in row.reports] == [1, 2, 3, 4, 5, 6, 7, 8]
     assert row.copies == ["took trial 2fccd_00000's report 5",
                           "rescued when collapsed at report 7: took trial 2fccd_00000's report 3"]
+
+
+def test_judge_says_a_trial_the_breaker_stopped_was_stopped_with_the_sweep():
+    for kind in ("fifo", "asha"):
+        sweep = parse_sweep(json.dumps({
+            "objective": {"metric": "val/loss", "mode": "min"}, "max_iterations": 12, "scheduler": {"type": kind},
+            "collapse": [{"metric": "collapse/unique_tokens", "below": 20, "patience": 2, "grace": 1}],
+        }))
+        ok = {"collapse.status": "healthy", "collapse/unique_tokens": 50}
+        trial = _trial([{**ok, "training_iteration": i} for i in range(1, 6)])
+        trial.stopped_with_sweep = True
+        assert judge(trial, sweep) == ("healthy", "stopped with the sweep (stop_sweep_when) at report 5")
+        early = _trial([{**ok, "training_iteration": 1}])
+        early.stopped_with_sweep = True
+        outcome, note = judge(early, sweep)
+        assert outcome == UNJUDGED and note.startswith("stopped with the sweep (stop_sweep_when) at report 1, before")
+        unstarted = _trial([])
+        unstarted.stopped_with_sweep = True
+        assert judge(unstarted, sweep) == (UNJUDGED, "stopped with the sweep (stop_sweep_when) before its first report")
+        gone = _trial([{"collapse.status": "collapsed", "training_iteration": 3}])
+        gone.stopped_with_sweep = True  # Tune stopped the trial that tripped it with the rest: its verdict stands
+        assert judge(gone, sweep)[0] == "collapsed"
+
+
+def test_read_results_reads_the_breakers_record(results):
+    trial_id = read_results(str(results)).trials[0].trial_id
+    (results / "sweep_stopped.json").write_text(json.dumps({"reason": "9 of 10 judged trials collapsed",
+                                                            "trials": [trial_id]}))
+    read = read_results(str(results))
+    assert read.stopped == "9 of 10 judged trials collapsed"
+    assert [t.trial_id for t in read.trials if t.stopped_with_sweep] == [trial_id]
+    (results / "sweep_stopped.json").write_text("{not json")
+    assert read_results(str(results)).stopped == ""

@@ -508,3 +508,41 @@ def test_collapse_forecast_refused_beside_a_rescuing_scheduler(sweeps):
     path = sweep(sweeps, collapse=[RULE], collapse_forecast={}, search={"algorithm": "random"},
                  search_space={"lr": {"loguniform": [1.0e-4, 1.0e-2]}}, scheduler={"type": "pbt", "mutable": ["lr"]})
     assert_says(error(path), "collapse_forecast: scheduler pbt rescues collapsed trials")
+
+
+# --- stop_sweep_when --------------------------------------------------------------------
+
+
+def test_stop_sweep_when_defaults_round_trip_and_null_by_default(sweeps):
+    spec = load_sweep(sweep(sweeps, collapse=[RULE], stop_sweep_when={"after_trials": 10}))
+    assert (spec.stop_sweep_when.collapsed_share_above, spec.stop_sweep_when.after_trials) == (0.8, 10)
+    assert spec_to_dict(spec)["stop_sweep_when"] == {"collapsed_share_above": 0.8, "after_trials": 10}
+    assert load_sweep(sweep(sweeps, collapse=[RULE])).stop_sweep_when is None
+    overridden = load_sweep(sweep(sweeps, collapse=[RULE]), ["stop_sweep_when.collapsed_share_above=0.9"])
+    assert overridden.stop_sweep_when.collapsed_share_above == 0.9
+
+
+@pytest.mark.parametrize("value, says", [
+    ({"collapsed_share_above": 0}, "stop_sweep_when.collapsed_share_above: collapsed_share_above must be > 0, got 0"),
+    ({"collapsed_share_above": 1}, "stop_sweep_when.collapsed_share_above: expected a share between 0 and 1"),
+    ({"collapsed_share_above": "most"}, "stop_sweep_when.collapsed_share_above: expected a number, got 'most'"),
+    ({"after_trials": 0}, "stop_sweep_when.after_trials: after_trials must be >= 1, got 0"),
+    ({"after_trial": 5}, "stop_sweep_when.after_trial: unknown key"),
+    (0.8, "stop_sweep_when: expected a mapping"),
+])
+def test_stop_sweep_when_bad_values_name_file_key_and_form(sweeps, value, says):
+    path = sweep(sweeps, collapse=[RULE], stop_sweep_when=value)
+    text = error(path)
+    assert_says(text, str(path), says)
+    assert len(text.splitlines()) == 1, text
+
+
+def test_stop_sweep_when_needs_collapse_rules(sweeps):
+    assert_says(error(sweep(sweeps, stop_sweep_when={})), "stop_sweep_when: needs collapse rules")
+
+
+def test_stop_sweep_when_that_can_never_trip_is_advised(sweeps):
+    spec = load_sweep(sweep(sweeps, collapse=[RULE], num_samples=4, stop_sweep_when={"after_trials": 5}))
+    assert_says(" ".join(map(str, spec.advice())), "stop_sweep_when.after_trials: is 5, more than the sweep's 4 trials")
+    spec = load_sweep(sweep(sweeps, collapse=[RULE], num_samples=5, stop_sweep_when={"after_trials": 5}))
+    assert "stop_sweep_when.after_trials" not in [e.key for e in spec.advice()]

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from collapsetune.errors import SpecError
 from collapsetune.spec import load_sweep
 from collapsetune.spec._load import MAX_BYTES, MAX_DEPTH, MAX_NODES
-from collapsetune.spec._places import NAME_MAX, PARAM_KEY_MAX
+from collapsetune.spec._places import NAME_MAX
+from collapsetune.tracking import PARAM_KEY_MAX
 
 VALID = """\
 name: toy

@@ -360,7 +360,7 @@ def _every_step(client: MlflowClient, run_id: str, key: str) -> list[int]:
 
 
 def test_a_300_character_metric_name_lands_under_a_shortened_legal_name_and_costs_nothing_else(tmp_path):
-    from collapsetune.mlflow_names import mlflow_key
+    from collapsetune.tracking._names import mlflow_key
 
     uri, tracking = _started(tmp_path)
     long_name = "m" * 300
@@ -453,3 +453,13 @@ def test_a_step_whose_tag_never_landed_is_not_logged_twice_after_resume(tmp_path
     resumed.on_experiment_end([a])
     history = MlflowClient(uri).get_metric_history(run_id, "val/loss")
     assert sorted(m.step for m in history) == [1, 2, 3]
+
+
+def test_tracking_package_exports_every_name_it_lists():
+    import collapsetune.tracking as tracking
+
+    for name in [*tracking.__all__, "_Writer", "_batches", "_connect"]:
+        assert getattr(tracking, name) is not None, name
+        assert name in dir(tracking)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        tracking.nothing  # noqa: B018

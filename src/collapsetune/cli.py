@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from collapsetune.errors import RestoreFailed, SpecError
+from collapsetune.errors import RayInternalsMoved, RestoreFailed, SpecError
 from collapsetune.escape import terminal
 
 
@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except RestoreFailed as error:  # says itself what was left as it was and what was ended
         print(f"collapsetune: error: {terminal(str(error))}", file=sys.stderr)
         return 2
+    except RayInternalsMoved as error:  # names each Ray name that is gone and the Ray to install
+        print(f"collapsetune: error: {error}", file=sys.stderr)
+        return 2
 
 
 def _load(args: argparse.Namespace):
@@ -114,7 +117,8 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _finish(outcome) -> int:
-    """The summary, then the exit code: 0 every trial ended with a verdict, 1 some trial
+    """The summary, then the exit code: 0 every trial ended with a verdict (or the sweep's
+    `stop_sweep_when:` breaker ended the sweep, which the summary says: not an error), 1 some trial
     errored (or the results folder filled up), 130 the driver was interrupted (the sweep can
     be resumed)."""
     _print_report(outcome.path, as_json=False)

@@ -107,3 +107,8 @@ class RestoreFailed(BaseException):
     A BaseException, so that Tune's own `except Exception` around its restore (which would
     log the error and start the sweep over in the same folder) lets it through.
     """
+
+
+class RayInternalsMoved(ImportError):
+    """The installed Ray lacks private names collapsetune relies on (`collapsetune._ray.RELIED_ON`);
+    the message names each one, the Ray version, and the Ray to install."""

@@ -9,6 +9,7 @@ have written), so none reaches a terminal or a Markdown page as it is.
   no tag or autolink; `[`, `]`, backticks, backslashes and `|` backslash-escaped, so no link,
   image, code span or table cell of the user's making; one line.
 - `markdown_code`: a code span when the text can be one, else `markdown`.
+- `quoted`: a user's text inside an error message: its repr, cut when long.
 
 Example:
     >>> terminal("run\\x1b]0;pwned\\x07")
@@ -25,7 +26,7 @@ import html
 import re
 from typing import Any
 
-__all__ = ["markdown", "markdown_code", "terminal"]
+__all__ = ["markdown", "markdown_code", "quoted", "terminal"]
 
 # C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional controls
 # (embeddings, overrides, isolates, marks) that reorder text on screen.
@@ -53,3 +54,9 @@ def markdown_code(text: Any) -> str:
     backtick or a `|` (a table would split a code span there)."""
     text = terminal(text)
     return f"`{text}`" if text and not re.search(r"[`|]", text) else markdown(text)
+
+
+def quoted(text: str) -> str:
+    """`text` as an error message names it: its repr, cut to 40 characters with its length
+    past 60, so a pasted page does not bury the message."""
+    return repr(text) if len(text) <= 60 else f"{text[:40]!r}... ({len(text)} characters)"

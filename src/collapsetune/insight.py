@@ -37,8 +37,12 @@ from collapsetune.collapse import (
     UNJUDGED,
 )
 from collapsetune.escape import markdown, markdown_code
-from collapsetune.mlflow_names import flatten, mlflow_key
-from collapsetune.names import CHANGED_TAG, CUSTOM_MODEL_KIND, EXPERIMENT_KIND_TAG, NOTE_TAG, PARENT_TAG, TRIAL_TAG
+from collapsetune.tracking._names import BATCH_TAGS as _BATCH
+from collapsetune.tracking._names import PARAM_MAX as _PARAM_MAX
+from collapsetune.tracking._names import TAG_MAX as _TAG_MAX
+from collapsetune.tracking._names import flatten, mlflow_key
+from collapsetune.tracking._store import trial_runs
+from collapsetune.names import CHANGED_TAG, EXPERIMENT_KIND_TAG, NOTE_TAG
 from collapsetune.report import BEST_ACCEPTS, known_ui, run_url, summary_of
 from collapsetune.results import (
     ATLAS_DIR,
@@ -53,11 +57,9 @@ from collapsetune.results import (
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
-__all__ = ["EXPERIMENT_KIND_TAG", "NOTE_TAG", "Published", "create_experiment", "publish_sweep", "sweep_metrics",
+__all__ = ["EXPERIMENT_KIND_TAG", "NOTE_TAG", "Published", "publish_sweep", "sweep_metrics",
            "sweep_note", "sweep_params", "trial_note"]
 
-# MLflow's limits (mlflow/utils/validation.py): params are immutable once logged.
-_KEY_MAX, _PARAM_MAX, _TAG_MAX, _BATCH = 250, 6000, 8000, 100
 # Without it MLflow 3's sidebar switches to its GenAI view when a link is followed.
 _ML_VIEW = "?workflowType=machine_learning"
 _NOTE_BUDGET = 7500  # characters of description, under the tag limit with room to spare
@@ -106,7 +108,7 @@ def publish_sweep(
     results = read_results(results_dir)
     parent = client.get_run(parent_run_id)
     experiment_id = parent.info.experiment_id
-    runs = _child_runs(client, experiment_id, parent_run_id)
+    runs = trial_runs(client, experiment_id, parent_run_id)
     note = sweep_note(results, runs, experiment_id, parent_run_id, pictures=atlas)
     published = Published(note)
 
@@ -153,18 +155,6 @@ def _publish_atlas(client: MlflowClient, run_id: str, results: SweepResults, run
         return sorted(f"{ATLAS_DIR}/{p.name}" for p in out.iterdir() if not p.name.startswith("."))
 
 
-def _child_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> dict[str, str]:
-    runs: dict[str, str] = {}
-    token = None
-    while True:
-        page = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
-                                  max_results=1000, page_token=token)
-        runs.update({r.data.tags[TRIAL_TAG]: r.info.run_id for r in page if TRIAL_TAG in r.data.tags})
-        token = page.token
-        if not token:
-            return runs
-
-
 # -- what is written ------------------------------------------------------------------
 
 
@@ -187,6 +177,11 @@ def sweep_note(results: SweepResults, run_ids: Mapping[str, str] | None = None, 
     order = sorted(summary.counts, key=lambda s: OUTCOMES.index(s) if s in OUTCOMES else len(OUTCOMES))
     head.append(" · ".join(f"**{summary.counts[s]}** {markdown(s)}" for s in order) or "no trials yet")
     head.append("")
+    if results.stopped:
+        from collapsetune.collapse._breaker import stopped_sentence
+
+        sentence = stopped_sentence(results.stopped)
+        head += [f"**Stopped early:** {markdown(sentence[0].upper() + sentence[1:])}.", ""]
     copied = [t for t in results.trials if t.copies]
     if copied:  # PBT
         rescued = [t for t in copied if any(c.startswith("rescued") for c in t.copies)]
@@ -323,28 +318,6 @@ def _trial_note(t: TrialResult, sweep: SweepInfo) -> str:
         return f"healthy: {why}{score}" if why else f"healthy at report {n}{score}"
     at = t.collapse_iteration or n
     return f"{outcome} at report {at}: {t.reason}" if t.reason else f"{outcome} at report {at}"
-
-
-# -- MLflow's runs view ---------------------------------------------------------------
-
-
-def create_experiment(client: MlflowClient, name: str, artifact_location: str | None = None) -> str:
-    """The id of experiment `name`, made if missing, tagged as a model-training experiment.
-
-    MLflow 3.17's UI opens an experiment on the view its URL names
-    (`?workflowType=machine_learning`, which `collapsetune report` prints), else the one the
-    browser last chose, else GenAI; no experiment setting changes that (its UI code reads the
-    `mlflow.experimentKind` tag only when workflow-based navigation is off, and in the
-    open-source build it is always on). The tag is still set: it is MLflow's own statement
-    of the experiment's kind, free, and read by builds and tools that honour it.
-    """
-    found = client.get_experiment_by_name(name)
-    if found is None:
-        return client.create_experiment(name, artifact_location=artifact_location,
-                                        tags={EXPERIMENT_KIND_TAG: CUSTOM_MODEL_KIND})
-    if EXPERIMENT_KIND_TAG not in found.tags:
-        client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, CUSTOM_MODEL_KIND)
-    return found.experiment_id
 
 
 # -- helpers --------------------------------------------------------------------------

@@ -27,7 +27,8 @@ from ray.tune import ExperimentAnalysis
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher
 
-from collapsetune import _ray_fixes, preflight
+from collapsetune import preflight
+from collapsetune._ray import fixes as _ray_fixes
 from collapsetune.collapse import CollapseStopper
 from collapsetune.credentials import client_uri, live_uri
 from collapsetune.errors import RestoreFailed, SpecError
@@ -187,6 +188,10 @@ def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_
     # unless _quiet_tune turned its default loggers off; it then adds no TensorBoard logger).
     # TrialRecords: every report in order, which result.json is not under PBT (records.py).
     callbacks: list = [CSVLoggerCallback(), JsonLoggerCallback(), TrialRecords()]
+    if spec.stop_sweep_when is not None:  # before MLflow's: its end reads the file this one writes
+        from collapsetune.records import SweepStopRecord
+
+        callbacks.append(SweepStopRecord(experiment_path))
     if progress:
         from collapsetune.progress import Progress
 
@@ -236,8 +241,10 @@ def make_stopper(spec: SweepSpec) -> CollapseStopper:
     A scheduler that rescues collapsed trials (PBT) is consulted first: the stopper leaves
     them to it (the spec refuses a forecast beside such a scheduler)."""
     forecast = spec.collapse_forecast
+    breaker = _breaker(spec)
     if forecast is None:
-        return CollapseStopper(max_iterations=spec.max_iterations, stop_collapsed=not spec.scheduler.rescues_collapsed)
+        return CollapseStopper(max_iterations=spec.max_iterations, stop_collapsed=not spec.scheduler.rescues_collapsed,
+                               breaker=breaker)
     from collapsetune.collapse import ForecastStopper
     from collapsetune.forecast import CollapseForecaster
 
@@ -246,7 +253,17 @@ def make_stopper(spec: SweepSpec) -> CollapseStopper:
                                     first_report=forecast.first_report)
     penalties = {objective_key(i): WORST_OBJECTIVE if o.mode == "min" else -WORST_OBJECTIVE
                  for i, o in enumerate(spec.objective.all, start=1)}
-    return ForecastStopper(forecaster, max_iterations=spec.max_iterations, penalties=penalties)
+    return ForecastStopper(forecaster, max_iterations=spec.max_iterations, penalties=penalties, breaker=breaker)
+
+
+def _breaker(spec: SweepSpec):
+    """The `stop_sweep_when:` breaker the stopper consults, or None."""
+    stop = spec.stop_sweep_when
+    if stop is None:
+        return None
+    from collapsetune.collapse._breaker import SweepBreaker
+
+    return SweepBreaker(stop.collapsed_share_above, stop.after_trials, max_iterations=spec.max_iterations)
 
 
 def _search_dirs(spec: SweepSpec) -> list[Path]:

@@ -20,6 +20,9 @@ ARTIFACTS_DIR = "artifacts"  # in each trial's folder: files a wrapper's write_a
 SAMPLES_FILE = "samples.md"  # one MLflow artifact per trial: every report's samples, newest last
 ATLAS_DIR = "atlas"  # `report --html` writes the atlas here by default; `report` looks here
 ATLAS_PAGE = "atlas.html"  # inside ATLAS_DIR
+# In a results folder whose `stop_sweep_when:` breaker tripped: why, and which trials it stopped
+# (JSON: {"reason": ..., "trials": [...]}; collapsetune.records writes it, collapsetune.results reads it).
+SWEEP_STOP_FILE = "sweep_stopped.json"
 
 # What a trial reports (its penalised objective) and Tune optimises; further objectives are
 # `objective/2`, ... (collapsetune.trainable.objective_key).
@@ -28,6 +31,8 @@ CPU_KEY = "time/cpu_s"  # CPU seconds the trial's process used since its previou
 
 DONOR_KEY = "pbt.donor"  # on the first report after a PBT exploit: the trial whose checkpoint it took
 DONOR_REPORT_KEY = "pbt/donor_report"  # ... and that trial's report the checkpoint was made at
+# On the report that tripped the `stop_sweep_when:` breaker: why (the stopper adds it).
+SWEEP_STOP_KEY = "sweep.stopped"
 CONFIG_PREFIX = "config/"  # a mutable knob's value on each report, e.g. config/lr
 
 PATH_TAG = "collapsetune.experiment_path"  # ties a parent run to its results folder
@@ -45,6 +50,7 @@ RENAMED_PREFIX = "collapsetune.renamed."  # + MLflow's name -> the name the wrap
 DROPPED_TAG = "collapsetune.dropped"  # names MLflow refused in every form: `name: why`, one a line
 FAILED_WRITES_TAG = "collapsetune.failed_writes"
 STOPPED_TAG = "collapsetune.stopped"  # why a sweep's runs were left KILLED (a full disk, a failed restore)
+SWEEP_STOP_TAG = "collapsetune.sweep_stopped"  # parent and trials' runs: the breaker stopped the sweep, why
 COUNT_PREFIX = "collapsetune.trials."  # + outcome -> how many trials ended so, on the parent run
 CHANGED_TAG = "collapsetune.param_changed."  # + key: a param whose value changed since first logged
 # MLflow's own record of what an experiment is for. MLflow 3.17's open-source UI does not
@@ -58,4 +64,5 @@ __all__ = ["ARTIFACTS_DIR", "ATLAS_DIR", "ATLAS_PAGE", "CHANGED_TAG", "CHECKPOIN
            "CPU_KEY", "CUSTOM_MODEL_KIND", "DONOR_KEY", "DONOR_REPORT_KEY", "DROPPED_TAG", "ERROR_TAG",
            "EXPERIMENT_KIND_TAG", "EXPLOITS_TAG", "FAILED_WRITES_TAG", "LAUNCH_FILE", "LAUNCH_TAG", "NOTE_TAG",
            "OBJECTIVE_KEY", "OFFSET_TAG", "ORPHAN_TAG", "PARENT_TAG", "PATH_TAG", "RENAMED_PREFIX",
-           "REPORTS_FILE", "SAMPLES_FILE", "STEP_TAG", "SWEEP_FILE", "TRIAL_TAG"]
+           "REPORTS_FILE", "SAMPLES_FILE", "STEP_TAG", "SWEEP_FILE", "SWEEP_STOP_FILE", "SWEEP_STOP_KEY",
+           "SWEEP_STOP_TAG", "TRIAL_TAG"]

@@ -135,8 +135,6 @@ def check_address(address: str | None, timeout: float = TIMEOUT) -> None:
         return  # collapsetune starts a private local Ray
     if address == "auto":
         address = _auto_address()
-        if address is None:
-            return  # this Ray cannot say; ray.init will
     try:
         host, port = ray_host_port(address)
     except ValueError as exc:  # the spec checked its own value: this one came from RAY_ADDRESS
@@ -154,9 +152,9 @@ def _check_token(address: str, host: str, port: int, timeout: float) -> None:
     it finds a token, and a driver without it is refused at `ray.init`, after 20 s of
     retries, with a traceback. The driver's RAY_AUTH_MODE is set here to what the cluster
     takes, as ray_session would set it."""
-    from collapsetune import _ray_fixes
+    from collapsetune._ray import fixes
 
-    if _ray_fixes.use_cluster_token(f"{host}:{port}", timeout) is not False:
+    if fixes.use_cluster_token(f"{host}:{port}", timeout) is not False:
         return
     mode = os.environ.get("RAY_AUTH_MODE", "token")
     if mode.lower() != "token":
@@ -347,17 +345,15 @@ def _grpc_server(host: str, port: int, timeout: float) -> None:
                        "(the GCS port `ray start --head` prints, 6379 by default)")
 
 
-def _auto_address() -> str | None:
+def _auto_address() -> str:
     """The cluster `address: auto` joins: RAY_ADDRESS, else the one `ray start` left on this
-    machine; None when this Ray version does not say how it resolves "auto"."""
+    machine."""
     if os.environ.get("RAY_ADDRESS", "auto") != "auto":
         return os.environ["RAY_ADDRESS"]
+    from collapsetune._ray import ray_address
+
     try:
-        from ray._private.services import canonicalize_bootstrap_address  # how ray.init resolves "auto"
-    except ImportError:
-        return None
-    try:
-        found = canonicalize_bootstrap_address("auto")
+        found = ray_address("auto")
     except (ConnectionError, ValueError) as exc:
         raise SpecError(f"auto finds no running Ray cluster ({exc}); start one with `ray start --head`, "
                         "or give host:port, or null for a private local Ray", key="address") from None

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from ray import tune
 
 from collapsetune.collapse import INCONCLUSIVE, REASON_KEY, STATUS_KEY, STOPPING
-from collapsetune.names import DONOR_KEY, DONOR_REPORT_KEY
+from collapsetune.names import DONOR_KEY, DONOR_REPORT_KEY, SWEEP_STOP_KEY
 from collapsetune.results import copy_label
 
 
@@ -66,6 +66,10 @@ class Progress(tune.Callback):
         if status in STOPPING and before not in STOPPING:
             self._say(f"{_name(trial)} {status} at report {result.get('training_iteration')}: "
                       f"{result.get(REASON_KEY, '')}")
+        if SWEEP_STOP_KEY in result:
+            others = sum(t.status in ("RUNNING", "PENDING", "PAUSED") and t is not trial for t in trials)
+            self._say(f"sweep stopped by stop_sweep_when: {result[SWEEP_STOP_KEY]}; {others} other unfinished "
+                      "trial(s) stop with it")
         if DONOR_KEY in result:
             knobs = ", ".join(f"{k}={_short(trial.config[k])}" for k in self.searched if k in trial.config)
             copy = copy_label(result[DONOR_KEY], int(result.get(DONOR_REPORT_KEY, 0)), last)

@@ -16,7 +16,7 @@ folder, which Ray syncs; the copy in the results folder is fetched there once, t
 the driver meets the trial (after a resume), and never over reports already written.
 
 `recorded` reads a trial's record back, every line in order, for a resumed driver's MLflow
-catch-up (`collapsetune.catchup`); `collapsetune.results` reads it for `report`.
+catch-up (`collapsetune.tracking._catchup`); `collapsetune.results` reads it for `report`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import pyarrow.fs
 from ray import tune
 from ray.tune.utils.util import SafeFallbackEncoder
 
-from collapsetune.names import REPORTS_FILE
+from collapsetune.names import REPORTS_FILE, SWEEP_STOP_FILE, SWEEP_STOP_KEY
 
-__all__ = ["TrialRecords", "recorded"]
+__all__ = ["SweepStopRecord", "TrialRecords", "recorded"]
 
 
 class TrialRecords(tune.Callback):
@@ -133,6 +133,46 @@ def _folder(trial: Any) -> str:
     if isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
         return storage.trial_fs_path
     return trial.local_path
+
+
+class SweepStopRecord(tune.Callback):
+    """Writes `SWEEP_STOP_FILE` into the results folder when the `stop_sweep_when:` breaker
+    stopped the sweep: why, and which trials it stopped. Tune stops those (and starts none of
+    the pending ones) itself, without their `on_trial_complete`, so they are the trials that
+    ended TERMINATED without it; the ones that did end through it are kept with Tune's
+    snapshots (`get_state`), so a resumed driver knows them too. `report` says "stopped with
+    the sweep" for those trials, and MLflow's callback ends their runs (it comes after this
+    one in the callback list).
+
+    Example:
+        >>> config = tune.RunConfig(callbacks=[SweepStopRecord("results/x")])
+    """
+
+    def __init__(self, experiment_path: str) -> None:
+        self.experiment_path = experiment_path
+        self._ended: set[str] = set()  # trials that ended through Tune's own hooks
+
+    def get_state(self) -> dict:
+        return {"ended": sorted(self._ended)}
+
+    def set_state(self, state: dict) -> None:
+        self._ended |= set(state.get("ended", []))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._ended.add(trial.trial_id)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._ended.add(trial.trial_id)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        reason = next((str(t.last_result[SWEEP_STOP_KEY]) for t in trials
+                       if SWEEP_STOP_KEY in (t.last_result or {})), None)
+        if reason is None:
+            return
+        stopped = sorted(t.trial_id for t in trials if t.status == "TERMINATED" and t.trial_id not in self._ended)
+        from collapsetune.storage import write_text
+
+        write_text(self.experiment_path, SWEEP_STOP_FILE, json.dumps({"reason": reason, "trials": stopped}, indent=2))
 
 
 def _ends_a_line(path: str) -> bool:

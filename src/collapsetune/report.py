@@ -2,9 +2,8 @@
 healthy trial, and where to look next (its MLflow run, the runs view, the collapse atlas).
 
 Reads the folder through `collapsetune.results` (JSON/YAML only) and, when the sweep logged
-to MLflow, finds the runs of its trials. Imports neither Ray nor torch; a SQLite tracking
-store is read directly (read-only, ~50 ms) rather than through MLflow's client (~3 s to
-import), which is used for any other store.
+to MLflow, finds the runs of its trials through MLflow's client (`collapsetune.tracking`'s
+`find_runs`; MLflow is imported only then, a few seconds). Imports neither Ray nor torch.
 
 Example:
     >>> summary = load_summary("results/bitnet-collapse-20261122-150000")  # doctest: +SKIP
@@ -16,17 +15,14 @@ from __future__ import annotations
 import math
 import os
 import re
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from collapsetune.collapse import HEALTHY, OUTCOMES
 from collapsetune.escape import terminal
-from collapsetune.names import ATLAS_PAGE, OBJECTIVE_KEY, PARENT_TAG, PATH_TAG, TRIAL_TAG
+from collapsetune.names import ATLAS_PAGE, OBJECTIVE_KEY
 from collapsetune.pareto import front as pareto_front
 from collapsetune.results import (
     ATLAS_DIR,
@@ -36,6 +32,7 @@ from collapsetune.results import (
     list_launches,
     read_results,
 )
+from collapsetune.tracking._store import RunIndex, find_runs
 
 __all__ = ["ATLAS_PAGE", "RunIndex", "Summary", "TrialRow", "find_runs", "format_launches", "format_summary",
            "launches_of", "load_summary",
@@ -64,6 +61,7 @@ class TrialRow:
     state: str = ""  # Ray's: finished | error | running | pending
     collapse_iteration: int = 0  # report where the verdict turned; 0 while healthy
     copied: bool = False  # PBT copied another trial into it: `config` is its last, not its first
+    stopped_with_sweep: bool = False  # the `stop_sweep_when:` breaker ended the sweep while it ran
 
 
 @dataclass
@@ -86,18 +84,10 @@ class Summary:
     pareto: list[dict[str, Any]] = field(default_factory=list)  # healthy trials no other beats on all
     max_iterations: int = 0  # reports a trial may make (the sweep's max_iterations)
     ui_url: str = ""  # MLflow's UI address where known (`known_ui`); links otherwise assume LOCAL_UI
+    stopped: str = ""  # why the `stop_sweep_when:` breaker ended the sweep; "" when it did not
 
     def to_dict(self) -> dict[str, Any]:
         return _json_safe(asdict(self))
-
-
-@dataclass(frozen=True)
-class RunIndex:
-    """Where a launch is in an MLflow store."""
-
-    experiment_id: str = ""
-    parent_run_id: str = ""
-    children: dict[str, str] = field(default_factory=dict)  # trial id -> run id
 
 
 def load_summary(results_dir: str, mlflow: bool = True, ui_url: str = "") -> Summary:
@@ -131,6 +121,7 @@ def summary_of(results: SweepResults) -> Summary:
                       searched=sorted(sweep.search_space), notes=list(results.notes))
     summary.counts = results.counts()
     summary.max_iterations = sweep.max_iterations
+    summary.stopped = results.stopped
     summary.trials = [_row(t, sweep.objective) for t in sorted(results.trials, key=lambda t: _rank(t, results))]
     best = results.best()
     summary.best = next((r for r in summary.trials if best and r.trial_id == best.trial_id), None)
@@ -161,6 +152,7 @@ def _row(t: TrialResult, metric: str) -> TrialRow:
         trial_id=t.trial_id, status=t.outcome, reason=why, iterations=t.iterations,
         objective=t.value(OBJECTIVE_KEY), metric=t.value(metric), config=t.config, path=t.path,
         state=t.state, collapse_iteration=t.collapse_iteration, copied=bool(t.copies),
+        stopped_with_sweep=t.stopped_with_sweep,
     )
 
 
@@ -200,90 +192,6 @@ def known_ui(tracking_uri: str = "", given: str = "") -> str:
             netloc = f"{host}:{parts.port}" if parts.port else host
             return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
     return ""
-
-
-def find_runs(tracking_uri: str, experiment: str, experiment_path: str) -> RunIndex:
-    """The launch's experiment, parent run and child runs; empty when the store is missing
-    (it is never created) or knows nothing of this launch."""
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri[len("sqlite:///"):])
-        if not db.is_file():
-            return RunIndex()
-        try:
-            return _find_runs_sqlite(db, experiment, experiment_path)
-        except sqlite3.Error:
-            pass  # a schema this reader does not know: ask MLflow itself
-    return _find_runs_client(tracking_uri, experiment, experiment_path)
-
-
-def _find_runs_sqlite(db: Path, experiment: str, experiment_path: str) -> RunIndex:
-    # Read-only: `report` must never migrate or lock a store a running sweep writes to.
-    with sqlite3.connect(f"file:{quote(str(db))}?mode=ro", uri=True, timeout=5.0) as con:
-        row = con.execute("SELECT experiment_id FROM experiments WHERE name = ? AND lifecycle_stage = 'active'",
-                          (experiment,)).fetchone()
-        if row is None:
-            return RunIndex()
-        experiment_id = str(row[0])
-        row = con.execute(
-            "SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-            "WHERE r.experiment_id = ? AND r.lifecycle_stage = 'active' AND t.key = ? AND t.value = ? "
-            "ORDER BY r.start_time DESC LIMIT 1", (experiment_id, PATH_TAG, experiment_path)).fetchone()
-        if row is None:
-            return RunIndex(experiment_id)
-        parent = row[0]
-        children = con.execute(
-            "SELECT trial.value, r.run_uuid FROM runs r "
-            "JOIN tags p ON p.run_uuid = r.run_uuid AND p.key = ? AND p.value = ? "
-            "JOIN tags trial ON trial.run_uuid = r.run_uuid AND trial.key = ? "
-            "WHERE r.lifecycle_stage = 'active' ORDER BY r.start_time", (PARENT_TAG, parent, TRIAL_TAG)).fetchall()
-    return RunIndex(experiment_id, parent, {str(k): str(v) for k, v in children})
-
-
-def _find_runs_client(tracking_uri: str, experiment: str, experiment_path: str) -> RunIndex:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri)
-    with _quick_http():
-        return _search_client(client, experiment, experiment_path)
-
-
-@contextmanager
-def _quick_http() -> Iterator[None]:
-    """A tracking server that does not answer fails in seconds, not after MLflow's minutes of
-    retries: `report` only wants links."""
-    saved = {k: os.environ.get(k) for k in _QUICK_HTTP}
-    os.environ.update(_QUICK_HTTP)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-_QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
-
-
-def _search_client(client: Any, experiment: str, experiment_path: str) -> RunIndex:
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return RunIndex()
-    quoted = experiment_path.replace("'", "\\'")
-    parents = client.search_runs([found.experiment_id], filter_string=f"tags.`{PATH_TAG}` = '{quoted}'")
-    if not parents:
-        return RunIndex(found.experiment_id)
-    parent = parents[0].info.run_id
-    children: dict[str, str] = {}
-    token = None
-    while True:
-        page = client.search_runs([found.experiment_id], f"tags.`{PARENT_TAG}` = '{parent}'",
-                                  max_results=1000, page_token=token)
-        children.update({r.data.tags[TRIAL_TAG]: r.info.run_id for r in page if TRIAL_TAG in r.data.tags})
-        token = page.token
-        if not token:
-            return RunIndex(found.experiment_id, parent, children)
 
 
 def _absolute_sqlite(uri: str, cwd: Path) -> str:
@@ -349,6 +257,10 @@ def format_summary(summary: Summary) -> str:
     order = sorted(summary.counts, key=_order)
     counts = ", ".join(f"{summary.counts[s]} {s}" for s in order)
     lines.append(f"  {len(summary.trials)} trials: {counts or 'none'}")
+    if summary.stopped:
+        from collapsetune.collapse._breaker import stopped_sentence
+
+        lines.append(f"  {stopped_sentence(summary.stopped)}")
     lines.extend(f"  note: {n}" for n in summary.notes)
     if summary.trials:
         width = max(len(terminal(t.trial_id)) for t in summary.trials)
@@ -363,7 +275,7 @@ def format_summary(summary: Summary) -> str:
     else:
         b = summary.best
         lines.append(f"  best healthy trial: {b.trial_id}  {summary.metric}={b.metric:.4g}   "
-                     f"({why_healthy(b.iterations, summary.max_iterations)})")
+                     f"({why_healthy(b.iterations, summary.max_iterations, b.stopped_with_sweep)})")
         searched = [k for k in summary.searched if k in b.config] or sorted(b.config)
         if b.copied:  # Ray names a trial's folder once, for its first config
             lines.append("    config on its last report, after PBT copied another trial into it (see its why above):")
@@ -392,11 +304,12 @@ def format_summary(summary: Summary) -> str:
     return _printable(lines)
 
 
-def why_healthy(iterations: int, max_iterations: int) -> str:
+def why_healthy(iterations: int, max_iterations: int, stopped_with_sweep: bool = False) -> str:
     """Why a healthy trial counts as healthy, said of that trial (not `BEST_ACCEPTS`' either-or)."""
     if max_iterations and iterations >= max_iterations:
         return f"ran all {iterations} reports"
-    return f"cut at report {iterations}, after its rules could fire, with none holding"
+    how = "stopped with the sweep (stop_sweep_when)" if stopped_with_sweep else "cut"
+    return f"{how} at report {iterations}, after its rules could fire, with none holding"
 
 
 def _base(summary: Summary) -> str:

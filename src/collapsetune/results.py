@@ -13,6 +13,8 @@ What is read, and where it comes from:
 - `collapsetune.json`: where the sweep was launched from;
 - `experiment_state-*.json` (Ray's newest readable snapshot): which trials the sweep has,
   their status and trial folder; its pickled fields are left alone;
+- `sweep_stopped.json`, when the `stop_sweep_when:` breaker ended the sweep: why, and which
+  trials it stopped (`collapsetune.records.SweepStopRecord`);
 - each trial folder's `params.json`, `collapsetune_reports.jsonl` (every report in the order
   the driver received it, `collapsetune.records`; Ray's own `result.json`, which loses
   reports when PBT pauses and resumes a trial, is read only when it is missing: sweeps run
@@ -41,7 +43,8 @@ from collapsetune._numbers import is_number as _is_number
 from collapsetune.collapse import (COLLAPSED, COLLAPSING, DIVERGED, ERROR, HEALTHY, INCONCLUSIVE, ITERATION_KEY,
                                    OUTCOMES, REASON_KEY, RUNNING, STATUS_KEY, UNJUDGED, CollapseRule, Rule)
 from collapsetune.errors import SpecError
-from collapsetune.names import ATLAS_DIR, DONOR_KEY, DONOR_REPORT_KEY, LAUNCH_FILE, REPORTS_FILE, SWEEP_FILE
+from collapsetune.names import (ATLAS_DIR, DONOR_KEY, DONOR_REPORT_KEY, LAUNCH_FILE, REPORTS_FILE, SWEEP_FILE,
+                                SWEEP_STOP_FILE)
 from collapsetune.spec._base import thaw
 from collapsetune.spec._distribution import ALIASES, Distribution
 from collapsetune.storage import location
@@ -60,6 +63,7 @@ __all__ = [
     "copy_label",
     "list_launches",
     "read_results",
+    "read_sweep_stop",
 ]
 
 _HIDDEN = {"max_iterations"}  # handed to every wrapper by Tune; not a setting anyone chose
@@ -168,6 +172,7 @@ class TrialResult:
     # What PBT copied into this trial, in order: "took trial X's report R", after "rescued
     # when collapsed (or diverged) at report N: " when the copy was a rescue.
     copies: list[str] = field(default_factory=list)
+    stopped_with_sweep: bool = False  # the `stop_sweep_when:` breaker ended the sweep while it ran
 
     @property
     def iterations(self) -> int:
@@ -201,6 +206,7 @@ class SweepResults:
     trials: list[TrialResult]
     launch: dict[str, Any]  # collapsetune.json: source, base_dir, cwd ({} when unreadable)
     notes: list[str] = field(default_factory=list)  # what could not be read, for the reader
+    stopped: str = ""  # why the `stop_sweep_when:` breaker ended the sweep; "" when it did not
 
     def best(self) -> TrialResult | None:
         """The best trial whose outcome is healthy, by the objective metric."""
@@ -243,9 +249,16 @@ def read_results(results_dir: str) -> SweepResults:
     folders = _trial_folders(fs, root)
     if listed is None:  # no readable snapshot: every folder that looks like a trial's
         listed = [{"relative_logdir": name} for name in sorted(folders)]
-    trials = [_read_trial(fs, root, folder, entry, sweep, notes) for entry in listed]
+    stopped, by_sweep = _sweep_stop(fs, root)
+    trials = [_read_trial(fs, root, folder, entry, sweep, notes, by_sweep) for entry in listed]
     trials.sort(key=lambda t: t.trial_id)
-    return SweepResults(folder, sweep, trials, launch if isinstance(launch, dict) else {}, notes)
+    return SweepResults(folder, sweep, trials, launch if isinstance(launch, dict) else {}, notes, stopped=stopped)
+
+
+def read_sweep_stop(results_dir: str) -> tuple[str, set[str]]:
+    """Why the `stop_sweep_when:` breaker ended the sweep and the trials it stopped; ("", set())
+    when it did not (or the file cannot be read)."""
+    return _sweep_stop(*_filesystem(location(results_dir)))
 
 
 def list_launches(storage: str) -> list[str]:
@@ -326,13 +339,13 @@ def judge(trial: TrialResult, sweep: SweepInfo) -> tuple[str, str]:
     holding = [c.pending() for c in checks if c.holding]
     waiting = [c.pending() for c in checks if not c.holding and not c.judged]
     early = bool(sweep.max_iterations) and n < sweep.max_iterations
-    cut = early and sweep.cuts_trials
+    cut = early and (sweep.cuts_trials or trial.stopped_with_sweep)  # ended from outside, as ASHA cuts
     ended = _ended_early(trial, sweep) if early else f"ended at report {n}"
     if trial.verdict == INCONCLUSIVE:  # the trainable said so itself: it ended before a verdict
         why = f" while {holding[0]}" if holding else ", before the rules could judge it"
         return INCONCLUSIVE, f"{ended}{why}"
     if not trial.reports:
-        return UNJUDGED, "no report"
+        return UNJUDGED, _ended_early(trial, sweep) if trial.stopped_with_sweep else "no report"
     if early and not cut:  # failed or interrupted under a scheduler that cuts none
         return INCONCLUSIVE, f"{ended} while {holding[0]}" if holding else ended
     if holding and cut:
@@ -363,10 +376,21 @@ def _ended_early(trial: TrialResult, sweep: SweepInfo) -> str:
     """How a trial that stopped before max_iterations without a verdict ended: cut by a
     scheduler that cuts trials, else failed or interrupted (under FIFO or PBT nothing cuts)."""
     n = trial.iterations
+    if trial.stopped_with_sweep:
+        return (f"stopped with the sweep (stop_sweep_when) at report {n}" if n
+                else "stopped with the sweep (stop_sweep_when) before its first report")
     if sweep.cuts_trials:
         return f"cut by the scheduler at report {n}"
     how = f"failed ({trial.num_failures} time(s)) and stopped" if trial.num_failures else "interrupted"
     return f"{how} at report {n} of {sweep.max_iterations} (not cut: the {sweep.scheduler} scheduler cuts no trial)"
+
+
+def _sweep_stop(fs: pyarrow.fs.FileSystem, root: str) -> tuple[str, set[str]]:
+    stop = _json_or_none(_read(fs, f"{root}/{SWEEP_STOP_FILE}"))
+    if not (isinstance(stop, dict) and isinstance(stop.get("reason"), str)):
+        return "", set()
+    trials = stop.get("trials") if isinstance(stop.get("trials"), list) else []
+    return stop["reason"], {t for t in trials if isinstance(t, str)}
 
 
 def _filesystem(folder: str) -> tuple[pyarrow.fs.FileSystem, str]:
@@ -461,7 +485,7 @@ _STATES = {"TERMINATED": "finished", "ERROR": "error", "RUNNING": "running", "PA
 
 
 def _read_trial(fs: pyarrow.fs.FileSystem, root: str, folder: str, entry: dict, sweep: SweepInfo,
-                notes: list[str]) -> TrialResult:
+                notes: list[str], by_sweep: set[str] = frozenset()) -> TrialResult:
     logdir = str(entry.get("relative_logdir") or "")
     base = f"{root}/{logdir}" if logdir else root
     name, text = REPORTS_FILE, _read(fs, f"{base}/{REPORTS_FILE}") if logdir else None
@@ -495,6 +519,7 @@ def _read_trial(fs: pyarrow.fs.FileSystem, root: str, folder: str, entry: dict, 
         collapse_iteration=int(_float(last.get(ITERATION_KEY)) or 0),
         num_failures=int(_float(meta.get("num_failures")) or 0),
         copies=copies,
+        stopped_with_sweep=trial_id in by_sweep,
     )
     if state == "error":
         trial.error = _last_line(_read(fs, f"{base}/error.txt")) or "error (no error.txt)"

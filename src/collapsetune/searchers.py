@@ -26,9 +26,9 @@
   (their trial was lost in a driver crash and runs again under a new id) are marked FAIL, so
   the study holds each configuration once.
 
-This subclasses a Ray class whose internals (`_ot_trials`, `_ot_study`, `_metric`) may
-change between releases; Ray is pinned to 2.60.x and tests/test_searchers.py drives the real
-objects, so an upgrade that breaks it fails loudly.
+This subclasses a Ray class and reads its state (the study, its trials, the objectives)
+through `collapsetune._ray`, whose import checks that the installed Ray still has each
+attribute; tests/test_searchers.py drives the real objects.
 
 Example:
     >>> searcher = CollapseOptunaSearch(metric=["objective", "objective/2"], mode=["min", "max"],
@@ -49,6 +49,7 @@ from typing import Any
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
+from collapsetune import _ray
 from collapsetune.collapse import MARGIN_KEY, STATUS_KEY, STOPPING
 from collapsetune.errors import SpecError
 from collapsetune.forecast import FORECAST_KEY
@@ -133,7 +134,7 @@ class CollapseOptunaSearch(OptunaSearch):
         self._last_raw: dict[str, list[float]] = {}  # trial id -> its last finite raw values
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
-        if isinstance(self._metric, list):
+        if _ray.several_objectives(self):
             # Several objectives: Tune's one metric is the scheduler's (`objective`), not ours.
             metric, mode = None, None
         return super().set_search_properties(metric, mode, config, **spec)
@@ -141,17 +142,18 @@ class CollapseOptunaSearch(OptunaSearch):
     def _setup_study(self, mode: str | list) -> None:
         # Ray's OptunaSearch refuses a point that leaves out a dimension; the sweep format allows
         # it, and Optuna's enqueue_trial samples the dimensions a queued point leaves out.
-        points, self._points_to_evaluate = self._points_to_evaluate, []
+        points = _ray.optuna_points(self)
+        _ray.set_optuna_points(self, [])
         try:
             super()._setup_study(mode)
         finally:
-            self._points_to_evaluate = points
+            _ray.set_optuna_points(self, points)
         for point in points:
-            self._ot_study.enqueue_trial(point)
+            _ray.optuna_study(self).enqueue_trial(point)
 
     def suggest(self, trial_id: str) -> dict | None:
         config = super().suggest(trial_id)
-        ot_trial = self._ot_trials.get(trial_id)
+        ot_trial = _ray.optuna_trials(self).get(trial_id)
         if ot_trial is not None and isinstance(ot_trial, optuna.Trial):
             with _if_still_open():
                 ot_trial.set_user_attr(RAY_TRIAL_ATTR, trial_id)
@@ -161,7 +163,7 @@ class CollapseOptunaSearch(OptunaSearch):
         super().on_trial_result(trial_id, self._raw(trial_id, result))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        ot_trial = self._ot_trials.get(trial_id)
+        ot_trial = _ray.optuna_trials(self).get(trial_id)
         raw = getattr(self, "raw_metrics", [])  # a searcher pickled before it had them: none
         if ot_trial is not None and result and (self.constraints or raw):
             stopped = result.get(STATUS_KEY) in STOPPING
@@ -198,7 +200,7 @@ class CollapseOptunaSearch(OptunaSearch):
         raw = getattr(self, "raw_metrics", [])
         if not raw:
             return result
-        keys = self._metric if isinstance(self._metric, list) else [self._metric]
+        keys = [metric for metric, _mode in _ray.optuna_objectives(self)]
         last = getattr(self, "_last_raw", {}).setdefault(trial_id, [math.nan] * len(raw))
         out = dict(result)
         for i, (key, metric) in enumerate(zip(keys, raw)):
@@ -223,15 +225,15 @@ class CollapseOptunaSearch(OptunaSearch):
         would reopen the file where the results folder was at launch, creating it there if
         the folder has moved since."""
         state = dict(self.__dict__)
-        if isinstance(state.get("_storage"), optuna.storages.RDBStorage):
-            state["_storage"] = _IN_RESULTS
-            state["_ot_study"] = None
-            state["_ot_trials"] = {tid: t._trial_id for tid, t in self._ot_trials.items()}
+        if isinstance(state.get(_ray.OPTUNA_STORAGE), optuna.storages.RDBStorage):
+            state[_ray.OPTUNA_STORAGE] = _IN_RESULTS
+            state[_ray.OPTUNA_STUDY] = None
+            state[_ray.OPTUNA_TRIALS] = {tid: t._trial_id for tid, t in _ray.optuna_trials(self).items()}
         return state
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
-        if self._storage == _IN_RESULTS:
+        if _ray.optuna_storage(self) == _IN_RESULTS:
             if _restoring_from is None:
                 raise RuntimeError("this searcher's Optuna study is in its results folder; restore it "
                                    "with `collapsetune resume RESULTS_DIR`")
@@ -239,16 +241,19 @@ class CollapseOptunaSearch(OptunaSearch):
             try:
                 if not path.exists():  # study_storage would make an empty one
                     raise FileNotFoundError(f"{path} is gone")
-                self._storage = study_storage(str(path))
-                self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage,
-                                                   sampler=self._sampler, pruner=optuna.pruners.NopPruner())
-                self._ot_trials = {tid: optuna.Trial(self._ot_study, ot_id) for tid, ot_id in self._ot_trials.items()}
+                _ray.set_optuna_storage(self, study_storage(str(path)))
+                name, sampler = _ray.optuna_study_source(self)
+                study = optuna.load_study(study_name=name, storage=_ray.optuna_storage(self), sampler=sampler,
+                                          pruner=optuna.pruners.NopPruner())
+                _ray.set_optuna_study(self, study)
+                _ray.set_optuna_trials(self, {tid: optuna.Trial(study, ot_id)
+                                              for tid, ot_id in _ray.optuna_trials(self).items()})
             except Exception as exc:  # noqa: BLE001 - truncated, not SQLite, deleted: rebuilt below
                 self._rebuild(path, exc)
-        study = getattr(self, "_ot_study", None)
+        study = _ray.optuna_study(self)
         if study is None:
             return
-        known = {t.number for t in self._ot_trials.values()}
+        known = {t.number for t in _ray.optuna_trials(self).values()}
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             if trial.number not in known:  # asked after the snapshot we resume from: runs again
                 study._storage.set_trial_user_attr(trial._trial_id, _LOST_ATTR, "lost in a driver crash; "
@@ -259,18 +264,19 @@ class CollapseOptunaSearch(OptunaSearch):
         """A new study in `path` from what the results folder holds (`_add_trials`); a damaged
         file is kept beside it with the suffix `.unreadable`."""
         with contextlib.suppress(Exception):
-            self._storage.engine.dispose()
+            _ray.optuna_storage(self).engine.dispose()
         damaged = path.with_name(path.name + ".unreadable")
         if path.exists():
             path.replace(damaged)
-        self._storage = study_storage(str(path))
+        _ray.set_optuna_storage(self, study_storage(str(path)))
+        name, sampler = _ray.optuna_study_source(self)
         verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the one line below says what was done
         try:
-            self._ot_study = optuna.create_study(
-                study_name=self._study_name, storage=self._storage, sampler=self._sampler,
+            _ray.set_optuna_study(self, optuna.create_study(
+                study_name=name, storage=_ray.optuna_storage(self), sampler=sampler,
                 pruner=optuna.pruners.NopPruner(),
-                directions=["maximize" if m == "max" else "minimize" for m in self._modes()])
+                directions=["maximize" if m == "max" else "minimize" for _metric, m in _ray.optuna_objectives(self)]))
             counts = self._add_trials(path.parent)
         finally:
             optuna.logging.set_verbosity(verbosity)
@@ -278,9 +284,6 @@ class CollapseOptunaSearch(OptunaSearch):
         kept = f"; the damaged file is kept as {damaged.name}" if damaged.exists() else ""
         print(f"collapsetune: Optuna's study {path} could not be read ({type(why).__name__}); rebuilt it from "
               f"the results folder ({said}){kept}")
-
-    def _modes(self) -> list[str]:
-        return self._mode if isinstance(self._mode, list) else [self._mode]
 
     def _add_trials(self, results_dir: Path) -> dict[str, int]:
         """Each trial this searcher proposed, with its params: COMPLETE with its last
@@ -292,15 +295,17 @@ class CollapseOptunaSearch(OptunaSearch):
         from ray.tune.utils.util import flatten_dict
 
         trials = {t.trial_id: t for t in ExperimentAnalysis(str(results_dir)).trials}
-        metrics = self._metric if isinstance(self._metric, list) else [self._metric]
-        told = getattr(self, "_completed_trials", set())
+        metrics = [metric for metric, _mode in _ray.optuna_objectives(self)]
+        told = _ray.optuna_told(self)
+        space = _ray.optuna_space(self)
+        study = _ray.optuna_study(self)
         counts: dict[str, int] = {}
-        for tid in self._ot_trials:
+        for tid in _ray.optuna_trials(self):
             trial = trials.get(tid)
             if trial is None:
                 continue
             flat = flatten_dict(trial.config, delimiter="/")
-            params = {name: flat[name] for name in self._space if name in flat}
+            params = {name: flat[name] for name in space if name in flat}
             last = trial.last_result or {}
             values = [last.get(m) for m in metrics]
             state, constraints = optuna.trial.TrialState.RUNNING, None
@@ -312,16 +317,17 @@ class CollapseOptunaSearch(OptunaSearch):
                     margin = float(last[MARGIN_KEY])
                     constraints = {CONSTRAINT: _BOUND if math.isnan(margin) else max(-_BOUND, min(_BOUND, margin))}
             complete = state == optuna.trial.TrialState.COMPLETE
-            self._ot_study.add_trial(optuna.trial.create_trial(
+            study.add_trial(optuna.trial.create_trial(
                 state=state, values=[float(v) for v in values] if complete else None, params=params,
-                distributions={name: self._space[name] for name in params}, constraints=constraints,
+                distributions={name: space[name] for name in params}, constraints=constraints,
                 user_attrs={_TRIAL_ATTR: tid}))
             counts[state.name] = counts.get(state.name, 0) + 1
-        for point in self._points_to_evaluate or []:
-            self._ot_study.enqueue_trial(flatten_dict(dict(point), delimiter="/"), skip_if_exists=True)
-        by_tid = {t.user_attrs[_TRIAL_ATTR]: t._trial_id for t in self._ot_study.get_trials(deepcopy=False)
+        for point in _ray.optuna_points(self):
+            study.enqueue_trial(flatten_dict(dict(point), delimiter="/"), skip_if_exists=True)
+        by_tid = {t.user_attrs[_TRIAL_ATTR]: t._trial_id for t in study.get_trials(deepcopy=False)
                   if _TRIAL_ATTR in t.user_attrs}
-        self._ot_trials = {tid: optuna.Trial(self._ot_study, by_tid[tid]) for tid in self._ot_trials if tid in by_tid}
+        _ray.set_optuna_trials(self, {tid: optuna.Trial(study, by_tid[tid]) for tid in _ray.optuna_trials(self)
+                                      if tid in by_tid})
         return counts
 
 

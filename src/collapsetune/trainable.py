@@ -261,7 +261,7 @@ class CollapseTrainable(tune.Trainable):
             self.wrapper.load_state_dict(state["wrapper"])
         if "iteration" in state:
             # The checkpoint's own report number: Ray's comes from its snapshot, which may name
-            # a checkpoint that is gone and hand this one instead (_ray_fixes, fix 4).
+            # a checkpoint that is gone and hand this one instead (collapsetune._ray.fixes, fix 4).
             self._iteration = int(state["iteration"])
 
     def _older_state(self, checkpoint_dir: str, why: Exception) -> dict:

@@ -107,7 +107,7 @@ def test_report_json_matches_mlflow(swept):
 @pytest.mark.slow
 def test_findings_published_on_the_parent_run_of_a_real_sweep(swept):
     from collapsetune.insight import NOTE_TAG, publish_sweep
-    from collapsetune.report import PATH_TAG
+    from collapsetune.names import PATH_TAG
 
     work, _ = swept
     (results,) = list((work / "results").iterdir())

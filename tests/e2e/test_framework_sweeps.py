@@ -38,9 +38,9 @@ def _resume(tmp_path) -> None:
 # trial, that trial's first report after the copy was missing from its MLflow run after the
 # resume (steps 1, 2, 3, 5, ...), and so was its exploits line. The snapshot named the donor's
 # checkpoint, which the donor's rotation had deleted, so the resumed trial went on from its own
-# newest checkpoint, saved after the copy (_ray_fixes fix 4), and the copy's report, queued in
+# newest checkpoint, saved after the copy (_ray.fixes fix 4), and the copy's report, queued in
 # the MLflow writer at the kill, was never made again. The resumed driver now logs it from the
-# trial's record (collapsetune.catchup; tests/test_catchup.py reproduces it deterministically:
+# trial's record (tracking/_catchup.py; tests/test_catchup.py reproduces it deterministically:
 # this test's kill only sometimes falls at such a copy).
 @pytest.mark.slow
 @pytest.mark.parametrize("name", FRAMEWORKS)

@@ -15,9 +15,10 @@ collapsed or diverged: a rung's cutoff is the quantile among the trials that can
 picked, whatever number of collapsed trials sits below them (docs/benchmarks.md, section 12,
 measures both on the replayed benchmark).
 
-This reaches into ASHA's bookkeeping (`_trial_info`, `_rungs`), a developer API that may
-change between Ray releases: Ray is pinned to 2.60.x and tests/test_scheduler.py drives
-the real scheduler so an upgrade that breaks it fails loudly.
+The decision is `collapsetune.decisions.rungs_after` (no Ray there); this class only reads
+ASHA's bookkeeping through `collapsetune._ray` (`asha_bracket`, `bracket_rungs`), whose
+import checks that the installed Ray still has it, and tests/test_scheduler.py drives the
+real scheduler.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Any
 
 from ray.tune.schedulers import ASHAScheduler
 
-from collapsetune.collapse import STATUS_KEY, STOPPING
+from collapsetune import _ray
+from collapsetune.decisions import rungs_after
 
 
 class CollapseASHA(ASHAScheduler):
@@ -37,18 +39,16 @@ class CollapseASHA(ASHAScheduler):
     """
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        bracket = self._trial_info.get(trial.trial_id)
+        bracket = _ray.asha_bracket(self, trial.trial_id)
         action = super().on_trial_result(tune_controller, trial, result)
         self._forget_if_stopping(bracket, trial.trial_id, result)
         return action
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        bracket = self._trial_info.get(trial.trial_id)  # Ray's on_trial_complete drops it
+        bracket = _ray.asha_bracket(self, trial.trial_id)  # Ray's on_trial_complete drops it
         super().on_trial_complete(tune_controller, trial, result)
         self._forget_if_stopping(bracket, trial.trial_id, result)
 
     def _forget_if_stopping(self, bracket: Any, trial_id: str, result: dict) -> None:
-        if bracket is None or result.get(STATUS_KEY) not in STOPPING:
-            return
-        for _milestone, recorded in bracket._rungs:
-            recorded.pop(trial_id, None)
+        if bracket is not None:
+            _ray.set_bracket_rungs(bracket, rungs_after(_ray.bracket_rungs(bracket), trial_id, result))

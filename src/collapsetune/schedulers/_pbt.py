@@ -24,25 +24,27 @@ reports the rules need to judge); nearer the end PBT leaves trials as they are.
 Between verdicts it is Ray's asynchronous PBT: every `perturbation_interval` reports a
 trial in the bottom quantile copies one in the (healthy) top quantile.
 
-This reaches into PBT's bookkeeping (`_trial_state`, `_save_trial_state`, `_exploit`,
-`_quantiles`, `_get_new_config`), a developer API that may change between Ray releases:
-Ray is pinned to 2.60.x and tests/test_pbt.py drives the real scheduler under Tune.
+The decisions (rescue or stop, the donor order, who is copyable and worth copying, the
+healthy top quantile) are plain functions in `collapsetune.decisions` (no Ray there). This
+class reads PBT's bookkeeping through `collapsetune._ray` and overrides three of its private
+methods (`_exploit`, `_quantiles`, `_get_new_config`); importing `_ray` checks that the
+installed Ray still has each of them. tests/test_pbt.py drives the real scheduler under Tune.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import random
 from collections.abc import Mapping
 from typing import Any
 
 from ray.tune.execution.tune_controller import TuneController
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
-from ray.tune.schedulers.pbt import _FutureTrainingResult
 
-from collapsetune.collapse import HEALTHY, STATUS_KEY, STOPPING
+from collapsetune import _ray
+from collapsetune.collapse import STATUS_KEY
+from collapsetune.decisions import RANK, STOP, copyable, donor_order, healthy_quantiles, pbt_on_result, worth_copying
 
 logger = logging.getLogger(__name__)
 
@@ -79,15 +81,16 @@ class CollapsePBT(PopulationBasedTraining):
     def on_trial_result(self, tune_controller: TuneController, trial: Trial, result: dict) -> str:
         status = result.get(STATUS_KEY, "")
         self._status[trial.trial_id] = status
-        if status not in STOPPING:
+        settings = _ray.pbt_settings(self)
+        action = pbt_on_result(result, rescue=self._rescue, time_attr=settings.time_attr, metric=settings.metric)
+        if action == RANK:
             return super().on_trial_result(tune_controller, trial, result)
-        if not self._rescue or self._time_attr not in result or self._metric not in result:
+        if action == STOP:
             return TrialScheduler.STOP
-        state = self._trial_state[trial]
-        self._save_trial_state(state, result[self._time_attr], result, trial)
+        _ray.save_pbt_state(self, trial, result)
         # A checkpoint kept from when it was on top is not of this (collapsed) report, and the
         # trial's course is about to change: it is no donor until it saves again.
-        state.last_checkpoint = None
+        _ray.pbt_states(self)[trial].last_checkpoint = None
         donor = self._donor(tune_controller, trial)
         if donor is None:
             self.unrescued += 1
@@ -102,60 +105,60 @@ class CollapsePBT(PopulationBasedTraining):
         """Ray's quantiles with only healthy trials worth copying on top; none on either side
         when no such trial is left."""
         lower, upper = super()._quantiles()
-        upper = [t for t in upper if self._status.get(t.trial_id) == HEALTHY and self._worth_copying(t)]
-        return (lower, upper) if upper else ([], [])
+        by_id = {t.trial_id: t for t in (*lower, *upper)}
+        lower_ids, upper_ids = healthy_quantiles([t.trial_id for t in lower], [t.trial_id for t in upper],
+                                                 self._status, lambda tid: self._worth_copying(by_id[tid]))
+        return [by_id[tid] for tid in lower_ids], [by_id[tid] for tid in upper_ids]
 
     def _worth_copying(self, donor: Trial, at: float | None = None) -> bool:
         """Enough reports left after `at` (the donor's checkpoint; by default its last scored
         report) for fresh rules to judge the copy."""
-        return self._max_t - (self._trial_state[donor].last_train_time if at is None else at) >= self._settle
+        at = _ray.pbt_states(self)[donor].last_train_time if at is None else at
+        return worth_copying(at, max_t=self._max_t, settle=self._settle)
 
     def _donor(self, tune_controller: TuneController, trial: Trial) -> Trial | None:
-        """A healthy live trial from the top quantile of the healthy ones, else the best
-        inconclusive one; with a checkpoint, and worth copying."""
-        live = [t for t, state in self._trial_state.items()
-                if t is not trial and not t.is_finished() and state.last_score is not None
-                and not math.isnan(state.last_score) and self._worth_copying(t)]
-        live.sort(key=lambda t: self._trial_state[t].last_score, reverse=True)
-        healthy = [t for t in live if self._status.get(t.trial_id) == HEALTHY]
-        top = healthy[:max(1, math.ceil(len(healthy) * self._quantile_fraction))]
-        random.shuffle(top)
-        waiting = [t for t in live if self._status.get(t.trial_id) not in (HEALTHY, *STOPPING)]
-        for candidate in [*top, *healthy[len(top):], *waiting]:
+        """The first trial in `decisions.donor_order` with a checkpoint whose report is
+        copyable and worth copying."""
+        states = _ray.pbt_states(self)
+        live = {t.trial_id: t for t in states if not t.is_finished() and self._worth_copying(t)}
+        order = donor_order(trial.trial_id, {tid: states[t].last_score for tid, t in live.items()}, self._status,
+                            _ray.pbt_settings(self).quantile_fraction)
+        time_attr = _ray.pbt_settings(self).time_attr
+        for candidate in (live[tid] for tid in order):
             if self._has_checkpoint(tune_controller, candidate) and self._copyable(candidate):
-                state = self._trial_state[candidate]  # last_result: the metrics of that checkpoint
-                if self._worth_copying(candidate, (state.last_result or {}).get(self._time_attr)):
+                state = states[candidate]  # last_result: the metrics of that checkpoint
+                if self._worth_copying(candidate, (state.last_result or {}).get(time_attr)):
                     return candidate
         return None
 
     def _copyable(self, donor: Trial) -> bool:
-        """Neither the donor's latest verdict nor that of the report its checkpoint holds
-        (`last_result` once the checkpoint is resolved) is collapsed or diverged."""
-        checkpointed = (self._trial_state[donor].last_result or {}).get(STATUS_KEY)
-        return self._status.get(donor.trial_id) not in STOPPING and checkpointed not in STOPPING
+        """`decisions.copyable` on the donor's latest verdict and on that of the report its
+        checkpoint holds (`last_result` once the checkpoint is resolved)."""
+        checkpointed = (_ray.pbt_states(self)[donor].last_result or {}).get(STATUS_KEY)
+        return copyable(self._status.get(donor.trial_id), checkpointed)
 
     def _exploit(self, tune_controller: TuneController, trial: Trial, trial_to_clone: Trial) -> None:
         # Ray's own rounds come here with the donor's checkpoint resolved: its report may be
         # the one on which the donor collapsed. Then the trial keeps its own weights.
         if not self._copyable(trial_to_clone):
-            state = self._trial_state[trial_to_clone]
+            last = _ray.pbt_states(self)[trial_to_clone].last_result or {}
             logger.info("collapsetune PBT: trial %s was not copied into %s: its checkpoint's report %s is %s",
-                        trial_to_clone.trial_id, trial.trial_id, (state.last_result or {}).get(self._time_attr),
-                        (state.last_result or {}).get(STATUS_KEY) or self._status.get(trial_to_clone.trial_id))
+                        trial_to_clone.trial_id, trial.trial_id, last.get(_ray.pbt_settings(self).time_attr),
+                        last.get(STATUS_KEY) or self._status.get(trial_to_clone.trial_id))
             return
         super()._exploit(tune_controller, trial, trial_to_clone)
 
     def _has_checkpoint(self, tune_controller: TuneController, donor: Trial) -> bool:
-        """Makes `_trial_state[donor].last_checkpoint` a checkpoint to copy: PBT's own (made when
-        the donor was last on top), else its latest saved one, else one saved now."""
-        state = self._trial_state[donor]
+        """Makes the donor's PBT state's `last_checkpoint` a checkpoint to copy: PBT's own (made
+        when the donor was last on top), else its latest saved one, else one saved now."""
+        state = _ray.pbt_states(self)[donor]
         if state.last_checkpoint is None and donor.status == Trial.RUNNING:
-            state.last_checkpoint = tune_controller._schedule_trial_save(donor, result=state.last_result)
-        if isinstance(state.last_checkpoint, _FutureTrainingResult):
-            saved = state.last_checkpoint.resolve()
-            state.last_checkpoint = saved.checkpoint if saved else None
-            if saved:
-                state.last_result = saved.metrics
+            state.last_checkpoint = _ray.schedule_save(tune_controller, donor, state.last_result)
+        saved = _ray.resolved(state.last_checkpoint)
+        if saved is not None:
+            state.last_checkpoint, metrics = saved
+            if metrics is not None:
+                state.last_result = metrics
         if state.last_checkpoint is None:
             latest = donor.run_metadata.checkpoint_manager.latest_checkpoint_result
             if latest is not None and latest.checkpoint is not None:

@@ -24,6 +24,7 @@ from collapsetune.spec._sections import (
     Resources,
     Rule,
     Search,
+    StopSweepWhen,
     SweepSpec,
 )
 
@@ -39,6 +40,7 @@ __all__ = [
     "Rule",
     "Scheduler",
     "Search",
+    "StopSweepWhen",
     "SweepSpec",
     "dump_spec",
     "load_sweep",

@@ -1,31 +1,24 @@
 """The form of names and addresses a sweep hands to the outside world: the sweep name (a
-folder and an MLflow experiment), MLflow param names, `storage`, `mlflow.tracking_uri` and
-the Ray `address`. Only the form is checked here, with no I/O; whether the places answer is
+folder and an MLflow experiment), `storage`, `mlflow.tracking_uri` and the Ray `address`
+(MLflow param names: `collapsetune.tracking`). Only the form is checked here, with no I/O; whether the places answer is
 `collapsetune.preflight`'s job, at launch.
 """
 
 from __future__ import annotations
 
 import os
-import posixpath
 import re
-from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from collapsetune.credentials import redact_uri
+from collapsetune.escape import quoted as _shown
 
 # The sweep name becomes a results folder `<name>-<YYYYmmdd-HHMMSS>` (on a local disk or in an
 # object store URI) and an MLflow experiment name: letters, digits, `_`, `.`, `-`, no
 # leading dot or dash, and short enough for every filesystem's 255-byte file names.
 NAME_MAX = 100
 _NAME = re.compile(r"\w[\w.-]*")
-
-# MLflow 3.x, mlflow/utils/validation.py: `validate_param_and_metric_name` (POSIX form),
-# `path_not_unique` and MAX_ENTITY_KEY_LENGTH. A param MLflow refuses ends the sweep at run time.
-PARAM_KEY_MAX = 250
-_PARAM_KEY = re.compile(r"[/\w.\- :]+")
 
 # pyarrow.fs.FileSystem.from_uri, which Ray uses for `storage_path`, knows these schemes.
 STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
@@ -45,29 +38,6 @@ def name_problem(name: str) -> str | None:
         return (f"expected a name usable as a folder and an MLflow experiment: letters, digits, _, . and -, "
                 f"starting with a letter or digit, at most {NAME_MAX} characters; got {_shown(name)}")
     return None
-
-
-def param_key_problem(key: str) -> str | None:
-    """Why MLflow would refuse `key` as a param name, or None."""
-    if len(key) > PARAM_KEY_MAX:
-        return f"MLflow param names are at most {PARAM_KEY_MAX} characters, this one has {len(key)}"
-    if not _PARAM_KEY.fullmatch(key):
-        return ("MLflow param names may contain only letters, digits, _, -, ., space, : and /; "
-                f"rename {_shown(key)}")
-    if posixpath.normpath(key) != key or key.startswith(("/", "..")):
-        return ("MLflow refuses param names that read as odd paths (//, ./, a leading or trailing /); "
-                f"rename {_shown(key)}")
-    return None
-
-
-def param_keys(values: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
-    """The param names MLflow gets for `values`: nested mappings flattened with '.', as the
-    tracking callback flattens a trial's config."""
-    for key, value in values.items():
-        if isinstance(value, Mapping) and value:
-            yield from param_keys(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}"
 
 
 def is_uri(location: str) -> bool:
@@ -211,7 +181,3 @@ def _split(uri: str) -> SplitResult:
         return urlsplit(uri)
     except ValueError:  # e.g. an unbalanced [ in an IPv6 host
         raise ValueError(f"cannot read a host and port in {redact(uri)!r}") from None
-
-
-def _shown(text: str) -> str:
-    return repr(text) if len(text) <= 60 else f"{text[:40]!r}... ({len(text)} characters)"

@@ -22,11 +22,10 @@ from collapsetune.spec._distribution import Distribution
 from collapsetune.spec._places import (
     address_problem,
     name_problem,
-    param_key_problem,
-    param_keys,
     storage_problem,
     tracking_problem,
 )
+from collapsetune.tracking._names import param_key_problem, param_keys
 
 # The launcher always passes max_iterations to the wrapper; a second source would be ambiguous.
 RESERVED = "max_iterations"
@@ -142,6 +141,21 @@ class CollapseForecast(Section):
     first_report: int = limited(1, ge=1)  # earliest report it may stop a trial on
 
 
+@dataclass(frozen=True)
+class StopSweepWhen(Section):
+    """End the whole sweep once most of its judged trials collapsed (collapsetune.collapse's
+    `SweepBreaker`): its search space is then almost all collapse, and the rest of the budget
+    would buy more of the same. Example: `StopSweepWhen(collapsed_share_above=0.8, after_trials=20)`."""
+
+    collapsed_share_above: float = limited(0.8, gt=0)  # stop when more than this share of judged trials collapsed
+    after_trials: int = limited(20, ge=1)  # ... once this many trials have a final verdict (ASHA's cuts have none)
+
+    def _problems(self) -> Iterator[SpecError]:
+        if self.collapsed_share_above >= 1:
+            yield SpecError("expected a share between 0 and 1 (the sweep stops when more than it collapsed; "
+                            f"no share is above 1), got {self.collapsed_share_above}", key="collapsed_share_above")
+
+
 @dataclass(frozen=True, kw_only=True)
 class SweepSpec(Section):
     """A validated sweep file. Build with `load_sweep`; every YAML key is a field of the same name.
@@ -164,6 +178,7 @@ class SweepSpec(Section):
     scheduler: Scheduler = field(default_factory=Asha)  # by type: collapsetune.schedulers
     collapse: tuple[Rule, ...] = ()  # any rule that fires marks the trial collapsed
     collapse_forecast: CollapseForecast | None = None  # null: only the rules stop collapsed trials
+    stop_sweep_when: StopSweepWhen | None = None  # null: the sweep runs all its trials whatever they end as
     resources: Resources = field(default_factory=Resources)  # per trial
     address: str | None = formed(address_problem, None)  # null: embedded local Ray; "auto" or host:port: a cluster
     storage: str = formed(storage_problem, "results")  # folder (relative: to the cwd at launch, ~: home) or a URI
@@ -187,7 +202,17 @@ class SweepSpec(Section):
         """Settings that are legal but probably not meant; `validate` and `run` print them."""
         file = str(self.source) if self.source else None
         found = [e.within("scheduler") for e in self.scheduler.advice(self)] + self._launch_place_advice()
+        found += self._breaker_advice()
         return [e.in_file(file) if file else e for e in found]
+
+    def _breaker_advice(self) -> list[SpecError]:
+        """A breaker that needs more judged trials than the sweep has can never trip."""
+        stop, grid = self.stop_sweep_when, [len(d.args) for d in self.search_space.values() if d.kind == "grid"]
+        trials = self.num_samples * math.prod(grid)
+        if stop is None or stop.after_trials <= trials:
+            return []
+        return [SpecError(f"is {stop.after_trials}, more than the sweep's {trials} trials: the breaker can never "
+                          "trip", key="stop_sweep_when.after_trials")]
 
     def _launch_place_advice(self) -> list[SpecError]:
         """Relative results and MLflow store paths mean the launch directory: launched from
@@ -222,6 +247,8 @@ class SweepSpec(Section):
                             "perturbs trials), and Ray runs it only beside random search; set "
                             "search: {algorithm: random}", key="search.algorithm")
         yield from self._forecast_problems()
+        if self.stop_sweep_when is not None and not self.collapse:
+            yield SpecError("needs collapse rules: it counts the trials they judge collapsed", key="stop_sweep_when")
         if self.objective.also:
             if self.search.algorithm != "optuna":
                 yield SpecError("several objectives need search.algorithm: optuna (its samplers look for "

@@ -1,9 +1,9 @@
-"""MLflow glue: one experiment per sweep name, one parent run per launch, one child run
+"""The driver's MLflow callback: one experiment per sweep name, one parent run per launch, one child run
 per trial with its params, per-report metrics, collapse tags and generated samples.
 
 Only the driver talks to MLflow (a Tune callback), so a SQLite store is never written by
 two processes and workers need no tracking credentials. Every write goes through one
-background thread (`_Writer`): Tune's loop only queues a report, and the thread batches
+background thread (`_writer._Writer`): Tune's loop only queues a report, and the thread batches
 the reports of each run into one `log_batch`, so the driver keeps up with many trials
 reporting many times a second. The queue is flushed before every experiment snapshot
 (`get_state`), when a trial ends and when the sweep ends, so whatever Ray's snapshot says
@@ -14,7 +14,7 @@ A tracking failure never ends a sweep: a write MLflow refuses is dropped with a 
 (once per kind of failure) and counted on the parent run. Metric and param names MLflow
 cannot store (`acc@1`, 300 characters) are renamed (`acc_1`, cut to 250 with a hash), and
 the run's `collapsetune.renamed.*` tags say what each new name was. One entry MLflow refuses
-all the same costs only that entry, never its batch (`collapsetune.mlflow_batch`): it is
+all the same costs only that entry, never its batch (`collapsetune.tracking._batch`): it is
 named again in a stricter form, or dropped with the run's `collapsetune.dropped` tag saying
 why, and counted on the parent run.
 
@@ -22,19 +22,12 @@ A run's steps are its trial's reports, counted in order. Under PBT a trial that 
 trial's checkpoint continues from that trial's report number; its run's steps go on from its
 own last one (`collapsetune.step_offset`), and `collapsetune.pbt.exploits` lists each copy
 (which trial, at which of its reports), so a rescued trial reads as one history. A resumed
-driver first logs what a run lacks of its trial's own record of reports (`collapsetune.catchup`).
+driver first logs what a run lacks of its trial's own record of reports (`_catchup`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import queue
-import re
-import threading
-from collections import defaultdict
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -44,18 +37,23 @@ from ray import tune
 
 from collapsetune._numbers import is_finite_number as _is_number  # non-finite: collapse.reason already says "val/loss=nan"
 from collapsetune._numbers import log_spaced as _log_spaced
-from collapsetune.catchup import catch_up
+from collapsetune.tracking._catchup import catch_up
 from collapsetune.collapse import ERROR, INCONCLUSIVE, ITERATION_KEY, REASON_KEY, STATUS_KEY, STOPPING
-from collapsetune.credentials import client_uri, live_uri, redact_uri
+from collapsetune.credentials import live_uri, redact_uri
 from collapsetune.escape import markdown
-from collapsetune.mlflow_batch import log_batch
-from collapsetune.mlflow_names import KEY_MAX as _KEY_MAX
-from collapsetune.mlflow_names import flatten, mlflow_key
-from collapsetune.names import (  # noqa: F401 (the tags are also read from here)
-    ARTIFACTS_DIR, DONOR_KEY, DONOR_REPORT_KEY, OBJECTIVE_KEY, DROPPED_TAG, ERROR_TAG, EXPLOITS_TAG, FAILED_WRITES_TAG, LAUNCH_TAG,
-    NOTE_TAG, OFFSET_TAG, ORPHAN_TAG, PARENT_TAG, PATH_TAG, RENAMED_PREFIX, RUN_NAME_TAG, SAMPLES_FILE, STEP_TAG,
-    STOPPED_TAG, COUNT_PREFIX, TRIAL_TAG,
+from collapsetune.names import (
+    ARTIFACTS_DIR, COUNT_PREFIX, DONOR_KEY, DONOR_REPORT_KEY, ERROR_TAG, EXPLOITS_TAG, FAILED_WRITES_TAG, LAUNCH_TAG,
+    NOTE_TAG, OBJECTIVE_KEY, OFFSET_TAG, ORPHAN_TAG, PARENT_TAG, PATH_TAG, RUN_NAME_TAG, SAMPLES_FILE, STEP_TAG,
+    STOPPED_TAG, SWEEP_STOP_TAG, TRIAL_TAG,
 )
+from collapsetune.tracking._names import BATCH_TAGS as _BATCH_TAGS
+from collapsetune.tracking._names import PARAM_MAX as _PARAM_MAX
+from collapsetune.tracking._names import TAG_MAX as _TAG_MAX
+from collapsetune.tracking._names import flatten, run_name
+from collapsetune.tracking._renames import _Names
+from collapsetune.tracking._samples import _read_samples, _samples_markdown, sample_records
+from collapsetune.tracking._store import _connect, _quote, artifact_location, children, create_experiment
+from collapsetune.tracking._writer import _Writer
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +64,6 @@ _NOT_METRICS = {
     "time_since_restore", "timesteps_since_restore", "timesteps_total", "episodes_total",
     "checkpoint_dir_name", "should_checkpoint", ITERATION_KEY,
 }
-_PARAM_MAX = 6000  # MLflow's limit on a param value
-_TAG_MAX = 8000  # and on a tag value
-_BATCH_METRICS = 1000  # MLflow's limits on one log_batch (metrics and tags together)
-_BATCH_TAGS = 100
 # This driver's trials' runs: Ray trial id -> (MLflow run id, the run's address in MLflow's UI
 # or "" where the UI's address is not known). The Optuna searcher reads it to give each study
 # trial its run (`collapsetune.searchers`), while Optuna still lets it set attributes.
@@ -235,6 +229,7 @@ class MlflowTracking(tune.Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self._ensure_parent()
+        self._end_stopped_with_sweep(trials)
         known = {trial.trial_id for trial in trials}
         counts: dict[str, int] = {}
         for trial in trials:
@@ -261,6 +256,26 @@ class MlflowTracking(tune.Callback):
             logger.warning("collapsetune: %s", writer.failure_summary())
 
     # -- trials ending --------------------------------------------------------------------
+
+    def _end_stopped_with_sweep(self, trials: list) -> None:
+        """When the `stop_sweep_when:` breaker tripped, Tune stopped every other trial itself,
+        without their on_trial_complete: their runs end FINISHED here, tagged why, as does the
+        parent. `records.SweepStopRecord`, earlier in the callback list, wrote which trials."""
+        from collapsetune.results import read_sweep_stop
+
+        reason, stopped = read_sweep_stop(self.experiment_path)
+        if not reason:
+            return
+        why = f"stopped with the sweep (stop_sweep_when): {reason}"[:_TAG_MAX]
+        parent = self.parent_run_id
+        self._writer.data(lambda client: client.set_tag(parent, SWEEP_STOP_TAG, why))
+        for trial in trials:
+            if trial.trial_id not in stopped or not (trial.trial_id in self._runs or trial.last_result):
+                continue  # a trial that never started has no run (one that did: this driver opened it, or it reported)
+            if run_id := self._run_for(trial):
+                self._writer.data(lambda client, run_id=run_id: client.set_tag(run_id, SWEEP_STOP_TAG, why), run_id)
+                self._finish(trial, "FINISHED")
+
 
     def _finish(self, trial: Any, status: str, error: str | None = None) -> None:
         run_id = self._run_for(trial)
@@ -360,8 +375,6 @@ class MlflowTracking(tune.Callback):
         return self.parent_run_id
 
     def _open_parent(self, client: MlflowClient) -> str:
-        from collapsetune.insight import create_experiment
-
         self._experiment_id = create_experiment(client, self.experiment, artifact_location(self._live_uri))
         found = client.search_runs([self._experiment_id], filter_string=f"tags.`{PATH_TAG}` = '{_quote(self.experiment_path)}'")
         if not found and self.launch_id:  # the results folder was moved since the launch
@@ -447,427 +460,6 @@ class MlflowTracking(tune.Callback):
         return run.info.run_id
 
 
-class _Writer:
-    """One thread that owns every MLflow call of a sweep, in the order they were asked for.
-
-    `call` runs a function on the thread and returns its Future (run creation: the caller
-    needs the id, and Tune's loop waits for it). Calls go ahead of every queued write, also
-    between the writes of a round: a round can take a second with a hundred runs, and a
-    trial's start would otherwise wait for all of it (docs/benchmarks.md, driver throughput).
-    `log` queues one report; reports waiting for the same run are merged into
-    one `log_batch`. `data` queues any other write. A write that raises is dropped and
-    counted, so MLflow trouble never reaches Tune's loop. The queue is bounded: when MLflow
-    is slower than the trials, `log` blocks Tune's loop instead of growing without end.
-    """
-
-    def __init__(self, connect: Callable[[], MlflowClient], max_pending: int = 20_000, linger_s: float = 0.2,
-                 refused: Callable[..., tuple[str | None, list[RunTag], str]] | None = None):
-        self._connect = connect  # called on the thread: opening a store can take seconds
-        self._refused = refused  # (run id, kind, key, why, by name) -> (new key or None, tags, line)
-        self.client: MlflowClient | None = None
-        self._broken: Exception | None = None  # why the store could not be opened
-        self.failures: dict[str, int] = defaultdict(int)  # kind of failure -> count
-        self._first_failure: dict[str, str] = {}
-        self._calls: queue.SimpleQueue = queue.SimpleQueue()  # run creation goes first
-        self._ops: queue.Queue = queue.Queue(maxsize=max_pending)
-        self._wake = threading.Semaphore(0)
-        # Reports wait up to linger_s to be written, so that each log_batch carries many
-        # reports of a run, not one: a SQLite write costs ~10-20 ms whatever its size
-        # (docs/benchmarks.md, driver throughput). A flush or a run creation cuts it short.
-        self._linger_s = linger_s
-        self._hurry = threading.Event()
-        self._closed = False
-        self._thread = threading.Thread(target=self._loop, name="collapsetune-mlflow", daemon=True)
-        self._thread.start()
-
-    def call(self, fn: Callable[[MlflowClient], Any]) -> Future:
-        future: Future = Future()
-        self._calls.put((fn, future))
-        self._hurry.set()
-        self._wake.release()
-        return future
-
-    def log(self, run_id: str, step: int, metrics: list[Metric], tags: list[RunTag]) -> None:
-        self._put(("log", run_id, step, metrics, tags))
-
-    def data(self, fn: Callable[[MlflowClient], Any], run_id: str | None = None) -> None:
-        """Queues a write; with `run_id`, one that touches only that run, so only that run's
-        waiting reports need writing before it (the others keep batching)."""
-        self._put(("data", fn, run_id))
-
-    def flush(self) -> None:
-        """Returns once everything queued before it is written (or dropped)."""
-        done = threading.Event()
-        self._put(("flush", done))
-        self._hurry.set()
-        done.wait()
-
-    def close(self) -> None:
-        self.flush()
-        self._closed = True
-        self._wake.release()
-        self._thread.join()
-
-    def failure_summary(self) -> str:
-        total = sum(self.failures.values())
-        first = "; ".join(f"{kind}: {self._first_failure[kind]}" for kind in self.failures)
-        return f"{total} MLflow write(s) failed ({first})"[:_TAG_MAX]
-
-    def write_batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = (),
-                    tags: Sequence[RunTag] = ()) -> None:
-        """One log_batch, on this thread, that an entry MLflow refuses costs only that entry:
-        renamed or dropped (`_Names.refused`), and counted."""
-        def refused(kind: str, key: str, why: str, by_name: bool) -> tuple[str | None, list[RunTag]]:
-            if self._refused is None:
-                new, tags, line = None, [], f"MLflow refused {kind} entry {key!r} ({why}); dropped"
-            else:
-                new, tags, line = self._refused(run_id, kind, key, why, by_name)
-            if line:
-                self._count("entry refused", line, warn=False)  # _Names warned
-            return new, tags
-
-        log_batch(self.client, run_id, metrics, params, tags, refused=refused)
-
-    def _put(self, op: tuple) -> None:
-        self._ops.put(op)
-        self._wake.release()
-
-    def _loop(self) -> None:
-        try:
-            self.client = self._connect()
-        except Exception as exc:  # noqa: BLE001 - every call's caller gets it
-            self._broken = exc
-        while True:
-            self._wake.acquire()
-            if not self._closed:
-                self._hurry.wait(self._linger_s)
-            self._hurry.clear()
-            while self._wake.acquire(blocking=False):  # everything queued so far is taken below
-                pass
-            self._serve_calls()
-            ops = []
-            while True:
-                try:
-                    ops.append(self._ops.get_nowait())
-                except queue.Empty:
-                    break
-            self._run(ops)
-            if self._closed and self._ops.empty() and self._calls.empty():
-                return
-
-    def _serve_calls(self) -> None:
-        while not self._calls.empty():
-            fn, future = self._calls.get()
-            try:
-                if self._broken is not None:
-                    raise self._broken
-                future.set_result(fn(self.client))
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                future.set_exception(exc)
-
-    def _run(self, ops: list[tuple]) -> None:
-        pending: dict[str, list[tuple]] = {}  # run id -> its reports waiting, in order
-        for op in ops:
-            if op[0] == "log":  # no write yet: nothing for a waiting call to go ahead of
-                pending.setdefault(op[1], []).append(op[2:])
-                continue
-            self._serve_calls()
-            if op[0] == "data" and op[2] is not None:  # one run's write: after that run's reports
-                self._write_reports({op[2]: pending.pop(op[2], [])})
-            else:  # whatever came before this op is written first
-                self._write_reports(pending)
-                pending = {}
-            if op[0] == "flush":
-                op[1].set()
-            else:
-                self._safely("write failed and was dropped", lambda: op[1](self.client))
-        self._write_reports(pending)
-
-    def _write_reports(self, pending: dict[str, list[tuple]]) -> None:
-        for run_id, reports in pending.items():
-            self._serve_calls()
-            for metrics, tags in _batches(reports):
-                self._safely("log_batch failed and was dropped",
-                             lambda: self.write_batch(run_id, metrics=metrics, tags=tags))
-
-    def _safely(self, kind: str, fn: Callable[[], Any]) -> None:
-        try:
-            if self._broken is not None:
-                raise self._broken
-            fn()
-        except Exception as exc:  # noqa: BLE001 - a tracking failure must not end the sweep
-            self._count(kind, f"{type(exc).__name__}: {str(exc)[:300]}")
-
-    def _count(self, kind: str, text: str, warn: bool = True) -> None:
-        if kind not in self._first_failure:
-            self._first_failure[kind] = text
-            if warn:
-                logger.warning("collapsetune: MLflow %s (further failures of this kind are counted on the "
-                               "parent run, not printed): %s", kind, text)
-        self.failures[kind] += 1
-
-
-def _batches(reports: Sequence[tuple]) -> list[tuple[list[Metric], list[RunTag]]]:
-    """Whole reports packed into log_batch calls within MLflow's limits, each one call to the
-    store (so an index in MLflow's error is the batch's own). The step tag of a batch is its
-    last report's, so a batch that fails never claims steps it did not write."""
-    batches: list[tuple[list[Metric], list[RunTag]]] = []
-    metrics: list[Metric] = []
-    tags: dict[str, RunTag] = {}
-    for step, report_metrics, report_tags in reports:
-        new_tags = len(tags.keys() | {t.key for t in report_tags})
-        if metrics and (len(metrics) + len(report_metrics) + new_tags > _BATCH_METRICS or new_tags > _BATCH_TAGS):
-            batches.append((metrics, list(tags.values())))
-            metrics, tags = [], {}
-        metrics = metrics + list(report_metrics)
-        tags.update((t.key, t) for t in report_tags)  # a later report's verdict wins
-    if metrics or tags:
-        batches.append((metrics, list(tags.values())))
-    # A single report larger than one batch: split it; the step tag rides in the last piece.
-    out = []
-    for metrics, tags in batches:
-        while len(metrics) + len(tags) > _BATCH_METRICS:
-            out.append((metrics[:_BATCH_METRICS], []))
-            metrics = metrics[_BATCH_METRICS:]
-        out.append((metrics, tags))
-    return out
-
-
-class _Names:
-    """Metric and param names as MLflow accepts them (`collapsetune.mlflow_names`), the
-    same for every run of the sweep; two names that clean to one get `_2`, `_3`, ...
-
-    A name MLflow refuses all the same (a store with stricter rules) is named again in the
-    strict form, and dropped for the rest of the sweep if that is refused too; the runs that
-    reported it say so in their `collapsetune.dropped` tag."""
-
-    def __init__(self) -> None:
-        self._map: dict[str, str | None] = {}  # reported name -> MLflow name (None: dropped)
-        self._original: dict[str, str] = {}  # MLflow name -> reported name, renamed ones only
-        self._taken: set[str] = set()
-        self._refused: dict[str, str | None] = {}  # MLflow name it refused -> what replaced it
-        self._dropped: dict[str, str] = {}  # reported name -> why MLflow refused it
-        self._tagged: dict[str, set[str]] = defaultdict(set)  # run id -> renames it has tags for
-        self._run_dropped: dict[str, list[str]] = defaultdict(list)  # run id -> dropped names it reported
-        self._lock = threading.Lock()  # used from Tune's loop and the writer thread
-
-    def key(self, name: str) -> str | None:
-        """MLflow's name for a reported one; None once MLflow refused every form of it."""
-        with self._lock:
-            return self._key(name)
-
-    def _key(self, name: str) -> str | None:
-        if name not in self._map:
-            clean = self._unique(mlflow_key(name))
-            self._map[name] = clean
-            if clean != name:
-                logger.warning("collapsetune: MLflow cannot store the name %r; logged as %r (tag %s)",
-                               name, clean, _renamed_tag(clean))
-                self._original[clean] = name
-        return self._map[name]
-
-    def _unique(self, clean: str) -> str:
-        base, n = clean, 1
-        while clean in self._taken:
-            n += 1
-            clean = f"{base[:_KEY_MAX - 4]}_{n}"
-        self._taken.add(clean)
-        return clean
-
-    def refused(self, run_id: str, kind: str, key: str, why: str,
-                by_name: bool) -> tuple[str | None, list[RunTag], str]:
-        """MLflow refused `key`: what to log it as instead (None: dropped), the run's tags that
-        say so, and a line for the failure count ("" when this refusal was already counted)."""
-        if kind == "tags":  # our own tags: nothing to name anew
-            return None, [], f"MLflow refused the tag {key!r} ({why}); dropped"
-        with self._lock:
-            names = [name for name, k in self._map.items() if k == key] or [key]
-            line = ""
-            if key not in self._refused:
-                strict = mlflow_key(key, strict=True)
-                new = self._unique(strict) if by_name and strict != key and strict not in self._refused else None
-                self._refused[key] = new
-                for name in names:
-                    self._map[name] = new
-                original = self._original.pop(key, names[0])
-                if new is not None:
-                    self._original[new] = original
-                else:
-                    self._dropped[original] = why
-                as_key = f" (as {key!r})" if key != original else ""
-                line = f"MLflow refused the {kind[:-1]} {original!r}{as_key}: {why.strip()}; " + (
-                    f"logged as {new!r} (tag {_renamed_tag(new)})" if new is not None else
-                    f"dropped for the rest of the sweep (tag {DROPPED_TAG})")
-                logger.warning("collapsetune: %s", line)
-            return self._refused[key], self._tags_for(run_id, names), line
-
-    def tags_for(self, run_id: str, names: Any) -> list[RunTag]:
-        """Tags saying what each renamed or dropped name among the reported `names` was, those
-        the run lacks yet."""
-        with self._lock:
-            return self._tags_for(run_id, names)
-
-    def _tags_for(self, run_id: str, names: Any) -> list[RunTag]:
-        tags, dropped = [], self._run_dropped[run_id]
-        for name in dict.fromkeys(names):
-            key = self._map.get(name)
-            if key in self._original and key not in self._tagged[run_id]:
-                self._tagged[run_id].add(key)
-                tags.append(RunTag(_renamed_tag(key), self._original[key][:_TAG_MAX]))
-            elif key is None and name in self._dropped and name not in dropped:
-                dropped.append(name)
-                lines = "\n".join(f"{n}: {self._dropped[n]}" for n in dropped)
-                tags = [t for t in tags if t.key != DROPPED_TAG] + [RunTag(DROPPED_TAG, lines[-_TAG_MAX:])]
-        return tags
-
-
-def _renamed_tag(key: str) -> str:
-    """The tag saying what a renamed key was: `collapsetune.renamed.<key>`, cut the way a
-    name is when that passes 250 characters."""
-    return mlflow_key(RENAMED_PREFIX + key)
-
-
-def mark_interrupted(tracking_uri: str, experiment: str, experiment_path: str, trial_ids: Sequence[str] | None,
-                     reason: str = "", only_open: bool = False, launch_id: str = "") -> None:
-    """After Ctrl-C: the parent run and the runs of trials that had not finished are KILLED,
-    not FINISHED (Tune ends the experiment as if those trials had completed); `resume`
-    sets them RUNNING again. `trial_ids` None: every child run still RUNNING. `reason`, when
-    given, goes on each run it ends as `STOPPED_TAG`. `only_open`: the parent too only while
-    it is RUNNING (a sweep that cannot be resumed: a finished one stays FINISHED). `launch_id`
-    finds the parent run of a results folder moved since its last driver."""
-    client = MlflowClient(tracking_uri=tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return
-    parents = client.search_runs([found.experiment_id], f"tags.`{PATH_TAG}` = '{_quote(experiment_path)}'")
-    if not parents and launch_id:
-        parents = client.search_runs([found.experiment_id], f"tags.`{LAUNCH_TAG}` = '{_quote(launch_id)}'")
-    for parent in parents:
-        for run in children(client, found.experiment_id, parent.info.run_id):
-            chosen = run.info.status == "RUNNING" if trial_ids is None else run.data.tags.get(TRIAL_TAG) in trial_ids
-            if chosen:
-                if reason:
-                    client.set_tag(run.info.run_id, STOPPED_TAG, reason[:_TAG_MAX])
-                client.set_terminated(run.info.run_id, "KILLED")
-        if only_open and parent.info.status != "RUNNING":
-            continue
-        if reason:
-            client.set_tag(parent.info.run_id, STOPPED_TAG, reason[:_TAG_MAX])
-        client.set_terminated(parent.info.run_id, "KILLED")
-
-
-def _connect(uri: str) -> MlflowClient:
-    """A client whose store is open. Two drivers creating one new SQLite store at once race
-    in MLflow's schema migrations (`table _alembic_tmp_experiments already exists`): on
-    this machine they take turns."""
-    # One "View run at <url>" line per run on stdout is noise for a sweep; `report` links them.
-    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # tqdm bars on the driver's terminal
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial ... tables"
-    uri = client_uri(uri)
-    if not uri.startswith("sqlite:///"):
-        return MlflowClient(tracking_uri=uri)
-    import fcntl
-    import hashlib
-    import tempfile
-
-    db = str(Path(uri[len("sqlite:///"):]).absolute())
-    lock = Path(tempfile.gettempdir()) / f"collapsetune-mlflow-{hashlib.sha1(db.encode()).hexdigest()[:16]}.lock"
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            client = MlflowClient(tracking_uri=uri)
-            client.search_experiments(max_results=1)  # creates and migrates the schema now
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    return client
-
-
-def children(client: MlflowClient, experiment_id: str, parent_run_id: str) -> list:
-    """Every (non-deleted) child run of a parent, across result pages."""
-    runs, token = [], None
-    while True:
-        page = client.search_runs([experiment_id], f"tags.`{PARENT_TAG}` = '{parent_run_id}'",
-                                  max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
-def artifact_location(tracking_uri: str) -> str | None:
-    """Where a new experiment's artifacts go: beside a SQLite store, not in whichever
-    directory the first launch ran from (MLflow's default, `./mlruns` of that cwd)."""
-    prefix = "sqlite:///"
-    if tracking_uri.startswith(prefix):
-        return (Path(tracking_uri[len(prefix):]).absolute().parent / "mlruns").as_uri()
-    return None
-
-
-SAMPLE_MAX = 400  # characters of one sample in samples.md; the rest is cut, with a count
-
-
-def _samples_markdown(history: Sequence[tuple[int, list[str]]]) -> str:
-    """samples.md: a heading per report and one line per sample under it, newest report last.
-    MLflow's artifact viewer shows a .md file as numbered text lines, so a sample's own line
-    breaks are written as ⏎ and a very long sample is cut: one sample is one line there too."""
-    head = ("# Samples\n\nWhat the model generated at each report, newest last: one sample a line "
-            "(a line break inside a sample is shown as ⏎; samples past "
-            f"{SAMPLE_MAX} characters are cut). For the built-in LM: `prompt ||| continuation`.\n")
-    body = "".join(f"\n## Report {step}\n\n" + "".join(f"- {record}\n" for record in records)
-                   for step, records in history)
-    return head + body
-
-
-def sample_records(text: str) -> list[str]:
-    """A wrapper's `samples()` text as one line per sample: samples are separated by lines that
-    are exactly `---` when there are any (the built-in LM's form), else each line is one; inside
-    a sample, line breaks become ⏎ and tabs spaces, and one past SAMPLE_MAX characters is cut.
-
-    Example:
-        >>> sample_records("a ||| the\\nthe\\n---\\nb ||| cat")
-        ['a ||| the ⏎ the', 'b ||| cat']
-    """
-    lines = text.strip("\n").splitlines()
-    if any(line.strip() == "---" for line in lines):
-        chunks, current = [], []
-        for line in lines + ["---"]:
-            if line.strip() == "---":
-                chunks.append("\n".join(current))
-                current = []
-            else:
-                current.append(line)
-    else:
-        chunks = lines
-    records = []
-    for chunk in chunks:
-        parts = [part.strip() for part in chunk.strip().replace("\t", " ").split("\n")]
-        one = parts[0] + "".join(f" ⏎ {part}" if part else " ⏎" for part in parts[1:])
-        one = "".join(c if c.isprintable() else " " for c in one)  # no control characters in a line
-        if len(one) > SAMPLE_MAX:
-            one = f"{one[:SAMPLE_MAX]}… (+{len(one) - SAMPLE_MAX} characters)"
-        if one:
-            records.append(one)
-    return records
-
-
-def _read_samples(client: MlflowClient, run_id: str) -> list[tuple[int, list[str]]]:
-    """The samples a run already has (a resumed driver continues the file; one written before
-    samples were one a line, with each report in a code block, is read too)."""
-    try:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as scratch:
-            text = Path(client.download_artifacts(run_id, SAMPLES_FILE, scratch)).read_text()
-    except Exception:  # noqa: BLE001 - no file yet
-        return []
-    found = re.findall(r"\n## Report (\d+)\n\n```text\n(.*?)\n```\n", text, flags=re.S)
-    if found:
-        return [(int(step), sample_records(body)) for step, body in found]
-    found = re.findall(r"\n## Report (\d+)\n\n((?:- .*\n)*)", text)
-    return [(int(step), [line[2:] for line in body.splitlines()]) for step, body in found]
-
-
 def _error_text(trial: Any) -> str:
     """The trial's latest error: Tune writes error.txt in the trial's local folder before it
     calls on_trial_error (the copy in storage may not be synced yet)."""
@@ -908,33 +500,8 @@ def _verdict_tags(result: dict) -> list[RunTag]:
     return tags
 
 
-def run_name(trial_id: str, status: str, config: dict, knobs: Sequence[str], limit: int = 80) -> str:
-    """`collapsed 00003 · lr=0.01, weight_decay=0.1`: the trial's verdict first (MLflow's runs
-    list shows only a name's first ~14 characters), its number (its id's last part; the whole
-    id is the run's `ray.trial_id` tag) and the searched knobs' values, cut to `limit` characters.
-
-    Example:
-        >>> run_name("a1b2c_00003", "collapsed", {"lr": 0.0123456, "seed": 1}, ["lr"])
-        'collapsed 00003 · lr=0.0123'
-    """
-    number = trial_id.rsplit("_", 1)[-1]
-    head = f"{status} {number}".strip()
-    flat = flatten(config)
-    values = ", ".join(f"{k}={_short(flat[k])}" for k in knobs if k in flat)
-    name = f"{head} · {values}" if values else head
-    return name if len(name) <= limit else name[:limit - 1] + "…"
-
-
-def _short(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
 def _delete_tag(client: MlflowClient, run_id: str, key: str) -> None:
     try:
         client.delete_tag(run_id, key)
     except Exception:  # noqa: BLE001 - MLflow raises when the run never had it
         pass
-
-
-def _quote(text: str) -> str:
-    return text.replace("'", "\\'")

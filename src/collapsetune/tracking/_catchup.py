@@ -1,20 +1,20 @@
 """What a resumed driver's MLflow run lacks of a trial's reports, read from the trial's own
 record (`collapsetune.records`).
 
-The MLflow writer queues reports (`collapsetune.tracking`); a driver killed with reports
-queued loses them, and Ray usually makes them again: it restores the trial from the
-checkpoint its last snapshot names and the trial replays them. Not always under PBT: when
-the snapshot names a donor's checkpoint that the donor's rotation deleted since, the trial
-goes on from its own newest checkpoint, saved after the copy (`_ray_fixes`, fix 4), and the
-copy's first report (its exploits line too) is never made again (issue 22: MLflow steps 1, 2,
-3, 5, ..., 8). The record has every report the driver received, in order, so the lost ones
-are read back from it and logged first.
+The MLflow writer queues reports (`_writer`); a driver killed with reports queued loses
+them, and Ray usually makes them again: it restores the trial from the checkpoint its last
+snapshot names and the trial replays them. Not always under PBT: when the snapshot names a
+donor's checkpoint that the donor's rotation deleted since, the trial goes on from its own
+newest checkpoint, saved after the copy (`collapsetune._ray.fixes`, fix 4), and the copy's
+first report (its exploits line too) is never made again (issue 22: MLflow steps 1, 2, 3, 5,
+..., 8). The record has every report the driver received, in order, so the lost ones are
+read back from it and logged first.
 
 Which step each recorded report has in the run follows from the record alone: the run's
-rules (`MlflowTracking.on_trial_result`) are played over it from report 1 (`steps`), as if
-no driver had been killed. A report a restored trial makes again lands on a step the run has
-and is passed over; a PBT copy's first report goes on from the run's last step, unless it is
-the same copy as the last one (the copy restored again).
+rules (`_callback.MlflowTracking.on_trial_result`) are played over it from report 1
+(`steps`), as if no driver had been killed. A report a restored trial makes again lands on a
+step the run has and is passed over; a PBT copy's first report goes on from the run's last
+step, unless it is the same copy as the last one (the copy restored again).
 """
 
 from __future__ import annotations

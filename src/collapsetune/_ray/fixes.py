@@ -43,10 +43,12 @@
    results folder each file is now written beside its old copy and renamed over it, so a
    failed write leaves the last whole one.
 
-These reach private methods: Ray is pinned to 2.60.x, and tests/e2e/test_faults.py (a
-worker killed through the memory monitor), tests/e2e/test_resume.py (a moved folder),
-tests/e2e/test_resume_damage.py (deleted checkpoints) and tests/e2e/test_cluster_token.py
-(a `ray start` cluster with a token) fail loudly if an upgrade moves them.
+These reach private methods and attributes, each listed in `_check.RELIED_ON` (importing
+`collapsetune._ray` names any an upgrade removed); Ray is pinned to 2.60.x, and
+tests/e2e/test_faults.py (a worker killed through the memory monitor),
+tests/e2e/test_resume.py (a moved folder), tests/e2e/test_resume_damage.py (deleted
+checkpoints) and tests/e2e/test_cluster_token.py (a `ray start` cluster with a token) show
+that they still do what they are for.
 """
 
 from __future__ import annotations

@@ -1,0 +1,98 @@
+"""The sweep-level circuit breaker (`stop_sweep_when:`): ends a sweep whose trials end
+collapsed almost every time, instead of spending the rest of its budget on the same verdict.
+
+A trial counts once the stopper sees its final verdict: collapsed or diverged (the rules or
+the forecast stopped it) or healthy at `max_iterations`. A trial the scheduler cuts early
+(ASHA) ended before any verdict and does not count. Under PBT a trial counts on its first
+collapse (a rescue does not undo it), once.
+
+Example:
+    >>> trip_reason({"a": "collapsed", "b": "collapsed", "c": "healthy"}, 0.5, 3)
+    '2 of 3 judged trials collapsed (0.67 > 0.5)'
+    >>> trip_reason({"a": "collapsed"}, 0.5, 3) is None  # too few judged yet
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from collapsetune.collapse._rules import COLLAPSED, STOPPING
+
+_STATUS, _ITERATION = "collapse.status", "training_iteration"  # collapsetune.collapse's STATUS_KEY, Ray's
+
+
+def trip_reason(verdicts: Mapping[str, str], share_above: float, after_trials: int) -> str | None:
+    """Why the sweep should stop, or None: once `after_trials` trials have a final verdict and
+    more than `share_above` of them collapsed. Diverged trials count as judged, not as collapsed.
+
+    Args:
+        verdicts: trial id -> its final verdict (collapsed | diverged | healthy | ...).
+        share_above: The share of collapsed trials above which the sweep stops, in (0, 1).
+        after_trials: Judged trials needed before the breaker may trip.
+    """
+    judged = len(verdicts)
+    if judged < after_trials or judged == 0:
+        return None
+    collapsed = sum(v == COLLAPSED for v in verdicts.values())
+    if collapsed / judged <= share_above:
+        return None
+    return f"{collapsed} of {judged} judged trials collapsed ({collapsed / judged:.2f} > {share_above:g})"
+
+
+def final_verdict(result: Mapping[str, Any], max_iterations: int | None) -> str | None:
+    """The verdict a result settles for its trial, or None while the trial is still open: a
+    stopping verdict (collapsed, diverged), or whatever it says at `max_iterations`."""
+    status = result.get(_STATUS)
+    if status in STOPPING:
+        return str(status)
+    if max_iterations and result.get(_ITERATION, 0) >= max_iterations:
+        return str(status or "healthy")
+    return None
+
+
+def stopped_sentence(reason: str) -> str:
+    """What `report`, `run`'s summary and the parent run say of a sweep the breaker ended."""
+    return (f"the sweep was stopped by stop_sweep_when: {reason}; its search space is almost all collapse. "
+            "Widen the ranges of its anti-collapse knobs (regularizer weights, tau_end, label smoothing, ...) "
+            "or move them away from the collapsed trials' values, or raise stop_sweep_when.collapsed_share_above")
+
+
+class SweepBreaker:
+    """The breaker's state: each judged trial's first final verdict, and why it tripped.
+    Plain data, so it pickles with the stopper that holds it.
+
+    Example:
+        >>> breaker = SweepBreaker(share_above=0.5, after_trials=2, max_iterations=10)
+        >>> breaker.observe("a", {"collapse.status": "collapsed"}), breaker.reason
+        (None, None)
+        >>> breaker.observe("b", {"collapse.status": "collapsed"})
+        '2 of 2 judged trials collapsed (1.00 > 0.5)'
+    """
+
+    def __init__(self, share_above: float, after_trials: int, max_iterations: int | None = None) -> None:
+        if not 0 < share_above < 1:
+            raise ValueError(f"share_above must be in (0, 1), got {share_above}")
+        if after_trials < 1:
+            raise ValueError(f"after_trials must be >= 1, got {after_trials}")
+        self.share_above = share_above
+        self.after_trials = after_trials
+        self.max_iterations = max_iterations
+        self.verdicts: dict[str, str] = {}  # trial id -> its first final verdict
+        self.reason: str | None = None  # set once, when it trips
+
+    def observe(self, trial_id: str, result: Mapping[str, Any]) -> str | None:
+        """Counts the result's final verdict (the first per trial); returns the reason on the
+        result that trips the breaker, None on every other (also after it tripped)."""
+        if self.reason is not None or trial_id in self.verdicts:
+            return None
+        verdict = final_verdict(result, self.max_iterations)
+        if verdict is None:
+            return None
+        self.verdicts[trial_id] = verdict
+        self.reason = trip_reason(self.verdicts, self.share_above, self.after_trials)
+        return self.reason
+
+
+__all__ = ["SweepBreaker", "final_verdict", "stopped_sentence", "trip_reason"]

@@ -1,0 +1,132 @@
+"""The collapse-aware decisions of the stopper and the schedulers, as plain functions of trial
+ids and results: no Ray here (the way Syne Tune keeps its schedulers free of any backend).
+
+`CollapseStopper`, `CollapseASHA` and `CollapsePBT` are thin adapters that hand Ray's
+bookkeeping to these functions and write back what they decide; the replayed benchmark
+(benchmarks/collapse_bench.py) drives those classes, and tests/test_decisions.py tests these
+functions without Ray.
+
+Example:
+    >>> rungs = [(9, {"a": 0.5}), (3, {"a": 0.4, "b": 0.7})]
+    >>> rungs_after(rungs, "a", {"collapse.status": "collapsed"})
+    [(9, {}), (3, {'b': 0.7})]
+    >>> donor_order("c", {"a": 0.1, "b": 0.9, "c": 0.5}, {"a": "healthy", "b": "healthy"}, 0.25)
+    ['b', 'a']
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
+
+from collapsetune.collapse import HEALTHY, REASON_KEY, STATUS_KEY, STOPPING
+
+
+def stopping(result: Mapping) -> bool:
+    """Whether `result` marks its trial collapsed or diverged."""
+    return result.get(STATUS_KEY) in STOPPING
+
+
+# -- the stopper --------------------------------------------------------------------------
+
+
+class Stop(NamedTuple):
+    """Why the stopper ends a trial: `by_collapse` for a collapsed or diverged verdict
+    (`reason` then says which and why), else its last report was reached."""
+
+    reason: str
+    by_collapse: bool
+
+
+def stop_verdict(result: Mapping, *, max_iterations: int | None, stop_collapsed: bool = True) -> Stop | None:
+    """Whether `CollapseStopper` ends the trial on `result`: at `training_iteration` >=
+    `max_iterations`, or on a collapsed or diverged verdict unless the scheduler rescues such
+    trials (`stop_collapsed` False); None to let it go on.
+
+    Example:
+        >>> stop_verdict({"collapse.status": "diverged", "collapse.reason": "val/loss=nan"}, max_iterations=9)
+        Stop(reason='diverged: val/loss=nan', by_collapse=True)
+    """
+    if max_iterations and result.get("training_iteration", 0) >= max_iterations:
+        return Stop(f"training_iteration reached {max_iterations}", by_collapse=False)
+    if not stop_collapsed or not stopping(result):
+        return None
+    return Stop(f"{result[STATUS_KEY]}: {result.get(REASON_KEY, '')}", by_collapse=True)
+
+
+# -- ASHA ---------------------------------------------------------------------------------
+
+Rungs = list[tuple[float, dict[str, float]]]  # (milestone, {trial id: recorded value}), as ASHA keeps them
+
+
+def rungs_after(rungs: Rungs, trial_id: str, result: Mapping) -> Rungs:
+    """`CollapseASHA`'s rungs once `result` of `trial_id` is in: on a collapsed or diverged
+    verdict the trial's records leave every rung, so a rung's cutoff is the quantile among
+    the trials that can still be picked; otherwise `rungs` itself, unchanged."""
+    if not stopping(result):
+        return rungs
+    return [(milestone, {tid: v for tid, v in recorded.items() if tid != trial_id}) for milestone, recorded in rungs]
+
+
+# -- PBT ----------------------------------------------------------------------------------
+
+RANK = "rank"  # Ray's PBT as usual: the trial is ranked, and may exploit a top one
+STOP = "stop"
+RESCUE = "rescue"  # the collapsed trial copies a donor at once
+
+
+def pbt_on_result(result: Mapping, *, rescue: bool, time_attr: str, metric: str) -> str:
+    """What `CollapsePBT` does with `result`: RANK a trial that is not collapsed or diverged,
+    RESCUE one that is (when rescuing, and the result carries `time_attr` and `metric`),
+    else STOP it."""
+    if not stopping(result):
+        return RANK
+    return RESCUE if rescue and time_attr in result and metric in result else STOP
+
+
+def worth_copying(at: float, *, max_t: float, settle: float) -> bool:
+    """Whether a donor whose checkpoint is of report `at` leaves fresh rules the `settle`
+    reports they need before `max_t`."""
+    return max_t - at >= settle
+
+
+def copyable(status: str | None, checkpointed: str | None) -> bool:
+    """Whether a donor may be copied: neither its latest verdict (`status`) nor that of the
+    report its checkpoint holds (`checkpointed`) is collapsed or diverged."""
+    return status not in STOPPING and checkpointed not in STOPPING
+
+
+def healthy_quantiles(lower: Sequence[str], upper: Sequence[str], status: Mapping[str, str],
+                      worth: Callable[[str], bool]) -> tuple[list[str], list[str]]:
+    """PBT's (bottom, top) quantiles of trial ids with only healthy trials worth copying left
+    on top; both empty when none is left (then nobody copies anyone)."""
+    upper = [tid for tid in upper if status.get(tid) == HEALTHY and worth(tid)]
+    return (list(lower), upper) if upper else ([], [])
+
+
+def donor_order(trial_id: str, scores: Mapping[str, float | None], status: Mapping[str, str], fraction: float,
+                shuffle: Callable[[list], None] = random.shuffle) -> list[str]:
+    """The trial ids a collapsed `trial_id` tries as its donor, in order: the top `fraction`
+    of the healthy ones (shuffled, as PBT picks), then the other healthy ones best first,
+    then those not yet judged (best first), for early in a sweep. Never `trial_id` itself,
+    a collapsed or diverged trial, or one without a score.
+
+    Args:
+        scores: candidate trial id -> its last score (higher is better, as PBT keeps it),
+            in the order the trials were added.
+        status: trial id -> its latest verdict (none yet: not judged).
+    """
+    live = [tid for tid, score in scores.items()
+            if tid != trial_id and score is not None and not math.isnan(score)]
+    live.sort(key=lambda tid: scores[tid], reverse=True)
+    healthy = [tid for tid in live if status.get(tid) == HEALTHY]
+    top = healthy[:max(1, math.ceil(len(healthy) * fraction))]
+    shuffle(top)
+    waiting = [tid for tid in live if status.get(tid) not in (HEALTHY, *STOPPING)]
+    return [*top, *healthy[len(top):], *waiting]
+
+
+__all__ = ["RANK", "RESCUE", "STOP", "Rungs", "Stop", "copyable", "donor_order", "healthy_quantiles",
+           "pbt_on_result", "rungs_after", "stop_verdict", "stopping", "worth_copying"]

@@ -1,0 +1,70 @@
+"""`stop_sweep_when:` through the real CLI: a sweep whose trials all collapse is ended by its
+breaker, and nothing is left open or lost: every MLflow run ends FINISHED with each of its
+reports once, and the summary, `report` and the parent run say why the sweep stopped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from toy_sweep import assert_each_step_once, cli, trial_runs, write_sweep
+
+REASON = "2 of 2 judged trials collapsed (1.00 > 0.5)"
+
+
+@pytest.mark.slow
+def test_breaker_ends_a_collapsing_sweep_and_every_run_with_it(tmp_path):
+    # Trial A is healthy and slow (up to 120 s); B and C collapse on report 3 (lr 0.2,
+    # grace 1 + patience 2). Two slots: A runs while B and then C collapse, which trips the
+    # breaker (2 of 2 judged trials collapsed), so A is stopped with the sweep.
+    write_sweep(tmp_path, "toy-breaker", config="{}", max_iterations="60", num_samples="6", max_concurrent="2",
+                search_space="{lr: {choice: [0.2, 0.01]}, sleep: {choice: [0.0, 2.0]}}",
+                search="{algorithm: random, seed: 0, points_to_evaluate: "
+                       "[{lr: 0.01, sleep: 2.0}, {lr: 0.2, sleep: 0.0}, {lr: 0.2, sleep: 0.0}]}",
+                stop_sweep_when="{collapsed_share_above: 0.5, after_trials: 2}",
+                mlflow=f"{{tracking_uri: 'sqlite:///{tmp_path / 'mlflow.db'}'}}")
+    run = cli("run", "sweeps/toy-breaker.yaml", cwd=tmp_path)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out  # a sweep stopped by its own rule is no error
+    assert f"sweep stopped by stop_sweep_when: {REASON}" in out  # the progress line, as it happens
+    assert f"the sweep was stopped by stop_sweep_when: {REASON}" in out  # the end summary
+    assert "Widen the ranges of its anti-collapse knobs" in out
+
+    (folder,) = (tmp_path / "results").iterdir()
+    record = json.loads((folder / "sweep_stopped.json").read_text())
+    assert record["reason"] == REASON
+    reports, lrs = {}, {}  # trial id -> its training_iterations (the trial's own record), its lr
+    for params in folder.glob("*/params.json"):
+        trial_id = "_".join(params.parent.name.split("_")[1:3])  # Toy_<experiment>_<number>_...
+        record_file = params.parent / "collapsetune_reports.jsonl"
+        rows = [json.loads(line) for line in record_file.read_text().splitlines()] if record_file.exists() else []
+        reports[trial_id] = [r["training_iteration"] for r in rows]
+        lrs[trial_id] = json.loads(params.read_text())["lr"]
+    # A, stopped mid-way (possibly before its first report: a busy machine). The list may also
+    # hold C, which tripped the breaker: Tune can stop it with the rest before its own stop is
+    # carried out; its verdict (collapsed) stands.
+    (healthy,) = [t for t, lr in lrs.items() if lr == 0.01]
+    assert healthy in record["trials"] and len(reports[healthy]) < 60, (record, reports)
+    assert sum(steps == [1, 2, 3] for steps in reports.values()) == 2  # B and C
+    assert sum(bool(steps) for steps in reports.values()) <= 3  # the breaker let no further trial report
+
+    client, runs = trial_runs(tmp_path, "toy-breaker")
+    assert_each_step_once(client, runs, trials=len(reports))  # every run FINISHED, steps 1..n once
+    for r in runs:
+        steps = [m.step for m in client.get_metric_history(r.info.run_id, "val/loss")]
+        assert steps == reports[r.data.tags["ray.trial_id"]]  # nothing reported is missing from MLflow
+    by_trial = {r.data.tags["ray.trial_id"]: r for r in runs}
+    assert by_trial[healthy].data.tags["collapsetune.sweep_stopped"] == \
+        f"stopped with the sweep (stop_sweep_when): {REASON}"
+    assert sum(r.data.tags.get("collapse.status") == "collapsed" for r in runs) == 2
+    parent = client.get_run(runs[0].data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "FINISHED"
+    assert REASON in parent.data.tags["collapsetune.sweep_stopped"]
+    assert "**Stopped early:** The sweep was stopped by stop" in parent.data.tags["mlflow.note.content"]
+    assert "stopped with the sweep (stop_sweep_when)" in by_trial[healthy].data.tags["mlflow.note.content"]
+
+    shown = cli("report", str(folder), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "stopped with the sweep (stop_sweep_when) " in shown.stdout
+    assert "cut by the scheduler" not in shown.stdout and "interrupted" not in shown.stdout
+    assert f"the sweep was stopped by stop_sweep_when: {REASON}" in shown.stdout

@@ -1,0 +1,129 @@
+"""The stopper's and schedulers' collapse-aware decisions (collapsetune.decisions), tested
+without Ray: plain trial ids and result dicts, as Syne Tune tests its schedulers."""
+
+from __future__ import annotations
+
+import math
+import random
+import subprocess
+import sys
+
+from collapsetune.decisions import (
+    RANK,
+    RESCUE,
+    STOP,
+    copyable,
+    donor_order,
+    healthy_quantiles,
+    pbt_on_result,
+    rungs_after,
+    stop_verdict,
+    stopping,
+    worth_copying,
+)
+
+
+def _result(status: str = "healthy", **more) -> dict:
+    return {"collapse.status": status, **more}
+
+
+def test_decisions_import_no_ray():
+    code = "import sys, collapsetune.decisions; sys.exit(1 if 'ray' in sys.modules else 0)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_stopping_is_collapsed_or_diverged_only():
+    assert stopping(_result("collapsed")) and stopping(_result("diverged"))
+    assert not any(stopping(_result(s)) for s in ("healthy", "inconclusive", "")) and not stopping({})
+
+
+def test_stop_verdict_stops_a_collapsed_trial_with_its_reason():
+    stop = stop_verdict(_result("collapsed", **{"collapse.reason": "collapse/unique_tokens=3 < 20 for 2 reports"}),
+                        max_iterations=20)
+    assert stop is not None and stop.by_collapse
+    assert stop.reason == "collapsed: collapse/unique_tokens=3 < 20 for 2 reports"
+
+
+def test_stop_verdict_stops_at_max_iterations_not_by_collapse():
+    stop = stop_verdict(_result("healthy", training_iteration=20), max_iterations=20)
+    assert stop is not None and not stop.by_collapse
+    assert stop_verdict(_result("healthy", training_iteration=19), max_iterations=20) is None
+    assert stop_verdict(_result("inconclusive", training_iteration=5), max_iterations=None) is None
+
+
+def test_stop_verdict_leaves_collapsed_trials_to_a_rescuing_scheduler():
+    assert stop_verdict(_result("diverged"), max_iterations=20, stop_collapsed=False) is None
+
+
+def test_rungs_after_a_collapse_drop_the_trial_from_every_rung():
+    rungs = [(9, {"a": 0.2}), (3, {"a": 0.5, "b": 0.9}), (1, {"a": 0.1, "b": 0.4, "c": 0.3})]
+    after = rungs_after(rungs, "a", _result("collapsed"))
+    assert after == [(9, {}), (3, {"b": 0.9}), (1, {"b": 0.4, "c": 0.3})]
+    assert rungs[1][1] == {"a": 0.5, "b": 0.9}  # a new list; the one given is left as it was
+
+
+def test_rungs_after_a_healthy_or_undecided_result_are_unchanged():
+    rungs = [(3, {"a": 0.5}), (1, {"a": 0.1})]
+    for status in ("healthy", "inconclusive"):
+        assert rungs_after(rungs, "a", _result(status)) is rungs
+
+
+def test_rung_cutoff_after_collapse_is_among_healthy_trials_only():
+    # Three collapsed trials had the best values at the rung; once they are out, ASHA's
+    # cutoff (its 1 - 1/rf quantile of what is recorded, higher is better) is among the healthy.
+    rungs = [(2, {"x1": 9.0, "x2": 9.0, "x3": 9.0, "h1": 1.0, "h2": 2.0, "h3": 3.0})]
+    for tid in ("x1", "x2", "x3"):
+        rungs = rungs_after(rungs, tid, _result("collapsed"))
+    assert sorted(rungs[0][1]) == ["h1", "h2", "h3"]
+
+
+def test_pbt_on_result_ranks_healthy_and_rescues_or_stops_collapsed():
+    full = _result("collapsed", training_iteration=4, objective=1.0)
+    assert pbt_on_result(_result("healthy"), rescue=True, time_attr="training_iteration", metric="objective") == RANK
+    assert pbt_on_result(full, rescue=True, time_attr="training_iteration", metric="objective") == RESCUE
+    assert pbt_on_result(full, rescue=False, time_attr="training_iteration", metric="objective") == STOP
+    missing = _result("diverged", training_iteration=4)  # no metric to score the trial by
+    assert pbt_on_result(missing, rescue=True, time_attr="training_iteration", metric="objective") == STOP
+
+
+def test_worth_copying_needs_settle_reports_left():
+    assert worth_copying(7, max_t=10, settle=3) and not worth_copying(8, max_t=10, settle=3)
+    assert worth_copying(100, max_t=math.inf, settle=5)
+
+
+def test_copyable_refuses_a_donor_collapsed_now_or_in_its_checkpoint():
+    assert copyable("healthy", "healthy") and copyable("inconclusive", None)
+    assert not copyable("collapsed", "healthy") and not copyable("healthy", "diverged")
+
+
+def test_healthy_quantiles_keep_only_healthy_trials_worth_copying_on_top():
+    status = {"a": "healthy", "b": "collapsed", "c": "healthy", "d": "inconclusive"}
+    lower, upper = healthy_quantiles(["x", "y"], ["a", "b", "c", "d"], status, worth=lambda tid: tid != "c")
+    assert (lower, upper) == (["x", "y"], ["a"])
+    assert healthy_quantiles(["x"], ["b", "d"], status, worth=lambda tid: True) == ([], [])
+
+
+def test_donor_order_top_healthy_then_other_healthy_then_unjudged():
+    scores = {"me": 9.0, "h1": 0.9, "h2": 0.8, "h3": 0.1, "h4": 0.2, "w1": 0.5, "w2": 0.95, "x": 5.0,
+              "nan": math.nan, "none": None}
+    status = {"me": "collapsed", "h1": "healthy", "h2": "healthy", "h3": "healthy", "h4": "healthy",
+              "w1": "inconclusive", "x": "collapsed", "nan": "healthy", "none": "healthy"}
+    order = donor_order("me", scores, status, fraction=0.5, shuffle=lambda xs: xs.reverse())
+    # top half of the healthy (h1, h2), shuffled; then h4, h3 best first; then the unjudged
+    # best first (w2 has no verdict yet); never itself, a collapsed one, or one without a score.
+    assert order == ["h2", "h1", "h4", "h3", "w2", "w1"]
+
+
+def test_donor_order_early_in_a_sweep_takes_the_best_unjudged():
+    order = donor_order("me", {"a": 0.1, "b": 0.3}, {"a": "inconclusive"}, fraction=0.25)
+    assert order == ["b", "a"]
+
+
+def test_donor_order_shuffles_its_top_with_the_global_random_as_pbt_does():
+    scores = {f"h{i}": float(i) for i in range(8)}
+    status = dict.fromkeys(scores, "healthy")
+    random.seed(3)
+    first = donor_order("me", scores, status, fraction=0.5)
+    random.seed(3)
+    assert donor_order("me", scores, status, fraction=0.5) == first
+    assert set(first[:4]) == {"h7", "h6", "h5", "h4"} and first[4:] == ["h3", "h2", "h1", "h0"]
