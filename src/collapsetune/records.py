@@ -14,6 +14,9 @@ folder included) it is written there directly and flushed after each report, so 
 driver loses nothing. With a storage URI (s3://, gs://) it is written in the trial's staging
 folder, which Ray syncs; the copy in the results folder is fetched there once, the first time
 the driver meets the trial (after a resume), and never over reports already written.
+
+`recorded` reads a trial's record back, every line in order, for a resumed driver's MLflow
+catch-up (`collapsetune.tracking._catchup`); `collapsetune.results` reads it for `report`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from ray.tune.utils.util import SafeFallbackEncoder
 
 from collapsetune.names import REPORTS_FILE, SWEEP_STOP_FILE, SWEEP_STOP_KEY
 
-__all__ = ["SweepStopRecord", "TrialRecords"]
+__all__ = ["SweepStopRecord", "TrialRecords", "recorded"]
 
 
 class TrialRecords(tune.Callback):
@@ -79,10 +82,8 @@ class TrialRecords(tune.Callback):
 
     def _open(self, trial: Any) -> IO[str]:
         storage = trial.storage
-        if isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
-            folder = storage.trial_fs_path  # the results folder itself
-        else:
-            folder = trial.local_path  # Ray's staging copy, synced to the storage URI
+        folder = _folder(trial)
+        if not isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
             staged = os.path.join(folder, REPORTS_FILE)
             if not os.path.exists(staged):
                 os.makedirs(folder, exist_ok=True)
@@ -102,6 +103,36 @@ class TrialRecords(tune.Callback):
         file = self._files.pop(trial_id, None)
         if file is not None:
             file.close()
+
+
+def recorded(trial: Any) -> list[dict[str, Any]]:
+    """Every report recorded for `trial` (less its config), in the order the driver received
+    them; a line cut off by a killed driver is skipped. None recorded, or no folder (a stub
+    trial): an empty list."""
+    try:
+        path = os.path.join(_folder(trial), REPORTS_FILE)
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except (AttributeError, OSError):
+        return []
+    rows = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and "training_iteration" in row:
+            rows.append(row)
+    return rows
+
+
+def _folder(trial: Any) -> str:
+    """Where the trial's record is written: the results folder itself when it is local (a
+    shared NFS folder included), else Ray's staging copy, synced to the storage URI."""
+    storage = trial.storage
+    if isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
+        return storage.trial_fs_path
+    return trial.local_path
 
 
 class SweepStopRecord(tune.Callback):

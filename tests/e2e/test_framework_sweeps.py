@@ -34,21 +34,16 @@ def _resume(tmp_path) -> None:
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
 
 
-# hf_loop, seen once: killed just as PBT made an ordinary copy into another trial, that
-# trial's first report after the copy (Ray's result.json has it) was missing from its MLflow
-# run after the resume, and so was its exploits tag. Likely mechanism (not confirmed on that
-# run's files): the snapshot named the donor's checkpoint, which the donor's rotation had
-# deleted, so the resumed trial went on from its own newest checkpoint, saved after the copy
-# (_ray.fixes fix 4), and the copy's report, queued in the MLflow writer at the kill, was never
-# replayed. Known data loss, in the closing note of 2026-12-05. (Its other failure, a step
-# logged twice, was the step tag of a batch not landing before the kill: fixed in tracking's
-# _last_step, tests/test_tracking.py.)
-GAP = pytest.mark.xfail(strict=False, reason="under PBT a driver SIGKILL just as PBT copies can lose the copy's "
-                                             "report from MLflow after resume (closing note, 2026-12-05)")
-
-
+# hf_loop, seen once before the fix: killed just as PBT made an ordinary copy into another
+# trial, that trial's first report after the copy was missing from its MLflow run after the
+# resume (steps 1, 2, 3, 5, ...), and so was its exploits line. The snapshot named the donor's
+# checkpoint, which the donor's rotation had deleted, so the resumed trial went on from its own
+# newest checkpoint, saved after the copy (_ray.fixes fix 4), and the copy's report, queued in
+# the MLflow writer at the kill, was never made again. The resumed driver now logs it from the
+# trial's record (tracking/_catchup.py; tests/test_catchup.py reproduces it deterministically:
+# this test's kill only sometimes falls at such a copy).
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["lightning_loop", pytest.param("hf_loop", marks=GAP)])
+@pytest.mark.parametrize("name", FRAMEWORKS)
 def test_pbt_rescues_a_collapsed_framework_trial_and_resumes_after_a_driver_kill(tmp_path, name):
     driver = _sweep(tmp_path, name, *PBT)
     tag = "collapsetune.pbt.exploits"

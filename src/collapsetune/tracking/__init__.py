@@ -6,6 +6,7 @@
 - `_names`: names and limits as MLflow takes them (also the sweep file's param-name check),
   and `_renames`, one sweep's renamed and dropped names;
 - `_samples`: a trial's generated samples as the run's samples.md;
+- `_catchup`: what a resumed driver's run lacks of its trial's record of reports;
 - `_store`: queries and repairs of a store (a launch's runs for `report`, Ctrl-C's KILLED).
 
 A name is loaded with its module on first use: the callback and the writer import Ray and

@@ -21,7 +21,8 @@ why, and counted on the parent run.
 A run's steps are its trial's reports, counted in order. Under PBT a trial that takes another
 trial's checkpoint continues from that trial's report number; its run's steps go on from its
 own last one (`collapsetune.step_offset`), and `collapsetune.pbt.exploits` lists each copy
-(which trial, at which of its reports), so a rescued trial reads as one history.
+(which trial, at which of its reports), so a rescued trial reads as one history. A resumed
+driver first logs what a run lacks of its trial's own record of reports (`_catchup`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ray import tune
 
 from collapsetune._numbers import is_finite_number as _is_number  # non-finite: collapse.reason already says "val/loss=nan"
 from collapsetune._numbers import log_spaced as _log_spaced
+from collapsetune.tracking._catchup import catch_up
 from collapsetune.collapse import ERROR, INCONCLUSIVE, ITERATION_KEY, REASON_KEY, STATUS_KEY, STOPPING
 from collapsetune.credentials import live_uri, redact_uri
 from collapsetune.escape import markdown
@@ -103,6 +105,7 @@ class MlflowTracking(tune.Callback):
         self._exploits: dict[str, list[str]] = {}  # trial id -> its EXPLOITS_TAG lines
         self._verdicts: dict[str, list[RunTag]] = {}  # trial id -> verdict tags last logged
         self._samples: dict[str, list[tuple[int, list[str]]]] = {}  # trial id -> (step, samples) so far
+        self._found: set[str] = set()  # trials whose run a resumed driver found, until their first report
         self._names = _Names()
         self._knobs: list[str] | None = None  # the sweep's searched keys, for run names
         # Child runs that existed at the experiment snapshot this driver resumed from; None
@@ -155,6 +158,7 @@ class MlflowTracking(tune.Callback):
         run_id = self._run_for(trial)
         if not run_id:
             return
+        self._catch_up(trial)
         tags = self._exploit_tags(run_id, trial.trial_id, result) if DONOR_KEY in result else []
         step = int(result.get("training_iteration", 0)) + self._offsets.get(trial.trial_id, 0)
         if step <= self._logged.get(trial.trial_id, 0):
@@ -186,6 +190,20 @@ class MlflowTracking(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finish(trial, "FINISHED")
+
+    def _catch_up(self, trial: Any) -> None:
+        """Before the first report or the end of a run a resumed driver found: logs first what
+        the run lacks of its trial's record of reports."""
+        if trial.trial_id not in self._found:
+            return
+        self._found.discard(trial.trial_id)
+        found = catch_up(trial, self._logged.get(trial.trial_id, 0))
+        if found is not None:
+            self._offsets[trial.trial_id] = found.offset
+            if found.missing and found.last is not None:  # what a copy among them rescued the trial from
+                self._verdicts[trial.trial_id] = _verdict_tags(found.last)
+            for row in found.missing:
+                self.on_trial_result(0, [], trial, row)
 
     def _exploit_tags(self, run_id: str, trial_id: str, result: dict) -> list[RunTag]:
         """PBT copied another trial's checkpoint into this one: its run goes on from its own last
@@ -263,6 +281,7 @@ class MlflowTracking(tune.Callback):
         run_id = self._run_for(trial)
         if not run_id:
             return
+        self._catch_up(trial)
         if trial.trial_id in self._samples:
             self._write_samples(run_id, trial.trial_id)
         # The trial's folder in storage, where Ray syncs the files its worker wrote
@@ -423,6 +442,7 @@ class MlflowTracking(tune.Callback):
             self._offsets[trial.trial_id] = int(run.data.tags.get(OFFSET_TAG, 0))
             self._exploits[trial.trial_id] = run.data.tags.get(EXPLOITS_TAG, "").splitlines()
             self._samples[trial.trial_id] = _read_samples(client, run.info.run_id)
+            self._found.add(trial.trial_id)
             return run.info.run_id
         run = client.create_run(
             self._experiment_id,
