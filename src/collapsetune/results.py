@@ -61,7 +61,9 @@ __all__ = [
     "SweepResults",
     "TrialResult",
     "copy_label",
+    "copy_of",
     "list_launches",
+    "read_reports",
     "read_results",
     "read_sweep_stop",
 ]
@@ -537,31 +539,53 @@ def copy_label(donor: str, donor_report: int, before: Mapping[str, Any]) -> str:
     return f"{rescue}took trial {donor}'s report {donor_report}"
 
 
+def copy_of(report: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The PBT copy `report` is the first report after: (donor trial id, the donor's report
+    whose checkpoint was copied); None for any other report. The same copy on two reports
+    is one copy made once and restored again (a resumed driver: a replay)."""
+    donor = report.get(DONOR_KEY)
+    if donor is None:
+        return None
+    return str(donor), _int(report.get(DONOR_REPORT_KEY), 0)
+
+
+def read_reports(text: str) -> tuple[list[dict[str, Any]], bool]:
+    """The reader of a trial's record (`REPORTS_FILE`, written by `collapsetune.records`; Ray's
+    result.json is read the same way): every report, in the order the driver received them,
+    replays and the course after a PBT copy included, and whether a line was skipped for not
+    being whole JSON (a report cut off mid-write: a killed driver, a full disk)."""
+    rows: list[dict[str, Any]] = []
+    skipped = False
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            skipped = True
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows, skipped
+
+
 def _reports(text: str) -> tuple[list[dict[str, Any]], list[str], bool]:
     """One dict per training_iteration (a restored trial re-reports some: the later wins; so
     does the course a trial took after PBT copied another into it), the copies PBT made into
     the trial (`TrialResult.copies`), read from every report in order, before any is
     overwritten, and whether a line was not whole JSON."""
+    rows, skipped = read_reports(text)
     by_step: dict[int, dict[str, Any]] = {}
     copies: list[str] = []
-    skipped, before, last_copy = False, {}, None
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            result = json.loads(line)
-        except ValueError:
-            skipped = True  # a report cut off mid-write (a killed driver, a full disk)
-            continue
-        if isinstance(result, dict):
-            step = _float(result.get("training_iteration"))
-            donor = result.get(DONOR_KEY)
-            if isinstance(donor, str):
-                copy = (donor, _int(result.get(DONOR_REPORT_KEY), 0))
-                if copy != last_copy:  # the same copy again: a resumed driver restored it (a replay)
-                    copies.append(copy_label(*copy, before))
-                last_copy = copy
-            by_step[int(step) if step is not None else len(by_step) + 1] = before = _plain(result)
+    before, last_copy = {}, None
+    for result in rows:
+        copy = copy_of(result)
+        if copy is not None:
+            if copy != last_copy:  # the same copy again: a resumed driver restored it (a replay)
+                copies.append(copy_label(*copy, before))
+            last_copy = copy
+        step = _float(result.get("training_iteration"))
+        by_step[int(step) if step is not None else len(by_step) + 1] = before = _plain(result)
     return [by_step[k] for k in sorted(by_step)], copies, skipped
 
 
