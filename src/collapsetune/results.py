@@ -62,6 +62,7 @@ __all__ = [
     "TrialResult",
     "copy_label",
     "copy_of",
+    "early_end",
     "list_launches",
     "read_reports",
     "read_results",
@@ -375,16 +376,14 @@ def replay(reports: list[dict[str, Any]], rules: tuple[Rule, ...]) -> list[Colla
 
 
 def _ended_early(trial: TrialResult, sweep: SweepInfo) -> str:
-    """How a trial that stopped before max_iterations without a verdict ended: cut by a
-    scheduler that cuts trials, else failed or interrupted (under FIFO or PBT nothing cuts)."""
+    """How a trial that stopped before max_iterations without a verdict ended: stopped with
+    the sweep, cut by a scheduler that cuts trials, else failed or interrupted (`early_end`)."""
     n = trial.iterations
     if trial.stopped_with_sweep:
         return (f"stopped with the sweep (stop_sweep_when) at report {n}" if n
                 else "stopped with the sweep (stop_sweep_when) before its first report")
-    if sweep.cuts_trials:
-        return f"cut by the scheduler at report {n}"
     how = f"failed ({trial.num_failures} time(s)) and stopped" if trial.num_failures else "interrupted"
-    return f"{how} at report {n} of {sweep.max_iterations} (not cut: the {sweep.scheduler} scheduler cuts no trial)"
+    return early_end(n, sweep.max_iterations, cuts=sweep.cuts_trials, scheduler=sweep.scheduler, how=how)
 
 
 def _sweep_stop(fs: pyarrow.fs.FileSystem, root: str) -> tuple[str, set[str]]:
@@ -527,6 +526,21 @@ def _read_trial(fs: pyarrow.fs.FileSystem, root: str, folder: str, entry: dict, 
         trial.error = _last_line(_read(fs, f"{base}/error.txt")) or "error (no error.txt)"
     trial.outcome, trial.note = judge(trial, sweep)
     return trial
+
+
+def early_end(n: int, max_iterations: int, *, cuts: bool, scheduler: str, how: str = "ended") -> str:
+    """How a trial that ended at report `n` of `max_iterations`, early and without a verdict,
+    is told everywhere (`report`, `run`'s progress lines): cut by a scheduler that `cuts`
+    trials (ASHA); else `how` it ended, and that its `scheduler` cuts none (FIFO, PBT).
+
+    Example:
+        >>> early_end(3, 12, cuts=False, scheduler="fifo")
+        'ended at report 3 of 12 (not cut: the fifo scheduler cuts no trial)'
+    """
+    if cuts:
+        return f"cut by the scheduler at report {n}"
+    which = f"the {scheduler} scheduler" if scheduler else "its scheduler"
+    return f"{how} at report {n} of {max_iterations} (not cut: {which} cuts no trial)"
 
 
 def copy_label(donor: str, donor_report: int, before: Mapping[str, Any]) -> str:
