@@ -42,6 +42,7 @@ import yaml
 from collapsetune._numbers import is_number as _is_number
 from collapsetune.collapse import (COLLAPSED, COLLAPSING, DIVERGED, ERROR, HEALTHY, INCONCLUSIVE, ITERATION_KEY,
                                    OUTCOMES, REASON_KEY, RUNNING, STATUS_KEY, UNJUDGED, CollapseRule, Rule)
+from collapsetune.collapse._breaker import STOPPED_WITH_SWEEP
 from collapsetune.errors import SpecError
 from collapsetune.names import (ATLAS_DIR, DONOR_KEY, DONOR_REPORT_KEY, LAUNCH_FILE, REPORTS_FILE, SWEEP_FILE,
                                 SWEEP_STOP_FILE)
@@ -380,8 +381,7 @@ def _ended_early(trial: TrialResult, sweep: SweepInfo) -> str:
     the sweep, cut by a scheduler that cuts trials, else failed or interrupted (`early_end`)."""
     n = trial.iterations
     if trial.stopped_with_sweep:
-        return (f"stopped with the sweep (stop_sweep_when) at report {n}" if n
-                else "stopped with the sweep (stop_sweep_when) before its first report")
+        return f"{STOPPED_WITH_SWEEP} at report {n}" if n else f"{STOPPED_WITH_SWEEP} before its first report"
     how = f"failed ({trial.num_failures} time(s)) and stopped" if trial.num_failures else "interrupted"
     return early_end(n, sweep.max_iterations, cuts=sweep.cuts_trials, scheduler=sweep.scheduler, how=how)
 

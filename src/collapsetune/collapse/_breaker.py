@@ -20,6 +20,9 @@ from typing import Any
 from collapsetune.decisions import final_verdict, trip_reason
 
 
+STOPPED_WITH_SWEEP = "stopped with the sweep (stop_sweep_when)"  # how a trial the breaker stopped is told
+
+
 def stopped_sentence(reason: str) -> str:
     """What `report`, `run`'s summary and the parent run say of a sweep the breaker ended."""
     return (f"the sweep was stopped by stop_sweep_when: {reason}; its search space is almost all collapse. "
@@ -63,4 +66,4 @@ class SweepBreaker:
         return self.reason
 
 
-__all__ = ["SweepBreaker", "stopped_sentence"]
+__all__ = ["STOPPED_WITH_SWEEP", "SweepBreaker", "stopped_sentence"]

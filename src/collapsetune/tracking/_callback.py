@@ -40,6 +40,7 @@ from collapsetune._numbers import is_finite_number as _is_number  # non-finite: 
 from collapsetune._numbers import log_spaced as _log_spaced
 from collapsetune.tracking._catchup import catch_up
 from collapsetune.collapse import ERROR, INCONCLUSIVE, ITERATION_KEY, REASON_KEY, STATUS_KEY, STOPPING
+from collapsetune.collapse._breaker import STOPPED_WITH_SWEEP
 from collapsetune.credentials import live_uri, redact_uri
 from collapsetune.escape import markdown
 from collapsetune.names import (
@@ -277,7 +278,7 @@ class MlflowTracking(tune.Callback):
         reason, stopped = read_sweep_stop(self.experiment_path)
         if not reason:
             return
-        why = f"stopped with the sweep (stop_sweep_when): {reason}"[:_TAG_MAX]
+        why = f"{STOPPED_WITH_SWEEP}: {reason}"[:_TAG_MAX]
         parent = self.parent_run_id
         self._writer.data(lambda client: client.set_tag(parent, SWEEP_STOP_TAG, why))
         for trial in trials:
