@@ -68,6 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from compare import onset  # noqa: E402  (benchmarks/ is not a package)
+from _threshold_stopper import crossed, threshold_stopper  # noqa: E402
 from curve_tables import TABLES, TABLES_DIR, load_spec, read_table  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "collapse_bench.json"
@@ -232,19 +233,9 @@ def _function_stopper(table: Table):
     held for its patience."""
     from ray.tune.stopper import FunctionStopper
 
-    checks = [(c.metric, c.KIND, c.value, r.grace, r.patience) for r in table.rules for c in r.conditions]
-    streak: dict[tuple[str, int], int] = {}
-
-    def stop(trial_id: str, result: dict) -> bool:
-        for n, (metric, kind, value, grace, patience) in enumerate(checks):
-            bad = result["training_iteration"] > grace and (
-                result[metric] < value if kind == "below" else result[metric] > value)
-            streak[trial_id, n] = streak.get((trial_id, n), 0) + 1 if bad else 0
-            if streak[trial_id, n] >= patience:
-                return True
-        return False
-
-    return FunctionStopper(stop)
+    return FunctionStopper(threshold_stopper([
+        (lambda result, c=c, grace=r.grace: result["training_iteration"] > grace and crossed(c, result), r.patience)
+        for r in table.rules for c in r.conditions]))
 
 
 # -- one replayed sweep ------------------------------------------------------------------

@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: `benchmarks.compare` beside it
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._threshold_stopper import crossed, threshold_stopper  # noqa: E402
 from benchmarks.compare import fit, onset  # noqa: E402
 
 VARIANTS = ("collapsetune", "plain", "plain_reuse")
@@ -62,16 +63,9 @@ END_CPU_FILE = "end_cpu_s.txt"  # in collapsetune's checkpoints: CPU of the save
 def naive_stopper(rules, patience: int = PATIENCE):
     """A FunctionStopper's function of a few lines: stop a trial once some rule's thresholds
     have been crossed on `patience` reports in a row after the rule's grace."""
-    over = {"above": lambda v, t: v > t, "below": lambda v, t: v < t}
-    streak: dict[str, int] = defaultdict(int)
-
-    def stop(trial_id: str, result: dict) -> bool:
-        bad = any(result["training_iteration"] > r.grace and all(
-            over[c.KIND](result[c.metric], c.value) for c in r.conditions) for r in rules)
-        streak[trial_id] = streak[trial_id] + 1 if bad else 0
-        return streak[trial_id] >= patience
-
-    return stop
+    return threshold_stopper([(lambda result: any(
+        result["training_iteration"] > r.grace and all(crossed(c, result) for c in r.conditions) for r in rules),
+        patience)])
 
 
 def check_thresholds(rules, sweep: str) -> None:

@@ -217,8 +217,7 @@ def dashboard(results: Path, browser: Chromium, shots: Path) -> None:
         page.screenshot(shots / "optuna_dashboard.png")
         print(f"optuna-dashboard: {len(values)} real values (max {max(values):.3g}), {len(infeasible)} infeasible")
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
+        _end_group(proc)
 
 
 def run_sweep(scratch: Path, port: int) -> Path:
@@ -242,6 +241,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+
+def _end_group(proc: subprocess.Popen) -> None:
+    """Ends the process group `proc` leads (started with start_new_session): SIGTERM, then
+    SIGKILL after 30 s."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 class mlflow_ui:  # noqa: N801 - used as a context manager, reads as one
@@ -269,14 +282,7 @@ class mlflow_ui:  # noqa: N801 - used as a context manager, reads as one
         raise RuntimeError("mlflow ui did not answer within 120 s")
 
     def __exit__(self, *exc) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # the group this script started: ui and its workers
-            self.proc.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        _end_group(self.proc)  # the group this script started: ui and its workers
         self.log.close()
 
 
@@ -307,14 +313,7 @@ class Chromium:  # noqa: N801 - a context manager
         return Page(target["webSocketDebuggerUrl"], width, height)
 
     def __exit__(self, *exc) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # the browser and the helpers it started
-            self.proc.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        _end_group(self.proc)  # the browser and the helpers it started
 
 
 class Page:

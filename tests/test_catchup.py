@@ -49,6 +49,22 @@ def _report(number: int, loss: float, **more) -> dict:
             "timestamp": 1000 + int(100 * loss), **more}
 
 
+def _first_driver(tmp_path: Path, reports: int) -> tuple[_Driver, Trial]:
+    """A driver that started trial "a" and logged its reports 1 to `reports` (val/loss 10 - n)."""
+    first = _Driver(tmp_path)
+    a = _stored_trial(tmp_path)
+    first.tracking.on_trial_start(0, [], a)
+    for number in range(1, reports + 1):
+        first.report(a, _report(number, 10.0 - number))
+    return first, a
+
+
+def _run(client: MlflowClient):
+    """Trial a's run."""
+    (run,) = client.search_runs([client.get_experiment_by_name("exp").experiment_id], "tags.`ray.trial_id` = 'a'")
+    return run
+
+
 @pytest.mark.parametrize("donor_report, restored_at", [
     (3, 4),  # issue 22's HF run: the copy's first report lost, the trial goes on from its checkpoint at it
     (3, 5),  # ... from its checkpoint one report later: two reports lost
@@ -59,11 +75,7 @@ def test_a_pbt_copy_report_lost_in_a_driver_kill_lands_once_after_resume(tmp_pat
     # at its report `donor_report` into it. The driver records the copy's first report, and
     # those after it up to the trial's checkpoint at report `restored_at`, but is SIGKILLed
     # while they wait in the MLflow writer.
-    first = _Driver(tmp_path)
-    a = _stored_trial(tmp_path)
-    first.tracking.on_trial_start(0, [], a)
-    for number in (1, 2, 3):
-        first.report(a, _report(number, 10.0 - number))
+    first, a = _first_driver(tmp_path, 3)
     snapshot = first.tracking.get_state()
     course_after = [_report(donor_report + 1 + k, 5.0 - k / 2, **({"pbt.donor": "d", "pbt/donor_report": donor_report}
                                                                    if k == 0 else {})) for k in range(5)]
@@ -80,7 +92,7 @@ def test_a_pbt_copy_report_lost_in_a_driver_kill_lands_once_after_resume(tmp_pat
     resumed.end(a)
 
     client = MlflowClient(resumed.uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("exp").experiment_id], "tags.`ray.trial_id` = 'a'")
+    run = _run(client)
     history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val/loss"))
     assert history == [(1, 9.0), (2, 8.0), (3, 7.0), (4, 5.0), (5, 4.5), (6, 4.0), (7, 3.5), (8, 3.0)]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "pbt/donor_report")] == [4]
@@ -94,11 +106,7 @@ def test_a_resumed_trial_that_makes_its_reports_again_logs_each_once(tmp_path, r
     # Ray makes the lost reports again itself: the trial restored from the checkpoint the
     # snapshot names (the donor's, still there) replays the copy; or one restored from before
     # the copy replays report 3 (already in MLflow) and PBT makes the same copy again.
-    first = _Driver(tmp_path)
-    a = _stored_trial(tmp_path)
-    first.tracking.on_trial_start(0, [], a)
-    for number in (1, 2, 3):
-        first.report(a, _report(number, 10.0 - number))
+    first, a = _first_driver(tmp_path, 3)
     snapshot = first.tracking.get_state()
     copy = _report(4, 5.0, **{"pbt.donor": "d", "pbt/donor_report": 3})
     first.records.on_trial_result(0, [], a, {**copy, "trial_id": "a"})
@@ -112,7 +120,7 @@ def test_a_resumed_trial_that_makes_its_reports_again_logs_each_once(tmp_path, r
     resumed.end(a)
 
     client = MlflowClient(resumed.uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("exp").experiment_id], "tags.`ray.trial_id` = 'a'")
+    run = _run(client)
     history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val/loss"))
     assert history == [(1, 9.0), (2, 8.0), (3, 7.0), (4, 5.0), (5, 4.5), (6, 4.0)]
     assert run.data.tags["collapsetune.pbt.exploits"] == "step 4: took the checkpoint of trial d at its report 3"
@@ -123,11 +131,7 @@ def test_a_copy_lost_after_a_replay_lands_on_the_step_the_run_gives_it(tmp_path)
     # again (passed over: MLflow has step 4), and PBT copied d's report 2 in: the run gives the
     # copy step 6, not 5. That driver was killed with the copy's report waiting; the next one
     # resumes the trial from its checkpoint at the copy.
-    first = _Driver(tmp_path)
-    a = _stored_trial(tmp_path)
-    first.tracking.on_trial_start(0, [], a)
-    for number in (1, 2, 3, 4, 5):
-        first.report(a, _report(number, 10.0 - number))
+    first, a = _first_driver(tmp_path, 5)
     snapshot = first.tracking.get_state()
     for row in (_report(4, 6.0), _report(3, 4.0, **{"pbt.donor": "d", "pbt/donor_report": 2})):
         first.records.on_trial_result(0, [], a, {**row, "trial_id": "a"})
@@ -140,7 +144,7 @@ def test_a_copy_lost_after_a_replay_lands_on_the_step_the_run_gives_it(tmp_path)
     resumed.end(a)
 
     client = MlflowClient(resumed.uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("exp").experiment_id], "tags.`ray.trial_id` = 'a'")
+    run = _run(client)
     history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val/loss"))
     assert history == [(1, 9.0), (2, 8.0), (3, 7.0), (4, 6.0), (5, 5.0), (6, 4.0), (7, 3.5), (8, 3.0)]
     assert run.data.tags["collapsetune.pbt.exploits"] == "step 6: took the checkpoint of trial d at its report 2"
@@ -148,10 +152,7 @@ def test_a_copy_lost_after_a_replay_lands_on_the_step_the_run_gives_it(tmp_path)
 
 
 def test_a_lost_report_lands_when_the_resumed_trial_ends_without_reporting_again(tmp_path):
-    first = _Driver(tmp_path)
-    a = _stored_trial(tmp_path)
-    first.tracking.on_trial_start(0, [], a)
-    first.report(a, _report(1, 9.0))
+    first, a = _first_driver(tmp_path, 1)
     snapshot = first.tracking.get_state()
     first.records.on_trial_result(0, [], a, {**_report(2, 8.0), "trial_id": "a"})  # never written to MLflow
     first.records.on_experiment_end([a])
@@ -161,7 +162,7 @@ def test_a_lost_report_lands_when_the_resumed_trial_ends_without_reporting_again
     resumed.end(a)
 
     client = MlflowClient(resumed.uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("exp").experiment_id], "tags.`ray.trial_id` = 'a'")
+    run = _run(client)
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "val/loss")) == [1, 2]
 
 
@@ -183,15 +184,11 @@ def test_reports_after_a_copy_whose_tags_never_landed_keep_their_steps_after_res
     # tag (d's report 1 copied in: Ray numbers the copy's report 2, so the offset is 2). The
     # resumed trial goes on from its checkpoint at that report; the old offset would put its
     # reports 3 and 4 on steps 3 and 4, taken as logged.
-    first = _Driver(tmp_path)
-    a = _stored_trial(tmp_path)
-    first.tracking.on_trial_start(0, [], a)
-    for number in (1, 2, 3):
-        first.report(a, _report(number, 10.0 - number))
+    first, a = _first_driver(tmp_path, 3)
     first.report(a, _report(2, 5.0, **{"pbt.donor": "d", "pbt/donor_report": 1}))
     snapshot = first.tracking.get_state()
     client = MlflowClient(first.uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("exp").experiment_id], "tags.`ray.trial_id` = 'a'")
+    run = _run(client)
     for tag in ("collapsetune.step_offset", "collapsetune.pbt.exploits"):
         client.delete_tag(run.info.run_id, tag)
     client.set_tag(run.info.run_id, "collapsetune.step", "3")

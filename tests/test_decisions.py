@@ -1,5 +1,6 @@
-"""The stopper's and schedulers' collapse-aware decisions (collapsetune.decisions), tested
-without Ray: plain trial ids and result dicts, as Syne Tune tests its schedulers."""
+"""The stopper's, the sweep breaker's and the schedulers' collapse-aware decisions
+(collapsetune.decisions), tested without Ray: plain trial ids and result dicts, as Syne Tune
+tests its schedulers."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from collapsetune.decisions import (
     STOP,
     copyable,
     donor_order,
+    final_verdict,
     healthy_quantiles,
     pbt_on_result,
     rungs_after,
     stop_verdict,
     stopping,
+    trip_reason,
     worth_copying,
 )
 
@@ -53,6 +56,28 @@ def test_stop_verdict_stops_at_max_iterations_not_by_collapse():
 
 def test_stop_verdict_leaves_collapsed_trials_to_a_rescuing_scheduler():
     assert stop_verdict(_result("diverged"), max_iterations=20, stop_collapsed=False) is None
+
+
+def test_trip_reason_waits_for_after_trials_then_needs_more_than_the_share():
+    four = {"a": "collapsed", "b": "collapsed", "c": "collapsed", "d": "healthy"}
+    assert trip_reason(four, 0.5, after_trials=5) is None  # too few judged yet
+    assert trip_reason(four, 0.5, after_trials=4) == "3 of 4 judged trials collapsed (0.75 > 0.5)"
+    assert trip_reason(four, 0.75, after_trials=4) is None  # "above": 0.75 is not above 0.75
+    assert trip_reason({}, 0.5, after_trials=1) is None
+
+
+def test_trip_reason_counts_diverged_as_judged_not_collapsed():
+    verdicts = {"a": "collapsed", "b": "diverged", "c": "diverged"}
+    assert trip_reason(verdicts, 0.5, after_trials=3) is None
+    assert trip_reason({**verdicts, "b": "collapsed"}, 0.5, after_trials=3) is not None
+
+
+def test_final_verdict_is_a_stopping_verdict_or_the_last_report():
+    assert final_verdict({"collapse.status": "collapsed", "training_iteration": 2}, 10) == "collapsed"
+    assert final_verdict({"collapse.status": "diverged"}, 10) == "diverged"
+    assert final_verdict({"collapse.status": "healthy", "training_iteration": 9}, 10) is None
+    assert final_verdict({"collapse.status": "healthy", "training_iteration": 10}, 10) == "healthy"
+    assert final_verdict({"training_iteration": 10}, None) is None  # no horizon: only verdicts count
 
 
 def test_rungs_after_a_collapse_drop_the_trial_from_every_rung():

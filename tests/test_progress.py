@@ -68,11 +68,12 @@ def test_a_pbt_rescue_is_said_as_the_summary_says_it():
 
 def test_progress_never_says_a_scheduler_that_cuts_no_trial_cut_one():
     out = io.StringIO()
-    progress = Progress("val/loss", ["collapse/unique_tokens"], ["lr"], 12, out=out, cuts=False)  # FIFO
+    progress = Progress("val/loss", ["collapse/unique_tokens"], ["lr"], 12, out=out, cuts=False, scheduler="fifo")
     progress.setup()
     stopped = _trial("stopped", 0.01)
     progress.on_trial_start(0, [], stopped)
     progress.on_trial_result(0, [], stopped, {"training_iteration": 3, "val/loss": 2.0, "collapse.status": "healthy"})
     progress.on_trial_complete(0, [], stopped)
     last = out.getvalue().splitlines()[-1].split("] ", 1)[1]
-    assert last == "trial stopped healthy ended at report 3 of 12, not cut by the scheduler, val/loss=2"
+    assert last == ("trial stopped healthy ended at report 3 of 12 (not cut: the fifo scheduler cuts no trial), "
+                    "val/loss=2")

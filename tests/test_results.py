@@ -15,6 +15,7 @@ import pytest
 from collapsetune.collapse import COLLAPSING, UNJUDGED, Above, FellFromBest, Unknown
 from collapsetune.results import (
     ResultsError,
+    SweepInfo,
     TrialResult,
     judge,
     list_launches,
@@ -161,12 +162,19 @@ def _trial(reports: list[dict], state: str = "finished") -> TrialResult:
     return TrialResult("t", "/t", {}, reports, state, verdict=last.get("collapse.status", ""))
 
 
+def _unique_tokens_sweep(max_iterations: int, scheduler: str | None = None) -> SweepInfo:
+    """A sweep under `scheduler` (the file's default without one) with one rule: unique
+    tokens below 20 for 2 reports after a grace of 1."""
+    return parse_sweep(json.dumps({
+        "objective": {"metric": "val/loss", "mode": "min"}, "max_iterations": max_iterations,
+        **({"scheduler": {"type": scheduler}} if scheduler else {}),
+        "collapse": [{"metric": "collapse/unique_tokens", "below": 20, "patience": 2, "grace": 1}],
+    }))
+
+
 def test_judge_never_says_a_scheduler_that_cuts_no_trial_cut_one():
     for kind in ("fifo", "pbt"):
-        sweep = parse_sweep(json.dumps({
-            "objective": {"metric": "val/loss", "mode": "min"}, "max_iterations": 12, "scheduler": {"type": kind},
-            "collapse": [{"metric": "collapse/unique_tokens", "below": 20, "patience": 2, "grace": 1}],
-        }))
+        sweep = _unique_tokens_sweep(12, kind)
         ok = {"collapse.status": "healthy", "collapse/unique_tokens": 50}
         maybe = {"collapse.status": "inconclusive", "collapse/unique_tokens": 50}
         reports = lambda *rs: [{**r, "training_iteration": i + 1} for i, r in enumerate(rs)]  # noqa: E731
@@ -180,10 +188,7 @@ def test_judge_never_says_a_scheduler_that_cuts_no_trial_cut_one():
 
 
 def test_judge_names_trials_the_scheduler_cut_before_a_verdict():
-    sweep = parse_sweep(json.dumps({
-        "objective": {"metric": "val/loss", "mode": "min"}, "max_iterations": 10,
-        "collapse": [{"metric": "collapse/unique_tokens", "below": 20, "patience": 2, "grace": 1}],
-    }))
+    sweep = _unique_tokens_sweep(10)
     ok = {"collapse.status": "healthy", "collapse/unique_tokens": 50}
     low = {"collapse.status": "healthy", "collapse/unique_tokens": 4}
     reports = lambda *rs: [{**r, "training_iteration": i + 1} for i, r in enumerate(rs)]  # noqa: E731
@@ -264,10 +269,7 @@ def test_the_trials_own_record_is_read_over_results_json_and_every_copy_counts(r
 
 def test_judge_says_a_trial_the_breaker_stopped_was_stopped_with_the_sweep():
     for kind in ("fifo", "asha"):
-        sweep = parse_sweep(json.dumps({
-            "objective": {"metric": "val/loss", "mode": "min"}, "max_iterations": 12, "scheduler": {"type": kind},
-            "collapse": [{"metric": "collapse/unique_tokens", "below": 20, "patience": 2, "grace": 1}],
-        }))
+        sweep = _unique_tokens_sweep(12, kind)
         ok = {"collapse.status": "healthy", "collapse/unique_tokens": 50}
         trial = _trial([{**ok, "training_iteration": i} for i in range(1, 6)])
         trial.stopped_with_sweep = True

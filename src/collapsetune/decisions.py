@@ -1,8 +1,10 @@
-"""The collapse-aware decisions of the stopper and the schedulers, as plain functions of trial
-ids and results: no Ray here (the way Syne Tune keeps its schedulers free of any backend).
+"""The collapse-aware decisions of the stopper, the sweep breaker and the schedulers, as plain
+functions of trial ids and results: no Ray here (the way Syne Tune keeps its schedulers free
+of any backend). Every decision that knows no backend lives here.
 
-`CollapseStopper`, `CollapseASHA` and `CollapsePBT` are thin adapters that hand Ray's
-bookkeeping to these functions and write back what they decide; the replayed benchmark
+`CollapseStopper` (with its `SweepBreaker`, which only keeps the verdicts these functions
+judge), `CollapseASHA` and `CollapsePBT` are thin adapters that hand Ray's bookkeeping to
+these functions and write back what they decide; the replayed benchmark
 (benchmarks/collapse_bench.py) drives those classes, and tests/test_decisions.py tests these
 functions without Ray.
 
@@ -21,7 +23,7 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
-from collapsetune.collapse import HEALTHY, REASON_KEY, STATUS_KEY, STOPPING
+from collapsetune.collapse import COLLAPSED, HEALTHY, REASON_KEY, STATUS_KEY, STOPPING
 
 
 def stopping(result: Mapping) -> bool:
@@ -54,6 +56,45 @@ def stop_verdict(result: Mapping, *, max_iterations: int | None, stop_collapsed:
     if not stop_collapsed or not stopping(result):
         return None
     return Stop(f"{result[STATUS_KEY]}: {result.get(REASON_KEY, '')}", by_collapse=True)
+
+
+# -- the sweep breaker (stop_sweep_when:) ----------------------------------------------------
+
+
+def final_verdict(result: Mapping, max_iterations: int | None) -> str | None:
+    """The verdict a result settles for its trial, for the sweep breaker, or None while the
+    trial is still open: a stopping verdict (collapsed, diverged), or whatever it says at
+    `max_iterations`. A trial a scheduler cuts early (ASHA) never settles one."""
+    status = result.get(STATUS_KEY)
+    if status in STOPPING:
+        return str(status)
+    if max_iterations and result.get("training_iteration", 0) >= max_iterations:
+        return str(status or HEALTHY)
+    return None
+
+
+def trip_reason(verdicts: Mapping[str, str], share_above: float, after_trials: int) -> str | None:
+    """Why the sweep should stop, or None: once `after_trials` trials have a final verdict and
+    more than `share_above` of them collapsed. Diverged trials count as judged, not as collapsed.
+
+    Args:
+        verdicts: trial id -> its final verdict (collapsed | diverged | healthy | ...).
+        share_above: The share of collapsed trials above which the sweep stops, in (0, 1).
+        after_trials: Judged trials needed before the breaker may trip.
+
+    Example:
+        >>> trip_reason({"a": "collapsed", "b": "collapsed", "c": "healthy"}, 0.5, 3)
+        '2 of 3 judged trials collapsed (0.67 > 0.5)'
+        >>> trip_reason({"a": "collapsed"}, 0.5, 3) is None  # too few judged yet
+        True
+    """
+    judged = len(verdicts)
+    if judged < after_trials or judged == 0:
+        return None
+    collapsed = sum(v == COLLAPSED for v in verdicts.values())
+    if collapsed / judged <= share_above:
+        return None
+    return f"{collapsed} of {judged} judged trials collapsed ({collapsed / judged:.2f} > {share_above:g})"
 
 
 # -- ASHA ---------------------------------------------------------------------------------
@@ -128,5 +169,6 @@ def donor_order(trial_id: str, scores: Mapping[str, float | None], status: Mappi
     return [*top, *healthy[len(top):], *waiting]
 
 
-__all__ = ["RANK", "RESCUE", "STOP", "Rungs", "Stop", "copyable", "donor_order", "healthy_quantiles",
-           "pbt_on_result", "rungs_after", "stop_verdict", "stopping", "worth_copying"]
+__all__ = ["RANK", "RESCUE", "STOP", "Rungs", "Stop", "copyable", "donor_order", "final_verdict",
+           "healthy_quantiles", "pbt_on_result", "rungs_after", "stop_verdict", "stopping", "trip_reason",
+           "worth_copying"]

@@ -198,7 +198,8 @@ def build_tuner(spec: SweepSpec, experiment_path: str, concurrency: int, launch_
         from collapsetune.progress import Progress
 
         callbacks.append(Progress(spec.objective.metric, [m for rule in spec.collapse for m in rule.metrics],
-                                  list(spec.search_space), spec.max_iterations, cuts=spec.scheduler.cuts_trials))
+                                  list(spec.search_space), spec.max_iterations, cuts=spec.scheduler.cuts_trials,
+                                  scheduler=spec.scheduler.type))
     if spec.mlflow.tracking_uri:
         from collapsetune.tracking import MlflowTracking
 

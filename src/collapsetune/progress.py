@@ -21,14 +21,16 @@ from ray import tune
 
 from collapsetune.collapse import INCONCLUSIVE, REASON_KEY, STATUS_KEY, STOPPING
 from collapsetune.names import DONOR_KEY, DONOR_REPORT_KEY, SWEEP_STOP_KEY
-from collapsetune.results import copy_label
+from collapsetune.results import copy_label, early_end
 
 
 class Progress(tune.Callback):
     """Prints a sweep's progress, a few lines per trial (see the module docstring)."""
 
+    scheduler: str = ""  # class default: a Progress pickled before it existed loads
+
     def __init__(self, metric: str, rule_metrics: Sequence[str], searched: Sequence[str], max_iterations: int,
-                 interval: float = 60.0, out: TextIO | None = None, cuts: bool = True):
+                 interval: float = 60.0, out: TextIO | None = None, cuts: bool = True, scheduler: str = ""):
         if interval <= 0:
             raise ValueError(f"interval must be > 0 seconds, got {interval}")
         self.metric = metric
@@ -36,6 +38,7 @@ class Progress(tune.Callback):
         self.searched = list(searched)
         self.max_iterations = max_iterations
         self.cuts = cuts  # the scheduler ends trials early (ASHA); under FIFO an early end is no cut
+        self.scheduler = scheduler  # its type, for the line that says it cuts none
         self.interval = interval
         self._out = out
         self._start = time.monotonic()
@@ -87,8 +90,7 @@ class Progress(tune.Callback):
             return  # said when its verdict turned
         reports = int(last.get("training_iteration", 0))
         how = (f"after all {reports} reports" if reports >= self.max_iterations
-               else f"cut by the scheduler at report {reports}" if self.cuts
-               else f"ended at report {reports} of {self.max_iterations}, not cut by the scheduler")
+               else early_end(reports, self.max_iterations, cuts=self.cuts, scheduler=self.scheduler))
         why = f" ({last.get(REASON_KEY)})" if status == INCONCLUSIVE and last.get(REASON_KEY) else ""
         self._say(f"{_name(trial)} {status} {how}{why}{self._value(last)}")
 

@@ -15,8 +15,9 @@ driver loses nothing. With a storage URI (s3://, gs://) it is written in the tri
 folder, which Ray syncs; the copy in the results folder is fetched there once, the first time
 the driver meets the trial (after a resume), and never over reports already written.
 
-`recorded` reads a trial's record back, every line in order, for a resumed driver's MLflow
-catch-up (`collapsetune.tracking._catchup`); `collapsetune.results` reads it for `report`.
+The record has one reader, `collapsetune.results.read_reports` (Ray-free, for `report`):
+`recorded` reads a trial's record back through it, every report in order, for a resumed
+driver's MLflow catch-up (`collapsetune.tracking._catchup`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ray import tune
 from ray.tune.utils.util import SafeFallbackEncoder
 
 from collapsetune.names import REPORTS_FILE, SWEEP_STOP_FILE, SWEEP_STOP_KEY
+from collapsetune.results import read_reports
 
 __all__ = ["SweepStopRecord", "TrialRecords", "recorded"]
 
@@ -107,23 +109,15 @@ class TrialRecords(tune.Callback):
 
 def recorded(trial: Any) -> list[dict[str, Any]]:
     """Every report recorded for `trial` (less its config), in the order the driver received
-    them; a line cut off by a killed driver is skipped. None recorded, or no folder (a stub
-    trial): an empty list."""
+    them, read by the one reader of the record (`results.read_reports`); a line cut off by a
+    killed driver is skipped. None recorded, or no folder (a stub trial): an empty list."""
     try:
-        path = os.path.join(_folder(trial), REPORTS_FILE)
-        with open(path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
+        with open(os.path.join(_folder(trial), REPORTS_FILE), encoding="utf-8", errors="replace") as f:
+            text = f.read()
     except (AttributeError, OSError):
         return []
-    rows = []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and "training_iteration" in row:
-            rows.append(row)
-    return rows
+    rows, _ = read_reports(text)
+    return [row for row in rows if "training_iteration" in row]
 
 
 def _folder(trial: Any) -> str:

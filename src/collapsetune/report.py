@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from collapsetune.collapse import HEALTHY, OUTCOMES
+from collapsetune.collapse._breaker import STOPPED_WITH_SWEEP, stopped_sentence
 from collapsetune.escape import terminal
 from collapsetune.names import ATLAS_PAGE, OBJECTIVE_KEY
 from collapsetune.pareto import front as pareto_front
@@ -258,8 +259,6 @@ def format_summary(summary: Summary) -> str:
     counts = ", ".join(f"{summary.counts[s]} {s}" for s in order)
     lines.append(f"  {len(summary.trials)} trials: {counts or 'none'}")
     if summary.stopped:
-        from collapsetune.collapse._breaker import stopped_sentence
-
         lines.append(f"  {stopped_sentence(summary.stopped)}")
     lines.extend(f"  note: {n}" for n in summary.notes)
     if summary.trials:
@@ -308,7 +307,7 @@ def why_healthy(iterations: int, max_iterations: int, stopped_with_sweep: bool =
     """Why a healthy trial counts as healthy, said of that trial (not `BEST_ACCEPTS`' either-or)."""
     if max_iterations and iterations >= max_iterations:
         return f"ran all {iterations} reports"
-    how = "stopped with the sweep (stop_sweep_when)" if stopped_with_sweep else "cut"
+    how = STOPPED_WITH_SWEEP if stopped_with_sweep else "cut"
     return f"{how} at report {iterations}, after its rules could fire, with none holding"
 
 

@@ -42,6 +42,7 @@ import yaml
 from collapsetune._numbers import is_number as _is_number
 from collapsetune.collapse import (COLLAPSED, COLLAPSING, DIVERGED, ERROR, HEALTHY, INCONCLUSIVE, ITERATION_KEY,
                                    OUTCOMES, REASON_KEY, RUNNING, STATUS_KEY, UNJUDGED, CollapseRule, Rule)
+from collapsetune.collapse._breaker import STOPPED_WITH_SWEEP
 from collapsetune.errors import SpecError
 from collapsetune.names import (ATLAS_DIR, DONOR_KEY, DONOR_REPORT_KEY, LAUNCH_FILE, REPORTS_FILE, SWEEP_FILE,
                                 SWEEP_STOP_FILE)
@@ -61,7 +62,10 @@ __all__ = [
     "SweepResults",
     "TrialResult",
     "copy_label",
+    "copy_of",
+    "early_end",
     "list_launches",
+    "read_reports",
     "read_results",
     "read_sweep_stop",
 ]
@@ -373,16 +377,13 @@ def replay(reports: list[dict[str, Any]], rules: tuple[Rule, ...]) -> list[Colla
 
 
 def _ended_early(trial: TrialResult, sweep: SweepInfo) -> str:
-    """How a trial that stopped before max_iterations without a verdict ended: cut by a
-    scheduler that cuts trials, else failed or interrupted (under FIFO or PBT nothing cuts)."""
+    """How a trial that stopped before max_iterations without a verdict ended: stopped with
+    the sweep, cut by a scheduler that cuts trials, else failed or interrupted (`early_end`)."""
     n = trial.iterations
     if trial.stopped_with_sweep:
-        return (f"stopped with the sweep (stop_sweep_when) at report {n}" if n
-                else "stopped with the sweep (stop_sweep_when) before its first report")
-    if sweep.cuts_trials:
-        return f"cut by the scheduler at report {n}"
+        return f"{STOPPED_WITH_SWEEP} at report {n}" if n else f"{STOPPED_WITH_SWEEP} before its first report"
     how = f"failed ({trial.num_failures} time(s)) and stopped" if trial.num_failures else "interrupted"
-    return f"{how} at report {n} of {sweep.max_iterations} (not cut: the {sweep.scheduler} scheduler cuts no trial)"
+    return early_end(n, sweep.max_iterations, cuts=sweep.cuts_trials, scheduler=sweep.scheduler, how=how)
 
 
 def _sweep_stop(fs: pyarrow.fs.FileSystem, root: str) -> tuple[str, set[str]]:
@@ -527,6 +528,21 @@ def _read_trial(fs: pyarrow.fs.FileSystem, root: str, folder: str, entry: dict, 
     return trial
 
 
+def early_end(n: int, max_iterations: int, *, cuts: bool, scheduler: str, how: str = "ended") -> str:
+    """How a trial that ended at report `n` of `max_iterations`, early and without a verdict,
+    is told everywhere (`report`, `run`'s progress lines): cut by a scheduler that `cuts`
+    trials (ASHA); else `how` it ended, and that its `scheduler` cuts none (FIFO, PBT).
+
+    Example:
+        >>> early_end(3, 12, cuts=False, scheduler="fifo")
+        'ended at report 3 of 12 (not cut: the fifo scheduler cuts no trial)'
+    """
+    if cuts:
+        return f"cut by the scheduler at report {n}"
+    which = f"the {scheduler} scheduler" if scheduler else "its scheduler"
+    return f"{how} at report {n} of {max_iterations} (not cut: {which} cuts no trial)"
+
+
 def copy_label(donor: str, donor_report: int, before: Mapping[str, Any]) -> str:
     """How a PBT copy into a trial is told everywhere (`run`'s progress lines, `report`):
     "took trial X's report R", after "rescued when collapsed at report N: " when the trial's
@@ -537,31 +553,53 @@ def copy_label(donor: str, donor_report: int, before: Mapping[str, Any]) -> str:
     return f"{rescue}took trial {donor}'s report {donor_report}"
 
 
+def copy_of(report: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The PBT copy `report` is the first report after: (donor trial id, the donor's report
+    whose checkpoint was copied); None for any other report. The same copy on two reports
+    is one copy made once and restored again (a resumed driver: a replay)."""
+    donor = report.get(DONOR_KEY)
+    if donor is None:
+        return None
+    return str(donor), _int(report.get(DONOR_REPORT_KEY), 0)
+
+
+def read_reports(text: str) -> tuple[list[dict[str, Any]], bool]:
+    """The reader of a trial's record (`REPORTS_FILE`, written by `collapsetune.records`; Ray's
+    result.json is read the same way): every report, in the order the driver received them,
+    replays and the course after a PBT copy included, and whether a line was skipped for not
+    being whole JSON (a report cut off mid-write: a killed driver, a full disk)."""
+    rows: list[dict[str, Any]] = []
+    skipped = False
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            skipped = True
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows, skipped
+
+
 def _reports(text: str) -> tuple[list[dict[str, Any]], list[str], bool]:
     """One dict per training_iteration (a restored trial re-reports some: the later wins; so
     does the course a trial took after PBT copied another into it), the copies PBT made into
     the trial (`TrialResult.copies`), read from every report in order, before any is
     overwritten, and whether a line was not whole JSON."""
+    rows, skipped = read_reports(text)
     by_step: dict[int, dict[str, Any]] = {}
     copies: list[str] = []
-    skipped, before, last_copy = False, {}, None
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        try:
-            result = json.loads(line)
-        except ValueError:
-            skipped = True  # a report cut off mid-write (a killed driver, a full disk)
-            continue
-        if isinstance(result, dict):
-            step = _float(result.get("training_iteration"))
-            donor = result.get(DONOR_KEY)
-            if isinstance(donor, str):
-                copy = (donor, _int(result.get(DONOR_REPORT_KEY), 0))
-                if copy != last_copy:  # the same copy again: a resumed driver restored it (a replay)
-                    copies.append(copy_label(*copy, before))
-                last_copy = copy
-            by_step[int(step) if step is not None else len(by_step) + 1] = before = _plain(result)
+    before, last_copy = {}, None
+    for result in rows:
+        copy = copy_of(result)
+        if copy is not None:
+            if copy != last_copy:  # the same copy again: a resumed driver restored it (a replay)
+                copies.append(copy_label(*copy, before))
+            last_copy = copy
+        step = _float(result.get("training_iteration"))
+        by_step[int(step) if step is not None else len(by_step) + 1] = before = _plain(result)
     return [by_step[k] for k in sorted(by_step)], copies, skipped
 
 

@@ -1,4 +1,5 @@
-"""The `stop_sweep_when:` breaker: the pure judgement, its state, and the stopper that acts on it."""
+"""The `stop_sweep_when:` breaker: its state and the stopper that acts on it (its pure judgement:
+tests/test_decisions.py)."""
 
 from __future__ import annotations
 
@@ -7,30 +8,8 @@ import pickle
 import pytest
 
 from collapsetune.collapse import CollapseStopper
-from collapsetune.collapse._breaker import SweepBreaker, final_verdict, trip_reason
+from collapsetune.collapse._breaker import SweepBreaker
 from collapsetune.names import SWEEP_STOP_KEY
-
-
-def test_trip_reason_waits_for_after_trials_then_needs_more_than_the_share():
-    four = {"a": "collapsed", "b": "collapsed", "c": "collapsed", "d": "healthy"}
-    assert trip_reason(four, 0.5, after_trials=5) is None  # too few judged yet
-    assert trip_reason(four, 0.5, after_trials=4) == "3 of 4 judged trials collapsed (0.75 > 0.5)"
-    assert trip_reason(four, 0.75, after_trials=4) is None  # "above": 0.75 is not above 0.75
-    assert trip_reason({}, 0.5, after_trials=1) is None
-
-
-def test_trip_reason_counts_diverged_as_judged_not_collapsed():
-    verdicts = {"a": "collapsed", "b": "diverged", "c": "diverged"}
-    assert trip_reason(verdicts, 0.5, after_trials=3) is None
-    assert trip_reason({**verdicts, "b": "collapsed"}, 0.5, after_trials=3) is not None
-
-
-def test_final_verdict_is_a_stopping_verdict_or_the_last_report():
-    assert final_verdict({"collapse.status": "collapsed", "training_iteration": 2}, 10) == "collapsed"
-    assert final_verdict({"collapse.status": "diverged"}, 10) == "diverged"
-    assert final_verdict({"collapse.status": "healthy", "training_iteration": 9}, 10) is None
-    assert final_verdict({"collapse.status": "healthy", "training_iteration": 10}, 10) == "healthy"
-    assert final_verdict({"training_iteration": 10}, None) is None  # no horizon: only verdicts count
 
 
 def test_breaker_counts_each_trial_once_and_a_scheduler_cut_not_at_all():

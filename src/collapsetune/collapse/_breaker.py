@@ -6,11 +6,10 @@ the forecast stopped it) or healthy at `max_iterations`. A trial the scheduler c
 (ASHA) ended before any verdict and does not count. Under PBT a trial counts on its first
 collapse (a rescue does not undo it), once.
 
-Example:
-    >>> trip_reason({"a": "collapsed", "b": "collapsed", "c": "healthy"}, 0.5, 3)
-    '2 of 3 judged trials collapsed (0.67 > 0.5)'
-    >>> trip_reason({"a": "collapsed"}, 0.5, 3) is None  # too few judged yet
-    True
+Here is the breaker's state (`SweepBreaker`, pickled with the `CollapseStopper` that holds
+it, under this module's name) and what is said of a sweep it ended; its judgement, which
+knows no backend, is in `collapsetune.decisions` (`final_verdict`, `trip_reason`) with the
+other collapse-aware decisions.
 """
 
 from __future__ import annotations
@@ -18,38 +17,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from collapsetune.collapse._rules import COLLAPSED, STOPPING
-
-_STATUS, _ITERATION = "collapse.status", "training_iteration"  # collapsetune.collapse's STATUS_KEY, Ray's
+from collapsetune.decisions import final_verdict, trip_reason
 
 
-def trip_reason(verdicts: Mapping[str, str], share_above: float, after_trials: int) -> str | None:
-    """Why the sweep should stop, or None: once `after_trials` trials have a final verdict and
-    more than `share_above` of them collapsed. Diverged trials count as judged, not as collapsed.
-
-    Args:
-        verdicts: trial id -> its final verdict (collapsed | diverged | healthy | ...).
-        share_above: The share of collapsed trials above which the sweep stops, in (0, 1).
-        after_trials: Judged trials needed before the breaker may trip.
-    """
-    judged = len(verdicts)
-    if judged < after_trials or judged == 0:
-        return None
-    collapsed = sum(v == COLLAPSED for v in verdicts.values())
-    if collapsed / judged <= share_above:
-        return None
-    return f"{collapsed} of {judged} judged trials collapsed ({collapsed / judged:.2f} > {share_above:g})"
-
-
-def final_verdict(result: Mapping[str, Any], max_iterations: int | None) -> str | None:
-    """The verdict a result settles for its trial, or None while the trial is still open: a
-    stopping verdict (collapsed, diverged), or whatever it says at `max_iterations`."""
-    status = result.get(_STATUS)
-    if status in STOPPING:
-        return str(status)
-    if max_iterations and result.get(_ITERATION, 0) >= max_iterations:
-        return str(status or "healthy")
-    return None
+STOPPED_WITH_SWEEP = "stopped with the sweep (stop_sweep_when)"  # how a trial the breaker stopped is told
 
 
 def stopped_sentence(reason: str) -> str:
@@ -95,4 +66,4 @@ class SweepBreaker:
         return self.reason
 
 
-__all__ = ["SweepBreaker", "final_verdict", "stopped_sentence", "trip_reason"]
+__all__ = ["STOPPED_WITH_SWEEP", "SweepBreaker", "stopped_sentence"]

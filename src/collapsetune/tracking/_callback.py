@@ -20,8 +20,9 @@ why, and counted on the parent run.
 
 A run's steps are its trial's reports, counted in order. Under PBT a trial that takes another
 trial's checkpoint continues from that trial's report number; its run's steps go on from its
-own last one (`collapsetune.step_offset`), and `collapsetune.pbt.exploits` lists each copy
-(which trial, at which of its reports), so a rescued trial reads as one history. A resumed
+own last one (`collapsetune.step_offset`; the rule is `_steps.place`), and
+`collapsetune.pbt.exploits` lists each copy (which trial, at which of its reports), so a
+rescued trial reads as one history. A resumed
 driver first logs what a run lacks of its trial's own record of reports (`_catchup`).
 """
 
@@ -39,19 +40,22 @@ from collapsetune._numbers import is_finite_number as _is_number  # non-finite: 
 from collapsetune._numbers import log_spaced as _log_spaced
 from collapsetune.tracking._catchup import catch_up
 from collapsetune.collapse import ERROR, INCONCLUSIVE, ITERATION_KEY, REASON_KEY, STATUS_KEY, STOPPING
+from collapsetune.collapse._breaker import STOPPED_WITH_SWEEP
 from collapsetune.credentials import live_uri, redact_uri
 from collapsetune.escape import markdown
 from collapsetune.names import (
-    ARTIFACTS_DIR, COUNT_PREFIX, DONOR_KEY, DONOR_REPORT_KEY, ERROR_TAG, EXPLOITS_TAG, FAILED_WRITES_TAG, LAUNCH_TAG,
+    ARTIFACTS_DIR, COUNT_PREFIX, ERROR_TAG, EXPLOITS_TAG, FAILED_WRITES_TAG, LAUNCH_TAG,
     NOTE_TAG, OBJECTIVE_KEY, OFFSET_TAG, ORPHAN_TAG, PARENT_TAG, PATH_TAG, RUN_NAME_TAG, SAMPLES_FILE, STEP_TAG,
     STOPPED_TAG, SWEEP_STOP_TAG, TRIAL_TAG,
 )
+from collapsetune.results import copy_of
 from collapsetune.tracking._names import BATCH_TAGS as _BATCH_TAGS
 from collapsetune.tracking._names import PARAM_MAX as _PARAM_MAX
 from collapsetune.tracking._names import TAG_MAX as _TAG_MAX
 from collapsetune.tracking._names import flatten, run_name
 from collapsetune.tracking._renames import _Names
 from collapsetune.tracking._samples import _read_samples, _samples_markdown, sample_records
+from collapsetune.tracking._steps import place
 from collapsetune.tracking._store import _connect, _quote, artifact_location, children, create_experiment
 from collapsetune.tracking._writer import _Writer
 
@@ -159,9 +163,12 @@ class MlflowTracking(tune.Callback):
         if not run_id:
             return
         self._catch_up(trial)
-        tags = self._exploit_tags(run_id, trial.trial_id, result) if DONOR_KEY in result else []
-        step = int(result.get("training_iteration", 0)) + self._offsets.get(trial.trial_id, 0)
-        if step <= self._logged.get(trial.trial_id, 0):
+        copied = self._new_copy(trial.trial_id, result)
+        logged = self._logged.get(trial.trial_id, 0)
+        step, self._offsets[trial.trial_id] = place(int(result.get("training_iteration", 0)), logged,
+                                                    self._offsets.get(trial.trial_id, 0), new_copy=bool(copied))
+        tags = self._exploit_tags(run_id, trial.trial_id, copied, step) if copied else []
+        if step is None:
             return  # re-reported after a restore from checkpoint: MLflow has this step
         self._logged[trial.trial_id] = step
         timestamp = int(1000 * result.get("timestamp", 0))
@@ -205,23 +212,28 @@ class MlflowTracking(tune.Callback):
             for row in found.missing:
                 self.on_trial_result(0, [], trial, row)
 
-    def _exploit_tags(self, run_id: str, trial_id: str, result: dict) -> list[RunTag]:
-        """PBT copied another trial's checkpoint into this one: its run goes on from its own last
-        step, and the copy is listed; after a rescue the run's `collapse.iteration` goes (the
-        list keeps it). Nothing when this first report after the copy is a replay (a resumed
-        driver restoring the same copied checkpoint): the offset already counts it."""
-        copied = f"trial {result[DONOR_KEY]} at its report {int(result.get(DONOR_REPORT_KEY, 0))}"
+    def _new_copy(self, trial_id: str, result: dict) -> str:
+        """How the PBT copy `result` is the first report after is listed ("trial d at its
+        report 3"); "" for any other report, and for the same copy as the last one listed (a
+        resumed driver restoring the copied checkpoint: a replay)."""
+        copy = copy_of(result)
+        if copy is None:
+            return ""
+        copied = f"trial {copy[0]} at its report {copy[1]}"
+        lines = self._exploits.get(trial_id)
+        return "" if lines and lines[-1].endswith(copied) else copied
+
+    def _exploit_tags(self, run_id: str, trial_id: str, copied: str, step: int) -> list[RunTag]:
+        """PBT copied another trial's checkpoint into this one (`copied`): its run goes on from
+        its own last step (`step`, `_steps.place`), and the copy is listed; after a rescue the
+        run's `collapse.iteration` goes (the list keeps it)."""
         lines = self._exploits.setdefault(trial_id, [])
-        if lines and lines[-1].endswith(copied):
-            return []
-        logged = self._logged.get(trial_id, 0)
-        self._offsets[trial_id] = logged + 1 - int(result.get("training_iteration", 0))
         before = {t.key: t.value for t in self._verdicts.get(trial_id, [])}
         why = ""
         if before.get(STATUS_KEY) in STOPPING:
             why = f" after {before[STATUS_KEY]} ({before.get(REASON_KEY, '')})"
             self._writer.data(lambda client: client.delete_tag(run_id, ITERATION_KEY), run_id)
-        lines.append(f"step {logged + 1}{why}: took the checkpoint of {copied}")
+        lines.append(f"step {step}{why}: took the checkpoint of {copied}")
         return [RunTag(OFFSET_TAG, str(self._offsets[trial_id])), RunTag(EXPLOITS_TAG, "\n".join(lines)[-_TAG_MAX:])]
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -266,7 +278,7 @@ class MlflowTracking(tune.Callback):
         reason, stopped = read_sweep_stop(self.experiment_path)
         if not reason:
             return
-        why = f"stopped with the sweep (stop_sweep_when): {reason}"[:_TAG_MAX]
+        why = f"{STOPPED_WITH_SWEEP}: {reason}"[:_TAG_MAX]
         parent = self.parent_run_id
         self._writer.data(lambda client: client.set_tag(parent, SWEEP_STOP_TAG, why))
         for trial in trials:

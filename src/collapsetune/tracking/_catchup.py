@@ -11,7 +11,7 @@ first report (its exploits line too) is never made again (issue 22: MLflow steps
 read back from it and logged first.
 
 Which step each recorded report has in the run follows from the record alone: the run's
-rules (`_callback.MlflowTracking.on_trial_result`) are played over it from report 1
+step rule (`_steps.place`, which the callback follows too) is played over it from report 1
 (`steps`), as if no driver had been killed. A report a restored trial makes again lands on a
 step the run has and is passed over; a PBT copy's first report goes on from the run's last
 step, unless it is the same copy as the last one (the copy restored again).
@@ -23,8 +23,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from collapsetune.names import DONOR_KEY, DONOR_REPORT_KEY
 from collapsetune.records import recorded
+from collapsetune.results import copy_of
+from collapsetune.tracking._steps import place
 
 __all__ = ["CatchUp", "catch_up", "steps"]
 
@@ -76,17 +77,16 @@ def steps(rows: Sequence[dict]) -> Iterator[tuple[dict, int, int]]:
     """
     logged, offset, copy = 0, 0, None
     for row in rows:
-        number = _number(row)
-        if DONOR_KEY in row and (row[DONOR_KEY], _number(row, DONOR_REPORT_KEY)) != copy:
-            copy = (row[DONOR_KEY], _number(row, DONOR_REPORT_KEY))
-            offset = logged + 1 - number
-        if number + offset > logged:
-            logged = number + offset
-            yield row, logged, offset
+        this = copy_of(row)
+        step, offset = place(_number(row), logged, offset, new_copy=this is not None and this != copy)
+        copy = this or copy
+        if step is not None:
+            logged = step
+            yield row, step, offset
 
 
-def _number(row: dict, key: str = "training_iteration") -> int:
+def _number(row: dict) -> int:
     try:
-        return int(row.get(key, 0))
+        return int(row.get("training_iteration", 0))
     except (TypeError, ValueError):
         return 0
