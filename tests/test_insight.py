@@ -11,7 +11,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from collapsetune.insight import publish_sweep, sweep_params, trial_note
+from collapsetune.insight import sweep_params, trial_note
+from collapsetune.tracking import publish_sweep
 from collapsetune.names import CUSTOM_MODEL_KIND, EXPERIMENT_KIND_TAG, NOTE_TAG, PATH_TAG, TRIAL_TAG
 from collapsetune.tracking import create_experiment
 from collapsetune.results import read_results

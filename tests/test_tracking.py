@@ -9,6 +9,7 @@ from mlflow.entities import Metric, RunTag, ViewType
 from mlflow.tracking import MlflowClient
 from ray.tune.experiment import Trial
 
+import collapsetune
 from collapsetune.escape import markdown
 from collapsetune.tracking import ORPHAN_TAG, RENAMED_PREFIX, SAMPLES_FILE, MlflowTracking, _batches
 
@@ -463,3 +464,20 @@ def test_tracking_package_exports_every_name_it_lists():
         assert name in dir(tracking)
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         tracking.nothing  # noqa: B018
+
+
+def test_no_module_outside_the_tracking_package_imports_mlflow():
+    """The tracking package owns every MLflow read and write (issue 27): a module elsewhere
+    that imports mlflow is a second home for it."""
+    import ast
+
+    src = Path(collapsetune.__file__).parent
+    offenders = []
+    for path in sorted(src.rglob("*.py")):
+        if "tracking" in path.relative_to(src).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(src)}: {n}" for n in names if n.split(".")[0] == "mlflow"]
+    assert offenders == []

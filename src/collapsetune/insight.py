@@ -1,14 +1,11 @@
-"""What a sweep found, written where MLflow users look: the parent run's description, params,
-metrics and collapse atlas, and a one-line verdict for each child run.
+"""What a sweep found, in the words MLflow users read: the parent run's description, params
+and metrics, and a one-line verdict for each child run. `collapsetune.tracking.publish_sweep`
+writes them (with the collapse atlas) onto the runs; this module only says them.
 
 Everything is computed from the results folder (`collapsetune.results`), so the driver-side
-callback, `report` and a later re-publish all say the same thing. Safe to call again on the
-same parent run (on resume): params already logged are left as they are, the description,
-metrics and atlas are replaced by the current ones.
+callback, `report` and a later re-publish all say the same thing.
 
 Example:
-    >>> client = MlflowClient("sqlite:///mlflow.db")  # doctest: +SKIP
-    >>> publish_sweep(client, parent_run_id, "results/bitnet-collapse-20261122-150000")  # doctest: +SKIP
     >>> trial_note({"collapse.status": "collapsed", "collapse.iteration": 9,
     ...             "collapse.reason": "collapse/unique_tokens=6 < 15 for 3 reports"})
     'collapsed at report 9: collapse/unique_tokens=6 < 15 for 3 reports'
@@ -17,16 +14,11 @@ Example:
 from __future__ import annotations
 
 import math
-import tempfile
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from collapsetune.collapse import (
     COLLAPSED,
-
     COLLAPSING,
     DIVERGED,
     ERROR,
@@ -37,13 +29,11 @@ from collapsetune.collapse import (
     UNJUDGED,
 )
 from collapsetune.escape import markdown, markdown_code
-from collapsetune.tracking._names import BATCH_TAGS as _BATCH
 from collapsetune.tracking._names import PARAM_MAX as _PARAM_MAX
 from collapsetune.tracking._names import TAG_MAX as _TAG_MAX
 from collapsetune.tracking._names import flatten, mlflow_key
-from collapsetune.tracking._store import trial_runs
-from collapsetune.names import CHANGED_TAG, EXPERIMENT_KIND_TAG, NOTE_TAG
-from collapsetune.report import BEST_ACCEPTS, known_ui, run_url, summary_of
+from collapsetune.names import EXPERIMENT_KIND_TAG, NOTE_TAG
+from collapsetune.report import BEST_ACCEPTS, summary_of
 from collapsetune.results import (
     ATLAS_DIR,
     SweepInfo,
@@ -51,108 +41,13 @@ from collapsetune.results import (
     TrialResult,
     judge,
     parse_sweep,
-    read_results,
 )
 
-if TYPE_CHECKING:
-    from mlflow.tracking import MlflowClient
-
-__all__ = ["EXPERIMENT_KIND_TAG", "NOTE_TAG", "Published", "publish_sweep", "sweep_metrics",
-           "sweep_note", "sweep_params", "trial_note"]
+__all__ = ["EXPERIMENT_KIND_TAG", "NOTE_TAG", "sweep_metrics", "sweep_note", "sweep_params", "trial_note"]
 
 # Without it MLflow 3's sidebar switches to its GenAI view when a link is followed.
 _ML_VIEW = "?workflowType=machine_learning"
 _NOTE_BUDGET = 7500  # characters of description, under the tag limit with room to spare
-
-
-@dataclass
-class Published:
-    """What `publish_sweep` wrote."""
-
-    note: str
-    params: dict[str, str] = field(default_factory=dict)  # newly logged
-    unchanged: list[str] = field(default_factory=list)  # already logged with this value
-    changed: list[str] = field(default_factory=list)  # already logged with another value: kept, tagged
-    metrics: dict[str, float] = field(default_factory=dict)
-    atlas: list[str] = field(default_factory=list)  # artifact paths under atlas/
-    child_notes: int = 0
-
-
-def publish_sweep(
-    client: MlflowClient,
-    parent_run_id: str,
-    results_dir: str,
-    *,
-    atlas: bool = True,
-    keep_atlas: bool = True,
-    child_notes: bool = True,
-    ui_url: str = "",
-) -> Published:
-    """Writes a sweep's summary onto its MLflow parent run.
-
-    Args:
-        client: An MlflowClient on the sweep's tracking store.
-        parent_run_id: The launch's parent run.
-        results_dir: The launch's results folder (local path or URI).
-        atlas: Draw the collapse atlas and log it as artifacts under `atlas/`.
-        keep_atlas: Also leave the atlas in the results folder (when it is local), where
-            `collapsetune report` points to it.
-        child_notes: Give each trial's child run its one-line verdict as its description.
-        ui_url: MLflow's UI address, for the atlas's links to runs (`collapsetune.report.known_ui`:
-            else the COLLAPSETUNE_MLFLOW_URL variable or an http tracking server; with none
-            known, the atlas shows run ids).
-
-    Returns:
-        What was written (`Published`).
-    """
-    results = read_results(results_dir)
-    parent = client.get_run(parent_run_id)
-    experiment_id = parent.info.experiment_id
-    runs = trial_runs(client, experiment_id, parent_run_id)
-    note = sweep_note(results, runs, experiment_id, parent_run_id, pictures=atlas)
-    published = Published(note)
-
-    wanted = sweep_params(results)
-    logged = parent.data.params
-    published.params = {k: v for k, v in wanted.items() if k not in logged}
-    published.unchanged = sorted(k for k, v in wanted.items() if logged.get(k) == v)
-    published.changed = sorted(k for k, v in wanted.items() if k in logged and logged[k] != v)
-    from mlflow.entities import Metric, Param, RunTag
-
-    params = [Param(k, v) for k, v in sorted(published.params.items())]
-    for i in range(0, len(params), _BATCH):
-        client.log_batch(parent_run_id, params=params[i:i + _BATCH])
-    published.metrics = sweep_metrics(results)
-    now = int(time.time() * 1000)
-    step = sum(len(t.reports) for t in results.trials)  # grows as the sweep goes on (and on resume)
-    metrics = [Metric(k, v, now, step) for k, v in sorted(published.metrics.items())]
-    tags = [RunTag(NOTE_TAG, note)] + [
-        RunTag(mlflow_key(CHANGED_TAG + k), f"now {wanted[k]}"[:_TAG_MAX]) for k in published.changed
-    ]
-    client.log_batch(parent_run_id, metrics=metrics, tags=tags)
-
-    if child_notes:
-        for trial in results.trials:
-            if trial.trial_id in runs:
-                client.set_tag(runs[trial.trial_id], NOTE_TAG, markdown(_trial_note(trial, results.sweep))[:_TAG_MAX])
-                published.child_notes += 1
-    if atlas:
-        published.atlas = _publish_atlas(client, parent_run_id, results, runs, experiment_id, keep_atlas,
-                                         known_ui(client.tracking_uri, ui_url))
-    return published
-
-
-def _publish_atlas(client: MlflowClient, run_id: str, results: SweepResults, runs: dict[str, str],
-                   experiment_id: str, keep: bool, base: str) -> list[str]:
-    from collapsetune.atlas import write_atlas
-
-    links = {t: run_url(experiment_id, r, base) for t, r in runs.items()} if base else {}
-    local = keep and "://" not in results.path
-    with tempfile.TemporaryDirectory(prefix="collapsetune-atlas-") as scratch:
-        out = Path(results.path) / ATLAS_DIR if local else Path(scratch)
-        write_atlas(results, out, run_links=links, run_ids=runs)
-        client.log_artifacts(run_id, str(out), ATLAS_DIR)
-        return sorted(f"{ATLAS_DIR}/{p.name}" for p in out.iterdir() if not p.name.startswith("."))
 
 
 # -- what is written ------------------------------------------------------------------

@@ -106,7 +106,8 @@ def test_report_json_matches_mlflow(swept):
 
 @pytest.mark.slow
 def test_findings_published_on_the_parent_run_of_a_real_sweep(swept):
-    from collapsetune.insight import NOTE_TAG, publish_sweep
+    from collapsetune.insight import NOTE_TAG
+    from collapsetune.tracking import publish_sweep
     from collapsetune.names import PATH_TAG
 
     work, _ = swept

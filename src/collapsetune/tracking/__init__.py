@@ -7,6 +7,7 @@
   and `_renames`, one sweep's renamed and dropped names;
 - `_samples`: a trial's generated samples as the run's samples.md;
 - `_catchup`: what a resumed driver's run lacks of its trial's record of reports;
+- `_publish`: the sweep's answer on its parent run (`collapsetune.insight` words it);
 - `_store`: queries and repairs of a store (a launch's runs for `report`, Ctrl-C's KILLED).
 
 A name is loaded with its module on first use: the callback and the writer import Ray and
@@ -33,6 +34,7 @@ _HOME = {
     "mlflow_key": "_names", "flatten": "_names", "run_name": "_names", "param_key_problem": "_names",
     "param_keys": "_names", "KEY_MAX": "_names", "PARAM_KEY_MAX": "_names",
     "SAMPLE_MAX": "_samples", "sample_records": "_samples",
+    "publish_sweep": "_publish", "Published": "_publish",
 }
 # Tags and file names read from here by older code and tests; their home is collapsetune.names.
 _FROM_NAMES = ("ORPHAN_TAG", "RENAMED_PREFIX", "SAMPLES_FILE", "STOPPED_TAG")

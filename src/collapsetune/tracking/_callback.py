@@ -327,7 +327,7 @@ class MlflowTracking(tune.Callback):
         client.log_batch(self.parent_run_id, tags=tags)
 
     def _publish(self, client: MlflowClient) -> None:
-        from collapsetune.insight import publish_sweep
+        from collapsetune.tracking._publish import publish_sweep
 
         try:
             publish_sweep(client, self.parent_run_id, self.experiment_path)
