@@ -59,3 +59,20 @@ def test_validate_refuses_a_folder_that_is_not_a_results_folder(sweep, capsys, t
     assert ("search.warm_start[0]: 'other' is not a collapsetune results folder (collapsetune.json missing)"
             in err), err
     assert "search.warm_start[1]:" in err
+
+
+def _results_folder(path: Path, state: str = '{"trial_data": []}') -> Path:
+    """A folder laid out as `collapsetune run` leaves one: the resolved sweep, the launch
+    record and Ray's experiment state (`state`, its text)."""
+    path.mkdir()
+    (path / "sweep.yaml").write_text(SWEEP)
+    (path / "collapsetune.json").write_text("{}")
+    (path / "experiment_state-2026-12-05_10-15-00.json").write_text(state)
+    return path
+
+
+def test_the_refusal_names_the_files_a_results_folder_holds(sweep, capsys):
+    assert main(["validate", str(sweep), "--set", "search.warm_start=gone"]) == 2
+    err = capsys.readouterr().err
+    assert "holding sweep.yaml, collapsetune.json and Ray's experiment_state-*.json" in err, err
+

@@ -31,8 +31,8 @@ from collapsetune.spec._distribution import Distribution
 __all__ = ["check", "folders"]
 
 KEY = "search.warm_start"
-_FORM = (f"expected the results folder of an earlier collapsetune sweep (the folder `collapsetune run` "
-         "printed, holding {SWEEP_FILE}, {LAUNCH_FILE} and Ray's experiment_state-*.json)")
+_FORM = ("expected the results folder of an earlier collapsetune sweep (the folder `collapsetune run` "
+         f"printed, holding {SWEEP_FILE}, {LAUNCH_FILE} and Ray's experiment_state-*.json)")
 
 
 def folders(spec: SweepSpec) -> list[str]:
