@@ -76,3 +76,21 @@ def test_the_refusal_names_the_files_a_results_folder_holds(sweep, capsys):
     err = capsys.readouterr().err
     assert "holding sweep.yaml, collapsetune.json and Ray's experiment_state-*.json" in err, err
 
+
+def test_validate_refuses_the_same_folder_twice(sweep, capsys, tmp_path):
+    _results_folder(tmp_path / "prev")
+    assert main(["validate", str(sweep), "--set", "search.warm_start=[prev, ./prev/]"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert ("search.warm_start[1]: './prev/' is the folder search.warm_start[0] names already; "
+            "expected each results folder once") in err, err
+
+
+def test_validate_refuses_a_symlink_loop_in_one_line(sweep, capsys, tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    assert main(["validate", str(sweep), "--set", "search.warm_start=[a, b]"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "search.warm_start[0]: 'a' is not a folder; expected the results folder" in err, err
+    assert "search.warm_start[1]: 'b' is not a folder" in err, err

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ _FORM = ("expected the results folder of an earlier collapsetune sweep (the fold
 
 def folders(spec: SweepSpec) -> list[str]:
     """The sweep's warm-start folders as absolute paths (a relative one means the launch directory)."""
-    return [str(Path(folder).expanduser().resolve()) for folder in spec.search.warm_start]
+    return [_real(folder) for folder in spec.search.warm_start]
 
 
 def check(spec: SweepSpec) -> None:
@@ -47,12 +48,23 @@ def check(spec: SweepSpec) -> None:
         SpecError: naming the sweep file, `search.warm_start[i]`, what is wrong and the
             expected form; SpecErrors when several folders are wrong.
     """
-    errors = []
+    errors, seen = [], {}
     for i, folder in enumerate(spec.search.warm_start):
         key = f"{KEY}[{i}]" if len(spec.search.warm_start) > 1 else KEY
+        same = seen.setdefault(_real(folder), key)
+        if same != key:  # its trials would be added once anyway: a repeat is a slip, maybe for another folder
+            errors.append(SpecError(f"{folder!r} is the folder {same} names already; expected each results "
+                                    "folder once", key=key))
+            continue
         errors += [SpecError(problem, key=key) for problem in _problems(spec, folder)]
     file = str(spec.source) if spec.source else None
     raise_all(err.in_file(file) if file else err for err in errors)
+
+
+def _real(folder: str) -> str:
+    """`folder` as an absolute path with its links followed; a link loop stays as it is
+    (`Path.resolve` raises on one, and `_problems` says it is not a folder)."""
+    return os.path.realpath(os.path.expanduser(folder))
 
 
 def _problems(spec: SweepSpec, folder: str) -> Iterator[str]:
