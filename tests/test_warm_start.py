@@ -86,6 +86,16 @@ def test_validate_refuses_the_same_folder_twice(sweep, capsys, tmp_path):
             "expected each results folder once") in err, err
 
 
+def test_validate_refuses_a_damaged_experiment_state_without_echoing_it(sweep, capsys, tmp_path):
+    _results_folder(tmp_path / "prev", state='{"trial_data": ["wJalrXUtnFEMI')  # cut off mid-write
+    assert main(["validate", str(sweep), "--set", "search.warm_start=prev"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert ("search.warm_start: 'prev' holds an experiment state Ray cannot read (JSONDecodeError); "
+            "expected the results folder of an earlier collapsetune sweep") in err, err
+    assert "wJalrXUtnFEMI" not in err
+
+
 def test_validate_refuses_a_symlink_loop_in_one_line(sweep, capsys, tmp_path):
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")

@@ -86,6 +86,13 @@ def _problems(spec: SweepSpec, folder: str) -> Iterator[str]:
     except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, SpecError) as exc:
         yield f"{folder}/{SWEEP_FILE} could not be read ({type(exc).__name__}); {_FORM}"
         return
+    try:  # what the searcher reads at launch, after Ray has started: read it here first
+        from collapsetune.searchers import CollapseOptunaSearch
+
+        list(CollapseOptunaSearch._stored_trials(_real(folder), lambda trial: False))  # as folders() names it
+    except Exception as exc:  # a damaged state raises whatever its JSON or pickles do; never shown (not the user's file)
+        yield f"{folder!r} holds an experiment state Ray cannot read ({type(exc).__name__}); {_FORM}"
+        return
     yield from _space_problems(folder, space, dict(spec.search_space))
     objectives = [{"metric": o.metric, "mode": o.mode} for o in spec.objective.all]
     had = earlier.get("objective")
