@@ -96,6 +96,19 @@ def test_validate_refuses_a_damaged_experiment_state_without_echoing_it(sweep, c
     assert "wJalrXUtnFEMI" not in err
 
 
+def test_validate_refuses_the_folder_of_a_sweep_still_running(sweep, capsys, tmp_path):
+    from collapsetune.storage import driver_lock
+
+    folder = _results_folder(tmp_path / "prev")
+    with driver_lock(str(folder)):  # its driver is alive: the folder's trials are not all ended yet
+        assert main(["validate", str(sweep), "--set", "search.warm_start=prev"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert ("search.warm_start: 'prev' is the results folder of a sweep still running (a driver holds its "
+            ".driver.lock); expected the folder of a sweep that has ended: warm-start once it ends") in err, err
+    assert main(["validate", str(sweep), "--set", "search.warm_start=prev"]) == 0  # once it ended
+
+
 def test_validate_refuses_a_symlink_loop_in_one_line(sweep, capsys, tmp_path):
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")

@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -27,6 +28,7 @@ import yaml
 from collapsetune.errors import SpecError, raise_all
 from collapsetune.names import LAUNCH_FILE, SWEEP_FILE
 from collapsetune.spec import SweepSpec
+from collapsetune.storage import LOCK_FILE
 from collapsetune.spec._distribution import Distribution
 
 __all__ = ["check", "folders"]
@@ -61,6 +63,22 @@ def check(spec: SweepSpec) -> None:
     raise_all(err.in_file(file) if file else err for err in errors)
 
 
+def _still_running(path: Path) -> bool:
+    """Whether a driver holds the folder's lock (`storage.driver_lock`): its trials are not
+    all ended, and its experiment state is rewritten while we would read it."""
+    try:
+        handle = open(path / LOCK_FILE, "rb")
+    except OSError:  # none (a sweep from before the lock), or one we may not read: nothing says it runs
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
 def _real(folder: str) -> str:
     """`folder` as an absolute path with its links followed; a link loop stays as it is
     (`Path.resolve` raises on one, and `_problems` says it is not a folder)."""
@@ -79,6 +97,10 @@ def _problems(spec: SweepSpec, folder: str) -> Iterator[str]:
     if missing or not any(path.glob("experiment_state*.json")):
         what = ", ".join(missing) or "no experiment_state-*.json"
         yield f"{folder!r} is not a collapsetune results folder ({what} missing); {_FORM}"
+        return
+    if _still_running(path):
+        yield (f"{folder!r} is the results folder of a sweep still running (a driver holds its {LOCK_FILE}); "
+               "expected the folder of a sweep that has ended: warm-start once it ends")
         return
     try:
         earlier = yaml.safe_load((path / SWEEP_FILE).read_text(encoding="utf-8"))
