@@ -117,3 +117,16 @@ def test_validate_refuses_a_symlink_loop_in_one_line(sweep, capsys, tmp_path):
     assert err.count("\n") == 1, err
     assert "search.warm_start[0]: 'a' is not a folder; expected the results folder" in err, err
     assert "search.warm_start[1]: 'b' is not a folder" in err, err
+
+
+def test_the_warm_start_line_shows_a_folder_name_escaped(tmp_path, capsys):
+    from ray import tune
+
+    from collapsetune.searchers import CollapseOptunaSearch, make_sampler
+
+    folder = _results_folder(tmp_path / "prev\x1b]0;owned\x07\x1b[31m")  # a name that retitles the terminal
+    searcher = CollapseOptunaSearch(sampler=make_sampler("tpe", 0), seed=0, warm_start=[str(folder)])
+    searcher.set_search_properties("objective", "min", {"lr": tune.loguniform(1e-3, 0.3)})
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out, repr(out)
+    assert out.startswith("collapsetune: warm start: 0 trials from ") and "prev\\x1b]0;owned" in out, out

@@ -53,6 +53,7 @@ from ray.tune.utils.util import flatten_dict
 from collapsetune import _ray
 from collapsetune.collapse import MARGIN_KEY, STATUS_KEY, STOPPING
 from collapsetune.errors import SpecError
+from collapsetune.escape import terminal
 from collapsetune.forecast import FORECAST_KEY
 
 
@@ -294,7 +295,7 @@ class CollapseOptunaSearch(OptunaSearch):
             optuna.logging.set_verbosity(verbosity)
         said = ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items())) or "no trials"
         kept = f"; the damaged file is kept as {damaged.name}" if damaged.exists() else ""
-        print(f"collapsetune: Optuna's study {path} could not be read ({type(why).__name__}); rebuilt it from "
+        print(f"collapsetune: Optuna's study {terminal(path)} could not be read ({type(why).__name__}); rebuilt it from "
               f"the results folder ({said}){kept}")
 
     def _add_trials(self, results_dir: Path) -> dict[str, int]:
@@ -377,7 +378,7 @@ class CollapseOptunaSearch(OptunaSearch):
         added, collapsed, skipped = self.add_warm_trials([(name, t) for name, t in trials if t is not None])
         skipped += sum(t is None for _, t in trials)
         outside = f"; {skipped} outside this sweep's search space skipped" if skipped else ""
-        print(f"collapsetune: warm start: {added} trials from {results_dir} ({collapsed} collapsed){outside}")
+        print(f"collapsetune: warm start: {added} trials from {terminal(results_dir)} ({collapsed} collapsed){outside}")
         return added, collapsed, skipped
 
     def add_warm_trials(self, trials: Sequence[tuple[str, optuna.trial.FrozenTrial]]) -> tuple[int, int, int]:
