@@ -130,3 +130,27 @@ def test_the_warm_start_line_shows_a_folder_name_escaped(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out, repr(out)
     assert out.startswith("collapsetune: warm start: 0 trials from ") and "prev\\x1b]0;owned" in out, out
+
+
+def test_a_study_rebuilt_after_its_warm_start_folder_is_gone_leaves_those_trials_out(tmp_path, capsys):
+    # A warm-started sweep's optuna.db is damaged, and the earlier sweep's folder has been
+    # deleted since the launch: resume rebuilds the study without it, and says so.
+    import shutil
+
+    from ray import tune
+
+    from collapsetune.searchers import CollapseOptunaSearch, make_sampler, study_storage
+
+    earlier, own = _results_folder(tmp_path / "prev"), _results_folder(tmp_path / "own")
+    db = own / "optuna.db"
+    searcher = CollapseOptunaSearch(sampler=make_sampler("tpe", 0), seed=0, storage=study_storage(str(db)),
+                                    study_name="own", warm_start=[str(earlier)])
+    searcher.set_search_properties("objective", "min", {"lr": tune.loguniform(1e-3, 0.3)})
+    shutil.rmtree(earlier)
+    db.write_bytes(b"not a database")
+    capsys.readouterr()
+    searcher._rebuild(db, ValueError("damaged"))
+    out = capsys.readouterr().out
+    assert (f"collapsetune: warm start: {earlier} could not be read (ValueError); its trials are left out "
+            "of the study") in out, out
+    assert "rebuilt it from the results folder" in out, out
