@@ -201,3 +201,41 @@ def test_reports_after_a_copy_whose_tags_never_landed_keep_their_steps_after_res
 
     history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val/loss"))
     assert history == [(1, 9.0), (2, 8.0), (3, 7.0), (4, 5.0), (5, 4.5), (6, 4.0)]
+
+
+@pytest.mark.parametrize("damage", [
+    "not json at all\n[1, 2]\n\"a string\"\n",  # junk lines
+    '{"training_iteration": 3, "val/loss": 7.0}\n',  # report 3 recorded twice
+    '{"training_iteration": Infinity, "val/loss": 1.0}\n',  # a number no step can be
+    '{"training_iteration": NaN, "val/loss": 1.0}\n{"training_iteration": "x", "val/loss": 1.0}\n',
+    '{"training_iteration": 1000000000, "val/loss": 1.0}\n',  # a jump past every report the trial makes
+    '{"training_iteration": 5, "val/loss": 1.0}\n{"training_iteration": 4, "val/loss": 1.0}\n',  # out of order
+    '{"training_iteration": 4, "val/lo',  # cut off mid-line
+])
+def test_a_damaged_record_neither_crashes_the_resumed_driver_nor_logs_a_step_twice_or_invented(tmp_path, damage):
+    # Reports 1-2 are in MLflow, report 3 only in the trial's record, then the record is
+    # damaged. The resumed trial, restored from its checkpoint at report 2, makes 3-6 again.
+    first = _Driver(tmp_path)
+    a = _stored_trial(tmp_path)
+    first.tracking.on_trial_start(0, [], a)
+    for number in (1, 2):
+        first.report(a, _report(number, 10.0 - number))
+    snapshot = first.tracking.get_state()
+    first.records.on_trial_result(0, [], a, {**_report(3, 7.0), "trial_id": "a"})
+    first.records.on_experiment_end([a])
+    (record,) = (tmp_path / "results").rglob("collapsetune_reports.jsonl")
+    with open(record, "a") as f:
+        f.write(damage)
+
+    resumed = _Driver(tmp_path, first.tracking, snapshot)
+    resumed.tracking.on_trial_restore(0, [], a)
+    for number in (3, 4, 5, 6):
+        resumed.report(a, _report(number, 10.0 - number))
+    a.set_status(Trial.TERMINATED)
+    resumed.end(a)
+
+    client = MlflowClient(resumed.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("exp").experiment_id], "tags.`ray.trial_id` = 'a'")
+    history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "val/loss"))
+    assert history == [(1, 9.0), (2, 8.0), (3, 7.0), (4, 6.0), (5, 5.0), (6, 4.0)]
+    assert run.info.status == "FINISHED"

@@ -322,3 +322,19 @@ def test_tracking_hosted_and_local_folder_stores(tmp_path):
     preflight.check_tracking(f"file://{tmp_path}/mlruns", TIMEOUT)
     (tmp_path / "file").write_text("x")
     assert "is a file, not a folder" in error(preflight.check_tracking, str(tmp_path / "file" / "mlruns")).message
+
+
+def test_tracking_sqlite_store_of_an_older_mlflow_fails_naming_the_upgrade(tmp_path):
+    # A store an older MLflow made: the driver's MlflowClient would raise MLflow's schema
+    # error in a traceback once trials had started (issue 22's hostile pass, round 3).
+    path = tmp_path / "m.db"
+    subprocess.run([sys.executable, "-c", "import sys; from mlflow.tracking import MlflowClient; "  # today's schema,
+                    "MlflowClient(tracking_uri=sys.argv[1]).search_experiments(max_results=1)",  # made elsewhere
+                    f"sqlite:///{path}"], check=True, timeout=300)  # (MLflow keeps an opened store per process)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE alembic_version SET version_num = '867495a8f9d4'")  # MLflow 2.x's schema
+    err = error(preflight.check_tracking, f"sqlite:///{path}")
+    assert err.key == "mlflow.tracking_uri", err
+    assert (f"{path} holds another MLflow version's schema (this is MLflow " in err.message
+            and f"back it up, then run `mlflow db upgrade sqlite:///{path}`" in err.message), err.message
+    assert "867495a8f9d4" not in err.message and "\n" not in err.message

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -198,3 +200,19 @@ def test_summary_says_the_breaker_stopped_the_sweep_why_and_what_to_do(launch):
     assert "stop_sweep_when" not in format_summary(load_summary(str(FIXTURE), mlflow=False))
     assert why_healthy(5, 8, stopped_with_sweep=True).startswith("stopped with the sweep (stop_sweep_when) at report 5")
     assert why_healthy(5, 8).startswith("cut at report 5")
+
+
+def test_report_on_a_store_of_an_older_mlflow_says_how_to_upgrade_and_changes_nothing(tmp_path, launch, capsys):
+    db = tmp_path / "mlflow.db"
+    subprocess.run([sys.executable, "-c", "import sys; from mlflow.tracking import MlflowClient; "  # made elsewhere:
+                    "MlflowClient(tracking_uri=sys.argv[1]).search_experiments(max_results=1)",  # MLflow keeps an
+                    f"sqlite:///{db}"], check=True, timeout=300)  # opened store per process
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE alembic_version SET version_num = '867495a8f9d4'")  # MLflow 2.x's schema
+    assert main(["report", str(launch)]) == 0  # the links are lost, the report is not
+    out = capsys.readouterr().out
+    assert (f"note: MLflow store not read: it holds another MLflow version's schema; back it up, then run "
+            f"`mlflow db upgrade sqlite:///{db}`") in out, out
+    assert "867495a8f9d4" not in out
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("867495a8f9d4",)

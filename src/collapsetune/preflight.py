@@ -110,6 +110,7 @@ def check_tracking(uri: str | None, timeout: float = TIMEOUT) -> None:
     if base == "sqlite":
         path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
         _within(timeout, key, f"the SQLite file {path}", lambda: _sqlite_file(path))
+        _mlflow_schema(path, key)
     elif base in ("http", "https"):
         port = host_port(uri)[1]
         _within(timeout, key, redact(uri), lambda: _mlflow_server(uri, timeout),
@@ -227,6 +228,34 @@ def _sqlite_file(path: Path) -> None:
         raise _Problem(f"{exc}; SQLite writes the database and its journal there") from None
     if path.exists():
         _sqlite_database(path.absolute())
+
+
+def _mlflow_schema(path: Path, key: str) -> None:
+    """An MLflow store in SQLite is one this MLflow opens: a store of an older (or newer)
+    MLflow raises its schema error in the driver's first MLflow call, once trials have
+    started. MLflow itself judges (its client, which only reads a store whose schema is
+    complete); outside `_within`, as importing MLflow alone may take longer than its timeout."""
+    if not path.is_file():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=1)) as db:
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'").fetchone():
+                return  # empty, or a store MLflow has yet to make its schema in: MLflow makes it
+    except sqlite3.Error:
+        return  # _sqlite_database has said what is wrong with it
+    from collapsetune.tracking._store import store_problem
+
+    uri = f"sqlite:///{path.absolute()}"
+    problem = store_problem(uri)
+    if problem is None:
+        return
+    why, version = problem
+    if why == "schema":
+        raise SpecError(f"{path.absolute()} holds another MLflow version's schema (this is MLflow "
+                        f"{version}); back it up, then run `mlflow db upgrade {uri}`, or point "
+                        "tracking_uri at a new file, e.g. sqlite:///mlflow.db", key=key)
+    raise SpecError(f"{path.absolute()} is a SQLite file MLflow cannot open ({why}); point "
+                    "tracking_uri at MLflow's database or at a new file, e.g. sqlite:///mlflow.db", key=key)
 
 
 def _sqlite_database(path: Path) -> None:

@@ -23,6 +23,7 @@ driver's MLflow catch-up (`collapsetune.tracking._catchup`).
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import IO, Any
 
@@ -30,7 +31,7 @@ import pyarrow.fs
 from ray import tune
 from ray.tune.utils.util import SafeFallbackEncoder
 
-from collapsetune.names import REPORTS_FILE, SWEEP_STOP_FILE, SWEEP_STOP_KEY
+from collapsetune.names import DONOR_REPORT_KEY, REPORTS_FILE, SWEEP_STOP_FILE, SWEEP_STOP_KEY
 from collapsetune.results import read_reports
 
 __all__ = ["SweepStopRecord", "TrialRecords", "recorded"]
@@ -110,14 +111,23 @@ class TrialRecords(tune.Callback):
 def recorded(trial: Any) -> list[dict[str, Any]]:
     """Every report recorded for `trial` (less its config), in the order the driver received
     them, read by the one reader of the record (`results.read_reports`); a line cut off by a
-    killed driver is skipped. None recorded, or no folder (a stub trial): an empty list."""
+    killed driver is skipped, and so is one whose report number (or PBT donor's report) is
+    not a whole number. None recorded, or no folder (a stub trial): an empty list."""
     try:
         with open(os.path.join(_folder(trial), REPORTS_FILE), encoding="utf-8", errors="replace") as f:
             text = f.read()
     except (AttributeError, OSError):
         return []
     rows, _ = read_reports(text)
-    return [row for row in rows if "training_iteration" in row]
+    return [row for row in rows if _is_count(row.get("training_iteration"), 1)
+            and _is_count(row.get(DONOR_REPORT_KEY, 0), 0)]
+
+
+def _is_count(value: Any, least: int) -> bool:
+    """Whether `value` is a whole number >= `least`, as the driver writes a report number (a
+    damaged or hand-edited line may hold NaN, Infinity, a string or 1.5 there)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and value == int(value) and value >= least)
 
 
 def _folder(trial: Any) -> str:

@@ -105,7 +105,11 @@ def load_summary(results_dir: str, mlflow: bool = True, ui_url: str = "") -> Sum
             index = find_runs(uri, results.sweep.name, results.path)
         except Exception as exc:  # noqa: BLE001 - a store that does not answer costs only the links
             why = re.sub(r"//[^/@\s]*@", "//", str(exc))[:300]  # no credentials in what is printed
-            summary.notes.append(f"MLflow store not read ({type(exc).__name__}: {why})")
+            if "out-of-date database schema" in why:  # MLflow's words hold the store's versions and run on
+                summary.notes.append("MLflow store not read: it holds another MLflow version's schema; back it "
+                                     f"up, then run `mlflow db upgrade {summary.tracking_uri}`")
+            else:
+                summary.notes.append(f"MLflow store not read ({type(exc).__name__}: {why})")
             index = RunIndex()
         summary.experiment_id, summary.parent_run_id = index.experiment_id, index.parent_run_id
         if index.experiment_id:

@@ -53,6 +53,7 @@ from ray.tune.utils.util import flatten_dict
 from collapsetune import _ray
 from collapsetune.collapse import MARGIN_KEY, STATUS_KEY, STOPPING
 from collapsetune.errors import SpecError
+from collapsetune.escape import terminal
 from collapsetune.forecast import FORECAST_KEY
 
 
@@ -294,7 +295,7 @@ class CollapseOptunaSearch(OptunaSearch):
             optuna.logging.set_verbosity(verbosity)
         said = ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items())) or "no trials"
         kept = f"; the damaged file is kept as {damaged.name}" if damaged.exists() else ""
-        print(f"collapsetune: Optuna's study {path} could not be read ({type(why).__name__}); rebuilt it from "
+        print(f"collapsetune: Optuna's study {terminal(path)} could not be read ({type(why).__name__}); rebuilt it from "
               f"the results folder ({said}){kept}")
 
     def _add_trials(self, results_dir: Path) -> dict[str, int]:
@@ -368,16 +369,24 @@ class CollapseOptunaSearch(OptunaSearch):
         `_add_trials` would rebuild it: params, last real objective value(s) and the collapse
         constraint, so the sampler starts out knowing the collapse zones. A trial already added
         from that folder (a resumed sweep) is not added again; one whose params fall outside
-        this sweep's space is skipped. Prints one line; returns (added, collapsed, skipped)."""
+        this sweep's space is skipped; a folder that cannot be read any more (deleted since the
+        launch, and read again for a rebuilt study) adds nothing. Prints one line; returns
+        (added, collapsed, skipped)."""
         done = {t.user_attrs.get(_WARM_ATTR, "") for t in _ray.optuna_study(self).get_trials(deepcopy=False)}
         if any(name.startswith(f"{results_dir}#") for name in done):
             return 0, 0, 0  # a resumed sweep (or a rebuilt study that kept them): its study holds them already
-        trials = [(f"{results_dir}#{tid}", self._as_study_trial(trial, ended=True))
-                  for tid, trial in self._stored_trials(results_dir, lambda t: t.status == "TERMINATED")]
+        try:
+            trials = [(f"{results_dir}#{tid}", self._as_study_trial(trial, ended=True))
+                      for tid, trial in self._stored_trials(results_dir, lambda t: t.status == "TERMINATED")]
+        except Exception as exc:  # noqa: BLE001 - gone or damaged since `warm_start.check` read it at launch
+            # (a study rebuilt on resume reads it again): the sweep goes on without those trials
+            print(f"collapsetune: warm start: {terminal(results_dir)} could not be read ({type(exc).__name__}); "
+                  "its trials are left out of the study")
+            return 0, 0, 0
         added, collapsed, skipped = self.add_warm_trials([(name, t) for name, t in trials if t is not None])
         skipped += sum(t is None for _, t in trials)
         outside = f"; {skipped} outside this sweep's search space skipped" if skipped else ""
-        print(f"collapsetune: warm start: {added} trials from {results_dir} ({collapsed} collapsed){outside}")
+        print(f"collapsetune: warm start: {added} trials from {terminal(results_dir)} ({collapsed} collapsed){outside}")
         return added, collapsed, skipped
 
     def add_warm_trials(self, trials: Sequence[tuple[str, optuna.trial.FrozenTrial]]) -> tuple[int, int, int]:

@@ -17,6 +17,8 @@ Example:
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,18 +28,19 @@ import yaml
 from collapsetune.errors import SpecError, raise_all
 from collapsetune.names import LAUNCH_FILE, SWEEP_FILE
 from collapsetune.spec import SweepSpec
+from collapsetune.storage import LOCK_FILE
 from collapsetune.spec._distribution import Distribution
 
 __all__ = ["check", "folders"]
 
 KEY = "search.warm_start"
-_FORM = (f"expected the results folder of an earlier collapsetune sweep (the folder `collapsetune run` "
-         "printed, holding {SWEEP_FILE}, {LAUNCH_FILE} and Ray's experiment_state-*.json)")
+_FORM = ("expected the results folder of an earlier collapsetune sweep (the folder `collapsetune run` "
+         f"printed, holding {SWEEP_FILE}, {LAUNCH_FILE} and Ray's experiment_state-*.json)")
 
 
 def folders(spec: SweepSpec) -> list[str]:
     """The sweep's warm-start folders as absolute paths (a relative one means the launch directory)."""
-    return [str(Path(folder).expanduser().resolve()) for folder in spec.search.warm_start]
+    return [_real(folder) for folder in spec.search.warm_start]
 
 
 def check(spec: SweepSpec) -> None:
@@ -47,12 +50,39 @@ def check(spec: SweepSpec) -> None:
         SpecError: naming the sweep file, `search.warm_start[i]`, what is wrong and the
             expected form; SpecErrors when several folders are wrong.
     """
-    errors = []
+    errors, seen = [], {}
     for i, folder in enumerate(spec.search.warm_start):
         key = f"{KEY}[{i}]" if len(spec.search.warm_start) > 1 else KEY
+        same = seen.setdefault(_real(folder), key)
+        if same != key:  # its trials would be added once anyway: a repeat is a slip, maybe for another folder
+            errors.append(SpecError(f"{folder!r} is the folder {same} names already; expected each results "
+                                    "folder once", key=key))
+            continue
         errors += [SpecError(problem, key=key) for problem in _problems(spec, folder)]
     file = str(spec.source) if spec.source else None
     raise_all(err.in_file(file) if file else err for err in errors)
+
+
+def _still_running(path: Path) -> bool:
+    """Whether a driver holds the folder's lock (`storage.driver_lock`): its trials are not
+    all ended, and its experiment state is rewritten while we would read it."""
+    try:
+        handle = open(path / LOCK_FILE, "rb")
+    except OSError:  # none (a sweep from before the lock), or one we may not read: nothing says it runs
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def _real(folder: str) -> str:
+    """`folder` as an absolute path with its links followed; a link loop stays as it is
+    (`Path.resolve` raises on one, and `_problems` says it is not a folder)."""
+    return os.path.realpath(os.path.expanduser(folder))
 
 
 def _problems(spec: SweepSpec, folder: str) -> Iterator[str]:
@@ -68,11 +98,22 @@ def _problems(spec: SweepSpec, folder: str) -> Iterator[str]:
         what = ", ".join(missing) or "no experiment_state-*.json"
         yield f"{folder!r} is not a collapsetune results folder ({what} missing); {_FORM}"
         return
+    if _still_running(path):
+        yield (f"{folder!r} is the results folder of a sweep still running (a driver holds its {LOCK_FILE}); "
+               "expected the folder of a sweep that has ended: warm-start once it ends")
+        return
     try:
         earlier = yaml.safe_load((path / SWEEP_FILE).read_text(encoding="utf-8"))
         space = {k: Distribution.from_yaml(v) for k, v in (earlier.get("search_space") or {}).items()}
     except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError, SpecError) as exc:
         yield f"{folder}/{SWEEP_FILE} could not be read ({type(exc).__name__}); {_FORM}"
+        return
+    try:  # what the searcher reads at launch, after Ray has started: read it here first
+        from collapsetune.searchers import CollapseOptunaSearch
+
+        list(CollapseOptunaSearch._stored_trials(_real(folder), lambda trial: False))  # as folders() names it
+    except Exception as exc:  # a damaged state raises whatever its JSON or pickles do; never shown (not the user's file)
+        yield f"{folder!r} holds an experiment state Ray cannot read ({type(exc).__name__}); {_FORM}"
         return
     yield from _space_problems(folder, space, dict(spec.search_space))
     objectives = [{"metric": o.metric, "mode": o.mode} for o in spec.objective.all]

@@ -5,9 +5,11 @@ reports once, and the summary, `report` and the parent run say why the sweep sto
 from __future__ import annotations
 
 import json
+import signal
+import time
 
 import pytest
-from toy_sweep import assert_each_step_once, cli, trial_runs, write_sweep
+from toy_sweep import assert_each_step_once, cli, kill_when, sqlite_values, trial_runs, write_sweep
 
 REASON = "2 of 2 judged trials collapsed (1.00 > 0.5)"
 
@@ -68,3 +70,52 @@ def test_breaker_ends_a_collapsing_sweep_and_every_run_with_it(tmp_path):
     assert "stopped with the sweep (stop_sweep_when) " in shown.stdout
     assert "cut by the scheduler" not in shown.stdout and "interrupted" not in shown.stdout
     assert f"the sweep was stopped by stop_sweep_when: {REASON}" in shown.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["SIGINT", "SIGKILL"])
+def test_a_driver_stopped_right_after_the_breaker_trips_resumes_to_the_same_end(tmp_path, fault):
+    # The sweep above, its driver Ctrl-C'd or killed as soon as MLflow has the second
+    # collapse (the one that trips the breaker). `resume` ends it as the breaker did: every
+    # run FINISHED with each report once, and no trial beyond those that ran before the trip.
+    db = tmp_path / "mlflow.db"
+    write_sweep(tmp_path, "toy-breaker", config="{}", max_iterations="60", num_samples="6", max_concurrent="2",
+                search_space="{lr: {choice: [0.2, 0.01]}, sleep: {choice: [0.0, 2.0]}}",
+                search="{algorithm: random, seed: 0, points_to_evaluate: "
+                       "[{lr: 0.01, sleep: 2.0}, {lr: 0.2, sleep: 0.0}, {lr: 0.2, sleep: 0.0}]}",
+                stop_sweep_when="{collapsed_share_above: 0.5, after_trials: 2}",
+                mlflow=f"{{tracking_uri: 'sqlite:///{db}'}}")
+    driver = cli("run", "sweeps/toy-breaker.yaml", cwd=tmp_path, wait=False)
+
+    def tripped() -> bool:
+        return sqlite_values(db, "collapse.status").count("collapsed") >= 2
+
+    if fault == "SIGINT":  # the sweep may have ended already (exit 0) or not (130): either way resume ends it
+        while not tripped():
+            assert driver.poll() is None, driver.stdout.read()[-3000:]
+            time.sleep(0.3)
+        driver.send_signal(signal.SIGINT)
+        interrupted, _ = driver.communicate(timeout=300)
+        assert driver.returncode in (0, 130), interrupted[-3000:]
+    else:
+        kill_when(driver, tripped, "second collapse")
+    (folder,) = (tmp_path / "results").iterdir()
+    resumed = cli("resume", str(folder), cwd=tmp_path)
+    out = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, out[-3000:]
+    assert f"the sweep was stopped by stop_sweep_when: {REASON}" in out, out[-3000:]
+
+    reports = {}  # trial id -> its training_iterations (the trial's own record)
+    for params in folder.glob("*/params.json"):
+        record_file = params.parent / "collapsetune_reports.jsonl"
+        rows = [json.loads(line) for line in record_file.read_text().splitlines()] if record_file.exists() else []
+        reports["_".join(params.parent.name.split("_")[1:3])] = [r["training_iteration"] for r in rows]
+    assert sum(bool(steps) for steps in reports.values()) <= 3, reports  # nothing ran past the trip
+    client, runs = trial_runs(tmp_path, "toy-breaker")
+    assert_each_step_once(client, runs, trials=len(runs))
+    for r in runs:
+        steps = [m.step for m in client.get_metric_history(r.info.run_id, "val/loss")]
+        assert steps == list(range(1, max(reports[r.data.tags["ray.trial_id"]], default=0) + 1)), (steps, reports)
+    parent = client.get_run(runs[0].data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "FINISHED"
+    assert REASON in parent.data.tags["collapsetune.sweep_stopped"]

@@ -68,17 +68,22 @@ def catch_up(trial: Any, last_step: int) -> CatchUp | None:
 
 def steps(rows: Sequence[dict]) -> Iterator[tuple[dict, int, int]]:
     """The recorded reports that have a step of their own in the run, with that step and the
-    run's offset (step minus report number) there, in the order they were recorded.
+    run's offset (step minus report number) there, in the order they were recorded; up to a
+    report that skips a number (a damaged record), which ends them.
 
     Example:
         >>> rows = [{"training_iteration": t} for t in (1, 2, 3, 2, 3, 4)]  # restored at report 1
         >>> [(r["training_iteration"], step) for r, step, _ in steps(rows)]
         [(1, 1), (2, 2), (3, 3), (4, 4)]
     """
-    logged, offset, copy = 0, 0, None
+    logged, offset, copy, before = 0, 0, None, 0
     for row in rows:
-        this = copy_of(row)
-        step, offset = place(_number(row), logged, offset, new_copy=this is not None and this != copy)
+        number, this = _number(row), copy_of(row)
+        new_copy = this is not None and this != copy
+        if not new_copy and number > before + 1:  # a trial reports 1, 2, 3 (again from a restore): a damaged record skips
+            return  # what lies between is unknown: a step from beyond it would stand for reports never logged
+        before = number
+        step, offset = place(number, logged, offset, new_copy=new_copy)
         copy = this or copy
         if step is not None:
             logged = step

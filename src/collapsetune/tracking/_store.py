@@ -55,6 +55,21 @@ def mark_interrupted(tracking_uri: str, experiment: str, experiment_path: str, t
         client.set_terminated(parent.info.run_id, "KILLED")
 
 
+def store_problem(uri: str) -> tuple[str, str] | None:
+    """None when this MLflow opens the store at `uri` (its client reads only a store whose
+    schema is complete); else (why, this MLflow's version): why is "schema" for another
+    MLflow version's schema, else the exception's type name (MLflow's words hold values from
+    the store, which are never shown)."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any failure to open is the answer
+        return ("schema" if "out-of-date database schema" in str(exc) else type(exc).__name__), mlflow.__version__
+    return None
+
+
 def _connect(uri: str) -> MlflowClient:
     """A client whose store is open. Two drivers creating one new SQLite store at once race
     in MLflow's schema migrations (`table _alembic_tmp_experiments already exists`): on
