@@ -91,3 +91,15 @@ def test_wrapper_that_exits_on_import_is_a_one_line_error(sweep, capsys):
     assert ("trainable: importing module 'exitwrap' for trainable 'exitwrap:Toy' ended with "
             "SystemExit('usage: exitwrap.py DATA')") in err
     assert len(err.strip().splitlines()) == 1, err
+
+
+def test_several_problems_print_one_per_line_with_each_line_escaped(sweep, capsys):
+    """The list of problems is read on a terminal: its line breaks are kept, while a control
+    character inside a problem (here an override's escape code) is still shown, not sent."""
+    assert main(["validate", str(sweep), "--set", "max_iterations=0", "--set", "num_samples=-1",
+                 "--set", 'search_space.lr="\\e[31mred"']) == 2
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert lines[0] == "collapsetune: error: 3 problems:", err
+    assert [line.startswith("  - ") for line in lines[1:]] == [True, True, True], err
+    assert "\x1b" not in err and "\\x1b[31m" in err

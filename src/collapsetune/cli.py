@@ -57,10 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except SpecError as error:  # may name a folder or key of any name: shown, never sent to the terminal
-        print(f"collapsetune: error: {terminal(str(error))}", file=sys.stderr)
+        print(f"collapsetune: error: {terminal(str(error), lines=True)}", file=sys.stderr)
         return 2
     except RestoreFailed as error:  # says itself what was left as it was and what was ended
-        print(f"collapsetune: error: {terminal(str(error))}", file=sys.stderr)
+        print(f"collapsetune: error: {terminal(str(error), lines=True)}", file=sys.stderr)
         return 2
     except RayInternalsMoved as error:  # names each Ray name that is gone and the Ray to install
         print(f"collapsetune: error: {error}", file=sys.stderr)
