@@ -55,3 +55,22 @@ def test_no_module_outside_ray_adapter_imports_ray_internals():
     offenders = [f"{p.relative_to(SRC)}: {m.group(0).strip()}" for p in outside
                  for pattern in (_PRIVATE_IMPORT, _PRIVATE_NAME) for m in pattern.finditer(p.read_text())]
     assert offenders == []
+
+
+def test_without_ray_sources_an_instance_attribute_is_not_called_missing(monkeypatch):
+    """A Ray installed without its .py files (compiled only) hides where an attribute is
+    assigned: the check cannot see it, and must not call every such name gone."""
+    import importlib
+    import inspect
+
+    from collapsetune._ray import _check
+
+    instance = [i for i in RELIED_ON if i.instance]
+    sources = {}
+    for internal in instance:
+        owner = importlib.import_module(internal.module)
+        for part in internal.name.split(".")[:-1]:
+            owner = getattr(owner, part)
+        sources.update({cls.__module__: "" for cls in inspect.getmro(owner)})
+    monkeypatch.setattr(_check, "_SOURCES", sources)
+    assert instance and missing(tuple(instance)) == []

@@ -134,7 +134,10 @@ def _present(internal: Internal) -> bool:
     if not internal.instance:
         return hasattr(found, attr)
     assigned = re.compile(rf"\bself\.{re.escape(attr)}\s*(:|=(?!=))")
-    return any(assigned.search(_source(cls)) for cls in inspect.getmro(found) if cls is not object)
+    sources = [_source(cls) for cls in inspect.getmro(found) if cls is not object]
+    if not any(sources):  # a Ray installed without its .py files: an instance attribute cannot be seen
+        return True
+    return any(assigned.search(text) for text in sources)
 
 
 _SOURCES: dict[str, str] = {}
