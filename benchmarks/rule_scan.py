@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for m in methods:
         cb.METHODS[m.name] = m
     out = args.out or ROOT / "benchmarks" / "results" / f"rule_scan_{args.model}.json"
-    names = ["fifo", "oracle", "collapsetune"] + [m.name for m in methods]
+    # asha+function_stopper: what a Ray Tune user writes instead, the CPU to beat (issue 24)
+    names = ["fifo", "oracle", "collapsetune", "asha+function_stopper"] + [m.name for m in methods]
     rows, _ = cb.cell(table, names, args.trials, args.workers, list(range(args.seeds)),
                       cache=out.with_name(out.stem + "_seeds.jsonl"))
     shipped = {f"grace {r.grace}, patience {r.patience}" for r in table.rules}
