@@ -577,13 +577,14 @@ def cell(table: Table, methods: list[str], trials: int, workers: int, seeds: lis
     stored = _cached(cache, table, trials, workers)
     for seed in seeds:
         began = time.monotonic()
-        if all((seed, m) in stored for m in methods):
-            records = {m: stored[seed, m] for m in methods}
-        else:
-            records = _seed(table, methods, trials, workers, seed)
+        missing = [m for m in methods if (seed, m) not in stored]
+        records = {m: stored[seed, m] for m in methods if (seed, m) in stored}
+        if missing:  # only the methods this seed lacks (a scan that grows re-runs nothing)
+            fresh = _seed(table, missing, trials, workers, seed)
+            records.update(fresh)
             if cache is not None:
                 with open(cache, "a", encoding="utf-8") as f:
-                    for m, rec in records.items():
+                    for m, rec in fresh.items():
                         f.write(json.dumps({"cell": _cell_key(table, trials, workers), "seed": seed, "method": m,
                                             **rec}) + "\n")
             log(f"  {table.model} {trials} trials x {workers} workers, seed {seed}: "

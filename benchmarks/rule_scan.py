@@ -2,13 +2,16 @@
 replayed benchmark (issue 24, item 4: defaults from evidence).
 
 Each variant is the shipped sweep with every collapse rule's `grace` and `patience` set (and
-optionally `unless_improving`), replayed through collapse_bench.py's real searcher,
+optionally `unless_improving`), and optionally CollapseASHA's `grace_period` and
+`reduction_factor` (`--asha GRACE/FACTOR`: the rules and the rungs are chosen together, since a
+rung before the rules' first verdict ranks trials nobody has judged yet), replayed through collapse_bench.py's real searcher,
 CollapseASHA, stopper and rules on the model's curve table, on the same seeds as FIFO and the
 oracle. What decides a default: recoveries killed (share of seeds in which a trial whose full
 curve does not end collapsed was stopped as collapsed; goal <= 5%), picked trial collapsed
 (goal: never), and the CPU that buys (x FIFO, x oracle).
 
 Run:  python benchmarks/rule_scan.py mop_clip --grace 4 6 8 --patience 1 2 3 --seeds 20
+      python benchmarks/rule_scan.py mop_clip --grace 4 --patience 3 --waiting-only --asha 6/3 6/6 2/3 --seeds 8
 Writes benchmarks/results/rule_scan_<model>.json and prints a markdown table.
 """
 
@@ -26,9 +29,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import collapse_bench as cb  # noqa: E402  (benchmarks/ is not a package)
 
 
-def variants(table: cb.Table, graces: list[int], patiences: list[int], waiting: bool) -> list[cb.Method]:
+def variants(table: cb.Table, graces: list[int], patiences: list[int], waiting: bool | None,
+             schedules: list[tuple[int, float]] | None = None) -> list[cb.Method]:
+    """One method per rules x schedule; `waiting`: also (True), only (None) or never (False)
+    with unless_improving; `schedules`: CollapseASHA (grace_period, reduction_factor) pairs,
+    none for the sweep's own."""
     out = []
-    for grace, patience, wait in itertools.product(graces, patiences, [False, True] if waiting else [False]):
+    waits = {False: [False], True: [False, True], None: [True]}[waiting]
+    for grace, patience, wait, schedule in itertools.product(graces, patiences, waits, schedules or [None]):
         sets = []
         for i, rule in enumerate(table.rules):
             sets += [f"collapse.{i}.grace={grace}", f"collapse.{i}.patience={patience}"]
@@ -36,8 +44,19 @@ def variants(table: cb.Table, graces: list[int], patiences: list[int], waiting: 
                 by = cb.IMPROVING_BY[rule.conditions[0].metric]
                 sets.append(f"collapse.{i}.unless_improving={{by: {by}, over: 3}}")
         name = f"grace {grace}, patience {patience}" + (", unless improving" if wait else "")
+        if schedule is not None:
+            sets.append(f"scheduler={{type: asha, grace_period: {schedule[0]}, reduction_factor: {schedule[1]:g}}}")
+            name += f"; asha {schedule[0]}/{schedule[1]:g}"
         out.append(cb.Method(name, tuple(sets)))
     return out
+
+
+def _schedule(text: str) -> tuple[int, float]:
+    try:
+        grace, factor = text.split("/")
+        return int(grace), float(factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected GRACE/FACTOR such as 6/3, got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -46,6 +65,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--grace", nargs="+", type=int, default=[4, 6, 8])
     parser.add_argument("--patience", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--waiting", action="store_true", help="also each with unless_improving")
+    parser.add_argument("--waiting-only", action="store_true", help="only with unless_improving")
+    parser.add_argument("--asha", nargs="+", type=_schedule, default=None, metavar="GRACE/FACTOR",
+                        help="CollapseASHA grace_period/reduction_factor pairs (default: the sweep's own)")
     parser.add_argument("--trials", type=int, default=256)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=20)
@@ -53,11 +75,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     cb._quiet()
     table = cb.Table(args.model)
-    methods = variants(table, args.grace, args.patience, args.waiting)
+    methods = variants(table, args.grace, args.patience, None if args.waiting_only else args.waiting, args.asha)
     for m in methods:
         cb.METHODS[m.name] = m
     out = args.out or ROOT / "benchmarks" / "results" / f"rule_scan_{args.model}.json"
-    names = ["fifo", "oracle", "collapsetune"] + [m.name for m in methods]
+    # asha+function_stopper: what a Ray Tune user writes instead, the CPU to beat (issue 24)
+    names = ["fifo", "oracle", "collapsetune", "asha+function_stopper"] + [m.name for m in methods]
     rows, _ = cb.cell(table, names, args.trials, args.workers, list(range(args.seeds)),
                       cache=out.with_name(out.stem + "_seeds.jsonl"))
     shipped = {f"grace {r.grace}, patience {r.patience}" for r in table.rules}
