@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import heapq
 import json
 import logging
@@ -106,6 +107,9 @@ class Table:
             raise SystemExit(f"{self.path}: not a curve table of format 1; regenerate it with curve_tables.py")
         self.header = header
         self.spec = load_spec(model)
+        # Cached replays are keyed by the shipped sweep file's content: a changed sweep (rules,
+        # scheduler, searcher) makes every figure of that model new.
+        self.sweep_sha = hashlib.sha1((ROOT / TABLES[model].sweep).read_bytes()).hexdigest()[:8]
         # The truth is judged by the rules the table was made with (its header), so editing a
         # sweep file's rules changes the methods replayed, never what counts as collapsed.
         from collapsetune.collapse import Rule
@@ -637,7 +641,8 @@ def _seed(table: Table, methods: list[str], trials: int, workers: int, seed: int
 
 
 def _cell_key(table: Table, trials: int, workers: int) -> str:
-    return f"{table.model}/{trials}/{workers}/rows{len(table.rows)}" + ("/points" if WITH_POINTS else "")
+    return (f"{table.model}/{trials}/{workers}/rows{len(table.rows)}/sweep{table.sweep_sha}"
+            + ("/points" if WITH_POINTS else ""))
 
 
 def _cached(cache: Path | None, table: Table, trials: int, workers: int) -> dict[tuple[int, str], dict]:
