@@ -240,7 +240,13 @@ def _checkpoints_on_storage(trial) -> None:
                     == pyarrow.fs.FileType.File), reverse=True)
 
     def there(result) -> bool:
-        return result.checkpoint.path.rstrip("/").rsplit("/", 1)[-1] in names
+        folder, name = result.checkpoint.path.rstrip("/").rsplit("/", 1)
+        if folder == storage.trial_fs_path.rstrip("/"):
+            return name in names
+        # A PBT copy's checkpoint lies in its donor's folder (whose rotation may have deleted
+        # it): the trial's own checkpoint of the same name is another one.
+        other = result.checkpoint.filesystem or fs
+        return other.get_file_info(result.checkpoint.path).type == pyarrow.fs.FileType.Directory
 
     manager._checkpoint_results = [r for r in manager._checkpoint_results if there(r)]
     latest = manager._latest_checkpoint_result
