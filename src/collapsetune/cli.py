@@ -57,14 +57,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except SpecError as error:  # may name a folder or key of any name: shown, never sent to the terminal
-        print(f"collapsetune: error: {terminal(str(error), lines=True)}", file=sys.stderr)
+        print(f"collapsetune: error: {_problems(error)}", file=sys.stderr)
         return 2
     except RestoreFailed as error:  # says itself what was left as it was and what was ended
-        print(f"collapsetune: error: {terminal(str(error), lines=True)}", file=sys.stderr)
+        print(f"collapsetune: error: {terminal(str(error))}", file=sys.stderr)
         return 2
     except RayInternalsMoved as error:  # names each Ray name that is gone and the Ray to install
         print(f"collapsetune: error: {error}", file=sys.stderr)
         return 2
+
+
+def _problems(error: SpecError) -> str:
+    """The error as the terminal shows it: several problems one per line, each escaped (a
+    line break inside one, from a folder's or a value's name, is shown, never sent)."""
+    errors = error.errors
+    if len(errors) == 1:
+        return terminal(str(errors[0]))
+    return f"{len(errors)} problems:\n" + "\n".join(f"  - {terminal(e)}" for e in errors)
 
 
 def _load(args: argparse.Namespace):

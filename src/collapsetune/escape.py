@@ -39,11 +39,8 @@ def _escaped(char: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def terminal(text: Any, lines: bool = False) -> str:
-    """`text` with every control or bidi character shown as an escape, never sent; with
-    `lines`, its line breaks ("\\n") are kept (a message of several lines, each escaped)."""
-    if lines:
-        return "\n".join(terminal(line) for line in str(text).split("\n"))
+def terminal(text: Any) -> str:
+    """`text` with every control or bidi character shown as an escape, never sent."""
     return _UNSAFE.sub(lambda m: _escaped(m.group()), str(text))
 
 
