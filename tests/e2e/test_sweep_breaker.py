@@ -14,17 +14,23 @@ from toy_sweep import assert_each_step_once, cli, kill_when, sqlite_values, tria
 REASON = "2 of 2 judged trials collapsed (1.00 > 0.5)"
 
 
-@pytest.mark.slow
-def test_breaker_ends_a_collapsing_sweep_and_every_run_with_it(tmp_path):
-    # Trial A is healthy and slow (up to 120 s); B and C collapse on report 3 (lr 0.2,
-    # grace 1 + patience 2). Two slots: A runs while B and then C collapse, which trips the
-    # breaker (2 of 2 judged trials collapsed), so A is stopped with the sweep.
+def _breaker_sweep(tmp_path) -> None:
+    """Trial A is healthy and slow; B and C collapse on report 3 (lr 0.2, grace 1 + patience
+    2); two slots; the breaker trips at 2 of 2 judged trials collapsed."""
     write_sweep(tmp_path, "toy-breaker", config="{}", max_iterations="60", num_samples="6", max_concurrent="2",
                 search_space="{lr: {choice: [0.2, 0.01]}, sleep: {choice: [0.0, 2.0]}}",
                 search="{algorithm: random, seed: 0, points_to_evaluate: "
                        "[{lr: 0.01, sleep: 2.0}, {lr: 0.2, sleep: 0.0}, {lr: 0.2, sleep: 0.0}]}",
                 stop_sweep_when="{collapsed_share_above: 0.5, after_trials: 2}",
                 mlflow=f"{{tracking_uri: 'sqlite:///{tmp_path / 'mlflow.db'}'}}")
+
+
+@pytest.mark.slow
+def test_breaker_ends_a_collapsing_sweep_and_every_run_with_it(tmp_path):
+    # Trial A is healthy and slow (up to 120 s); B and C collapse on report 3 (lr 0.2,
+    # grace 1 + patience 2). Two slots: A runs while B and then C collapse, which trips the
+    # breaker (2 of 2 judged trials collapsed), so A is stopped with the sweep.
+    _breaker_sweep(tmp_path)
     run = cli("run", "sweeps/toy-breaker.yaml", cwd=tmp_path)
     out = run.stdout + run.stderr
     assert run.returncode == 0, out  # a sweep stopped by its own rule is no error
@@ -79,12 +85,7 @@ def test_a_driver_stopped_right_after_the_breaker_trips_resumes_to_the_same_end(
     # collapse (the one that trips the breaker). `resume` ends it as the breaker did: every
     # run FINISHED with each report once, and no trial beyond those that ran before the trip.
     db = tmp_path / "mlflow.db"
-    write_sweep(tmp_path, "toy-breaker", config="{}", max_iterations="60", num_samples="6", max_concurrent="2",
-                search_space="{lr: {choice: [0.2, 0.01]}, sleep: {choice: [0.0, 2.0]}}",
-                search="{algorithm: random, seed: 0, points_to_evaluate: "
-                       "[{lr: 0.01, sleep: 2.0}, {lr: 0.2, sleep: 0.0}, {lr: 0.2, sleep: 0.0}]}",
-                stop_sweep_when="{collapsed_share_above: 0.5, after_trials: 2}",
-                mlflow=f"{{tracking_uri: 'sqlite:///{db}'}}")
+    _breaker_sweep(tmp_path)
     driver = cli("run", "sweeps/toy-breaker.yaml", cwd=tmp_path, wait=False)
 
     def tripped() -> bool:
