@@ -205,6 +205,7 @@ METHODS = {m.name: m for m in [
     Method("constraints", ("search.constraints=true",)),
     Method("forecast", ("collapse_forecast={min_trials: 20, max_false_stop: 0.05}",), stopper="forecast"),
     Method("warm_start", warm_from=64),
+    Method("cut_ties", ("scheduler.cut_ties=true",)),
     Method("oracle", PLAIN + ("scheduler={type: fifo}",), stopper="oracle", judged=False),
 ]}
 # How much a collapse metric must move back, over 3 reports, for `unless_improving` to wait.

@@ -12,6 +12,7 @@ curve does not end collapsed was stopped as collapsed; goal <= 5%), picked trial
 
 Run:  python benchmarks/rule_scan.py mop_clip --grace 4 6 8 --patience 1 2 3 --seeds 20
       python benchmarks/rule_scan.py mop_clip --grace 4 --patience 3 --waiting-only --asha 6/3 6/6 2/3 --seeds 8
+      python benchmarks/rule_scan.py mop_clip --grace 4 --patience 5 --asha 2/2 3/3 --cut-ties --seeds 20
 Writes benchmarks/results/rule_scan_<model>.json and prints a markdown table.
 """
 
@@ -30,10 +31,10 @@ import collapse_bench as cb  # noqa: E402  (benchmarks/ is not a package)
 
 
 def variants(table: cb.Table, graces: list[int], patiences: list[int], waiting: bool | None,
-             schedules: list[tuple[int, float]] | None = None) -> list[cb.Method]:
+             schedules: list[tuple[int, float]] | None = None, cut_ties: bool = False) -> list[cb.Method]:
     """One method per rules x schedule; `waiting`: also (True), only (None) or never (False)
     with unless_improving; `schedules`: CollapseASHA (grace_period, reduction_factor) pairs,
-    none for the sweep's own."""
+    none for the sweep's own; `cut_ties`: every schedule with CollapseASHA's cut_ties on."""
     out = []
     waits = {False: [False], True: [False, True], None: [True]}[waiting]
     for grace, patience, wait, schedule in itertools.product(graces, patiences, waits, schedules or [None]):
@@ -47,6 +48,9 @@ def variants(table: cb.Table, graces: list[int], patiences: list[int], waiting: 
         if schedule is not None:
             sets.append(f"scheduler={{type: asha, grace_period: {schedule[0]}, reduction_factor: {schedule[1]:g}}}")
             name += f"; asha {schedule[0]}/{schedule[1]:g}"
+        if cut_ties:
+            sets.append("scheduler.cut_ties=true")
+            name += ", ties cut"
         out.append(cb.Method(name, tuple(sets)))
     return out
 
@@ -68,6 +72,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--waiting-only", action="store_true", help="only with unless_improving")
     parser.add_argument("--asha", nargs="+", type=_schedule, default=None, metavar="GRACE/FACTOR",
                         help="CollapseASHA grace_period/reduction_factor pairs (default: the sweep's own)")
+    parser.add_argument("--cut-ties", action="store_true", help="CollapseASHA with cut_ties: true in every variant")
     parser.add_argument("--trials", type=int, default=256)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=20)
@@ -75,7 +80,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     cb._quiet()
     table = cb.Table(args.model)
-    methods = variants(table, args.grace, args.patience, None if args.waiting_only else args.waiting, args.asha)
+    methods = variants(table, args.grace, args.patience, None if args.waiting_only else args.waiting, args.asha,
+                       args.cut_ties)
     for m in methods:
         cb.METHODS[m.name] = m
     out = args.out or ROOT / "benchmarks" / "results" / f"rule_scan_{args.model}.json"

@@ -14,6 +14,7 @@ from collapsetune.decisions import (
     RESCUE,
     STOP,
     copyable,
+    cut_at_tie,
     donor_order,
     final_verdict,
     healthy_quantiles,
@@ -85,6 +86,38 @@ def test_rungs_after_a_collapse_drop_the_trial_from_every_rung():
     after = rungs_after(rungs, "a", _result("collapsed"))
     assert after == [(9, {}), (3, {"b": 0.9}), (1, {"b": 0.4, "c": 0.3})]
     assert rungs[1][1] == {"a": 0.5, "b": 0.9}  # a new list; the one given is left as it was
+
+
+def test_a_value_tied_with_the_cutoff_is_cut_once_the_top_share_is_full():
+    # Reduction factor 3: the top third of (earlier + this one) goes on. Four trials already hold
+    # 0.97; a fifth 0.97 would be the fifth of six in a top share of two: cut.
+    assert cut_at_tie([0.97, 0.97, 0.97, 0.97, 0.90], 0.97, 3)
+    # One earlier trial at 0.97 (the cutoff is its value): a tie takes the second place of a
+    # top share of one.
+    assert cut_at_tie([0.97], 0.97, 3)
+    # Reduction factor 2, earlier 0.90 0.97: the cutoff is their mean (0.935), no tie.
+    assert not cut_at_tie([0.90, 0.97], 0.97, 2)
+
+
+def test_values_off_the_cutoff_and_empty_rungs_are_left_to_ray():
+    assert not cut_at_tie([0.95, 0.97, 0.99], 0.99, 3)  # above the cutoff: kept
+    assert not cut_at_tie([0.95, 0.97, 0.99], 0.90, 3)  # below: Ray cuts it, not this rule
+    assert not cut_at_tie([], 0.97, 3)  # the first trial at a rung
+    assert not cut_at_tie([0.97, 0.97], math.nan, 3)
+    assert not cut_at_tie([math.nan], 0.97, 3)  # NaNs are not recorded values
+
+
+def test_the_tie_cutoff_is_numpys_percentile():
+    import numpy as np
+
+    rng = random.Random(3)
+    for _ in range(300):
+        earlier = [rng.choice([0.90, 0.93, 0.95, 0.97]) for _ in range(rng.randint(1, 12))]
+        rf = rng.choice([2, 3, 4])
+        cutoff = float(np.nanpercentile(earlier, (1 - 1 / rf) * 100))
+        for value in {0.90, 0.93, 0.95, 0.97}:
+            if value != cutoff:  # away from the cutoff the rule never cuts
+                assert not cut_at_tie(earlier, value, rf)
 
 
 def test_rungs_after_a_healthy_or_undecided_result_are_unchanged():

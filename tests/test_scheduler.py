@@ -92,6 +92,47 @@ def test_a_trial_collapsing_on_a_rung_leaves_no_record_there():
     assert all(trial.trial_id not in recorded for _, recorded in bracket._rungs)
 
 
+def test_cut_ties_cuts_a_trial_tied_at_a_rung_that_plain_ray_keeps():
+    # An accuracy-like objective (mode max): the first trial reaches the rung at 0.97; a second
+    # arrives with the same 0.97. Ray cuts only values strictly below the cutoff, so it keeps
+    # both; with cut_ties the rung's top third (one trial of two) is already full.
+    def run(cut_ties):
+        scheduler = CollapseASHA(max_t=9, grace_period=2, reduction_factor=3, cut_ties=cut_ties)
+        scheduler.set_search_properties(metric="objective", mode="max")
+        a, b, c = _trials(3)
+        for trial in (a, b, c):
+            scheduler.on_trial_add(None, trial)
+        decisions = [_report(scheduler, a, 2, 0.97), _report(scheduler, b, 2, 0.97)]
+        return decisions + [_report(scheduler, c, 2, 0.99)]  # a better one still goes on
+
+    assert run(cut_ties=False) == [TrialScheduler.CONTINUE] * 3
+    assert run(cut_ties=True) == [TrialScheduler.CONTINUE, TrialScheduler.STOP, TrialScheduler.CONTINUE]
+
+
+def test_cut_ties_leaves_reports_between_rungs_and_collapsing_reports_alone():
+    scheduler = CollapseASHA(max_t=9, grace_period=2, reduction_factor=3, cut_ties=True)
+    scheduler.set_search_properties(metric="objective", mode="max")
+    a, b = _trials(2)
+    for trial in (a, b):
+        scheduler.on_trial_add(None, trial)
+    _report(scheduler, a, 2, 0.97)
+    # b's report 1 is at no rung: it goes on whatever its value.
+    assert _report(scheduler, b, 1, 0.97) == TrialScheduler.CONTINUE
+    # A collapsing report at the rung is the stopper's to end, and leaves no record behind.
+    assert _report(scheduler, b, 2, 0.97, status="collapsed") == TrialScheduler.CONTINUE
+    bracket = scheduler._trial_info[b.trial_id]
+    assert all(b.trial_id not in recorded for _, recorded in bracket._rungs)
+
+
+def test_a_collapse_asha_pickled_before_cut_ties_existed_resumes_without_it():
+    import pickle
+
+    scheduler = _scheduler()
+    del scheduler.__dict__["cut_ties"]  # as a scheduler saved by an earlier collapsetune
+    restored = pickle.loads(pickle.dumps(scheduler))
+    assert restored.cut_ties is False
+
+
 def test_collapse_asha_survives_pickle_with_its_rungs():
     import pickle
 

@@ -111,6 +111,35 @@ def rungs_after(rungs: Rungs, trial_id: str, result: Mapping) -> Rungs:
     return [(milestone, {tid: v for tid, v in recorded.items() if tid != trial_id}) for milestone, recorded in rungs]
 
 
+def cut_at_tie(earlier: Sequence[float], value: float, reduction_factor: float) -> bool:
+    """Whether ASHA should cut a trial whose rung value `value` ties the rung's cutoff. Ray cuts
+    only `value < cutoff` (the 1 - 1/reduction_factor quantile of the `earlier` values, signed
+    so that higher is better), so a trial equal to the cutoff always goes on: on a discrete
+    objective (an accuracy over a few hundred examples) whole groups of trials tie at each
+    rung, and none of them is ever cut. Here a tied trial is cut when the trials already at
+    least as good fill the rung's top 1/reduction_factor share (counted with it), as if the
+    earlier arrival won the tie. A value above the cutoff, or a rung with no earlier value,
+    is never cut here (nor a NaN: Ray does not record it).
+
+    Example:
+        >>> cut_at_tie([0.97, 0.97, 0.95], 0.97, 3)  # two already share the top third of four
+        True
+        >>> cut_at_tie([0.97, 0.95, 0.95], 0.97, 3)  # above the cutoff (0.957): kept, as by Ray
+        False
+    """
+    values = [v for v in earlier if not math.isnan(v)]
+    if not values or math.isnan(value):
+        return False
+    ranked = sorted(values)
+    position = (len(ranked) - 1) * (1 - 1 / reduction_factor)  # numpy's linear percentile
+    low, high = ranked[math.floor(position)], ranked[math.ceil(position)]
+    cutoff = low + (high - low) * (position - math.floor(position))
+    if value != cutoff:
+        return False
+    at_least_as_good = sum(v >= value for v in values)
+    return at_least_as_good >= math.ceil((len(values) + 1) / reduction_factor)
+
+
 # -- PBT ----------------------------------------------------------------------------------
 
 RANK = "rank"  # Ray's PBT as usual: the trial is ranked, and may exploit a top one

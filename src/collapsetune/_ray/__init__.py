@@ -16,6 +16,7 @@ from collapsetune._ray._internals import (
     PbtSettings,
     asha_bracket,
     asha_score,
+    bracket_reduction_factor,
     bracket_rungs,
     optuna_objectives,
     optuna_points,
@@ -40,7 +41,8 @@ from collapsetune._ray._internals import (
 )
 
 __all__ = ["OPTUNA_STORAGE", "OPTUNA_STUDY", "OPTUNA_TRIALS", "RELIED_ON", "REQUIRES", "Internal",
-           "PbtSettings", "RayInternalsMoved", "asha_bracket", "asha_score", "bracket_rungs", "check",
+           "PbtSettings", "RayInternalsMoved", "asha_bracket", "asha_score", "bracket_reduction_factor",
+           "bracket_rungs", "check",
            "missing", "optuna_objectives", "optuna_points", "optuna_space", "optuna_storage",
            "optuna_study", "optuna_study_source", "optuna_told", "optuna_trials", "pbt_settings",
            "pbt_states", "ray_address", "resolved", "save_pbt_state", "schedule_save", "set_bracket_rungs",

@@ -44,6 +44,7 @@ RELIED_ON: tuple[Internal, ...] = (
     # CollapseASHA (schedulers/_asha.py): a collapsed trial leaves every rung
     Internal(_ASHA, "AsyncHyperBandScheduler._trial_info", "CollapseASHA: a trial's bracket", instance=True),
     Internal(_ASHA, "_Bracket._rungs", "CollapseASHA: a bracket's rung records", instance=True),
+    Internal(_ASHA, "_Bracket.rf", "CollapseASHA (cut_ties): a bracket's reduction factor", instance=True),
     Internal(_ASHA, "AsyncHyperBandScheduler._metric", "the benchmark's penalised rungs: ASHA's metric",
              instance=True),
     Internal(_ASHA, "AsyncHyperBandScheduler._metric_op", "the benchmark's penalised rungs: its sign",

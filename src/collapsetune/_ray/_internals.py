@@ -24,6 +24,11 @@ def bracket_rungs(bracket: Any) -> list[tuple[float, dict[str, float]]]:
     return bracket._rungs
 
 
+def bracket_reduction_factor(bracket: Any) -> float:
+    """`_Bracket.rf`: the bracket's reduction factor (it keeps 1/rf of the trials at each rung)."""
+    return bracket.rf
+
+
 def asha_score(scheduler: Any, result: dict) -> float:
     """`AsyncHyperBandScheduler._metric`, `._metric_op`: the value ASHA records for `result`
     (its metric, signed so that higher is better)."""

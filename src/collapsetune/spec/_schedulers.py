@@ -98,12 +98,16 @@ class Asha(Scheduler):
     cuts_trials: ClassVar[bool] = True
     grace_period: int = limited(1, ge=1)  # reports before a trial can be cut for a poor objective
     reduction_factor: float = limited(3, gt=1)  # keep 1/reduction_factor of the trials at each rung
+    # cut a trial tied with a rung's cutoff once the rung's top share is full (Ray keeps every
+    # tied trial: on a discrete objective, such as an accuracy, whole groups tie at each rung)
+    cut_ties: bool = False
 
     def build(self, sweep: SweepSpec) -> TrialScheduler:
         from collapsetune.schedulers import CollapseASHA
 
         return CollapseASHA(time_attr="training_iteration", max_t=sweep.max_iterations,
-                            grace_period=self.grace_period, reduction_factor=self.reduction_factor)
+                            grace_period=self.grace_period, reduction_factor=self.reduction_factor,
+                            cut_ties=self.cut_ties)
 
     def problems(self, sweep: SweepSpec) -> Iterator[SpecError]:
         if self.grace_period > sweep.max_iterations:
