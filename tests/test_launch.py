@@ -18,9 +18,18 @@ def test_advice_when_asha_rung_precedes_rule_verdict():
 
 
 def test_advice_silent_for_shipped_sweeps_and_fifo():
-    assert load_sweep(ROOT / "sweeps" / "bitnet_lm.yaml").advice() == []
+    for shipped in sorted((ROOT / "sweeps").glob("*.yaml")):
+        assert load_sweep(shipped).advice() == [], shipped
     assert load_sweep(ROOT / "sweeps" / "smoke.yaml").advice() == []
     assert load_sweep(ROOT / "sweeps" / "smoke.yaml", ["scheduler={type: fifo}"]).advice() == []
+
+
+def test_early_rungs_says_an_early_rung_is_meant():
+    early = ["scheduler.grace_period=3", "scheduler.early_rungs=true"]
+    assert load_sweep(ROOT / "sweeps" / "bitnet_lm.yaml", early).advice() == []
+    # sweeps/mop_clip.yaml's rung at 3 comes before its rules' earliest verdict; it says so
+    (warning,) = load_sweep(ROOT / "sweeps" / "mop_clip.yaml", ["scheduler.early_rungs=false"]).advice()
+    assert "3 comes before report" in warning.message and "early_rungs: true" in warning.message
 
 
 def test_a_relative_sqlite_store_is_pinned_to_the_launch_directory(tmp_path):
@@ -55,7 +64,8 @@ def test_make_stopper_is_the_forecast_stopper_only_with_collapse_forecast():
     stopper = make_stopper(load_sweep(sweep, ["collapse_forecast={min_trials: 30, max_false_stop: 0.1}"]))
     assert isinstance(stopper, ForecastStopper) and stopper.penalties == {"objective": -1e9}
     f = stopper.forecaster
-    assert (f.judged_at, f.min_trials, f.max_false_stop, f.first_report) == (6, 30, 0.1, 1)
+    # judged_at: the rules' grace 4 + patience 4, the first report a verdict can come on
+    assert (f.judged_at, f.min_trials, f.max_false_stop, f.first_report) == (8, 30, 0.1, 1)
 
 
 @pytest.mark.slow  # starts a private Ray through `collapsetune run` (~7 s)

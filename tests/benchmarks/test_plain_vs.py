@@ -12,7 +12,7 @@ from benchmarks.plain_vs import goals, main, naive_stopper, stopped_by, sweep_re
 from collapsetune.spec import load_sweep
 
 ROOT = Path(__file__).parents[2]
-SPEC = load_sweep(ROOT / "sweeps" / "mop_clip.yaml")  # cos above 0.9 / share above 0.95, grace 4, patience 2
+SPEC = load_sweep(ROOT / "sweeps" / "mop_clip.yaml")  # cos above 0.9 / share above 0.95, grace 4 (the naive stopper keeps its own patience 2)
 
 
 def _reports(cos: list[float], acc: float = 0.9, status: str = "healthy") -> list[dict]:

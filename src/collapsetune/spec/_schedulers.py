@@ -101,6 +101,9 @@ class Asha(Scheduler):
     # cut a trial tied with a rung's cutoff once the rung's top share is full (Ray keeps every
     # tied trial: on a discrete objective, such as an accuracy, whole groups tie at each rung)
     cut_ties: bool = False
+    # a first rung before the collapse rules can judge is meant: no warning (such a rung ranks
+    # trials nobody has judged yet; measured worth it on MoP-CLIP, docs/benchmarks.md section 17)
+    early_rungs: bool = False
 
     def build(self, sweep: SweepSpec) -> TrialScheduler:
         from collapsetune.schedulers import CollapseASHA
@@ -117,7 +120,7 @@ class Asha(Scheduler):
     def advice(self, sweep: SweepSpec) -> list[SpecError]:
         """An ASHA rung before the collapse rules can fire compares healthy trials with trials
         not yet known to be collapsed, whose loss is often the lowest."""
-        if not sweep.collapse:
+        if not sweep.collapse or self.early_rungs:
             return []
         latest = max(rule.earliest_report for rule in sweep.collapse)
         if self.grace_period >= latest:
@@ -125,7 +128,8 @@ class Asha(Scheduler):
         return [SpecError(
             f"{self.grace_period} comes before report {latest} (the earliest a collapse rule can fire: its "
             f"grace + patience, plus the reports its conditions need), so ASHA may cut healthy trials for "
-            f"losing to trials that are collapsing; set grace_period >= {latest}", key="grace_period")]
+            f"losing to trials that are collapsing; set grace_period >= {latest} (or early_rungs: true if meant)",
+            key="grace_period")]
 
 
 @dataclass(frozen=True, kw_only=True)
