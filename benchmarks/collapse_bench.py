@@ -32,7 +32,8 @@ metric), `collapsetune` (the shipped sweep as written), its variants `eager` (pa
 `constraints` (search.constraints: true), `forecast` (collapse_forecast: the rules plus a
 stop when a model fitted on the sweep's judged trials is confident; collapsetune.forecast), `warm_start`
 (search.warm_start: the study starts with the ended trials of a 64-trial `collapsetune` replay
-with seed + 1000, whose CPU is not counted), and `oracle` (FIFO that stops every trial that ends
+with seed + 1000, whose CPU is not counted), `ties_kept` (CollapseASHA with cut_ties off: Ray's
+own rule, a trial tied with a rung's cutoff always goes on), and `oracle` (FIFO that stops every trial that ends
 collapsed at the onset of that collapse, and nothing else).
 
 Truth (the same for every method): a report is *healthy* when the shipped rules, run over
@@ -205,7 +206,7 @@ METHODS = {m.name: m for m in [
     Method("constraints", ("search.constraints=true",)),
     Method("forecast", ("collapse_forecast={min_trials: 20, max_false_stop: 0.05}",), stopper="forecast"),
     Method("warm_start", warm_from=64),
-    Method("cut_ties", ("scheduler.cut_ties=true",)),
+    Method("ties_kept", ("scheduler.cut_ties=false",)),
     Method("oracle", PLAIN + ("scheduler={type: fifo}",), stopper="oracle", judged=False),
 ]}
 # How much a collapse metric must move back, over 3 reports, for `unless_improving` to wait.
@@ -772,7 +773,8 @@ def main(argv: list[str] | None = None) -> dict:
             for workers in args.workers:
                 key = f"{model}/{trials}/{workers}/{args.seeds}"
                 done = {r["method"] for r in doc["rows"] if f"{r['model']}/{r['trials']}/{r['workers']}/{r['seeds']}" == key
-                        and r.get("table_rows") == len(table.rows) and r.get("with_points") == WITH_POINTS}
+                        and r.get("table_rows") == len(table.rows) and r.get("with_points") == WITH_POINTS
+                        and r.get("sweep") == table.sweep_sha}  # figures of an edited sweep file are stale
                 if set(args.methods) <= done and not args.refresh:
                     print(f"{key}: already measured, kept")
                     continue
@@ -782,6 +784,7 @@ def main(argv: list[str] | None = None) -> dict:
                 for r in rows:
                     r["table_rows"] = len(table.rows)
                     r["with_points"] = WITH_POINTS
+                    r["sweep"] = table.sweep_sha
                 doc["rows"] = [r for r in doc["rows"] if not (
                     f"{r['model']}/{r['trials']}/{r['workers']}/{r['seeds']}" == key and r["method"] in args.methods
                     and r.get("with_points", False) == WITH_POINTS)]

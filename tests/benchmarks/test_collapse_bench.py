@@ -112,3 +112,21 @@ def test_replay_stops_the_same_trials_at_the_same_reports_as_a_real_sweep(tmp_pa
 def test_quantiles_ignore_missing_and_keep_infinity():
     q = cb._quantiles([1.0, None, 3.0, math.inf])
     assert q["n"] == 3 and q["median"] == 3.0 and math.isinf(q["p90"])
+
+
+def test_a_cell_measured_with_another_sweep_file_is_measured_again(table, tmp_path, capsys):
+    # A cell's figures belong to the sweep file they were replayed with: after the shipped sweep
+    # is edited (its rules, its scheduler), the cell must not be "already measured, kept".
+    out = tmp_path / "bench.json"
+    argv = ["--models", "mop_clip", "--methods", "fifo", "--trials", "8", "--workers", "2", "--seeds", "1",
+            "--out", str(out), "--plots", str(tmp_path)]
+    (row,) = cb.main(argv)["rows"]
+    assert row["sweep"] == table.sweep_sha
+    capsys.readouterr()
+    cb.main(argv)  # the same sweep file: nothing to replay
+    assert "already measured, kept" in capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    doc["rows"][0]["sweep"] = "0ld5weep"
+    out.write_text(json.dumps(doc))
+    (again,) = cb.main(argv)["rows"]
+    assert again["sweep"] == table.sweep_sha and "already measured" not in capsys.readouterr().out
