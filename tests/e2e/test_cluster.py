@@ -20,6 +20,8 @@ from mlflow.tracking import MlflowClient
 from ray.cluster_utils import Cluster
 from toy_sweep import write_sweep
 
+from collapsetune.names import REPORTS_FILE
+
 HERE = Path(__file__).parent
 
 
@@ -51,6 +53,13 @@ def _cli(*args: str, cwd: Path, wait: bool = True, **kw):
         return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, start_new_session=True)
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600, **kw)
+
+
+def _records(work: Path) -> list[dict]:
+    """Every report of every trial so far, from collapsetune's record in each trial's folder
+    (appended and flushed per report by the driver; a line still being written is skipped)."""
+    return [json.loads(line) for f in sorted(work.glob(f"results/*/*/{REPORTS_FILE}"))
+            for line in f.read_text().split("\n")[:-1] if line.strip()]
 
 
 def _results(work: Path) -> list[dict]:
@@ -90,8 +99,12 @@ def test_worker_node_killed_mid_sweep_trials_restart_elsewhere(cluster, tmp_path
     driver = _cli("run", "sweeps/node-dies.yaml", "--address", cluster.address, cwd=tmp_path, wait=False)
     try:
         deadline = time.monotonic() + 240
+        # A trial on the worker node that will run on (a healthy one: the Toy's collapsing trial
+        # ends at report 3), read from collapsetune's record of reports, written as the driver
+        # gets them: Ray's result.json reaches the results folder only with its snapshots (~10 s
+        # apart), by when the trial it showed at report 2 may have ended and the node be idle.
         while not any(r["node_id"] == worker.node_id and r["training_iteration"] >= 2
-                      for r in _results(tmp_path)):
+                      and r["collapse/unique_tokens"] >= 20 for r in _records(tmp_path)):
             assert driver.poll() is None, driver.stdout.read()[-3000:]
             assert time.monotonic() < deadline, "no trial reached the worker node"
             time.sleep(0.5)

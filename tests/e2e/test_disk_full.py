@@ -42,7 +42,11 @@ def test_a_full_results_folder_stops_the_sweep_in_one_line_and_resume_finishes_i
     results = tmp_path / "results"
     _mount(results, "3m")
     try:
-        write_sweep(tmp_path, "full", num_samples="2", max_iterations="12", sleep="0.5",
+        # 20 reports: both trials must still be running when the folder fills (their runs end
+        # FAILED or KILLED, none FINISHED), and the wait is for the later one to report twice;
+        # the first may start up to 18 reports (9 s: a slow worker start on a loaded machine)
+        # ahead of it and still be running.
+        write_sweep(tmp_path, "full", num_samples="2", max_iterations="20", sleep="0.5",
                     search="{algorithm: random, seed: 0, points_to_evaluate: [{lr: 0.01}, {lr: 0.02}]}",
                     checkpoint_frequency="1")
         driver = cli("run", "sweeps/full.yaml", cwd=tmp_path, wait=False)
@@ -83,7 +87,7 @@ def test_a_full_results_folder_stops_the_sweep_in_one_line_and_resume_finishes_i
         for run in runs:
             for metric in ("val/loss", "train/loss", "collapse/unique_tokens"):
                 steps = [m.step for m in client.get_metric_history(run.info.run_id, metric)]
-                assert steps == list(range(1, 13)), (run.data.tags["ray.trial_id"], metric, steps)
+                assert steps == list(range(1, 21)), (run.data.tags["ray.trial_id"], metric, steps)
             assert run.info.status == "FINISHED", run.data.tags["ray.trial_id"]
         parent = client.get_run(parent.info.run_id)
         assert parent.info.status == "FINISHED"

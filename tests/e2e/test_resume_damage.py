@@ -38,7 +38,11 @@ def _every_step_once(work: Path, experiment: str, steps: int) -> list:
 
 @pytest.mark.slow
 def test_resume_when_the_snapshot_names_a_deleted_checkpoint_falls_back_and_finishes(tmp_path):
-    write_sweep(tmp_path, "gone", num_samples="3", max_iterations="10", sleep="0.4", search=HEALTHY,
+    # 20 reports: the two first trials must both be running at the Ctrl-C, which waits for the
+    # later of them to report twice; at 10 a start 8 reports (3.2 s) behind, a slow worker start
+    # on a loaded machine, let the first finish before it (then fewer than two trials may name a
+    # checkpoint). At 20 the first still has 18 reports (7.2 s) to make.
+    write_sweep(tmp_path, "gone", num_samples="3", max_iterations="20", sleep="0.4", search=HEALTHY,
                 checkpoint_frequency="1", checkpoint_num_to_keep="2")
     folder = _interrupt_after_two_reports(tmp_path, "gone", trials=2)
 
@@ -61,7 +65,7 @@ def test_resume_when_the_snapshot_names_a_deleted_checkpoint_falls_back_and_fini
     assert f"trial {older}: its checkpoint {named[older].name} is gone from storage; resuming from" in log
     assert f"trial {restart}: none of its checkpoints is left on storage; it starts again" in log
     assert "FileNotFoundError" not in log and "Could not recover" not in log, log[-4000:]
-    runs = _every_step_once(tmp_path, "gone", 10)
+    runs = _every_step_once(tmp_path, "gone", 20)
     assert len(runs) == 3
 
 

@@ -15,7 +15,11 @@ from toy_sweep import cli, sqlite_values, trial_runs, write_sweep
 
 
 def _killed_mid_sweep(work: Path) -> Path:
-    write_sweep(work, "lost", num_samples="2", max_iterations="12", sleep="0.5",
+    # Both trials must still be running at the kill (their runs RUNNING), but the wait is for
+    # the later one to report twice: 40 reports, so the first may start up to 38 reports
+    # (19 s: a slow worker start on a loaded machine) ahead and still not have finished. Free:
+    # nothing is resumed, so no report beyond the kill is ever made.
+    write_sweep(work, "lost", num_samples="2", max_iterations="40", sleep="0.5",
                 search="{algorithm: random, seed: 0, points_to_evaluate: [{lr: 0.01}, {lr: 0.02}]}")
     driver = cli("run", "sweeps/lost.yaml", cwd=work, wait=False)
     try:
