@@ -6,14 +6,17 @@ One sweep's config, one process, CPU time of that process (all its threads) per 
                  `tune.report(wrapper.step())`: what a user writes instead
   before         collapsetune's trainable with the picture schedule it had before issue 29:
                  pictures on reports 1, 2, 4, 8, ..., the verdict's and the last
-  collapsetune   the trainable as shipped: pictures only on the verdict's report, the last,
-                 and the checkpoint a trial ends with (Tune saves one as any trial ends)
+  draw_cut       the trainable with `draw_cut_trials: true`: pictures on the verdict's
+                 report, the last, and in the checkpoint a trial ends with (Tune saves one as
+                 any trial ends), so a cut trial is drawn too (the default until 2026-12-05)
+  collapsetune   the trainable as shipped: pictures only on the verdict's report and the last;
+                 a trial ASHA cuts is not drawn
 
 each on three trials a sweep runs (the sweep's `points_to_evaluate`): `full`, the fix run to
-`max_iterations`; `cut`, the fix cut by ASHA at its grace period; `collapsed`, the collapsing
-setting stopped on its verdict's report (the plain side runs as many reports). A trial's cost
-is every `train()` call plus, on collapsetune's sides, the checkpoint Tune saves as the trial
-ends (where the shipped trainable draws a cut trial's pictures; it is in no report's
+`max_iterations`; `cut`, the fix cut by ASHA at its grace period (the first rung); `collapsed`,
+the collapsing setting stopped on its verdict's report (the plain side runs as many reports).
+A trial's cost is every `train()` call plus, on collapsetune's sides, the checkpoint Tune saves
+as the trial ends (where `draw_cut` draws a cut trial's pictures; it is in no report's
 `time/cpu_s`, and counted here), and building the wrapper (`setup_cpu_s`: a function
 trainable builds it inside its first report, a class trainable before it). The
 trainables run in this process, driven as Tune drives them (`train()`, `save()`, `stop()`),
@@ -30,6 +33,7 @@ Prints a table and writes benchmarks/results/report_cost.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -42,7 +46,7 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SIDES = ("plain", "before", "collapsetune")
+SIDES = ("plain", "before", "draw_cut", "collapsetune")
 CASES = ("full", "cut", "collapsed")
 
 
@@ -211,14 +215,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     shipped = _trainable(spec)
     wrapper_cls = wrapper_class(spec)
-    classes = {"before": before_class(shipped), "collapsetune": shipped}
+    draw_cut = type("DrawCut", (shipped,), {"plan": dataclasses.replace(shipped.plan, draw_at_end=True)})
+    classes = {"before": before_class(shipped), "draw_cut": draw_cut, "collapsetune": shipped}
     trials: list[dict] = []
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         with tempfile.TemporaryDirectory() as root:
             # Untimed: the first picture of a process imports matplotlib's fonts (a worker does
             # that once, whichever trial draws first; with reused actors, not once per trial).
-            run_trial("warm-up", "cut", shipped, configs["fix"], 1, root, "warm_up", meter, stop_on_verdict=False)
+            # draw_cut: it draws as it ends, where the shipped trainable would not draw at all.
+            run_trial("warm-up", "cut", draw_cut, configs["fix"], 1, root, "warm_up", meter, stop_on_verdict=False)
             verdict_at: int | None = None
             for rep in range(args.repeats):
                 order = SIDES[1:] if rep % 2 == 0 else SIDES[:0:-1]

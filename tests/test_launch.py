@@ -32,6 +32,19 @@ def test_early_rungs_says_an_early_rung_is_meant():
     assert "3 comes before report" in warning.message and "early_rungs: true" in warning.message
 
 
+def test_cut_trials_are_drawn_only_when_the_sweep_asks_or_a_forecast_may_stop_trials():
+    from collapsetune.launch import _trainable
+
+    def draws_at_end(*overrides: str) -> bool:
+        return _trainable(load_sweep(ROOT / "sweeps" / "mop_clip.yaml", overrides)).plan.draw_at_end
+
+    assert not draws_at_end()  # the default: a trial ASHA cuts costs no drawing
+    assert draws_at_end("draw_cut_trials=true")
+    # A trial the forecast stops reads as collapsed, and its trainable cannot tell that end
+    # from a cut: drawn as it ends, so every collapsed trial has pictures.
+    assert draws_at_end("collapse_forecast={min_trials: 20}")
+
+
 def test_a_relative_sqlite_store_is_pinned_to_the_launch_directory(tmp_path):
     spec = pinned(load_sweep(ROOT / "sweeps" / "smoke.yaml"), cwd=tmp_path)
     assert spec.mlflow.tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"

@@ -101,6 +101,13 @@ def test_wrong_type_names_expected_type(sweeps):
     assert_says(error(path), str(path), "num_samples: expected an integer, got 'many'")
 
 
+def test_draw_cut_trials_is_off_by_default_and_takes_only_true_or_false(sweeps):
+    assert load_sweep(sweep(sweeps)).draw_cut_trials is False
+    assert load_sweep(sweep(sweeps, draw_cut_trials=True)).draw_cut_trials is True
+    path = sweep(sweeps, draw_cut_trials="always")
+    assert_says(error(path), str(path), "draw_cut_trials: expected true or false, got 'always'")
+
+
 def test_bool_is_not_an_int(sweeps):
     assert_says(error(sweep(sweeps, max_iterations=True)), "max_iterations: expected an integer, got true")
 
@@ -384,7 +391,8 @@ PATHS = [
     ("scheduler", "grace_period"), ("collapse",), ("collapse", 0), ("collapse", 0, "patience"),
     ("collapse", 0, "below"), ("collapse", 1, "all"), ("collapse", 1, "all", 0), ("resources",),
     ("resources", "gpu"), ("address",), ("storage",), ("mlflow",), ("mlflow", "tracking_uri"),
-    ("max_concurrent",), ("max_failures",), ("checkpoint_frequency",), ("checkpoint_num_to_keep",), ("bogus",), ("search", "bogus"),
+    ("max_concurrent",), ("max_failures",), ("checkpoint_frequency",), ("checkpoint_num_to_keep",),
+    ("draw_cut_trials",), ("bogus",), ("search", "bogus"),
 ]
 SCALARS = (st.none() | st.booleans() | st.integers() | st.floats()
            | st.text(st.characters(codec="utf-8"), max_size=12)

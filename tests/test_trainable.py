@@ -5,6 +5,7 @@ timeouts and damaged checkpoints."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import pickle
 import shutil
@@ -75,20 +76,47 @@ def test_pictures_are_drawn_only_on_the_verdicts_report_and_the_last(tmp_path):
     assert _reports_drawn(_trainable(tmp_path, {"lr": 0.01}), 6) == [6]
 
 
-def test_a_trial_cut_early_gets_its_last_reports_pictures_from_its_final_checkpoint(tmp_path):
-    # ASHA cuts a healthy trial at report 5: Tune saves a checkpoint as the trial ends
-    # (checkpoint_at_end) and syncs its folder right after.
-    trainable = _trainable(tmp_path, {"lr": 0.01})
-    assert _reports_drawn(trainable, 5) == []
-    trainable.save(str(tmp_path / "ckpt"))
-    pictures = Path(trainable.logdir) / "artifacts" / "vocabulary.txt"
+def _metrics(result: dict) -> dict:
+    """A result without what differs between two runs of the same trial (time, CPU, host)."""
+    return {k: v for k, v in result.items() if not k.startswith(("time", "timestamp", "date", "pid", "hostname",
+                                                                       "node_ip", "node_id", "experiment", "trial_id"))}
+
+
+def test_a_trial_cut_early_draws_no_pictures_unless_the_sweep_asks(tmp_path):
+    # ASHA cuts a healthy trial at report 3 (the shipped MoP-CLIP sweep's first rung) and Tune
+    # saves a checkpoint as the trial ends. A drawing would add ~40% to such a mop_clip trial
+    # (docs/benchmarks.md, section 14), so none is drawn: not in step(), not in the checkpoint.
+    cut = _trainable(tmp_path, {"lr": 0.01})
+    results = [cut.train() for _ in range(3)]
+    cut.save(str(tmp_path / "cut"))
+    assert not (Path(cut.logdir) / "artifacts").exists()
+    # With `draw_cut_trials: true` the checkpoint it ends with draws its last report's pictures;
+    # everything it reports is the same either way.
+    drawn = _trainable(tmp_path, {"lr": 0.01}, draw_at_end=True)
+    assert [_metrics(drawn.train()) for _ in range(3)] == [_metrics(r) for r in results]
+    drawn.save(str(tmp_path / "drawn"))
+    pictures = Path(drawn.logdir) / "artifacts" / "vocabulary.txt"
     assert pictures.read_text() == "healthy\n"
     pictures.unlink()
-    trainable.save(str(tmp_path / "again"))  # the same report: its pictures are already there
+    drawn.save(str(tmp_path / "again"))  # the same report: its pictures are already there
     assert not pictures.exists()
 
 
-def test_a_wrapper_without_state_draws_on_its_first_report_too(tmp_path):
+def test_collapsed_and_full_length_trials_keep_their_pictures_through_the_last_checkpoint(tmp_path):
+    # Whatever draw_cut_trials says, the trials a user looks at have pictures: the collapsed one
+    # from its verdict's report (the stopper ends it there), the full-length one from its last.
+    for draw_at_end in (False, True):
+        collapsed = _trainable(tmp_path, {"lr": 0.2}, draw_at_end=draw_at_end)
+        assert _reports_drawn(collapsed, 3) == [3]
+        collapsed.save(str(tmp_path / f"collapsed_{draw_at_end}"))
+        assert (Path(collapsed.logdir) / "artifacts" / "vocabulary.txt").read_text() == "collapsed\n"
+        full = _trainable(tmp_path, {"lr": 0.01}, draw_at_end=draw_at_end)
+        assert _reports_drawn(full, 6) == [6]
+        full.save(str(tmp_path / f"full_{draw_at_end}"))
+        assert (Path(full.logdir) / "artifacts" / "vocabulary.txt").read_text() == "healthy\n"
+
+
+def test_a_wrapper_without_state_draws_on_its_first_report_too_when_cut_trials_are_drawn(tmp_path):
     # No state_dict, so no checkpoint as it ends: Ray syncs a trial's files on its first report.
     (tmp_path / "stateless.py").write_text(textwrap.dedent("""
         class Stateless:
@@ -100,9 +128,12 @@ def test_a_wrapper_without_state_draws_on_its_first_report_too(tmp_path):
             def write_artifacts(self, directory):
                 open(f"{directory}/t.txt", "w").write(str(self.t))
     """))
-    plan = TrialPlan("stateless:Stateless", (str(tmp_path),), (RULE,), "val/loss", "min")
+    plan = TrialPlan("stateless:Stateless", (str(tmp_path),), (RULE,), "val/loss", "min", draw_at_end=True)
     trainable = make_trainable(plan, "Stateless")(config={"max_iterations": 5})
     assert _reports_drawn(trainable, 5) == [1, 5]
+    # By default a trial cut early is not drawn, so report 1 is not drawn for it either.
+    plan = dataclasses.replace(plan, draw_at_end=False)
+    assert _reports_drawn(make_trainable(plan, "Stateless")(config={"max_iterations": 5}), 5) == [5]
 
 
 def test_rule_state_and_model_travel_through_a_checkpoint(tmp_path):

@@ -171,7 +171,7 @@ class MopClip(TorchWrapper):
 
     def write_artifacts(self, directory: str) -> None:
         """Draws both pictures. CollapseTrainable calls this on the reports worth a picture
-        (the verdict's, the last, the one a trial is cut on), once per trial."""
+        (the verdict's, the last; the one a trial is cut on with draw_cut_trials), once per trial."""
         note = f" - report {self.reports}, step {self.steps}"
         with torch.no_grad():
             prompts = self.model.prompts()

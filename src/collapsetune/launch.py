@@ -290,6 +290,9 @@ def _trainable(spec: SweepSpec) -> type:
         trial_timeout_s=spec.trial_timeout_s,
         mutable=spec.scheduler.mutable,
         grace_after_copy=spec.scheduler.grace_after_copy,
+        # A trial the forecast stops reads as collapsed, but its trainable cannot tell that end
+        # from an ASHA cut: it draws as it ends, so every collapsed trial has its pictures.
+        draw_at_end=spec.draw_cut_trials or spec.collapse_forecast is not None,
     )
     trainable = make_trainable(plan, spec.trainable.rsplit(":", 1)[-1].rsplit(".", 1)[-1])
     return tune.with_resources(trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})

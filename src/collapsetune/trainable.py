@@ -57,6 +57,9 @@ class TrialPlan:
     trial_timeout_s: float | None = None  # and so does a trial running longer in all
     mutable: tuple[str, ...] = ()  # config keys PBT changes mid-trial, reported as config/<key>
     grace_after_copy: int = 0  # each rule's grace at most this after PBT copies a checkpoint in
+    # Also draw a trial that ends on neither its verdict's report nor its last (an ASHA cut):
+    # in the checkpoint Tune saves as it ends. The sweep's draw_cut_trials (or collapse_forecast).
+    draw_at_end: bool = False
 
     def monitor(self, reports_before: int | None = None) -> CollapseMonitor:
         """The rules' fresh state for a trial; `reports_before`: for a copy PBT made after that
@@ -105,11 +108,12 @@ class CollapseTrainable(tune.Trainable):
     `load_state_dict()`, `samples() -> str`, `write_artifacts(directory)`) under Ray Tune.
     `write_artifacts` is called where a user looks, never on the other reports (a picture
     costs a mop_clip trial more than a report's training; benchmarks/report_cost.py): on the
-    report where the verdict turns, on the last report, and when a checkpoint is saved after
-    a report without pictures (Tune saves one as any trial ends, an ASHA cut included, and
-    syncs the trial's files to the results folder with it). A wrapper without `state_dict`
-    gets no checkpoints, so it also draws on report 1, the report whose files Ray syncs.
-    Use `make_trainable` to bind a plan.
+    report where the verdict turns and on the last report. A trial cut early (ASHA) gets none
+    unless the plan's `draw_at_end` (the sweep's `draw_cut_trials`) asks for them: then a
+    checkpoint saved after a report without pictures draws them (Tune saves one as any trial
+    ends and syncs the trial's files to the results folder with it), and a wrapper without
+    `state_dict`, which gets no checkpoints, also draws on report 1, the report whose files
+    Ray syncs. Use `make_trainable` to bind a plan.
 
     Example:
         >>> trainable = make_trainable(plan, "bitnet_lm")  # doctest: +SKIP
@@ -172,8 +176,8 @@ class CollapseTrainable(tune.Trainable):
     def _pictures_due(self, report: int, turned: bool) -> bool:
         """Whether step() draws this report's pictures: on the report where the verdict turns
         (the stopper ends the trial on it) and on the last one. Every other report's pictures
-        would be overwritten before anyone sees them; a trial ended early otherwise gets its
-        last report's pictures from save_checkpoint."""
+        would be overwritten before anyone sees them; with `draw_at_end`, a trial ended early
+        otherwise gets its last report's pictures from save_checkpoint."""
         if not hasattr(self.wrapper, "write_artifacts"):
             return False
         if turned or report >= int(self.config.get("max_iterations", 0)):
@@ -181,7 +185,7 @@ class CollapseTrainable(tune.Trainable):
         # No state_dict: no checkpoint at the trial's end to draw at, and Ray syncs a trial's
         # files on its first report (then every sync_period, 300 s), so report 1's reach the
         # results folder whenever the trial ends.
-        return report == 1 and not hasattr(self.wrapper, "state_dict")
+        return self.plan.draw_at_end and report == 1 and not hasattr(self.wrapper, "state_dict")
 
     def _draw(self, report: int) -> None:
         # Ray syncs the trial's working dir to its results folder (sync_artifacts), at once
@@ -235,9 +239,10 @@ class CollapseTrainable(tune.Trainable):
         _write_state(state, path + ".tmp")
         os.replace(path + ".tmp", path)
         self._checkpointed_at = time.monotonic()
-        if hasattr(self.wrapper, "write_artifacts") and 0 < self.iteration != self._drawn_at:
+        if self.plan.draw_at_end and hasattr(self.wrapper, "write_artifacts") and 0 < self.iteration != self._drawn_at:
             # Tune saves a checkpoint as a trial ends (checkpoint_at_end, also when ASHA cuts
             # it) and syncs the trial's files right after: the pictures of its last report.
+            # Off by default: on a trial cut at report 3 one drawing is ~40% of its CPU.
             self._draw(self.iteration)
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:

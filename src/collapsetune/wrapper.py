@@ -8,8 +8,9 @@ Ray. The rest of the contract is optional, each part its own protocol or class a
   restoring a trial and PBT. Tensors and plain types only (read with ``weights_only=True``).
 - :class:`WithSamples`: ``samples() -> str``, logged beside every report.
 - :class:`WithArtifacts`: ``write_artifacts(directory)``, called on the report where the
-  verdict turns, on the last, and with the checkpoint a trial ends with (also when ASHA cuts
-  it; without ``state_dict`` on report 1 too); files there go to MLflow.
+  verdict turns and on the last; for a trial ASHA cuts only with the sweep's
+  ``draw_cut_trials: true`` (with the checkpoint it ends with; without ``state_dict`` on
+  report 1); files there go to MLflow.
 - ``config_class``: a dataclass with one field per config key. ``collapsetune validate``
   checks the sweep's keys, value types and values against it before any trial. It must have
   a ``max_iterations`` field: the launcher always passes the sweep's top-level

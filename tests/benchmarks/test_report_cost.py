@@ -12,7 +12,7 @@ def _trial(side: str, case: str, reports: list[float], end: float = 0.0, artifac
 
 
 def test_per_report_counts_the_checkpoint_a_trial_ends_with():
-    # A cut trial draws its pictures in the checkpoint after its last report: in no report's
+    # With draw_cut_trials a cut trial draws its pictures in the checkpoint after its last report: in no report's
     # time/cpu_s, but the trial's cost all the same.
     assert per_report(_trial("collapsetune", "cut", [0.1, 0.1, 0.1, 0.1], end=0.2)) == pytest.approx(0.15)
 

@@ -210,6 +210,10 @@ class SweepSpec(Section):
     # Checkpoints kept per trial; null keeps all. Ray snapshots the whole experiment each
     # time a trial has made this many since the last snapshot (docs/benchmarks.md, overhead).
     checkpoint_num_to_keep: int | None = limited(2, ge=1)
+    # Pictures (write_artifacts) of a trial cut early by the scheduler, drawn in the checkpoint
+    # it ends with. Off: collapsed, diverged and full-length trials are drawn, cut ones not (a
+    # drawing is ~40% of a mop_clip trial cut at report 3; docs/benchmarks.md, section 14).
+    draw_cut_trials: bool = False
     source: Path | None = field(default=None, compare=False, metadata={"yaml": False})  # the YAML file
     base_dir: Path = field(default_factory=Path.cwd, compare=False, metadata={"yaml": False})  # its folder
     # The class `trainable` names, imported once by load_sweep when it checks it (None: a spec
