@@ -10,7 +10,7 @@ takes one over (e.g. PBT copies a healthy trial into it) or stops it itself.
 
 Example:
     >>> Scheduler.from_yaml({"type": "asha", "grace_period": 3})
-    Asha(type='asha', grace_period=3, reduction_factor=3.0)
+    Asha(type='asha', grace_period=3, reduction_factor=3.0, cut_ties=False, early_rungs=False)
 """
 
 from __future__ import annotations
