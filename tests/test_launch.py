@@ -11,10 +11,10 @@ ROOT = Path(__file__).parents[1]
 
 
 def test_advice_when_asha_rung_precedes_rule_verdict():
-    spec = load_sweep(ROOT / "sweeps" / "bitnet_lm.yaml", ["scheduler.grace_period=3"])
+    spec = load_sweep(ROOT / "sweeps" / "bitnet_lm.yaml", ["scheduler.grace_period=3", "scheduler.early_rungs=false"])
     (warning,) = spec.advice()
     assert warning.key == "scheduler.grace_period"
-    assert "3 comes before report 9" in warning.message and "set grace_period >= 9" in warning.message
+    assert "3 comes before report 10" in warning.message and "set grace_period >= 10" in warning.message
 
 
 def test_advice_silent_for_shipped_sweeps_and_fifo():
@@ -26,6 +26,7 @@ def test_advice_silent_for_shipped_sweeps_and_fifo():
 
 def test_early_rungs_says_an_early_rung_is_meant():
     early = ["scheduler.grace_period=3", "scheduler.early_rungs=true"]
+    assert load_sweep(ROOT / "sweeps" / "smoke.yaml", early).advice() == load_sweep(ROOT / "sweeps" / "smoke.yaml").advice()
     assert load_sweep(ROOT / "sweeps" / "bitnet_lm.yaml", early).advice() == []
     # sweeps/mop_clip.yaml's rung at 3 comes before its rules' earliest verdict; it says so
     (warning,) = load_sweep(ROOT / "sweeps" / "mop_clip.yaml", ["scheduler.early_rungs=false"]).advice()
