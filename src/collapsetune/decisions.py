@@ -23,6 +23,8 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
+import numpy as np
+
 from collapsetune.collapse import COLLAPSED, HEALTHY, REASON_KEY, STATUS_KEY, STOPPING
 
 
@@ -130,11 +132,7 @@ def cut_at_tie(earlier: Sequence[float], value: float, reduction_factor: float) 
     values = [v for v in earlier if not math.isnan(v)]
     if not values or math.isnan(value):
         return False
-    ranked = sorted(values)
-    position = (len(ranked) - 1) * (1 - 1 / reduction_factor)  # numpy's linear percentile
-    low, high = ranked[math.floor(position)], ranked[math.ceil(position)]
-    cutoff = low + (high - low) * (position - math.floor(position))
-    if value != cutoff:
+    if value != np.percentile(values, (1 - 1 / reduction_factor) * 100):  # Ray's cutoff, exactly
         return False
     at_least_as_good = sum(v >= value for v in values)
     return at_least_as_good >= math.ceil((len(values) + 1) / reduction_factor)

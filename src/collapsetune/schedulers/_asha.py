@@ -52,7 +52,9 @@ class CollapseASHA(ASHAScheduler):
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         bracket = _ray.asha_bracket(self, trial.trial_id)
-        before = [set(recorded) for _, recorded in _ray.bracket_rungs(bracket)] if bracket is not None else []
+        # Which rungs already hold the trial: the tie rule needs the one this report adds it to.
+        tie_rule = self.cut_ties and bracket is not None
+        before = [set(recorded) for _, recorded in _ray.bracket_rungs(bracket)] if tie_rule else []
         action = super().on_trial_result(tune_controller, trial, result)
         if self.cut_ties and action == TrialScheduler.CONTINUE and not stopping(result):
             action = self._cut_if_tied(bracket, before, trial.trial_id)
