@@ -204,6 +204,7 @@ METHODS = {m.name: m for m in [
     Method("eager", ("__eager__",)),
     Method("unless_improving", ("__unless_improving__",)),
     Method("constraints", ("search.constraints=true",)),
+    Method("gp_constraints", ("search.sampler=gp", "search.constraints=true")),
     Method("forecast", ("collapse_forecast={min_trials: 20, max_false_stop: 0.05}",), stopper="forecast"),
     Method("warm_start", warm_from=64),
     Method("ties_kept", ("scheduler.cut_ties=false",)),
