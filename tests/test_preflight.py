@@ -168,6 +168,34 @@ def test_tracking_sqlite_empty_or_mlflows_own_passes(tmp_path):
     preflight.check_tracking(f"sqlite:///{tmp_path / 'm.db'}", TIMEOUT)
 
 
+def test_tracking_sqlite_left_mid_write_by_a_killed_driver_passes(tmp_path):
+    """A driver SIGKILLed inside an MLflow write leaves a hot journal beside the store; the
+    next `run` or `resume` must open the store (SQLite rolls the half-done write back), not
+    call it a database this user cannot open. The committed rows stay."""
+    path = tmp_path / "mlflow.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE experiments (experiment_id INTEGER)")
+        db.executemany("INSERT INTO experiments VALUES (?)", [(i,) for i in range(5000)])
+        db.commit()
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, time\n"
+        f"db = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
+        "db.execute('PRAGMA cache_size=1')\n"  # spill to the file, so the journal is hot
+        "db.execute('BEGIN IMMEDIATE')\n"
+        "db.execute('UPDATE experiments SET experiment_id = -1')\n"
+        "print('writing', flush=True)\n"
+        "time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+    finally:
+        writer.kill()
+        writer.wait()
+    assert Path(f"{path}-journal").exists()
+    preflight.check_tracking(f"sqlite:///{path}", TIMEOUT)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT COUNT(*), MIN(experiment_id) FROM experiments").fetchone() == (5000, 0)
+
+
 def test_tracking_server_on_a_dead_port_fails_fast():
     port = free_port()
     err = error(preflight.check_tracking, f"http://user:secret@127.0.0.1:{port}")

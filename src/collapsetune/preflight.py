@@ -238,7 +238,7 @@ def _mlflow_schema(path: Path, key: str) -> None:
     if not path.is_file():
         return
     try:
-        with contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=1)) as db:
+        with _reading(path) as db:
             if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'").fetchone():
                 return  # empty, or a store MLflow has yet to make its schema in: MLflow makes it
     except sqlite3.Error:
@@ -258,11 +258,21 @@ def _mlflow_schema(path: Path, key: str) -> None:
                     "tracking_uri at MLflow's database or at a new file, e.g. sqlite:///mlflow.db", key=key)
 
 
+def _reading(path: Path) -> contextlib.closing[sqlite3.Connection]:
+    """A connection for preflight's reads of a SQLite store: read-only, unless a process
+    killed inside a write (a driver SIGKILLed mid-MLflow-call) left its rollback journal
+    beside the file. Only a connection that may write can roll that half-done write back,
+    as MLflow's own first connection does; a read-only one fails with "attempt to write a
+    readonly database" and would turn away the `resume` meant for exactly that driver."""
+    mode = "rw" if Path(f"{path}-journal").exists() else "ro"
+    return contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode={mode}", uri=True, timeout=1))
+
+
 def _sqlite_database(path: Path) -> None:
     """An existing file is a SQLite database that is empty or MLflow's: MLflow would fail on
     anything else with a traceback, or add its tables to another tool's database."""
     try:
-        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=1)) as db:
+        with _reading(path) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.Error as exc:
         raise _Problem(f"{path} is not a SQLite database this user can open ({exc}); point tracking_uri at "
