@@ -140,8 +140,9 @@ class Pbt(Scheduler):
     the checkpoint of a healthy trial in the top one and perturbs the `mutable` knobs (each
     value times one of `perturbation_factors`, or with `resample_probability` drawn afresh
     from its search-space dimension; clipped to its bounds). With `rescue`, a trial marked
-    collapsed or diverged does so at once instead of being stopped, and restarts its
-    collapse rules, grace included. PBT makes its own configs: the sweep's search is random.
+    collapsed or diverged does so at once instead of being stopped (the knobs in
+    `rescue_toward` then move their fixing way), and restarts its collapse rules, grace
+    included. PBT makes its own configs: the sweep's search is random.
     """
 
     makes_configs: ClassVar[bool] = True
