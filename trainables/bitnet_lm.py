@@ -148,9 +148,9 @@ class BitNetLM(TorchWrapper):
 
     # Knobs a PBT copy may change without building the wrapper again (tokenizing the corpus):
     # read from self.cfg at each step, or re-derived by retune.
-    retunable = ("lr", "weight_decay", "warmup_steps", "grad_clip", "batch_size", *(
-        key for keys in REGULARIZER_KEYS.values() for key in keys.values()),
-        "decode", "temperature", "top_k", "top_p")
+    retunable = ("lr", "weight_decay", "warmup_steps", "grad_clip", "batch_size",
+                 *(key for keys in REGULARIZER_KEYS.values() for key in keys.values()),  # the regularizer weights
+                 "decode", "temperature", "top_k", "top_p")
 
     def build(self, cfg: BitNetLMConfig) -> tuple[nn.Module, torch.optim.Optimizer]:
         text = load_text(cfg.corpus)
