@@ -4,8 +4,9 @@ For a benchmark sweep file and each seed, two sweeps run one after another on on
 Ray, with the same rules, random search seed and model seed:
 
   asha-kill    the file as written: CollapseASHA, collapsed trials stopped
-  pbt-rescue   `scheduler: {type: pbt, mutable: [...]}`: collapsed trials copy a healthy
-               trial's checkpoint and perturbed knobs instead of stopping
+  pbt-rescue   `scheduler: {type: pbt, mutable: [...], rescue_toward: {...}}`: collapsed
+               trials copy a healthy trial's checkpoint and perturbed knobs instead of
+               stopping (MoP-CLIP's anti-collapse knobs moved their fixing way, since 2026-12-06)
 
 At the same budget: asha-kill runs first, and pbt-rescue's population is asha-kill's
 trial-iterations / max_iterations (rounded), so both train about as many reports. Each side
@@ -41,7 +42,18 @@ MUTABLE = {
     "bitnet_lm": ["lr", "weight_decay", "label_smoothing", "maxsup_start", "maxsup_end", "confidence_penalty",
                   "vocab_bonus", "output_l2"],
 }
+# What a rescue moves the fixing way (`rescue_toward`), as sweeps/mop_clip_pbt.yaml: seeds/001's
+# fixes for MoP-CLIP. The LM's seed (seeds/003) names no direction that holds across runs.
+RESCUE_TOWARD = {
+    "mop_clip": {"diversity_loss_weight": "up", "entropy_loss_weight": "up", "tau_end": "up"},
+    "bitnet_lm": {},
+}
 STOPPING = ("collapsed", "diverged")
+
+
+def _flow(mapping: dict[str, str]) -> str:
+    """A mapping as YAML flow text, for a --set override."""
+    return "{" + ", ".join(f"{k}: {v}" for k, v in mapping.items()) + "}"
 
 
 def measure(side: str, seed: int, trials: list[Trial], mode: str, metric: str, wall: float) -> dict:
@@ -121,7 +133,7 @@ def main() -> None:
                     population = max(2, round(kill["iterations"] / spec.max_iterations))
                     pbt = [f"num_samples={population}",
                            f"scheduler={{type: pbt, mutable: [{', '.join(MUTABLE[name])}], "
-                           f"perturbation_interval: {args.interval}}}"]
+                           f"perturbation_interval: {args.interval}, rescue_toward: {_flow(RESCUE_TOWARD[name])}}}"]
                     _, wall, trials, _ = run_variant(sweep, "collapsetune", seed, Path(storage) / "pbt", pbt)
                     rows += [{"sweep": name, **kill}, {"sweep": name, **measure("pbt-rescue", seed, trials, mode,
                                                                                metric, wall)}]
@@ -133,6 +145,7 @@ def main() -> None:
         "command": " ".join(["python benchmarks/rescue.py", "--sweeps", *args.sweeps, "--seeds", *map(str, args.seeds),
                              *(["--interval", str(args.interval)] if args.interval != 2 else [])]),
         "mutable": {n: MUTABLE[n] for n in args.sweeps},
+        "rescue_toward": {n: RESCUE_TOWARD[n] for n in args.sweeps},
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d"), "total_wall_s": time.perf_counter() - started,
         "verdicts": verdicts, "rows": rows,

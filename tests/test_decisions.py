@@ -22,6 +22,7 @@ from collapsetune.decisions import (
     rungs_after,
     stop_verdict,
     stopping,
+    toward,
     trip_reason,
     worth_copying,
 )
@@ -167,9 +168,9 @@ def test_donor_order_top_healthy_then_other_healthy_then_unjudged():
     status = {"me": "collapsed", "h1": "healthy", "h2": "healthy", "h3": "healthy", "h4": "healthy",
               "w1": "inconclusive", "x": "collapsed", "nan": "healthy", "none": "healthy"}
     order = donor_order("me", scores, status, fraction=0.5, shuffle=lambda xs: xs.reverse())
-    # top half of the healthy (h1, h2), shuffled; then h4, h3 best first; then the unjudged
+    # the top half of the healthy, at least 3 (h1, h2, h4), shuffled; then h3; then the unjudged
     # best first (w2 has no verdict yet); never itself, a collapsed one, or one without a score.
-    assert order == ["h2", "h1", "h4", "h3", "w2", "w1"]
+    assert order == ["h4", "h2", "h1", "h3", "w2", "w1"]
 
 
 def test_donor_order_early_in_a_sweep_takes_the_best_unjudged():
@@ -185,3 +186,41 @@ def test_donor_order_shuffles_its_top_with_the_global_random_as_pbt_does():
     random.seed(3)
     assert donor_order("me", scores, status, fraction=0.5) == first
     assert set(first[:4]) == {"h7", "h6", "h5", "h4"} and first[4:] == ["h3", "h2", "h1", "h0"]
+
+
+def test_donor_order_draws_among_several_healthy_when_few_are_healthy():
+    # 8 trials, 4 healthy, quantile 0.25: the top quarter of the healthy is one trial, so
+    # every rescue of such a sweep copied the same donor. At least 3 healthy ones now share it.
+    scores = {f"t{i}": float(i) for i in range(8)}
+    status = {tid: ("healthy" if i % 2 else "inconclusive") for i, tid in enumerate(scores)}
+    rng = random.Random(0)
+    firsts = {donor_order("me", scores, status, fraction=0.25, shuffle=rng.shuffle)[0] for _ in range(40)}
+    assert firsts == {"t7", "t5", "t3"}
+
+
+def test_donor_order_with_fewer_healthy_than_the_minimum_draws_among_all_of_them():
+    order = donor_order("me", {"a": 0.1, "b": 0.3}, {"a": "healthy", "b": "healthy"}, fraction=0.25,
+                        shuffle=lambda xs: xs.reverse())
+    assert order == ["a", "b"]
+
+
+def test_toward_scales_a_number_by_the_extreme_factor_within_its_bounds():
+    assert toward(0.1, "up", factors=(1.2, 0.8), bounds=(0.05, 1.0)) == 0.1 * 1.2
+    assert toward(0.1, "down", factors=(1.2, 0.8, 0.5), bounds=(0.05, 1.0)) == 0.05
+    assert toward(0.9, "up", factors=(1.2, 0.8), bounds=(0.05, 1.0)) == 1.0  # clipped
+    assert toward(0.01, "down", factors=(1.2, 0.8), bounds=(0.05, 1.0)) == 0.05
+
+
+def test_toward_moves_an_integer_at_least_one_step():
+    assert toward(2, "up", factors=(1.2, 0.8), bounds=(1, 9)) == 3  # 2.4 would round back to 2
+    assert toward(2, "down", factors=(1.2, 0.8), bounds=(1, 9)) == 1
+    assert toward(9, "up", factors=(1.2, 0.8), bounds=(1, 9)) == 9
+
+
+def test_toward_moves_a_choice_one_neighbour_along_its_list():
+    weights = [0.0, 0.1, 1.0]
+    assert toward(0.1, "up", factors=(1.2, 0.8), choices=weights) == 1.0
+    assert toward(0.1, "down", factors=(1.2, 0.8), choices=weights) == 0.0
+    assert toward(1.0, "up", factors=(1.2, 0.8), choices=weights) == 1.0  # the end of the list: stays
+    assert toward("bpe", "down", factors=(1.2, 0.8), choices=["byte", "bpe"]) == "byte"
+    assert toward(0.5, "up", factors=(1.2, 0.8), choices=weights) == 0.5  # not in the list: stays

@@ -56,9 +56,28 @@ def test_a_pbt_sweep_builds_collapse_pbt_with_the_search_spaces_bounds(tmp_path)
     ({"search": {"algorithm": "optuna"}}, "search.algorithm: scheduler pbt makes the trials' configs itself"),
     ({"scheduler": {**PBT, "perturbation_interval": 11}}, "scheduler.perturbation_interval: must be <= max_iterations (10)"),
     ({"scheduler": {**PBT, "quantile_fraction": 0.6}}, "scheduler.quantile_fraction: must be <= 0.5"),
+    ({"scheduler": {**PBT, "rescue_toward": {"weight_decay": "up"}}},
+     "sweep.yaml: scheduler.rescue_toward.weight_decay: 'weight_decay' is not in mutable (lr, label_smoothing); "
+     "expected mutable knobs, each up or down"),
+    ({"scheduler": {**PBT, "rescue_toward": {"lr": "lower"}}},
+     "sweep.yaml: scheduler.rescue_toward.lr: expected one of up, down, got 'lower'"),
+    ({"scheduler": {**PBT, "rescue_toward": ["lr"]}},
+     "sweep.yaml: scheduler.rescue_toward: expected a mapping, got ['lr']"),
+    ({"scheduler": {**PBT, "rescue": False, "rescue_toward": {"lr": "down"}}},
+     "sweep.yaml: scheduler.rescue_toward: moves knobs on a rescue, but rescue is false; expected rescue: true"),
+    ({"scheduler": {**PBT, "perturbation_factors": [0.8, 0.9], "rescue_toward": {"lr": "up"}}},
+     "sweep.yaml: scheduler.rescue_toward.lr: up multiplies by the largest perturbation factor (0.9), which "
+     "is not > 1; expected a factor > 1 in perturbation_factors"),
 ])
 def test_pbt_mistakes_are_named_by_key(tmp_path, changes, says):
     assert says in error(sweep(tmp_path, **changes))
+
+
+def test_rescue_toward_reaches_the_scheduler(tmp_path):
+    spec = load_sweep(sweep(tmp_path, scheduler={**PBT, "rescue_toward": {"label_smoothing": "up", "lr": "down"}}))
+    scheduler = spec.scheduler.build(spec)
+    assert scheduler._rescue_toward == {"label_smoothing": "up", "lr": "down"}
+    assert spec.scheduler.to_yaml()["rescue_toward"] == {"label_smoothing": "up", "lr": "down"}
 
 
 def test_pbt_needs_a_wrapper_with_state(tmp_path):
@@ -209,3 +228,47 @@ def test_pbt_never_exploits_a_donor_whose_checkpointed_report_collapsed(tmp_path
     scheduler._trial_state[trials["fast"]].last_checkpoint = _saving(tmp_path, 6, "collapsed")
     scheduler._checkpoint_or_exploit(trials["poor"], None, [trials["fast"]], [trials["poor"]])
     assert trials["poor"].config == {"lr": 0.01} and scheduler._num_perturbations == 0
+
+
+# --- a rescue moves the sweep's anti-collapse knobs their fixing way ------------------------
+
+
+def _rescue(scheduler: CollapsePBT) -> tuple[Trial, Trial]:
+    """A collapsed trial rescued from a healthy donor; returns (rescued, donor). The rescued
+    trial is paused (synch PBT), so the exploit needs no controller."""
+    trials = _population(scheduler, ("rescued", 1e9, "collapsed", 5), ("donor", 1.0, "healthy", 4))
+    trials["donor"].config.update(lr=0.01, weight=0.1)
+    rescued = trials["rescued"]
+    rescued.status = Trial.PAUSED
+    result = {"training_iteration": 5, "objective": 1e9, "collapse.status": "collapsed"}
+    assert scheduler.on_trial_result(None, rescued, result) == TrialScheduler.NOOP
+    return rescued, trials["donor"]
+
+
+def test_a_rescue_moves_the_declared_knobs_in_their_fixing_direction():
+    from ray import tune
+
+    scheduler = CollapsePBT(time_attr="training_iteration", perturbation_interval=2, synch=True, log_config=False,
+                            hyperparam_mutations={"lr": tune.loguniform(1e-3, 1e-1), "weight": [0.0, 0.1, 1.0]},
+                            limits={"lr": (1e-3, 1e-1)}, quantile_fraction=0.5, max_t=12, settle=4,
+                            rescue_toward={"lr": "down", "weight": "up"}, perturbation_factors=(1.2, 0.5))
+    scheduler.set_search_properties(metric="objective", mode="min")
+    rescued, donor = _rescue(scheduler)
+    assert scheduler.rescued == 1
+    assert rescued.config["lr"] == pytest.approx(0.005) and rescued.config["weight"] == 1.0
+    assert donor.config == {"lr": 0.01, "weight": 0.1}  # the donor keeps its own
+
+
+def test_without_rescue_toward_a_rescue_perturbs_at_random_as_before():
+    from ray import tune
+
+    moved = set()
+    for seed in range(20):
+        random.seed(seed)
+        scheduler = CollapsePBT(time_attr="training_iteration", perturbation_interval=2, synch=True, log_config=False,
+                                hyperparam_mutations={"lr": tune.loguniform(1e-3, 1e-1)}, limits={"lr": (1e-3, 1e-1)},
+                                quantile_fraction=0.5, max_t=12, settle=4, resample_probability=0.0)
+        scheduler.set_search_properties(metric="objective", mode="min")
+        rescued, _ = _rescue(scheduler)
+        moved.add(round(rescued.config["lr"], 6))
+    assert moved == {0.012, 0.008}

@@ -184,6 +184,74 @@ def test_a_checkpoint_of_another_trial_brings_its_model_and_fresh_rules(tmp_path
     assert results[1]["collapse.status"] == "collapsed" and results[1]["collapse.iteration"] == 8
 
 
+# --- an actor Tune reuses for a PBT copy keeps its wrapper -----------------------------------
+
+
+def _trial_config(tmp_path, trial_id: str, lr: float = 0.01, **more) -> dict:
+    """A trial's config as Tune hands it to setup() or reset(): with its _TrialInfo."""
+    from types import SimpleNamespace
+
+    info = SimpleNamespace(trial_id=trial_id, trial_name=f"Retunable_{trial_id}", experiment_name="x",
+                           trial_resources=None)
+    return {"max_iterations": 9, "lr": lr, "builds": str(tmp_path / "builds.txt"), "__trial_info__": info, **more}
+
+
+def _builds(tmp_path) -> list[str]:
+    return (tmp_path / "builds.txt").read_text().split("\n")[:-1]
+
+
+def test_a_pbt_copy_onto_an_actor_with_the_same_model_keeps_its_wrapper(tmp_path):
+    plan = TrialPlan("outside_wrapper:Retunable", (str(E2E),), (RULE,), "val/loss", "min", mutable=("lr",))
+    cls = make_trainable(plan, "Retunable")
+    donor = cls(config=_trial_config(tmp_path, "d", lr=0.01))
+    for _ in range(3):
+        donor.train()
+    saved = donor.save(str(tmp_path / "donor"))
+    actor = cls(config=_trial_config(tmp_path, "a", lr=0.2))
+    actor.train()
+    kept = actor.wrapper
+    # PBT paused trial "a"; Tune reuses its actor with the perturbed copy of the donor's config
+    # (only the mutable lr differs) and restores the donor's checkpoint into it.
+    assert actor.reset(_trial_config(tmp_path, "a", lr=0.012))
+    actor.restore(saved)
+    result = actor.train()
+    assert actor.wrapper is kept and kept.lr == 0.012 and kept.t == 4
+    assert (result["training_iteration"], result["pbt.donor"], result["config/lr"]) == (4, "d", 0.012)
+    assert _builds(tmp_path)[2:] == [f"{os.getpid()} 0.012 kept"]  # built for the donor and trial a, not again
+
+
+def test_a_reused_actor_that_starts_a_trial_afresh_builds_its_wrapper(tmp_path):
+    plan = TrialPlan("outside_wrapper:Retunable", (str(E2E),), (RULE,), "val/loss", "min", mutable=("lr",))
+    actor = make_trainable(plan, "Retunable")(config=_trial_config(tmp_path, "a", lr=0.2))
+    actor.train(), actor.train()
+    assert actor.reset(_trial_config(tmp_path, "b", lr=0.01))  # a new trial, no checkpoint to restore
+    result = actor.train()
+    assert result["training_iteration"] == 1 and actor.wrapper.t == 1  # not trial a's third step
+    assert _builds(tmp_path) == [f"{os.getpid()} 0.2", f"{os.getpid()} 0.01"]
+
+
+def test_an_actor_whose_model_shaping_config_changes_is_rebuilt(tmp_path):
+    plan = TrialPlan("outside_wrapper:Retunable", (str(E2E),), (RULE,), "val/loss", "min", mutable=("lr",))
+    cls = make_trainable(plan, "Retunable")
+    donor = cls(config=_trial_config(tmp_path, "d", lr=0.01, seed=1))
+    donor.train()
+    saved = donor.save(str(tmp_path / "donor"))
+    actor = cls(config=_trial_config(tmp_path, "a", lr=0.2, seed=0))
+    assert actor.reset(_trial_config(tmp_path, "a", lr=0.012, seed=1))  # seed is not mutable
+    actor.restore(saved)
+    assert actor.train()["training_iteration"] == 2
+    assert len(_builds(tmp_path)) == 3 and "kept" not in _builds(tmp_path)[-1]
+
+
+def test_a_wrapper_without_reconfigure_is_rebuilt_on_reset_as_before(tmp_path):
+    plan = TrialPlan("outside_wrapper:Toy", (str(E2E),), (RULE,), "val/loss", "min", mutable=("lr",))
+    actor = make_trainable(plan, "Toy")(config={"max_iterations": 9, "lr": 0.2})
+    actor.train()
+    old = actor.wrapper
+    assert actor.reset({"max_iterations": 9, "lr": 0.01})
+    assert actor.wrapper is not old and actor.wrapper.lr == 0.01
+
+
 def test_a_damaged_checkpoint_falls_back_to_the_intact_one_before_it(tmp_path):
     trial = tmp_path / "trial"
     first = _trainable(tmp_path, {"lr": 0.01})

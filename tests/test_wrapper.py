@@ -151,3 +151,14 @@ def test_loading_another_checkpoint_keeps_this_configs_optimizer_settings():
     assert (group["lr"], group["weight_decay"]) == (0.01, 0.3)
     assert copy_.optimizer.state_dict()["state"][0]["step"] == donor.steps  # Adam's moments came along
     assert all(torch.equal(a, b) for a, b in zip(copy_.model.parameters(), donor.model.parameters()))
+
+
+def test_a_torch_wrapper_reconfigures_in_place_only_the_fields_it_declares():
+    class Retuned(ToyLM):
+        retunable = ("lr",)
+
+    lm = Retuned({"lr": 0.05})
+    assert lm.reconfigure({"lr": 0.01}) and lm.cfg.lr == 0.01
+    assert not lm.reconfigure({"lr": 0.01, "vocab": 8}) and lm.cfg.vocab == 16
+    plain = ToyLM({"lr": 0.05})  # declares none: only its own config again (a pause and resume)
+    assert plain.reconfigure({"lr": 0.05}) and not plain.reconfigure({"lr": 0.01})

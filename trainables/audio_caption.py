@@ -154,6 +154,12 @@ class AudioCaption(TorchWrapper):
                         "collapse/unique_captions", "collapse/top_caption_share", "collapse/distinct_1",
                         "collapse/distinct_2", "collapse/vocab_used")  # train/loss only when it trains
 
+    # Knobs a PBT copy may change without building the wrapper again (synthesizing or reading
+    # the clips): read from self.cfg at each step, or re-derived by retune.
+    retunable = ("lr", "weight_decay", "batch_size", "grad_clip", "label_smoothing", "scheduled_sampling",
+                 "ss_schedule", "specaugment", "freq_mask", "time_mask", "n_masks", "decoding", "temperature",
+                 "top_k", "top_p", "beam_size", "beam_groups", "diversity_penalty", "length_penalty")
+
     def build(self, cfg: AudioCaptionTrainConfig) -> tuple[nn.Module, torch.optim.Optimizer]:
         ds = load_audio_captions(cfg.dataset, cfg.n_clips, cfg.data_seed, MelSpec(seconds=cfg.clip_seconds))
         if cfg.val_clips >= len(ds.names):
@@ -205,6 +211,12 @@ class AudioCaption(TorchWrapper):
         logits = self.model(mel, y[:, :-1], ss_prob, self.generator, repeats)  # (B * repeats, L, V)
         return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y[:, 1:].reshape(-1),
                                ignore_index=PAD, label_smoothing=smoothing)
+
+    def retune(self, cfg: AudioCaptionTrainConfig) -> None:
+        """A PBT copy's knobs on the kept wrapper: AdamW's settings and the decoding `build` made."""
+        for group in self.optimizer.param_groups:
+            group["lr"], group["weight_decay"] = cfg.lr, cfg.weight_decay
+        self.decoding = cfg.decoding_config()
 
     def steps_this_report(self) -> int:
         return self.cfg.steps_per_report if self.cfg.train else 0  # train: false only decodes

@@ -146,6 +146,12 @@ class BitNetLM(TorchWrapper):
                         "collapse/unique_tokens", "collapse/distinct_1", "collapse/distinct_2",
                         "collapse/entropy", "collapse/repetition", "train/lr")
 
+    # Knobs a PBT copy may change without building the wrapper again (tokenizing the corpus):
+    # read from self.cfg at each step, or re-derived by retune.
+    retunable = ("lr", "weight_decay", "warmup_steps", "grad_clip", "batch_size",
+                 *(key for keys in REGULARIZER_KEYS.values() for key in keys.values()),  # the regularizer weights
+                 "decode", "temperature", "top_k", "top_p")
+
     def build(self, cfg: BitNetLMConfig) -> tuple[nn.Module, torch.optim.Optimizer]:
         text = load_text(cfg.corpus)
         self.tok = build_tokenizer(cfg.tokenizer, text, cfg.vocab_size)
@@ -169,6 +175,15 @@ class BitNetLM(TorchWrapper):
         self._samples = ""
         self._argmax = self._generated = None  # the last report's tokens, for the picture
         return model, opt
+
+    def retune(self, cfg: BitNetLMConfig) -> None:
+        """A PBT copy's knobs on the kept wrapper: the optimizer settings and the terms `build` made."""
+        decay, _ = self.optimizer.param_groups
+        decay["weight_decay"] = cfg.weight_decay
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr  # as built; lr_at sets each step's
+        self.terms = cfg.regularizers()
+        self.decoding = cfg.decoding_config()
 
     def lr_at(self, step: int) -> float:
         """Linear warmup, then cosine decay to 10% of ``lr`` at the sweep horizon."""

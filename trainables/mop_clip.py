@@ -128,6 +128,12 @@ class MopClip(TorchWrapper):
                         "collapse/assign_entropy", "collapse/dead_subprompts", "collapse/subprompt_cos_max",
                         "collapse/subprompt_cos_mean", "train/tau")  # the cosines need K >= 2
 
+    # Knobs a PBT copy may change without building the wrapper again: the model reads them at
+    # each forward (K and init_std shape it; the features, split and seed are its data).
+    retunable = ("lr", "tau_start", "tau_end", "tau_schedule", "assignment", "class_pool", "temp_cls",
+                 "lambda_mixture", "diversity_loss_weight", "entropy_loss_weight", "offset_reg_weight",
+                 "sim_scale", "batch_size")
+
     def build(self, cfg: MopClipTrainConfig) -> tuple[nn.Module, torch.optim.Optimizer]:
         fs: FeatureSet = load_features(cfg.features, **cfg.digits_options())
         self.class_names = [str(n) for n in fs.class_names]
@@ -140,6 +146,12 @@ class MopClip(TorchWrapper):
 
         model = MopClipModel(cfg.model_config(fs.num_classes, fs.dim), torch.from_numpy(fs.class_embeddings))
         return model, torch.optim.Adam(model.parameters(), lr=cfg.lr)
+
+    def retune(self, cfg: MopClipTrainConfig) -> None:
+        """A PBT copy's knobs on the kept wrapper: the model's loss settings and Adam's lr."""
+        self.model.cfg = cfg.model_config(self.model.cfg.num_classes, self.model.cfg.dim)
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr
 
     def tau(self) -> float:
         c = self.cfg

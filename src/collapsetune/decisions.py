@@ -12,8 +12,9 @@ Example:
     >>> rungs = [(9, {"a": 0.5}), (3, {"a": 0.4, "b": 0.7})]
     >>> rungs_after(rungs, "a", {"collapse.status": "collapsed"})
     [(9, {}), (3, {'b': 0.7})]
+    >>> random.seed(1)  # the donors among the top healthy trials are drawn in a random order
     >>> donor_order("c", {"a": 0.1, "b": 0.9, "c": 0.5}, {"a": "healthy", "b": "healthy"}, 0.25)
-    ['b', 'a']
+    ['a', 'b']
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -174,10 +175,15 @@ def healthy_quantiles(lower: Sequence[str], upper: Sequence[str], status: Mappin
     return (list(lower), upper) if upper else ([], [])
 
 
+MIN_DONORS = 3  # healthy trials a rescue draws its donor among, when the top quantile holds fewer
+
+
 def donor_order(trial_id: str, scores: Mapping[str, float | None], status: Mapping[str, str], fraction: float,
                 shuffle: Callable[[list], None] = random.shuffle) -> list[str]:
     """The trial ids a collapsed `trial_id` tries as its donor, in order: the top `fraction`
-    of the healthy ones (shuffled, as PBT picks), then the other healthy ones best first,
+    of the healthy ones, at least `MIN_DONORS` of them (shuffled, as PBT picks: the top
+    quarter of four healthy trials is one trial, and every rescue of a sweep with few healthy
+    trials copied it), then the other healthy ones best first,
     then those not yet judged (best first), for early in a sweep. Never `trial_id` itself,
     a collapsed or diverged trial, or one without a score.
 
@@ -190,12 +196,44 @@ def donor_order(trial_id: str, scores: Mapping[str, float | None], status: Mappi
             if tid != trial_id and score is not None and not math.isnan(score)]
     live.sort(key=lambda tid: scores[tid], reverse=True)
     healthy = [tid for tid in live if status.get(tid) == HEALTHY]
-    top = healthy[:max(1, math.ceil(len(healthy) * fraction))]
+    top = healthy[:max(MIN_DONORS, math.ceil(len(healthy) * fraction))]
     shuffle(top)
     waiting = [tid for tid in live if status.get(tid) not in (HEALTHY, *STOPPING)]
     return [*top, *healthy[len(top):], *waiting]
 
 
-__all__ = ["RANK", "RESCUE", "STOP", "Rungs", "Stop", "copyable", "donor_order", "final_verdict",
-           "healthy_quantiles", "pbt_on_result", "rungs_after", "stop_verdict", "stopping", "trip_reason",
-           "worth_copying"]
+UP, DOWN = "up", "down"  # the directions of `toward`
+
+
+def toward(value: Any, direction: str, *, factors: Sequence[float], bounds: tuple[float, float] | None = None,
+           choices: Sequence[Any] | None = None) -> Any:
+    """An anti-collapse knob of a rescued trial, moved in the direction that fixes collapse
+    (`rescue_toward`): a number times the largest (`up`) or smallest (`down`) of PBT's
+    perturbation `factors`, clipped to `bounds`, an integer by at least one; a `choices` knob
+    one neighbour along its list. At the end of its list, or not in it, a choice stays.
+
+    Example:
+        >>> toward(0.25, "up", factors=(1.2, 0.8), bounds=(0.05, 1.0))
+        0.3
+        >>> toward(0.1, "up", factors=(1.2, 0.8), choices=[0.0, 0.1, 1.0])
+        1.0
+    """
+    if direction not in (UP, DOWN):
+        raise ValueError(f"direction must be {UP!r} or {DOWN!r}, got {direction!r}")
+    if choices is not None:
+        options = list(choices)
+        if value not in options:
+            return value
+        i = options.index(value) + (1 if direction == UP else -1)
+        return options[i] if 0 <= i < len(options) else value
+    moved = value * (max(factors) if direction == UP else min(factors))
+    if isinstance(value, int) and not isinstance(value, bool):
+        moved = max(round(moved), value + 1) if direction == UP else min(round(moved), value - 1)
+    if bounds is not None:
+        moved = min(max(moved, bounds[0]), bounds[1])
+    return type(value)(moved) if isinstance(value, int) else moved
+
+
+__all__ = ["DOWN", "MIN_DONORS", "RANK", "RESCUE", "STOP", "UP", "Rungs", "Stop", "copyable", "donor_order", "final_verdict",
+           "healthy_quantiles", "pbt_on_result", "rungs_after", "stop_verdict", "stopping", "toward",
+           "trip_reason", "worth_copying"]

@@ -8,7 +8,10 @@ with the wrapper's state in the trial's checkpoint.
 
 Under PBT a trial may restore another trial's checkpoint (an exploit): it keeps that
 trial's weights but gets its own, perturbed config and fresh collapse rules (grace
-included), and its next result names the donor (`pbt.donor`, `pbt/donor_report`).
+included), and its next result names the donor (`pbt.donor`, `pbt/donor_report`). When
+Tune reuses an actor (a paused trial resumed, a copy) whose wrapper has the optional
+`reconfigure(config) -> bool` and differs only in the sweep's `mutable` knobs, the wrapper
+is kept: it takes the new knobs and the checkpoint instead of being built again.
 """
 
 from __future__ import annotations
@@ -105,7 +108,8 @@ def make_trainable(plan: TrialPlan, name: str) -> type[CollapseTrainable]:
 
 class CollapseTrainable(tune.Trainable):
     """Drives a model wrapper (`__init__(config)`, `step()`, optional `state_dict()`,
-    `load_state_dict()`, `samples() -> str`, `write_artifacts(directory)`) under Ray Tune.
+    `load_state_dict()`, `reconfigure(config)`, `samples() -> str`, `write_artifacts(directory)`)
+    under Ray Tune.
     `write_artifacts` is called where a user looks, never on the other reports (a picture
     costs a mop_clip trial more than a report's training; benchmarks/report_cost.py): on the
     report where the verdict turns and on the last report. A trial cut early (ASHA) gets none
@@ -136,6 +140,12 @@ class CollapseTrainable(tune.Trainable):
 
         wrapper_cls = resolve_trainable(self.plan.wrapper, [Path(p) for p in self._search_dirs()])
         self.wrapper = wrapper_cls(dict(config))
+        self._built_for = dict(config)  # the config the wrapper was built (or reconfigured) for
+        self._start_trial()
+
+    def _start_trial(self) -> None:
+        """A trial's own state, fresh: on a new actor, or on one Tune reuses."""
+        self._pending: dict[str, Any] | None = None  # a config the kept wrapper takes on (reset_config)
         self.monitor = self.plan.monitor()
         # Which Ray node runs this trial; none when a test drives the class in-process.
         self._node_id = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
@@ -146,6 +156,8 @@ class CollapseTrainable(tune.Trainable):
         self._drawn_at: int | None = None  # the report whose pictures are in the trial's artifacts folder
 
     def step(self) -> dict[str, Any]:
+        if self._pending is not None:  # a reused actor starting a trial afresh: no checkpoint came
+            self._build_pending()
         metrics = {k: _number(k, v) for k, v in self._timed_step().items()}
         missing = [m for m in (self.plan.metric, *(m for m, _ in self.plan.more)) if m not in metrics]
         if missing:
@@ -229,6 +241,8 @@ class CollapseTrainable(tune.Trainable):
                                f"({which}); the trial is failed and its slot freed") from None
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
+        if self._pending is not None:
+            self._build_pending()
         state = {"monitor": self.monitor.state_dict(), "iteration": self.iteration, "trial_id": self.trial_id,
                  "copied_at": self._copied_at}
         if hasattr(self.wrapper, "state_dict"):
@@ -246,6 +260,11 @@ class CollapseTrainable(tune.Trainable):
             self._draw(self.iteration)
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
+        if self._pending is not None:  # the kept wrapper takes the new knobs, then the checkpoint
+            if self.wrapper.reconfigure(dict(self._pending)):
+                self._built_for, self._pending = self._pending, None
+            else:
+                self._build_pending()
         try:
             state = _read_state(checkpoint_dir, getattr(self.wrapper, "device", "cpu"))
         except Exception as exc:  # noqa: BLE001 - damaged or unreadable: try the one before
@@ -293,10 +312,40 @@ class CollapseTrainable(tune.Trainable):
         # never one whose step() overran: it may still be running.
         if self._hung:
             return False
+        if self._keeps_wrapper(new_config):
+            # PBT pauses and resumes trials, and copies checkpoints between them, on the actors
+            # it has: building the wrapper again (a corpus tokenized, features loaded) cost as
+            # much as a report (docs/benchmarks.md, section 9). The wrapper stays; the checkpoint
+            # Tune restores next goes into it after `reconfigure` (load_checkpoint), and a trial
+            # that starts afresh instead gets a new wrapper at its first step.
+            self._cpu_mark = time.process_time()
+            self._start_trial()
+            self._pending = dict(new_config)
+            return True
+        self._rebuild(new_config)
+        return True
+
+    def _keeps_wrapper(self, new_config: dict[str, Any]) -> bool:
+        """Whether the wrapper may stay for `new_config`: it has the optional `reconfigure`, and
+        only the sweep's `mutable` knobs (those PBT changes) differ from its config."""
+        old = self._built_for
+        if self.wrapper is None or not callable(getattr(self.wrapper, "reconfigure", None)):
+            return False
+        if not hasattr(self.wrapper, "load_state_dict") or set(old) != set(new_config):
+            return False
+        return all(old[k] == new_config[k] for k in old if k not in self.plan.mutable)
+
+    def _build_pending(self) -> None:
+        """The wrapper built for the config reset_config kept it for, as reset_config used to;
+        its CPU counts in the trial's next report, as a build in reset_config did."""
+        mark = self._cpu_mark
+        self._rebuild(self._pending)
+        self._cpu_mark = mark
+
+    def _rebuild(self, config: dict[str, Any]) -> None:
         self.cleanup()  # a function trainable's loop waits in report(): end it
         self.wrapper = None  # free the old model before building the next one
-        self.setup(new_config)
-        return True
+        self.setup(config)
 
     def cleanup(self) -> None:
         close = getattr(self.wrapper, "close", None)

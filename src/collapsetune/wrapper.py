@@ -11,6 +11,12 @@ Ray. The rest of the contract is optional, each part its own protocol or class a
   verdict turns and on the last; for a trial ASHA cuts only with the sweep's
   ``draw_cut_trials: true`` (with the checkpoint it ends with; without ``state_dict`` on
   report 1); files there go to MLflow.
+- ``reconfigure(config) -> bool``: take ``config`` in place, where it differs from the
+  wrapper's only in knobs PBT changes (``mutable``); True when done, False to be built anew.
+  When an actor Tune reuses holds a wrapper so built, ``CollapseTrainable`` keeps it for the
+  next trial's checkpoint (a PBT copy, a pause and resume): ``reconfigure``, then
+  ``load_state_dict``, must leave it as ``__init__(config)`` then ``load_state_dict`` would.
+  Without it the wrapper is built anew, as before.
 - ``config_class``: a dataclass with one field per config key. ``collapsetune validate``
   checks the sweep's keys, value types and values against it before any trial. It must have
   a ``max_iterations`` field: the launcher always passes the sweep's top-level
@@ -107,8 +113,11 @@ class TorchWrapper(abc.ABC):
     - ``train_loss() -> Tensor``: one batch's loss; draw batches from ``self.generator``.
     - ``evaluate() -> dict[str, float]``: metrics on fixed data; runs in eval mode, no grad.
 
-    and may override ``lr_at(step)`` (a schedule) and ``steps_this_report()``. It inherits
-    ``step()``, ``state_dict()`` / ``load_state_dict()`` and the attributes ``cfg``, ``model``,
+    and may override ``lr_at(step)`` (a schedule) and ``steps_this_report()``. For PBT copies
+    without a rebuild it may list ``retunable`` fields (read afresh from ``self.cfg``, or
+    re-derived by an override of ``retune(cfg)``) that ``reconfigure`` then takes in place.
+    It inherits ``step()``, ``state_dict()`` / ``load_state_dict()``, ``reconfigure`` and the
+    attributes ``cfg``, ``model``,
     ``optimizer``, ``generator``, ``steps`` (optimizer steps so far), ``reports``,
     ``total_steps`` (``max_iterations * steps_per_report``, the horizon of schedules),
     ``diverged`` and ``device``.
@@ -149,6 +158,9 @@ class TorchWrapper(abc.ABC):
     config_class: ClassVar[type]
     reported_metrics: ClassVar[tuple[str, ...]] = ()
     keep_on_cpu: ClassVar[tuple[str, ...]] = ()  # attributes the kit does not move to the device
+    # Config fields `reconfigure` may change in place: none shapes the model, its data or its
+    # fixed evaluation inputs, and `retune` re-derives whatever `build` made from them.
+    retunable: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -206,6 +218,23 @@ class TorchWrapper(abc.ABC):
     @abc.abstractmethod
     def evaluate(self) -> dict[str, float]:
         """Metrics on fixed data after this report's steps, collapse metrics included."""
+
+    def retune(self, cfg: Any) -> None:
+        """Re-derive from ``cfg`` (the new ``self.cfg``) what ``build`` made of the
+        ``retunable`` fields: optimizer settings, loss terms. By default nothing."""
+
+    def reconfigure(self, config: Mapping[str, Any]) -> bool:
+        """Take ``config`` in place when it differs from this wrapper's only in ``retunable``
+        fields; False (nothing changed) otherwise, and the caller builds a new wrapper. The
+        optimizer settings are ``retune``'s; ``load_state_dict`` keeps them."""
+        cfg = from_dict(self.config_class, dict(config), type(self).__module__.rpartition(".")[2])
+        changed = {f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(self.cfg, f.name)}
+        if not changed.issubset(self.retunable):
+            return False
+        self.cfg = cfg
+        self.retune(cfg)
+        self._move_attributes()  # what retune made (loss terms, say) goes to the trial's device
+        return True
 
     def lr_at(self, step: int) -> float | None:
         """Learning rate for optimizer step ``step``; None keeps the optimizer's own (constant)."""

@@ -51,3 +51,23 @@ class Toy:
 
     def load_state_dict(self, state: dict) -> None:
         self.t = int(state["t"])
+
+
+class Retunable(Toy):
+    """Toy with the optional `reconfigure(config) -> bool`: it takes a new `lr` in place, so a
+    PBT copy onto its actor keeps it. Each build appends "<pid> <lr>" to the file `builds`
+    names (when set), and each reconfigure "<pid> <lr> kept", for tests to count builds
+    across Ray's actor processes."""
+
+    def __init__(self, config: dict):
+        super().__init__({k: v for k, v in config.items() if k != "builds"})
+        if config.get("builds"):
+            with open(config["builds"], "a") as f:
+                f.write(f"{os.getpid()} {self.lr}\n")
+
+    def reconfigure(self, config: dict) -> bool:
+        self.lr = float(config["lr"])
+        if config.get("builds"):
+            with open(config["builds"], "a") as f:
+                f.write(f"{os.getpid()} {self.lr} kept\n")
+        return True

@@ -13,11 +13,14 @@ EXPLOITS_TAG = "collapsetune.pbt.exploits"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("wrapper", ["outside_wrapper:Toy", "outside_loop:train"])  # a class; a user's own loop
+# a class; one that takes PBT's new knobs in place (reconfigure); a user's own loop
+@pytest.mark.parametrize("wrapper", ["outside_wrapper:Toy", "outside_wrapper:Retunable", "outside_loop:train"])
 def test_pbt_rescues_a_collapsed_trial_and_resumes_after_a_driver_kill(tmp_path, wrapper):
     # The Toy collapses while lr > 0.05: the point lr 0.2 is marked collapsed at report 3.
     # perturbation_interval 1: every trial has a score (and so can be a donor) from report 1.
-    write_sweep(tmp_path, "toy-pbt", wrapper, sleep="0.5", max_iterations="8",
+    builds = tmp_path / "builds.txt"  # Retunable's: a line per build, and per copy it took in place
+    write_sweep(tmp_path, "toy-pbt", wrapper, config=f"{{sleep: 0.5, builds: {builds}}}" if "Retunable" in wrapper
+                else "{sleep: 0.5}", max_iterations="8",
                 scheduler="{type: pbt, mutable: [lr], perturbation_interval: 1, resample_probability: 0}",
                 mlflow='{tracking_uri: "sqlite:///mlflow.db"}', checkpoint_interval_s="1")
     driver = cli("run", "sweeps/toy-pbt.yaml", cwd=tmp_path, wait=False)
@@ -38,3 +41,6 @@ def test_pbt_rescues_a_collapsed_trial_and_resumes_after_a_driver_kill(tmp_path,
     client, runs = trial_runs(tmp_path, "toy-pbt")
     assert_each_step_once(client, runs, trials=4)
     assert_rescued(client, runs, EXPLOITS_TAG)
+    if "Retunable" in wrapper:  # Tune reused actors for PBT's pauses and copies: kept, not rebuilt
+        lines = builds.read_text().splitlines()
+        assert any(line.endswith(" kept") for line in lines), lines

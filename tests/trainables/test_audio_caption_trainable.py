@@ -81,3 +81,21 @@ def test_scene_dataset_trains_and_reports():
     assert 0 < out["collapse/unique_captions"] <= 1 and out["val/loss"] == out["val/loss"]
     assert {"talking", "while"} <= set(m.vocab)  # the scene set's words, not the clean set's
     assert m.x_train.shape[-1] == 51  # 1 s of 20 ms frames
+
+
+def test_audio_caption_reconfigured_in_place_trains_exactly_as_rebuilt():
+    donor = AudioCaption(TINY)
+    donor.step()
+    state = donor.state_dict()
+    knobs = {"lr": 1e-3, "weight_decay": 1e-3, "label_smoothing": 0.1, "scheduled_sampling": 0.2,
+             "specaugment": True, "decoding": "top_k", "top_k": 3}
+    kept = AudioCaption({**TINY, "lr": 5e-3})
+    kept.step()
+    rebuilt = AudioCaption({**TINY, **knobs})
+    rebuilt.load_state_dict(copy.deepcopy(state))  # as from a file: nothing shared; torch's RNG too, so
+    # each loads just before it steps
+    expected = rebuilt.step()
+    assert kept.reconfigure({**TINY, **knobs})
+    kept.load_state_dict(copy.deepcopy(state))
+    assert kept.step() == expected
+    assert not kept.reconfigure({**TINY, **knobs, "hidden": 64})  # shapes the model

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -70,3 +71,29 @@ def test_bitnet_lm_write_artifacts_draws_token_shares(tmp_path):
     lm.step()
     lm.write_artifacts(str(tmp_path))
     assert (tmp_path / TOKEN_SHARES).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bitnet_lm_reconfigured_in_place_trains_exactly_as_rebuilt():
+    # A PBT copy onto an actor that holds a BitNetLM: the kept wrapper takes the copy's knobs
+    # (reconfigure) and the donor's checkpoint, and must then train as a wrapper built afresh.
+    donor = BitNetLM(TINY | dict(lr=3e-3))
+    donor.step()
+    state = donor.state_dict()
+    knobs = dict(lr=1e-3, weight_decay=0.3, label_smoothing=0.1, confidence_penalty=0.05, decode="top_k", top_k=5)
+    kept = BitNetLM(TINY | dict(lr=5e-3, seed=0))
+    kept.step()
+    rebuilt = BitNetLM(TINY | knobs)
+    rebuilt.load_state_dict(copy.deepcopy(state))  # as from a file: nothing shared; torch's RNG too, so
+    # each loads just before it steps
+    expected = rebuilt.step()
+    assert kept.reconfigure(TINY | knobs)
+    kept.load_state_dict(copy.deepcopy(state))
+    assert kept.optimizer.param_groups[0]["weight_decay"] == 0.3
+    assert kept.step() == expected
+
+
+def test_bitnet_lm_refuses_to_reconfigure_what_shapes_its_model_or_data():
+    lm = BitNetLM(TINY)
+    assert not lm.reconfigure(TINY | dict(d_model=32))
+    assert not lm.reconfigure(TINY | dict(seed=1))  # its fixed evaluation inputs come from the seed
+    assert lm.cfg.d_model == 16 and lm.cfg.seed == 0

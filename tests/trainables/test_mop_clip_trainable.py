@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 
 import pytest
@@ -66,3 +67,20 @@ def test_mop_clip_reads_a_features_file(tmp_path):
     assert out["val/accuracy"] > 0.5
     with pytest.raises(ValueError, match="only apply to the built-in"):
         MopClip({**SMALL, "features": str(path), "feature_cone": 1.0})
+
+
+def test_mop_clip_reconfigured_in_place_trains_exactly_as_rebuilt():
+    donor = MopClip(SMALL)
+    donor.step()
+    state = donor.state_dict()
+    knobs = dict(lr=2e-3, tau_end=0.3, diversity_loss_weight=0.1, entropy_loss_weight=0.01)
+    kept = MopClip(SMALL | dict(lr=1e-2))
+    kept.step()
+    rebuilt = MopClip(SMALL | knobs)
+    rebuilt.load_state_dict(copy.deepcopy(state))  # as from a file: nothing shared; torch's RNG too, so
+    # each loads just before it steps
+    expected = rebuilt.step()
+    assert kept.reconfigure(SMALL | knobs)
+    kept.load_state_dict(copy.deepcopy(state))
+    assert kept.step() == expected
+    assert not kept.reconfigure(SMALL | knobs | dict(K=8))

@@ -12,7 +12,8 @@ compute away. `CollapsePBT` fixes both:
   already training, whose result (collapsed, maybe) the driver has not read yet;
 - on the report where a trial is marked collapsed or diverged it is not stopped but
   exploits a donor at once: it takes the donor's latest checkpoint and a perturbed copy of
-  its config (the sweep's `mutable` knobs, clipped to their search-space bounds). The donor
+  its config (the sweep's `mutable` knobs, clipped to their search-space bounds; those in
+  `rescue_toward` move the way that fixes collapse, `decisions.toward`). The donor
   is a healthy trial from the top of the healthy ones, or, while no trial has been judged
   healthy yet (early in a sweep), the best inconclusive one. With no donor it is stopped,
   as under any other scheduler.
@@ -44,7 +45,7 @@ from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
 from collapsetune import _ray
 from collapsetune.collapse import STATUS_KEY
-from collapsetune.decisions import RANK, STOP, copyable, donor_order, healthy_quantiles, pbt_on_result, worth_copying
+from collapsetune.decisions import RANK, STOP, copyable, donor_order, healthy_quantiles, pbt_on_result, toward, worth_copying
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ class CollapsePBT(PopulationBasedTraining):
         limits: per mutable key, the (low, high) a perturbed value is clipped to (its search
             space's bounds; Ray's PBT multiplies by a factor and would leave them).
         rescue: False stops collapsed trials instead (healthy-only donors remain).
+        rescue_toward: per mutable key, "up" or "down": on a rescue the copied value moves
+            that way (`decisions.toward`) instead of being perturbed at random.
         max_t: the last report (`time_attr`) of a trial.
         settle: reports the collapse rules need after a copy before they can judge.
         **kwargs: PopulationBasedTraining's.
@@ -68,10 +71,19 @@ class CollapsePBT(PopulationBasedTraining):
     """
 
     def __init__(self, *, limits: Mapping[str, tuple[float, float]] | None = None, rescue: bool = True,
-                 max_t: float = math.inf, settle: float = 0, **kwargs: Any) -> None:
+                 rescue_toward: Mapping[str, str] | None = None, max_t: float = math.inf, settle: float = 0,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._limits = dict(limits or {})
         self._rescue = rescue
+        self._rescue_toward = dict(rescue_toward or {})
+        # Kept here, not read back from PBT's private attributes: where each knob may move.
+        self._mutations = dict(kwargs.get("hyperparam_mutations") or {})
+        self._factors = tuple(kwargs.get("perturbation_factors", (1.2, 0.8)))
+        unknown = sorted(set(self._rescue_toward).difference(self._mutations))
+        if unknown:
+            raise ValueError(f"rescue_toward keys must be hyperparam_mutations keys, got {unknown}")
+        self._rescuing = False  # inside a rescue's exploit: _get_new_config moves rescue_toward's knobs
         self._max_t = max_t
         self._settle = settle
         self._status: dict[str, str] = {}  # trial id -> its latest verdict
@@ -98,7 +110,11 @@ class CollapsePBT(PopulationBasedTraining):
                         "stopped", trial.trial_id, status)
             return TrialScheduler.STOP
         self.rescued += 1
-        self._exploit(tune_controller, trial, donor)
+        self._rescuing = True
+        try:
+            self._exploit(tune_controller, trial, donor)
+        finally:
+            self._rescuing = False
         return TrialScheduler.NOOP if trial.status == Trial.PAUSED else TrialScheduler.CONTINUE
 
     def _quantiles(self) -> tuple[list[Trial], list[Trial]]:
@@ -167,6 +183,13 @@ class CollapsePBT(PopulationBasedTraining):
 
     def _get_new_config(self, trial: Trial, trial_to_clone: Trial) -> tuple[dict, dict]:
         config, operations = super()._get_new_config(trial, trial_to_clone)
+        if self._rescuing:  # the declared anti-collapse knobs move their fixing way, not at random
+            for key, direction in self._rescue_toward.items():
+                mutation = self._mutations[key]
+                config[key] = toward(trial_to_clone.config[key], direction, factors=self._factors,
+                                     bounds=self._limits.get(key),
+                                     choices=mutation if isinstance(mutation, list) else None)
+                operations[key] = f"rescue: {direction}"
         for key, (low, high) in self._limits.items():
             value = config.get(key)
             if isinstance(value, (int, float)) and not low <= value <= high:

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from collapsetune.errors import SpecError
 from collapsetune.registry import has_state
-from collapsetune.spec._base import Section, limited, show, thaw
+from collapsetune.spec._base import FrozenMap, Section, limited, show, thaw
 
 if TYPE_CHECKING:
     from ray.tune.schedulers import TrialScheduler
@@ -140,8 +140,9 @@ class Pbt(Scheduler):
     the checkpoint of a healthy trial in the top one and perturbs the `mutable` knobs (each
     value times one of `perturbation_factors`, or with `resample_probability` drawn afresh
     from its search-space dimension; clipped to its bounds). With `rescue`, a trial marked
-    collapsed or diverged does so at once instead of being stopped, and restarts its
-    collapse rules, grace included. PBT makes its own configs: the sweep's search is random.
+    collapsed or diverged does so at once instead of being stopped (the knobs in
+    `rescue_toward` then move their fixing way), and restarts its collapse rules, grace
+    included. PBT makes its own configs: the sweep's search is random.
     """
 
     makes_configs: ClassVar[bool] = True
@@ -158,6 +159,9 @@ class Pbt(Scheduler):
     # After a copy the trial's rules start again, each with min(its grace, this): the grace
     # meant for a model fresh from its initial weights is not needed for a trained copy.
     grace_after_copy: int = limited(1, ge=0)
+    # On a rescue these mutable knobs move the way that fixes collapse (up | down) instead of at
+    # random: a number by the largest / smallest perturbation factor, a choice one neighbour along its list.
+    rescue_toward: Mapping[str, Literal["up", "down"]] = field(default_factory=FrozenMap)
 
     @property
     def rescues_collapsed(self) -> bool:  # type: ignore[override]
@@ -177,6 +181,17 @@ class Pbt(Scheduler):
         for i, factor in enumerate(self.perturbation_factors):
             if not factor > 0:
                 yield SpecError(f"expected numbers > 0, got {factor}", key=f"perturbation_factors[{i}]")
+        if self.rescue_toward and not self.rescue:
+            yield SpecError("moves knobs on a rescue, but rescue is false; expected rescue: true", key="rescue_toward")
+        for key, direction in self.rescue_toward.items():
+            if key not in self.mutable:
+                yield SpecError(f"{key!r} is not in mutable ({', '.join(self.mutable)}); expected mutable knobs, "
+                                "each up or down", key=f"rescue_toward.{key}")
+            factor, word, side = ((max(self.perturbation_factors, default=1), "largest", ">")
+                                  if direction == "up" else (min(self.perturbation_factors, default=1), "smallest", "<"))
+            if not (factor > 1 if direction == "up" else factor < 1):
+                yield SpecError(f"{direction} multiplies by the {word} perturbation factor ({factor:g}), which is not "
+                                f"{side} 1; expected a factor {side} 1 in perturbation_factors", key=f"rescue_toward.{key}")
 
     def problems(self, sweep: SweepSpec) -> Iterator[SpecError]:
         for i, key in enumerate(self.mutable):
@@ -212,7 +227,7 @@ class Pbt(Scheduler):
                            quantile_fraction=self.quantile_fraction,
                            resample_probability=self.resample_probability,
                            perturbation_factors=tuple(self.perturbation_factors), limits=limits,
-                           rescue=self.rescue, max_t=sweep.max_iterations,
+                           rescue=self.rescue, rescue_toward=dict(self.rescue_toward), max_t=sweep.max_iterations,
                            settle=max((rule.after_copy(self.grace_after_copy).earliest_report
                                        for rule in sweep.collapse), default=0))
 
