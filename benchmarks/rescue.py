@@ -15,7 +15,8 @@ reports its trial-iterations and CPU-seconds (`time/cpu_s`: set-up, training, ch
 Measured per seed: trials that end healthy, the best objective among them, and the
 CPU-seconds spent on trials that end collapsed or diverged (thrown away).
 
-Run:  python benchmarks/rescue.py --seeds 0 1 2     (both sweeps, about 15 min on 2 cores)
+Run:  python benchmarks/rescue.py --seeds 0 1 2     (all three sweeps; MoP-CLIP and the LM took
+      about 15 min on 2 cores; the captioner's reports cost ~20 CPU-s each, ~3x theirs)
       python benchmarks/rescue.py --sweeps mop_clip --seeds 0   (one quick look)
 Writes benchmarks/results/rescue.json and prints a markdown table (docs/benchmarks.md).
 """
@@ -41,12 +42,17 @@ MUTABLE = {
     "mop_clip": ["lr", "tau_end", "diversity_loss_weight", "entropy_loss_weight"],
     "bitnet_lm": ["lr", "weight_decay", "label_smoothing", "maxsup_start", "maxsup_end", "confidence_penalty",
                   "vocab_bonus", "output_l2"],
+    # The scene set, where the captioner's collapse lasts; pooling, audio injection and
+    # attention shape the model (a copy brings the donor's, with its checkpoint).
+    "audio_caption_scenes": ["lr", "label_smoothing", "scheduled_sampling", "ss_schedule", "specaugment"],
 }
 # What a rescue moves the fixing way (`rescue_toward`), as sweeps/mop_clip_pbt.yaml: seeds/001's
 # fixes for MoP-CLIP. The LM's seed (seeds/003) names no direction that holds across runs.
 RESCUE_TOWARD = {
     "mop_clip": {"diversity_loss_weight": "up", "entropy_loss_weight": "up", "tau_end": "up"},
     "bitnet_lm": {},
+    # seeds/002's training fixes, each a choice whose list runs from off to on.
+    "audio_caption_scenes": {"label_smoothing": "up", "scheduled_sampling": "up", "specaugment": "up"},
 }
 STOPPING = ("collapsed", "diverged")
 
