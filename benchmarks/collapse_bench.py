@@ -613,30 +613,28 @@ def _quantiles(values: list[float]) -> dict:
 
 
 def cell(table: Table, methods: list[str], trials: int, workers: int, seeds: list[int],
-         cache: Path | None = None, log: Callable[[str], None] = print, jobs: int = 1) -> tuple[list[dict], dict]:
+         cache: Path | None = None, log: Callable[[str], None] = print, jobs: int = 1,
+         replays: _Replays | None = None) -> tuple[list[dict], dict]:
     """Every method on the same seeds; one summary row per method, and the anytime curves.
     With `cache` (a JSON-lines file), each seed's measures are kept there as they are made
-    and reused, so a long run that is stopped resumes at the seed it was on. With `jobs` > 1,
-    the replays run in that many processes (each replay is a function of its method and seed
-    alone, so its trials come out the same), and seeds are still summed up in order."""
+    and reused, so a long run that is stopped resumes at the seed it was on. With `jobs` > 1
+    (or `replays`, processes shared with other cells), the replays run in other processes
+    (a replay is a function of its method and seed alone, so its trials come out the same),
+    and seeds are still summed up in order."""
     per: dict[str, list[dict]] = {m: [] for m in methods}
     curves: dict[str, list[list[tuple[float, float]]]] = {m: [] for m in methods}
     stored = _cached(cache, table, trials, workers)
-    pool = _Replays(table, trials, workers, jobs) if jobs > 1 else None
+    pool = replays or (_Replays(table, jobs) if jobs > 1 else None)
     try:
-        if pool is not None:  # every replay the cell lacks, queued seed by seed
-            for seed in seeds:
-                missing = [m for m in methods if (seed, m) not in stored]
-                if missing:
-                    for name in dict.fromkeys(["fifo", "oracle", *missing]):  # measures need FIFO's and the oracle's
-                        pool.submit(name, seed)
+        if pool is not None:
+            pool.queue(methods, trials, workers, seeds, stored)
         began = time.monotonic()
         for seed in seeds:
             missing = [m for m in methods if (seed, m) not in stored]
             records = {m: stored[seed, m] for m in methods if (seed, m) in stored}
             if missing:  # only the methods this seed lacks (a scan that grows re-runs nothing)
                 fresh = _seed(table, missing, trials, workers, seed,
-                              runs=None if pool is None else (lambda name, seed=seed: pool.result(name, seed)))
+                              runs=None if pool is None else (lambda name, seed=seed: pool.result(name, trials, workers, seed)))
                 records.update(fresh)
                 if cache is not None:
                     with open(cache, "a", encoding="utf-8") as f:
@@ -650,7 +648,7 @@ def cell(table: Table, methods: list[str], trials: int, workers: int, seeds: lis
                 per[m].append(records[m]["measures"])
                 curves[m].append(records[m]["curve"])
     finally:
-        if pool is not None:
+        if pool is not None and replays is None:
             pool.close()
     rows = []
     for name in methods:
@@ -701,26 +699,33 @@ def _seed(table: Table, methods: list[str], trials: int, workers: int, seed: int
 
 
 class _Replays:
-    """Replays of one cell run in `jobs` processes (`--jobs`). A process builds the table
+    """Replays of a table run in `jobs` processes (`--jobs`). A process builds the table
     once, and sends back each run without its Optuna study; its trials are given the
     parent's rows again."""
 
-    def __init__(self, table: Table, trials: int, workers: int, jobs: int) -> None:
+    def __init__(self, table: Table, jobs: int) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self.table, self.trials, self.workers = table, trials, workers
+        self.table = table
         # spawn: a fresh interpreter, not a fork of one that has imported torch and Ray
         self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_replay_worker, initargs=(WITH_POINTS,))
-        self.futures: dict[tuple[str, int], Any] = {}
+        self.futures: dict[tuple[str, int, int, int], Any] = {}
 
-    def submit(self, name: str, seed: int) -> None:
-        self.futures[name, seed] = self.pool.submit(_replay_in_worker, self.table.model, str(self.table.path),
-                                                    name, self.trials, self.workers, seed)
+    def queue(self, methods: list[str], trials: int, workers: int, seeds: list[int],
+              stored: dict[tuple[int, str], dict]) -> None:
+        """Every replay a cell lacks (those not in `stored`), seed by seed; FIFO's and the
+        oracle's with any, since the measures need them."""
+        for seed in seeds:
+            missing = [m for m in methods if (seed, m) not in stored]
+            for name in dict.fromkeys(["fifo", "oracle", *missing]) if missing else ():
+                if (name, trials, workers, seed) not in self.futures:
+                    self.futures[name, trials, workers, seed] = self.pool.submit(
+                        _replay_in_worker, self.table.model, str(self.table.path), name, trials, workers, seed)
 
-    def result(self, name: str, seed: int) -> Run:
-        run = self.futures.pop((name, seed)).result()
+    def result(self, name: str, trials: int, workers: int, seed: int) -> Run:
+        run = self.futures.pop((name, trials, workers, seed)).result()
         for t in run.trials:
             t.row = self.table.rows[self.table._position[t.row.index]]
         return run
@@ -878,6 +883,9 @@ def main(argv: list[str] | None = None) -> dict:
             info["surrogate"] = table.surrogate_error()
         doc["tables"][model] = {**doc["tables"].get(model, {}), **info}
         print(f"{model}: {info}")
+        cache = args.out.with_name(args.out.stem + "_seeds.jsonl")
+        seeds = list(range(args.seeds))
+        todo = []
         for trials in args.trials:
             for workers in args.workers:
                 key = f"{model}/{trials}/{workers}/{args.seeds}"
@@ -887,9 +895,15 @@ def main(argv: list[str] | None = None) -> dict:
                 if set(args.methods) <= done and not args.refresh:
                     print(f"{key}: already measured, kept")
                     continue
+                todo.append((trials, workers, key))
+        # --jobs: every cell's replays queued at once, so processes never wait for a cell's last one
+        replays = _Replays(table, args.jobs) if args.jobs > 1 and todo else None
+        try:
+            for trials, workers, _key in todo if replays is not None else ():
+                replays.queue(args.methods, trials, workers, seeds, _cached(cache, table, trials, workers))
+            for trials, workers, key in todo:
                 began = time.monotonic()
-                rows, bands = cell(table, args.methods, trials, workers, list(range(args.seeds)),
-                                   cache=args.out.with_name(args.out.stem + "_seeds.jsonl"), jobs=args.jobs)
+                rows, bands = cell(table, args.methods, trials, workers, seeds, cache=cache, replays=replays)
                 for r in rows:
                     r["table_rows"] = len(table.rows)
                     r["with_points"] = WITH_POINTS
@@ -909,6 +923,9 @@ def main(argv: list[str] | None = None) -> dict:
                     plot(model, bands, args.plots / f"collapse_bench_{model}.png",
                          f"{model}: {trials} trials, {workers} workers, {args.seeds} seeds (median, 10-90%)",
                          table.metric)
+        finally:
+            if replays is not None:
+                replays.close()
     return doc
 
 
