@@ -43,9 +43,11 @@ when a collapse mechanism (rules, stopper, threshold pruner) ended a trial whose
 does not end collapsed.
 
 Run:  python benchmarks/collapse_bench.py --quick                  (1 model, 64 trials, 3 seeds)
-      python benchmarks/collapse_bench.py --models mop_clip --trials 64 256 1024 --workers 8 64 --seeds 20
+      python benchmarks/collapse_bench.py --models mop_clip --trials 64 256 1024 --workers 8 64 --seeds 20 --jobs 2
 Writes benchmarks/results/collapse_bench.json (cells already there are kept: a long run
-resumes) and docs/plots/collapse_bench_<model>.png.
+resumes) and docs/plots/collapse_bench_<model>.png. `--jobs N` replays in N processes (the
+same figures: a replay depends on its method and seed alone); Optuna's TPE sampling is most
+of a replay's time (~80% at 1,024 trials), so processes are what makes a run shorter.
 """
 
 from __future__ import annotations
@@ -634,7 +636,8 @@ def cell(table: Table, methods: list[str], trials: int, workers: int, seeds: lis
             records = {m: stored[seed, m] for m in methods if (seed, m) in stored}
             if missing:  # only the methods this seed lacks (a scan that grows re-runs nothing)
                 fresh = _seed(table, missing, trials, workers, seed,
-                              runs=None if pool is None else (lambda name, seed=seed: pool.result(name, trials, workers, seed)))
+                              runs=None if pool is None else (lambda name, seed=seed: pool.result(name, trials, workers, seed)),
+                              stored={m: rec for (s, m), rec in stored.items() if s == seed})
                 records.update(fresh)
                 if cache is not None:
                     with open(cache, "a", encoding="utf-8") as f:
@@ -682,20 +685,34 @@ def cell(table: Table, methods: list[str], trials: int, workers: int, seeds: lis
 
 
 def _seed(table: Table, methods: list[str], trials: int, workers: int, seed: int,
-          runs: Callable[[str], Run] | None = None) -> dict[str, dict]:
-    """Each method's measures and anytime curve on one seed; `runs(name)` gives a method's
-    replay where it was made elsewhere (`_Replays`)."""
+          runs: Callable[[str], Run] | None = None, stored: dict[str, dict] | None = None) -> dict[str, dict]:
+    """Each method's measures and anytime curve on one seed (and FIFO's and the oracle's
+    where they were replayed for the measures); `runs(name)` gives a method's
+    replay where it was made elsewhere (`_Replays`). `stored`: this seed's cached records;
+    FIFO's and the oracle's there (with FIFO's target) spare replaying them for a new method."""
     runs = runs or (lambda name: replay(table, METHODS[name], trials, workers, seed))
-    fifo = runs("fifo")
-    oracle = runs("oracle")
-    healthy_ends = [t.objective for t in fifo.trials if t.row.healthy[t.reports - 1]]
-    target = (max(healthy_ends) if table.mode == "max" else min(healthy_ends)) if healthy_ends else None
+    if _baselines_cached(stored or {}):
+        fifo = oracle = None
+        target, fifo_cpu, oracle_cpu = (stored["fifo"]["measures"]["target"], stored["fifo"]["measures"]["cpu_s"],
+                                        stored["oracle"]["measures"]["cpu_s"])
+    else:
+        fifo, oracle = runs("fifo"), runs("oracle")
+        healthy_ends = [t.objective for t in fifo.trials if t.row.healthy[t.reports - 1]]
+        target = (max(healthy_ends) if table.mode == "max" else min(healthy_ends)) if healthy_ends else None
+        fifo_cpu, oracle_cpu = fifo.cpu_s, oracle.cpu_s
     out = {}
-    for name in methods:
+    # FIFO's and the oracle's records too when they were replayed: the cache keeps them for later methods
+    for name in dict.fromkeys([*methods, *(("fifo", "oracle") if fifo is not None else ())]):
         run = {"fifo": fifo, "oracle": oracle}.get(name) or runs(name)
-        out[name] = {"measures": measures(table, METHODS[name], run, target, fifo.cpu_s, oracle.cpu_s),
-                     "curve": [(round(c / fifo.cpu_s, 5), b) for c, b in run.curve]}
+        out[name] = {"measures": {**measures(table, METHODS[name], run, target, fifo_cpu, oracle_cpu), "target": target},
+                     "curve": [(round(c / fifo_cpu, 5), b) for c, b in run.curve]}
     return out
+
+
+def _baselines_cached(records: dict[str, dict]) -> bool:
+    """Whether a seed's cached records hold what the measures need of FIFO and the oracle
+    (records written before the target was kept lack it: then they are replayed)."""
+    return "fifo" in records and "oracle" in records and "target" in records["fifo"]["measures"]
 
 
 class _Replays:
@@ -716,10 +733,11 @@ class _Replays:
     def queue(self, methods: list[str], trials: int, workers: int, seeds: list[int],
               stored: dict[tuple[int, str], dict]) -> None:
         """Every replay a cell lacks (those not in `stored`), seed by seed; FIFO's and the
-        oracle's with any, since the measures need them."""
+        oracle's with any, since the measures need them, unless `stored` has theirs."""
         for seed in seeds:
             missing = [m for m in methods if (seed, m) not in stored]
-            for name in dict.fromkeys(["fifo", "oracle", *missing]) if missing else ():
+            cached = _baselines_cached({m: rec for (s, m), rec in stored.items() if s == seed})
+            for name in dict.fromkeys([*(() if cached else ("fifo", "oracle")), *missing]) if missing else ():
                 if (name, trials, workers, seed) not in self.futures:
                     self.futures[name, trials, workers, seed] = self.pool.submit(
                         _replay_in_worker, self.table.model, str(self.table.path), name, trials, workers, seed)

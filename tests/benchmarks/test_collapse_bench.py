@@ -76,6 +76,19 @@ def test_replays_in_processes_measure_the_same_as_in_one(table, tmp_path):
     assert cells[0] == cells[1]
 
 
+def test_a_method_added_to_a_cached_cell_replays_that_method_alone(table, tmp_path, monkeypatch):
+    # FIFO's and the oracle's cached records (with FIFO's target) serve the measures of a
+    # method added later: the grown cell is the one measured at once, from one replay a seed.
+    fresh, _ = cb.cell(table, ["collapsetune", "asha"], 24, 4, [0, 1], log=lambda _: None)
+    cache = tmp_path / "seeds.jsonl"
+    cb.cell(table, ["collapsetune"], 24, 4, [0, 1], cache=cache, log=lambda _: None)
+    replayed = []
+    real = cb.replay
+    monkeypatch.setattr(cb, "replay", lambda table, method, *a, **k: replayed.append(method.name) or real(table, method, *a, **k))
+    grown, _ = cb.cell(table, ["collapsetune", "asha"], 24, 4, [0, 1], cache=cache, log=lambda _: None)
+    assert grown == fresh and replayed == ["asha", "asha"]
+
+
 def test_jobs_below_one_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         cb.main(["--jobs", "0", "--out", str(tmp_path / "bench.json"), "--plots", str(tmp_path)])
