@@ -635,8 +635,8 @@ def cell(table: Table, methods: list[str], trials: int, workers: int, seeds: lis
             missing = [m for m in methods if (seed, m) not in stored]
             records = {m: stored[seed, m] for m in methods if (seed, m) in stored}
             if missing:  # only the methods this seed lacks (a scan that grows re-runs nothing)
-                fresh = _seed(table, missing, trials, workers, seed,
-                              runs=None if pool is None else (lambda name, seed=seed: pool.result(name, trials, workers, seed)),
+                runs = None if pool is None else (lambda name, seed=seed: pool.result(name, trials, workers, seed))
+                fresh = _seed(table, missing, trials, workers, seed, runs,
                               stored={m: rec for (s, m), rec in stored.items() if s == seed})
                 records.update(fresh)
                 if cache is not None:
@@ -704,7 +704,8 @@ def _seed(table: Table, methods: list[str], trials: int, workers: int, seed: int
     # FIFO's and the oracle's records too when they were replayed: the cache keeps them for later methods
     for name in dict.fromkeys([*methods, *(("fifo", "oracle") if fifo is not None else ())]):
         run = {"fifo": fifo, "oracle": oracle}.get(name) or runs(name)
-        out[name] = {"measures": {**measures(table, METHODS[name], run, target, fifo_cpu, oracle_cpu), "target": target},
+        measured = measures(table, METHODS[name], run, target, fifo_cpu, oracle_cpu)
+        out[name] = {"measures": {**measured, "target": target},
                      "curve": [(round(c / fifo_cpu, 5), b) for c, b in run.curve]}
     return out
 

@@ -84,7 +84,7 @@ def test_a_method_added_to_a_cached_cell_replays_that_method_alone(table, tmp_pa
     cb.cell(table, ["collapsetune"], 24, 4, [0, 1], cache=cache, log=lambda _: None)
     replayed = []
     real = cb.replay
-    monkeypatch.setattr(cb, "replay", lambda table, method, *a, **k: replayed.append(method.name) or real(table, method, *a, **k))
+    monkeypatch.setattr(cb, "replay", lambda table, method, *a: replayed.append(method.name) or real(table, method, *a))
     grown, _ = cb.cell(table, ["collapsetune", "asha"], 24, 4, [0, 1], cache=cache, log=lambda _: None)
     assert grown == fresh and replayed == ["asha", "asha"]
 
