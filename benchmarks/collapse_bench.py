@@ -46,8 +46,8 @@ Run:  python benchmarks/collapse_bench.py --quick                  (1 model, 64 
       python benchmarks/collapse_bench.py --models mop_clip --trials 64 256 1024 --workers 8 64 --seeds 20 --jobs 2
 Writes benchmarks/results/collapse_bench.json (cells already there are kept: a long run
 resumes) and docs/plots/collapse_bench_<model>.png. `--jobs N` replays in N processes (the
-same figures: a replay depends on its method and seed alone); Optuna's TPE sampling is most
-of a replay's time (~80% at 1,024 trials), so processes are what makes a run shorter.
+same figures: a replay depends on its method and seed alone); Optuna's study.ask (TPE) is most
+of a replay's time (84-90% at 1,024 trials), so processes are what makes a run shorter.
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "collapse_bench.json"
 # stopping find a good healthy model leaves them out (`--with-points` keeps them).
 WITH_POINTS = False
 PLOTTED = (256, 8)  # the cell whose anytime curves docs/plots/collapse_bench_<model>.png shows (issue 24's goals)
-# How close to FIFO's final best healthy objective counts as reaching it, per objective.
 _SCALED = ("loguniform", "uniform", "randint")  # knobs compared by distance; the others by equality
+# How close to FIFO's final best healthy objective counts as reaching it, per objective.
 EPSILON = {"val/accuracy": 0.005, "val/loss": 0.02, "val/cider_d": 0.02}
 
 
@@ -719,7 +719,8 @@ def _baselines_cached(records: dict[str, dict]) -> bool:
 class _Replays:
     """Replays of a table run in `jobs` processes (`--jobs`). A process builds the table
     once, and sends back each run without its Optuna study; its trials are given the
-    parent's rows again."""
+    parent's rows again. A process knows the METHODS this module defines, not ones added
+    at run time (rule_scan's), so those cells run in one process."""
 
     def __init__(self, table: Table, jobs: int) -> None:
         import multiprocessing
