@@ -43,9 +43,11 @@ when a collapse mechanism (rules, stopper, threshold pruner) ended a trial whose
 does not end collapsed.
 
 Run:  python benchmarks/collapse_bench.py --quick                  (1 model, 64 trials, 3 seeds)
-      python benchmarks/collapse_bench.py --models mop_clip --trials 64 256 1024 --workers 8 64 --seeds 20
+      python benchmarks/collapse_bench.py --models mop_clip --trials 64 256 1024 --workers 8 64 --seeds 20 --jobs 2
 Writes benchmarks/results/collapse_bench.json (cells already there are kept: a long run
-resumes) and docs/plots/collapse_bench_<model>.png.
+resumes) and docs/plots/collapse_bench_<model>.png. `--jobs N` replays in N processes (the
+same figures: a replay depends on its method and seed alone); Optuna's study.ask (TPE) is most
+of a replay's time (84-90% at 1,024 trials), so processes are what makes a run shorter.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -79,6 +83,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "collapse_bench.json"
 # stopping find a good healthy model leaves them out (`--with-points` keeps them).
 WITH_POINTS = False
 PLOTTED = (256, 8)  # the cell whose anytime curves docs/plots/collapse_bench_<model>.png shows (issue 24's goals)
+_SCALED = ("loguniform", "uniform", "randint")  # knobs compared by distance; the others by equality
 # How close to FIFO's final best healthy objective counts as reaching it, per objective.
 EPSILON = {"val/accuracy": 0.005, "val/loss": 0.02, "val/cider_d": 0.02}
 
@@ -124,6 +129,12 @@ class Table:
             raise SystemExit(f"{self.path}: no complete rows yet")
         self.dims = {k: d for k, d in self.spec.search_space.items() if d.kind != "const"}
         self._vectors = [self._vector(r.config) for r in self.rows]
+        # The rows' vectors by dimension, for `nearest`: numbers in one array, choices as objects.
+        self._position = {r.index: p for p, r in enumerate(self.rows)}
+        kinds = [d.kind in _SCALED for d in self.dims.values()]
+        self._numeric = np.array([[v if k else 0.0 for v, k in zip(vec, kinds)] for vec in self._vectors], dtype=float)
+        self._choices = [None if k else [vec[i] for vec in self._vectors] for i, k in enumerate(kinds)]
+        self._unequal: list[dict] = [{} for _ in kinds]  # per choice knob: value -> 1.0 where a row differs
 
     def _row(self, raw: dict) -> Row:
         reports = [{k: float(v) for k, v in r.items() if k not in ("status", "time/cpu_s")} for r in raw["reports"]]
@@ -145,15 +156,45 @@ class Table:
         return out
 
     def nearest(self, config: dict, exclude: int | None = None) -> tuple[Row, float]:
-        """The tabulated row closest to `config`, and its distance."""
+        """The tabulated row closest to `config`, and its distance.
+
+        numpy narrows the rows to those within a hair of the closest distance (its sums may
+        differ from Python's in the last bit); `_closest`, the plain loop, then picks among
+        them, so the row and distance are the loop's own over every row (a 1,024-trial
+        replay asks 1,024 times)."""
         want = self._vector(config)
+        d = np.zeros(len(self.rows))
+        for i, (dim, a) in enumerate(zip(self.dims.values(), want)):
+            if dim.kind in _SCALED:
+                d += (self._numeric[:, i] - a) ** 2
+            else:
+                d += self._differs(i, a)
+        if exclude is not None:
+            d[self._position[exclude]] = np.inf
+        low = d.min()
+        return self._closest(want, np.flatnonzero(d <= low + 1e-9 * low + 1e-300), exclude)
+
+    def _differs(self, i: int, value: Any) -> np.ndarray:
+        """1.0 for each row whose choice knob `i` is not `value`, else 0.0 (a cache per value)."""
+        try:
+            return self._unequal[i][value]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable choice (a list): compared afresh
+            return np.array([b != value for b in self._choices[i]], dtype=float)
+        out = self._unequal[i][value] = np.array([b != value for b in self._choices[i]], dtype=float)
+        return out
+
+    def _closest(self, want: list, positions, exclude: int | None = None) -> tuple[Row, float]:
+        """The first row, among those at `positions` (in table order), nearest to the vector `want`."""
         best, best_d = None, math.inf
-        for row, vec in zip(self.rows, self._vectors):
+        for p in positions:
+            row, vec = self.rows[p], self._vectors[p]
             if row.index == exclude:
                 continue
             d = 0.0
-            for (key, dim), a, b in zip(self.dims.items(), want, vec):
-                d += (a - b) ** 2 if dim.kind in ("loguniform", "uniform", "randint") else float(a != b)
+            for dim, a, b in zip(self.dims.values(), want, vec):
+                d += (a - b) ** 2 if dim.kind in _SCALED else float(a != b)
             if d < best_d:
                 best, best_d = row, d
         return best, math.sqrt(best_d)
@@ -575,30 +616,44 @@ def _quantiles(values: list[float]) -> dict:
 
 
 def cell(table: Table, methods: list[str], trials: int, workers: int, seeds: list[int],
-         cache: Path | None = None, log: Callable[[str], None] = print) -> tuple[list[dict], dict]:
+         cache: Path | None = None, log: Callable[[str], None] = print, jobs: int = 1,
+         replays: _Replays | None = None) -> tuple[list[dict], dict]:
     """Every method on the same seeds; one summary row per method, and the anytime curves.
     With `cache` (a JSON-lines file), each seed's measures are kept there as they are made
-    and reused, so a long run that is stopped resumes at the seed it was on."""
+    and reused, so a long run that is stopped resumes at the seed it was on. With `jobs` > 1
+    (or `replays`, processes shared with other cells), the replays run in other processes
+    (a replay is a function of its method and seed alone, so its trials come out the same),
+    and seeds are still summed up in order."""
     per: dict[str, list[dict]] = {m: [] for m in methods}
     curves: dict[str, list[list[tuple[float, float]]]] = {m: [] for m in methods}
     stored = _cached(cache, table, trials, workers)
-    for seed in seeds:
+    pool = replays or (_Replays(table, jobs) if jobs > 1 else None)
+    try:
+        if pool is not None:
+            pool.queue(methods, trials, workers, seeds, stored)
         began = time.monotonic()
-        missing = [m for m in methods if (seed, m) not in stored]
-        records = {m: stored[seed, m] for m in methods if (seed, m) in stored}
-        if missing:  # only the methods this seed lacks (a scan that grows re-runs nothing)
-            fresh = _seed(table, missing, trials, workers, seed)
-            records.update(fresh)
-            if cache is not None:
-                with open(cache, "a", encoding="utf-8") as f:
-                    for m, rec in fresh.items():
-                        f.write(json.dumps({"cell": _cell_key(table, trials, workers), "seed": seed, "method": m,
-                                            **rec}) + "\n")
-            log(f"  {table.model} {trials} trials x {workers} workers, seed {seed}: "
-                f"{time.monotonic() - began:.1f} s")
-        for m in methods:
-            per[m].append(records[m]["measures"])
-            curves[m].append(records[m]["curve"])
+        for seed in seeds:
+            missing = [m for m in methods if (seed, m) not in stored]
+            records = {m: stored[seed, m] for m in methods if (seed, m) in stored}
+            if missing:  # only the methods this seed lacks (a scan that grows re-runs nothing)
+                runs = None if pool is None else (lambda name, seed=seed: pool.result(name, trials, workers, seed))
+                fresh = _seed(table, missing, trials, workers, seed, runs,
+                              stored={m: rec for (s, m), rec in stored.items() if s == seed})
+                records.update(fresh)
+                if cache is not None:
+                    with open(cache, "a", encoding="utf-8") as f:
+                        for m, rec in fresh.items():
+                            f.write(json.dumps({"cell": _cell_key(table, trials, workers), "seed": seed, "method": m,
+                                                **rec}) + "\n")
+                log(f"  {table.model} {trials} trials x {workers} workers, seed {seed}: "
+                    f"{time.monotonic() - began:.1f} s")
+                began = time.monotonic()
+            for m in methods:
+                per[m].append(records[m]["measures"])
+                curves[m].append(records[m]["curve"])
+    finally:
+        if pool is not None and replays is None:
+            pool.close()
     rows = []
     for name in methods:
         ms = per[name]
@@ -630,17 +685,91 @@ def cell(table: Table, methods: list[str], trials: int, workers: int, seeds: lis
     return rows, {m: _band(c, ends[m]) for m, c in curves.items()}
 
 
-def _seed(table: Table, methods: list[str], trials: int, workers: int, seed: int) -> dict[str, dict]:
-    fifo = replay(table, METHODS["fifo"], trials, workers, seed)
-    oracle = replay(table, METHODS["oracle"], trials, workers, seed)
-    healthy_ends = [t.objective for t in fifo.trials if t.row.healthy[t.reports - 1]]
-    target = (max(healthy_ends) if table.mode == "max" else min(healthy_ends)) if healthy_ends else None
+def _seed(table: Table, methods: list[str], trials: int, workers: int, seed: int,
+          runs: Callable[[str], Run] | None = None, stored: dict[str, dict] | None = None) -> dict[str, dict]:
+    """Each method's measures and anytime curve on one seed (and FIFO's and the oracle's
+    where they were replayed for the measures); `runs(name)` gives a method's
+    replay where it was made elsewhere (`_Replays`). `stored`: this seed's cached records;
+    FIFO's and the oracle's there (with FIFO's target) spare replaying them for a new method."""
+    runs = runs or (lambda name: replay(table, METHODS[name], trials, workers, seed))
+    if _baselines_cached(stored or {}):
+        fifo = oracle = None
+        target, fifo_cpu, oracle_cpu = (stored["fifo"]["measures"]["target"], stored["fifo"]["measures"]["cpu_s"],
+                                        stored["oracle"]["measures"]["cpu_s"])
+    else:
+        fifo, oracle = runs("fifo"), runs("oracle")
+        healthy_ends = [t.objective for t in fifo.trials if t.row.healthy[t.reports - 1]]
+        target = (max(healthy_ends) if table.mode == "max" else min(healthy_ends)) if healthy_ends else None
+        fifo_cpu, oracle_cpu = fifo.cpu_s, oracle.cpu_s
     out = {}
-    for name in methods:
-        run = {"fifo": fifo, "oracle": oracle}.get(name) or replay(table, METHODS[name], trials, workers, seed)
-        out[name] = {"measures": measures(table, METHODS[name], run, target, fifo.cpu_s, oracle.cpu_s),
-                     "curve": [(round(c / fifo.cpu_s, 5), b) for c, b in run.curve]}
+    # FIFO's and the oracle's records too when they were replayed: the cache keeps them for later methods
+    for name in dict.fromkeys([*methods, *(("fifo", "oracle") if fifo is not None else ())]):
+        run = {"fifo": fifo, "oracle": oracle}.get(name) or runs(name)
+        measured = measures(table, METHODS[name], run, target, fifo_cpu, oracle_cpu)
+        out[name] = {"measures": {**measured, "target": target},
+                     "curve": [(round(c / fifo_cpu, 5), b) for c, b in run.curve]}
     return out
+
+
+def _baselines_cached(records: dict[str, dict]) -> bool:
+    """Whether a seed's cached records hold what the measures need of FIFO and the oracle
+    (records written before the target was kept lack it: then they are replayed)."""
+    return "fifo" in records and "oracle" in records and "target" in records["fifo"]["measures"]
+
+
+class _Replays:
+    """Replays of a table run in `jobs` processes (`--jobs`). A process builds the table
+    once, and sends back each run without its Optuna study; its trials are given the
+    parent's rows again. A process knows the METHODS this module defines, not ones added
+    at run time (rule_scan's), so those cells run in one process."""
+
+    def __init__(self, table: Table, jobs: int) -> None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.table = table
+        # spawn: a fresh interpreter, not a fork of one that has imported torch and Ray
+        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_replay_worker, initargs=(WITH_POINTS,))
+        self.futures: dict[tuple[str, int, int, int], Any] = {}
+
+    def queue(self, methods: list[str], trials: int, workers: int, seeds: list[int],
+              stored: dict[tuple[int, str], dict]) -> None:
+        """Every replay a cell lacks (those not in `stored`), seed by seed; FIFO's and the
+        oracle's with any, since the measures need them, unless `stored` has theirs."""
+        for seed in seeds:
+            missing = [m for m in methods if (seed, m) not in stored]
+            cached = _baselines_cached({m: rec for (s, m), rec in stored.items() if s == seed})
+            for name in dict.fromkeys([*(() if cached else ("fifo", "oracle")), *missing]) if missing else ():
+                if (name, trials, workers, seed) not in self.futures:
+                    self.futures[name, trials, workers, seed] = self.pool.submit(
+                        _replay_in_worker, self.table.model, str(self.table.path), name, trials, workers, seed)
+
+    def result(self, name: str, trials: int, workers: int, seed: int) -> Run:
+        run = self.futures.pop((name, trials, workers, seed)).result()
+        for t in run.trials:
+            t.row = self.table.rows[self.table._position[t.row.index]]
+        return run
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+
+_WORKER_TABLES: dict[str, Table] = {}  # in a `_Replays` process: the tables it has read
+
+
+def _replay_worker(with_points: bool) -> None:
+    global WITH_POINTS
+    WITH_POINTS = with_points
+    _quiet()
+
+
+def _replay_in_worker(model: str, path: str, name: str, trials: int, workers: int, seed: int) -> Run:
+    if path not in _WORKER_TABLES:
+        _WORKER_TABLES[path] = Table(model, Path(path))
+    run = replay(_WORKER_TABLES[path], METHODS[name], trials, workers, seed)
+    run.study = None  # the parent needs the trials only
+    return run
 
 
 def _cell_key(table: Table, trials: int, workers: int) -> str:
@@ -743,11 +872,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--plots", type=Path, default=ROOT / "docs" / "plots")
     parser.add_argument("--surrogate-check", action="store_true")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="replay in this many processes (same figures; on a shared 2-core machine, 1 or 2)")
     parser.add_argument("--refresh", action="store_true",
                         help="summarise cells again from the per-seed cache (after a change to the summary)")
     parser.add_argument("--with-points", action="store_true",
                         help="keep the sweep's points_to_evaluate (its known fixes) as the first trials")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        print(f"collapse_bench.py: --jobs must be a whole number >= 1, got {args.jobs}", file=sys.stderr)
+        raise SystemExit(2)
     global WITH_POINTS
     WITH_POINTS = args.with_points
     if args.quick:
@@ -770,6 +904,9 @@ def main(argv: list[str] | None = None) -> dict:
             info["surrogate"] = table.surrogate_error()
         doc["tables"][model] = {**doc["tables"].get(model, {}), **info}
         print(f"{model}: {info}")
+        cache = args.out.with_name(args.out.stem + "_seeds.jsonl")
+        seeds = list(range(args.seeds))
+        todo = []
         for trials in args.trials:
             for workers in args.workers:
                 key = f"{model}/{trials}/{workers}/{args.seeds}"
@@ -779,9 +916,15 @@ def main(argv: list[str] | None = None) -> dict:
                 if set(args.methods) <= done and not args.refresh:
                     print(f"{key}: already measured, kept")
                     continue
+                todo.append((trials, workers, key))
+        # --jobs: every cell's replays queued at once, so processes never wait for a cell's last one
+        replays = _Replays(table, args.jobs) if args.jobs > 1 and todo else None
+        try:
+            for trials, workers, _key in todo if replays is not None else ():
+                replays.queue(args.methods, trials, workers, seeds, _cached(cache, table, trials, workers))
+            for trials, workers, key in todo:
                 began = time.monotonic()
-                rows, bands = cell(table, args.methods, trials, workers, list(range(args.seeds)),
-                                   cache=args.out.with_name(args.out.stem + "_seeds.jsonl"))
+                rows, bands = cell(table, args.methods, trials, workers, seeds, cache=cache, replays=replays)
                 for r in rows:
                     r["table_rows"] = len(table.rows)
                     r["with_points"] = WITH_POINTS
@@ -801,6 +944,9 @@ def main(argv: list[str] | None = None) -> dict:
                     plot(model, bands, args.plots / f"collapse_bench_{model}.png",
                          f"{model}: {trials} trials, {workers} workers, {args.seeds} seeds (median, 10-90%)",
                          table.metric)
+        finally:
+            if replays is not None:
+                replays.close()
     return doc
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,52 @@ def test_nearest_row_serves_a_tabulated_config_exactly(table):
     moved = {**row.config, "lr": row.config["lr"] * 1.01}
     found, distance = table.nearest(moved)
     assert distance > 0
+
+
+def test_nearest_row_is_the_plain_loops_over_every_row(table):
+    # `nearest` narrows the rows with numpy, then lets the plain loop pick: the row and the
+    # distance must be the loop's over the whole table, ties and exclusions included.
+    rng = random.Random(0)
+    for _ in range(400):
+        a, b = rng.choice(table.rows).config, rng.choice(table.rows).config
+        config = {k: (a if rng.random() < 0.5 else b)[k] for k in a}
+        if rng.random() < 0.5:
+            config["lr"] *= 1 + rng.uniform(-0.1, 0.1)
+        exclude = rng.choice([None, rng.choice(table.rows).index])
+        found, distance = table.nearest(config, exclude)
+        loop, loop_distance = table._closest(table._vector(config), range(len(table.rows)), exclude)
+        assert found is loop and distance == loop_distance
+
+
+def test_replays_in_processes_measure_the_same_as_in_one(table, tmp_path):
+    # --jobs: each replay is a function of its method and seed alone; run in other processes,
+    # every seed's measures and curves, and the cell's summary, must be the same.
+    cells = []
+    for jobs in (1, 2):
+        cache = tmp_path / f"seeds{jobs}.jsonl"
+        rows, bands = cb.cell(table, ["collapsetune", "asha"], 24, 4, [0, 1], cache=cache, log=lambda _: None,
+                              jobs=jobs)
+        cells.append((rows, bands, sorted(cache.read_text().splitlines())))
+    assert cells[0] == cells[1]
+
+
+def test_a_method_added_to_a_cached_cell_replays_that_method_alone(table, tmp_path, monkeypatch):
+    # FIFO's and the oracle's cached records (with FIFO's target) serve the measures of a
+    # method added later: the grown cell is the one measured at once, from one replay a seed.
+    fresh, _ = cb.cell(table, ["collapsetune", "asha"], 24, 4, [0, 1], log=lambda _: None)
+    cache = tmp_path / "seeds.jsonl"
+    cb.cell(table, ["collapsetune"], 24, 4, [0, 1], cache=cache, log=lambda _: None)
+    replayed = []
+    real = cb.replay
+    monkeypatch.setattr(cb, "replay", lambda table, method, *a: replayed.append(method.name) or real(table, method, *a))
+    grown, _ = cb.cell(table, ["collapsetune", "asha"], 24, 4, [0, 1], cache=cache, log=lambda _: None)
+    assert grown == fresh and replayed == ["asha", "asha"]
+
+
+def test_jobs_below_one_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cb.main(["--jobs", "0", "--out", str(tmp_path / "bench.json"), "--plots", str(tmp_path)])
+    assert stop.value.code == 2 and "--jobs must be a whole number >= 1, got 0" in capsys.readouterr().err
 
 
 def test_truth_of_a_row_follows_the_shipped_rules(table):
