@@ -73,6 +73,25 @@ def test_pbt_mistakes_are_named_by_key(tmp_path, changes, says):
     assert says in error(sweep(tmp_path, **changes))
 
 
+def test_rescue_toward_on_a_choice_needs_no_factor_past_1(tmp_path):
+    """A choice moves one neighbour along its list, whatever the factors: factors all below 1
+    must not refuse `up` on a choice knob (they only scale numbers)."""
+    spec = load_sweep(sweep(tmp_path, scheduler={**PBT, "perturbation_factors": [0.8, 0.9],
+                                                 "rescue_toward": {"label_smoothing": "up"}}))
+    assert spec.scheduler.rescue_toward == {"label_smoothing": "up"}
+
+
+def test_rescue_toward_on_a_descending_numeric_choice_is_refused(tmp_path):
+    """`up` moves a choice to the next value in its list: on [0.2, 0.1, 0.0] that lowers the
+    knob, the opposite of what `up` says. Refused before any trial, naming the key."""
+    message = error(sweep(tmp_path, search_space={"lr": {"loguniform": [1.0e-4, 1.0e-2]},
+                                                  "label_smoothing": {"choice": [0.2, 0.1, 0.0]}, "d_model": 32},
+                          scheduler={**PBT, "rescue_toward": {"label_smoothing": "up"}}))
+    assert ("sweep.yaml: scheduler.rescue_toward.label_smoothing: up moves a choice to the next value in its "
+            "list, but search_space.label_smoothing lists [0.2, 0.1, 0.0], not ascending; expected its "
+            "numbers from smallest to largest") in message
+
+
 def test_rescue_toward_reaches_the_scheduler(tmp_path):
     spec = load_sweep(sweep(tmp_path, scheduler={**PBT, "rescue_toward": {"label_smoothing": "up", "lr": "down"}}))
     scheduler = spec.scheduler.build(spec)
