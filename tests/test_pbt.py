@@ -92,6 +92,17 @@ def test_rescue_toward_on_a_descending_numeric_choice_is_refused(tmp_path):
             "numbers from smallest to largest") in message
 
 
+def test_rescue_toward_on_a_range_below_0_is_refused(tmp_path):
+    """`up` scales a number by the largest factor: a negative value (uniform [-1, 1]) goes
+    further down. Refused before any trial, naming the key."""
+    message = error(sweep(tmp_path, search_space={"lr": {"loguniform": [1.0e-4, 1.0e-2]},
+                                                  "label_smoothing": {"uniform": [-0.1, 0.2]}, "d_model": 32},
+                          scheduler={**PBT, "rescue_toward": {"label_smoothing": "up"}}))
+    assert ("sweep.yaml: scheduler.rescue_toward.label_smoothing: up scales the knob by a perturbation factor, "
+            "which moves a negative value the other way, and search_space.label_smoothing reaches -0.1; "
+            "expected a range of numbers >= 0") in message
+
+
 def test_rescue_toward_reaches_the_scheduler(tmp_path):
     spec = load_sweep(sweep(tmp_path, scheduler={**PBT, "rescue_toward": {"label_smoothing": "up", "lr": "down"}}))
     scheduler = spec.scheduler.build(spec)

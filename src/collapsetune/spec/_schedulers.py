@@ -190,8 +190,9 @@ class Pbt(Scheduler):
 
     def _toward_problems(self, sweep: SweepSpec) -> Iterator[SpecError]:
         """`rescue_toward` against the knob's dimension: a number is scaled by a factor, so
-        `up` needs one > 1 (`down` one < 1); a choice moves one neighbour along its list, so
-        a list of numbers must run from smallest to largest for `up` to raise the knob."""
+        `up` needs one > 1 (`down` one < 1) and a range without negative values; a choice
+        moves one neighbour along its list, so a list of numbers must run from smallest to
+        largest for `up` to raise the knob."""
         for key, direction in self.rescue_toward.items():
             dim = sweep.search_space.get(key)
             if key not in self.mutable or dim is None or dim.kind == "const":
@@ -205,6 +206,11 @@ class Pbt(Scheduler):
                                     f"value in its list, but search_space.{key} lists {values}, not ascending; "
                                     "expected its numbers from smallest to largest", key=where)
                 continue
+            low = dim.args[0]
+            if low < 0:
+                yield SpecError(f"{direction} scales the knob by a perturbation factor, which moves a negative value "
+                                f"the other way, and search_space.{key} reaches {low:g}; expected a range of "
+                                "numbers >= 0", key=where)
             factor, word, side = ((max(self.perturbation_factors, default=1), "largest", ">")
                                   if direction == "up" else (min(self.perturbation_factors, default=1), "smallest", "<"))
             if not (factor > 1 if direction == "up" else factor < 1):
