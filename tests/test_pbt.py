@@ -65,6 +65,10 @@ def test_a_pbt_sweep_builds_collapse_pbt_with_the_search_spaces_bounds(tmp_path)
      "sweep.yaml: scheduler.rescue_toward: expected a mapping, got ['lr']"),
     ({"scheduler": {**PBT, "rescue": False, "rescue_toward": {"lr": "down"}}},
      "sweep.yaml: scheduler.rescue_toward: moves knobs on a rescue, but rescue is false; expected rescue: true"),
+    # Ray's explore draws random.choice(perturbation_factors): [] passed and the sweep died
+    # with an IndexError at its first perturbation, trials already run.
+    ({"scheduler": {**PBT, "perturbation_factors": []}},
+     "sweep.yaml: scheduler.perturbation_factors: expected a non-empty list of numbers > 0, e.g. [1.2, 0.8]"),
     ({"scheduler": {**PBT, "perturbation_factors": [0.8, 0.9], "rescue_toward": {"lr": "up"}}},
      "sweep.yaml: scheduler.rescue_toward.lr: up multiplies by the largest perturbation factor (0.9), which "
      "is not > 1; expected a factor > 1 in perturbation_factors"),

@@ -178,6 +178,8 @@ class Pbt(Scheduler):
         for i, key in enumerate(self.mutable):
             if key in self.mutable[:i]:
                 yield SpecError(f"{key!r} is listed twice; list each search_space key once", key=f"mutable[{i}]")
+        if not self.perturbation_factors:  # Ray's explore draws one at random: [] fails mid-sweep
+            yield SpecError("expected a non-empty list of numbers > 0, e.g. [1.2, 0.8]", key="perturbation_factors")
         for i, factor in enumerate(self.perturbation_factors):
             if not factor > 0:
                 yield SpecError(f"expected numbers > 0, got {factor}", key=f"perturbation_factors[{i}]")
