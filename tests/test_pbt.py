@@ -65,12 +65,46 @@ def test_a_pbt_sweep_builds_collapse_pbt_with_the_search_spaces_bounds(tmp_path)
      "sweep.yaml: scheduler.rescue_toward: expected a mapping, got ['lr']"),
     ({"scheduler": {**PBT, "rescue": False, "rescue_toward": {"lr": "down"}}},
      "sweep.yaml: scheduler.rescue_toward: moves knobs on a rescue, but rescue is false; expected rescue: true"),
+    # Ray's explore draws random.choice(perturbation_factors): [] passed and the sweep died
+    # with an IndexError at its first perturbation, trials already run.
+    ({"scheduler": {**PBT, "perturbation_factors": []}},
+     "sweep.yaml: scheduler.perturbation_factors: expected a non-empty list of numbers > 0, e.g. [1.2, 0.8]"),
     ({"scheduler": {**PBT, "perturbation_factors": [0.8, 0.9], "rescue_toward": {"lr": "up"}}},
      "sweep.yaml: scheduler.rescue_toward.lr: up multiplies by the largest perturbation factor (0.9), which "
      "is not > 1; expected a factor > 1 in perturbation_factors"),
 ])
 def test_pbt_mistakes_are_named_by_key(tmp_path, changes, says):
     assert says in error(sweep(tmp_path, **changes))
+
+
+def test_rescue_toward_on_a_choice_needs_no_factor_past_1(tmp_path):
+    """A choice moves one neighbour along its list, whatever the factors: factors all below 1
+    must not refuse `up` on a choice knob (they only scale numbers)."""
+    spec = load_sweep(sweep(tmp_path, scheduler={**PBT, "perturbation_factors": [0.8, 0.9],
+                                                 "rescue_toward": {"label_smoothing": "up"}}))
+    assert spec.scheduler.rescue_toward == {"label_smoothing": "up"}
+
+
+def test_rescue_toward_on_a_descending_numeric_choice_is_refused(tmp_path):
+    """`up` moves a choice to the next value in its list: on [0.2, 0.1, 0.0] that lowers the
+    knob, the opposite of what `up` says. Refused before any trial, naming the key."""
+    message = error(sweep(tmp_path, search_space={"lr": {"loguniform": [1.0e-4, 1.0e-2]},
+                                                  "label_smoothing": {"choice": [0.2, 0.1, 0.0]}, "d_model": 32},
+                          scheduler={**PBT, "rescue_toward": {"label_smoothing": "up"}}))
+    assert ("sweep.yaml: scheduler.rescue_toward.label_smoothing: up moves a choice to the next value in its "
+            "list, but search_space.label_smoothing lists [0.2, 0.1, 0.0], not ascending; expected its "
+            "numbers from smallest to largest") in message
+
+
+def test_rescue_toward_on_a_range_below_0_is_refused(tmp_path):
+    """`up` scales a number by the largest factor: a negative value (uniform [-1, 1]) goes
+    further down. Refused before any trial, naming the key."""
+    message = error(sweep(tmp_path, search_space={"lr": {"loguniform": [1.0e-4, 1.0e-2]},
+                                                  "label_smoothing": {"uniform": [-0.1, 0.2]}, "d_model": 32},
+                          scheduler={**PBT, "rescue_toward": {"label_smoothing": "up"}}))
+    assert ("sweep.yaml: scheduler.rescue_toward.label_smoothing: up scales the knob by a perturbation factor, "
+            "which moves a negative value the other way, and search_space.label_smoothing reaches -0.1; "
+            "expected a range of numbers >= 0") in message
 
 
 def test_rescue_toward_reaches_the_scheduler(tmp_path):

@@ -196,6 +196,38 @@ def test_tracking_sqlite_left_mid_write_by_a_killed_driver_passes(tmp_path):
         assert db.execute("SELECT COUNT(*), MIN(experiment_id) FROM experiments").fetchone() == (5000, 0)
 
 
+def test_tracking_sqlite_beside_a_live_writers_journal_passes_and_leaves_its_write_alone(tmp_path):
+    """A journal beside the store may be a *live* writer's (another sweep logging to the same
+    store): preflight opens read-write then, but must neither roll that write back nor block
+    it. The writer commits after preflight, and its rows are what the store holds."""
+    path = tmp_path / "mlflow.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE experiments (experiment_id INTEGER)")
+        db.executemany("INSERT INTO experiments VALUES (?)", [(i,) for i in range(50)])
+        db.commit()
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys\n"
+        f"db = sqlite3.connect({str(path)!r}, isolation_level=None, timeout=30)\n"
+        "db.execute('BEGIN IMMEDIATE')\n"
+        "db.execute('UPDATE experiments SET experiment_id = -1')\n"
+        "print('writing', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "db.execute('COMMIT')\n"
+        "print('committed', flush=True)\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+        assert Path(f"{path}-journal").exists()
+        preflight.check_tracking(f"sqlite:///{path}", TIMEOUT)
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        assert writer.stdout.readline().strip() == "committed"
+    finally:
+        writer.kill()
+        writer.wait()
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT COUNT(*), MAX(experiment_id) FROM experiments").fetchone() == (50, -1)
+
+
 def test_tracking_server_on_a_dead_port_fails_fast():
     port = free_port()
     err = error(preflight.check_tracking, f"http://user:secret@127.0.0.1:{port}")

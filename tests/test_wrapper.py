@@ -160,5 +160,37 @@ def test_a_torch_wrapper_reconfigures_in_place_only_the_fields_it_declares():
     lm = Retuned({"lr": 0.05})
     assert lm.reconfigure({"lr": 0.01}) and lm.cfg.lr == 0.01
     assert not lm.reconfigure({"lr": 0.01, "vocab": 8}) and lm.cfg.vocab == 16
-    plain = ToyLM({"lr": 0.05})  # declares none: only its own config again (a pause and resume)
-    assert plain.reconfigure({"lr": 0.05}) and not plain.reconfigure({"lr": 0.01})
+    plain = ToyLM({"lr": 0.05})  # declares none: not kept, not even for its own config (below)
+    assert not plain.reconfigure({"lr": 0.05}) and not plain.reconfigure({"lr": 0.01})
+
+
+def test_a_torch_wrapper_that_declares_no_retunable_fields_is_never_kept():
+    """A wrapper written before `reconfigure` may hold state its state_dict does not carry
+    (here a running best). Tune may reuse an actor that ran *another* trial of the same config
+    for this trial's own checkpoint: kept, that trial's best would be reported as this one's.
+    Keeping is the wrapper's choice, made by listing `retunable`; without it, it is rebuilt."""
+
+    class Best(ToyLM):
+        reported_metrics = (*ToyLM.reported_metrics, "val/best_loss")
+
+        def build(self, cfg):
+            self.best = math.inf
+            return super().build(cfg)
+
+        def evaluate(self):
+            out = super().evaluate()
+            self.best = min(self.best, out["val/loss"])
+            return out | {"val/best_loss": self.best}
+
+    own = Best({"lr": 0.05})
+    own.step()
+    state = copy.deepcopy(own.state_dict())
+    other = Best({"lr": 0.05})  # another trial of the same config, on the actor Tune reuses
+    for _ in range(3):
+        other.step()
+    rebuilt = Best({"lr": 0.05})
+    rebuilt.load_state_dict(copy.deepcopy(state))
+    expected = rebuilt.step()["val/best_loss"]
+    if other.reconfigure({"lr": 0.05}):  # CollapseTrainable keeps it and loads the checkpoint
+        other.load_state_dict(copy.deepcopy(state))
+        assert other.step()["val/best_loss"] == expected

@@ -223,6 +223,9 @@ class BitNetLM(TorchWrapper):
         }
         gen_keys = ("unique_tokens", "distinct_1", "distinct_2", "entropy", "repetition")
         if not math.isfinite(val_loss):  # sampling from NaN logits would raise
+            # No continuations this report: none of an earlier report's (or, on a wrapper kept
+            # for a PBT copy, another trial's) text goes out as this report's samples or picture.
+            self._samples, self._generated = "", None
             return out | {f"collapse/{k}": math.nan for k in gen_keys} | {"train/lr": self.lr_at(self.steps)}
         g = torch.Generator().manual_seed(self.cfg.seed)  # same draws every report, on every device
         seqs = generate(self.model, self.prompts, self.cfg.gen_tokens, context=self.cfg.context,

@@ -159,7 +159,8 @@ class TorchWrapper(abc.ABC):
     reported_metrics: ClassVar[tuple[str, ...]] = ()
     keep_on_cpu: ClassVar[tuple[str, ...]] = ()  # attributes the kit does not move to the device
     # Config fields `reconfigure` may change in place: none shapes the model, its data or its
-    # fixed evaluation inputs, and `retune` re-derives whatever `build` made from them.
+    # fixed evaluation inputs, and `retune` re-derives whatever `build` made from them. Empty:
+    # the wrapper is built anew on every reused actor, as before `reconfigure` existed.
     retunable: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -226,7 +227,12 @@ class TorchWrapper(abc.ABC):
     def reconfigure(self, config: Mapping[str, Any]) -> bool:
         """Take ``config`` in place when it differs from this wrapper's only in ``retunable``
         fields; False (nothing changed) otherwise, and the caller builds a new wrapper. The
-        optimizer settings are ``retune``'s; ``load_state_dict`` keeps them."""
+        optimizer settings are ``retune``'s; ``load_state_dict`` keeps them. A wrapper that
+        lists no ``retunable`` fields is never kept, not even for its own config: Tune may hand
+        it another trial's checkpoint, and state its ``state_dict`` does not carry (written
+        before ``reconfigure`` existed) would carry over; listing them is the opt-in."""
+        if not self.retunable:
+            return False
         cfg = from_dict(self.config_class, dict(config), type(self).__module__.rpartition(".")[2])
         changed = {f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) != getattr(self.cfg, f.name)}
         if not changed.issubset(self.retunable):

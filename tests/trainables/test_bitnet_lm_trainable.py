@@ -97,3 +97,25 @@ def test_bitnet_lm_refuses_to_reconfigure_what_shapes_its_model_or_data():
     assert not lm.reconfigure(TINY | dict(d_model=32))
     assert not lm.reconfigure(TINY | dict(seed=1))  # its fixed evaluation inputs come from the seed
     assert lm.cfg.d_model == 16 and lm.cfg.seed == 0
+
+
+def test_bitnet_lm_kept_for_a_diverged_checkpoint_shows_none_of_the_last_trials_text(tmp_path):
+    # The kept wrapper's contract: reconfigure + load_state_dict leave it as a new one would.
+    # A checkpoint whose weights are non-finite makes evaluate() skip generation; the kept
+    # wrapper must not then report (samples) or draw (token shares) the previous trial's text.
+    donor = BitNetLM(TINY)
+    donor.step()
+    state = donor.state_dict()
+    state["model"] = {k: torch.full_like(v, math.nan) if v.is_floating_point() else v
+                      for k, v in state["model"].items()}
+    kept = BitNetLM(TINY | dict(lr=5e-3))
+    kept.step()
+    assert "|||" in kept.samples()  # the previous trial's continuations
+    rebuilt = BitNetLM(TINY | dict(lr=1e-3))
+    rebuilt.load_state_dict(copy.deepcopy(state))
+    rebuilt.step()
+    assert kept.reconfigure(TINY | dict(lr=1e-3))
+    kept.load_state_dict(copy.deepcopy(state))
+    assert math.isnan(kept.step()["collapse/unique_tokens"])
+    assert kept.samples() == rebuilt.samples()
+    assert kept._generated is None and rebuilt._generated is None  # no previous trial's bar in the picture

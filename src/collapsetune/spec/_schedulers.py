@@ -178,20 +178,46 @@ class Pbt(Scheduler):
         for i, key in enumerate(self.mutable):
             if key in self.mutable[:i]:
                 yield SpecError(f"{key!r} is listed twice; list each search_space key once", key=f"mutable[{i}]")
+        if not self.perturbation_factors:  # Ray's explore draws one at random: [] fails mid-sweep
+            yield SpecError("expected a non-empty list of numbers > 0, e.g. [1.2, 0.8]", key="perturbation_factors")
         for i, factor in enumerate(self.perturbation_factors):
             if not factor > 0:
                 yield SpecError(f"expected numbers > 0, got {factor}", key=f"perturbation_factors[{i}]")
         if self.rescue_toward and not self.rescue:
             yield SpecError("moves knobs on a rescue, but rescue is false; expected rescue: true", key="rescue_toward")
-        for key, direction in self.rescue_toward.items():
+        for key in self.rescue_toward:
             if key not in self.mutable:
                 yield SpecError(f"{key!r} is not in mutable ({', '.join(self.mutable)}); expected mutable knobs, "
                                 "each up or down", key=f"rescue_toward.{key}")
+
+    def _toward_problems(self, sweep: SweepSpec) -> Iterator[SpecError]:
+        """`rescue_toward` against the knob's dimension: a number is scaled by a factor, so
+        `up` needs one > 1 (`down` one < 1) and a range without negative values; a choice
+        moves one neighbour along its list, so a list of numbers must run from smallest to
+        largest for `up` to raise the knob."""
+        for key, direction in self.rescue_toward.items():
+            dim = sweep.search_space.get(key)
+            if key not in self.mutable or dim is None or dim.kind == "const":
+                continue  # named by _problems or by the mutable check
+            where = f"rescue_toward.{key}"
+            if dim.kind in ("choice", "grid"):
+                values = list(thaw(dim.args))
+                numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+                if len(numbers) == len(values) and numbers != sorted(numbers):
+                    yield SpecError(f"{direction} moves a choice to the {'next' if direction == 'up' else 'previous'} "
+                                    f"value in its list, but search_space.{key} lists {values}, not ascending; "
+                                    "expected its numbers from smallest to largest", key=where)
+                continue
+            low = dim.args[0]
+            if low < 0:
+                yield SpecError(f"{direction} scales the knob by a perturbation factor, which moves a negative value "
+                                f"the other way, and search_space.{key} reaches {low:g}; expected a range of "
+                                "numbers >= 0", key=where)
             factor, word, side = ((max(self.perturbation_factors, default=1), "largest", ">")
                                   if direction == "up" else (min(self.perturbation_factors, default=1), "smallest", "<"))
             if not (factor > 1 if direction == "up" else factor < 1):
                 yield SpecError(f"{direction} multiplies by the {word} perturbation factor ({factor:g}), which is not "
-                                f"{side} 1; expected a factor {side} 1 in perturbation_factors", key=f"rescue_toward.{key}")
+                                f"{side} 1; expected a factor {side} 1 in perturbation_factors", key=where)
 
     def problems(self, sweep: SweepSpec) -> Iterator[SpecError]:
         for i, key in enumerate(self.mutable):
@@ -205,6 +231,7 @@ class Pbt(Scheduler):
             elif dim.kind == "const":
                 yield SpecError(f"{key!r} is a constant in search_space; PBT perturbs a dimension "
                                 "(uniform, loguniform, randint, choice or grid)", key=f"mutable[{i}]")
+        yield from self._toward_problems(sweep)
         for name in ("perturbation_interval", "burn_in"):
             if getattr(self, name) > sweep.max_iterations:
                 yield SpecError(f"must be <= max_iterations ({sweep.max_iterations}), got {getattr(self, name)}",
