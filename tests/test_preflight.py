@@ -168,23 +168,27 @@ def test_tracking_sqlite_empty_or_mlflows_own_passes(tmp_path):
     preflight.check_tracking(f"sqlite:///{tmp_path / 'm.db'}", TIMEOUT)
 
 
+def _writing(path: Path, rows: int, then: str, before: str = "", **popen) -> subprocess.Popen:
+    """A store of `rows` experiments and a second process inside a write to all of them (it
+    has printed 'writing' when this returns); `then` is its code after that, `before` runs
+    ahead of the write."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE experiments (experiment_id INTEGER)")
+        db.executemany("INSERT INTO experiments VALUES (?)", [(i,) for i in range(rows)])
+        db.commit()
+    code = (f"import sqlite3, sys, time\ndb = sqlite3.connect({str(path)!r}, isolation_level=None, timeout=30)\n"
+            f"{before}\ndb.execute('BEGIN IMMEDIATE')\ndb.execute('UPDATE experiments SET experiment_id = -1')\n"
+            f"print('writing', flush=True)\n{then}\n")
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, **popen)
+
+
 def test_tracking_sqlite_left_mid_write_by_a_killed_driver_passes(tmp_path):
     """A driver SIGKILLed inside an MLflow write leaves a hot journal beside the store; the
     next `run` or `resume` must open the store (SQLite rolls the half-done write back), not
     call it a database this user cannot open. The committed rows stay."""
     path = tmp_path / "mlflow.db"
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        db.execute("CREATE TABLE experiments (experiment_id INTEGER)")
-        db.executemany("INSERT INTO experiments VALUES (?)", [(i,) for i in range(5000)])
-        db.commit()
-    writer = subprocess.Popen([sys.executable, "-c", (
-        "import sqlite3, time\n"
-        f"db = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
-        "db.execute('PRAGMA cache_size=1')\n"  # spill to the file, so the journal is hot
-        "db.execute('BEGIN IMMEDIATE')\n"
-        "db.execute('UPDATE experiments SET experiment_id = -1')\n"
-        "print('writing', flush=True)\n"
-        "time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
+    # cache_size=1: the write spills to the file, so the journal is hot once the writer dies
+    writer = _writing(path, 5000, "time.sleep(120)", before="db.execute('PRAGMA cache_size=1')")
     try:
         assert writer.stdout.readline().strip() == "writing"
     finally:
@@ -201,19 +205,8 @@ def test_tracking_sqlite_beside_a_live_writers_journal_passes_and_leaves_its_wri
     store): preflight opens read-write then, but must neither roll that write back nor block
     it. The writer commits after preflight, and its rows are what the store holds."""
     path = tmp_path / "mlflow.db"
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        db.execute("CREATE TABLE experiments (experiment_id INTEGER)")
-        db.executemany("INSERT INTO experiments VALUES (?)", [(i,) for i in range(50)])
-        db.commit()
-    writer = subprocess.Popen([sys.executable, "-c", (
-        "import sqlite3, sys\n"
-        f"db = sqlite3.connect({str(path)!r}, isolation_level=None, timeout=30)\n"
-        "db.execute('BEGIN IMMEDIATE')\n"
-        "db.execute('UPDATE experiments SET experiment_id = -1')\n"
-        "print('writing', flush=True)\n"
-        "sys.stdin.readline()\n"
-        "db.execute('COMMIT')\n"
-        "print('committed', flush=True)\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    writer = _writing(path, 50, "sys.stdin.readline()\ndb.execute('COMMIT')\nprint('committed', flush=True)",
+                      stdin=subprocess.PIPE)
     try:
         assert writer.stdout.readline().strip() == "writing"
         assert Path(f"{path}-journal").exists()

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from trainables.audio_caption import SAMPLES_FILE, WEIGHTS_FILE, AudioCaption, AudioCaptionTrainConfig
+from tests.trainables.kept_wrapper import kept_and_rebuilt_steps
 
 TINY = {"n_clips": 48, "val_clips": 12, "steps_per_report": 3, "batch_size": 8, "max_iterations": 2,
         "hidden": 32, "embed_dim": 16}
@@ -84,18 +85,8 @@ def test_scene_dataset_trains_and_reports():
 
 
 def test_audio_caption_reconfigured_in_place_trains_exactly_as_rebuilt():
-    donor = AudioCaption(TINY)
-    donor.step()
-    state = donor.state_dict()
     knobs = {"lr": 1e-3, "weight_decay": 1e-3, "label_smoothing": 0.1, "scheduled_sampling": 0.2,
              "specaugment": True, "decoding": "top_k", "top_k": 3}
-    kept = AudioCaption({**TINY, "lr": 5e-3})
-    kept.step()
-    rebuilt = AudioCaption({**TINY, **knobs})
-    rebuilt.load_state_dict(copy.deepcopy(state))  # as from a file: nothing shared; torch's RNG too, so
-    # each loads just before it steps
-    expected = rebuilt.step()
-    assert kept.reconfigure({**TINY, **knobs})
-    kept.load_state_dict(copy.deepcopy(state))
-    assert kept.step() == expected
+    kept, step, expected = kept_and_rebuilt_steps(AudioCaption, TINY, knobs, kept={"lr": 5e-3})
+    assert step == expected
     assert not kept.reconfigure({**TINY, **knobs, "hidden": 64})  # shapes the model

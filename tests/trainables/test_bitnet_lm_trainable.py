@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from trainables.bitnet_lm import TOKEN_SHARES, BitNetLM
+from tests.trainables.kept_wrapper import kept_and_rebuilt_steps
 
 TINY = dict(tokenizer="byte", d_model=16, n_layers=1, n_heads=2, context=16, batch_size=4,
             steps_per_report=2, gen_tokens=6, gen_prompts=3, max_iterations=4)
@@ -76,20 +77,10 @@ def test_bitnet_lm_write_artifacts_draws_token_shares(tmp_path):
 def test_bitnet_lm_reconfigured_in_place_trains_exactly_as_rebuilt():
     # A PBT copy onto an actor that holds a BitNetLM: the kept wrapper takes the copy's knobs
     # (reconfigure) and the donor's checkpoint, and must then train as a wrapper built afresh.
-    donor = BitNetLM(TINY | dict(lr=3e-3))
-    donor.step()
-    state = donor.state_dict()
     knobs = dict(lr=1e-3, weight_decay=0.3, label_smoothing=0.1, confidence_penalty=0.05, decode="top_k", top_k=5)
-    kept = BitNetLM(TINY | dict(lr=5e-3, seed=0))
-    kept.step()
-    rebuilt = BitNetLM(TINY | knobs)
-    rebuilt.load_state_dict(copy.deepcopy(state))  # as from a file: nothing shared; torch's RNG too, so
-    # each loads just before it steps
-    expected = rebuilt.step()
-    assert kept.reconfigure(TINY | knobs)
-    kept.load_state_dict(copy.deepcopy(state))
+    kept, step, expected = kept_and_rebuilt_steps(BitNetLM, TINY, knobs, donor=dict(lr=3e-3), kept=dict(lr=5e-3, seed=0))
     assert kept.optimizer.param_groups[0]["weight_decay"] == 0.3
-    assert kept.step() == expected
+    assert step == expected
 
 
 def test_bitnet_lm_refuses_to_reconfigure_what_shapes_its_model_or_data():

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import io
 
 import pytest
 import torch
 
 from trainables.mop_clip import SUBPROMPT_IMAGES, SUBPROMPT_SIMILARITY, MopClip
+from tests.trainables.kept_wrapper import kept_and_rebuilt_steps
 
 SMALL = {"K": 4, "steps_per_report": 5, "batch_size": 32, "max_iterations": 3}
 
@@ -70,17 +70,7 @@ def test_mop_clip_reads_a_features_file(tmp_path):
 
 
 def test_mop_clip_reconfigured_in_place_trains_exactly_as_rebuilt():
-    donor = MopClip(SMALL)
-    donor.step()
-    state = donor.state_dict()
     knobs = dict(lr=2e-3, tau_end=0.3, diversity_loss_weight=0.1, entropy_loss_weight=0.01)
-    kept = MopClip(SMALL | dict(lr=1e-2))
-    kept.step()
-    rebuilt = MopClip(SMALL | knobs)
-    rebuilt.load_state_dict(copy.deepcopy(state))  # as from a file: nothing shared; torch's RNG too, so
-    # each loads just before it steps
-    expected = rebuilt.step()
-    assert kept.reconfigure(SMALL | knobs)
-    kept.load_state_dict(copy.deepcopy(state))
-    assert kept.step() == expected
+    kept, step, expected = kept_and_rebuilt_steps(MopClip, SMALL, knobs, kept=dict(lr=1e-2))
+    assert step == expected
     assert not kept.reconfigure(SMALL | knobs | dict(K=8))
