@@ -13,6 +13,7 @@ curve does not end collapsed was stopped as collapsed; goal <= 5%), picked trial
 Run:  python benchmarks/rule_scan.py mop_clip --grace 4 6 8 --patience 1 2 3 --seeds 20
       python benchmarks/rule_scan.py mop_clip --grace 4 --patience 3 --waiting-only --asha 6/3 6/6 2/3 --seeds 8
       python benchmarks/rule_scan.py mop_clip --grace 4 --patience 5 --asha 2/2 3/3 --cut-ties --seeds 20
+      (--jobs 2: the replays in two processes, the same figures)
 Writes benchmarks/results/rule_scan_<model>.json and prints a markdown table.
 """
 
@@ -77,7 +78,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="replay in this many processes (same figures; on a shared 2-core machine, 1 or 2)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        print(f"rule_scan.py: --jobs must be a whole number >= 1, got {args.jobs}", file=sys.stderr)
+        raise SystemExit(2)
     cb._quiet()
     table = cb.Table(args.model)
     methods = variants(table, args.grace, args.patience, None if args.waiting_only else args.waiting, args.asha,
@@ -88,7 +94,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     # asha+function_stopper: what a Ray Tune user writes instead, the CPU to beat (issue 24)
     names = ["fifo", "oracle", "collapsetune", "asha+function_stopper"] + [m.name for m in methods]
     rows, _ = cb.cell(table, names, args.trials, args.workers, list(range(args.seeds)),
-                      cache=out.with_name(out.stem + "_seeds.jsonl"))
+                      cache=out.with_name(out.stem + "_seeds.jsonl"), jobs=args.jobs)
     shipped = {f"grace {r.grace}, patience {r.patience}" for r in table.rules}
     doc = {"command": "python benchmarks/rule_scan.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "model": args.model, "shipped": sorted(shipped), "table_rows": len(table.rows), "rows": rows}

@@ -43,3 +43,23 @@ def test_a_growing_scan_replays_only_the_methods_a_seed_lacks(table, tmp_path):
     assert sorted(written) == ["asha", "collapsetune", "fifo", "oracle"]
     assert [r["method"] for r in rows] == ["fifo", "asha", "collapsetune"]
     assert rows[0]["cpu_s"] == first[0]["cpu_s"]
+
+
+def test_scan_variants_replay_in_other_processes_as_in_one(table, tmp_path):
+    # A scan's variants are made at run time, so a replay process must be given them; the
+    # figures are the same as in one process.
+    (variant,) = rule_scan.variants(table, [4], [3], False, [(2, 3.0)])
+    cb.METHODS[variant.name] = variant
+    try:
+        cells = [cb.cell(table, ["fifo", variant.name], 16, 4, [0], log=lambda _: None, jobs=jobs)[0]
+                 for jobs in (1, 2)]
+    finally:
+        del cb.METHODS[variant.name]
+    assert cells[0] == cells[1] and cells[0][1]["method"] == variant.name
+
+
+def test_jobs_below_one_is_refused(capsys):
+    with pytest.raises(SystemExit) as raised:
+        rule_scan.main(["mop_clip", "--jobs", "0"])
+    assert raised.value.code == 2
+    assert "--jobs must be a whole number >= 1, got 0" in capsys.readouterr().err
