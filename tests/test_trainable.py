@@ -76,6 +76,29 @@ def test_pictures_are_drawn_only_on_the_verdicts_report_and_the_last(tmp_path):
     assert _reports_drawn(_trainable(tmp_path, {"lr": 0.01}), 6) == [6]
 
 
+def test_a_reports_cpu_counts_the_pictures_drawn_on_it(tmp_path):
+    # time/cpu_s is what a report cost the trial. Pictures are drawn at the end of step() on
+    # the report a trial ends with (its verdict's or its last), so a CPU mark taken before
+    # them left them in no report at all, and the trial's cost (benchmarks/plain_vs.py sums
+    # time/cpu_s) without its costliest part.
+    (tmp_path / "drawing_wrapper.py").write_text(textwrap.dedent("""
+        import time
+        from outside_wrapper import Toy
+
+        class Drawing(Toy):
+            def write_artifacts(self, directory):
+                start = time.process_time()
+                while time.process_time() - start < 0.3:  # a drawing's CPU
+                    pass
+                super().write_artifacts(directory)
+    """))
+    cls = make_trainable(TrialPlan("drawing_wrapper:Drawing", (str(tmp_path), str(E2E)), (RULE,), "val/loss", "min"),
+                         "Drawing")
+    trainable = cls(config={"max_iterations": 3, "lr": 0.01})
+    cpu = [trainable.train()["time/cpu_s"] for _ in range(3)]
+    assert cpu[2] >= 0.3 and max(cpu[:2]) < 0.3  # the last report drew; the others did not
+
+
 def _metrics(result: dict) -> dict:
     """A result without what differs between two runs of the same trial (time, CPU, host)."""
     return {k: v for k, v in result.items() if not k.startswith(("time", "timestamp", "date", "pid", "hostname",

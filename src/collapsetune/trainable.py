@@ -165,8 +165,6 @@ class CollapseTrainable(tune.Trainable):
         was_stopping = self.monitor.verdict.stopping
         result = self.plan.judge(self.monitor, metrics)
         verdict = self.monitor.verdict
-        now = time.process_time()
-        result[CPU_KEY], self._cpu_mark = now - self._cpu_mark, now
         result["node_id"] = self._node_id  # which Ray node ran this report (hostnames may repeat)
         for key in self.plan.mutable:  # PBT changes these mid-trial: MLflow plots them per report
             value = self.config.get(key)
@@ -183,6 +181,10 @@ class CollapseTrainable(tune.Trainable):
         report = self.iteration + 1  # Ray counts a report once step() has returned
         if self._pictures_due(report, turned=was_stopping != verdict.stopping):
             self._draw(report)
+        # Last, so that the report's CPU counts everything it did: pictures are drawn on the
+        # report a trial ends with, and a mark taken before them left them in no report.
+        now = time.process_time()
+        result[CPU_KEY], self._cpu_mark = now - self._cpu_mark, now
         return result
 
     def _pictures_due(self, report: int, turned: bool) -> bool:
