@@ -16,8 +16,10 @@ order rotates with the seed, so no variant always runs first), MLflow off in all
 
 Per sweep: reports run; trial CPU-s (the sum of per-report process CPU, `time/cpu_s`,
 which counts building the wrapper in the first report; plain measures it in its function
-the same way; collapsetune's checkpoint at a trial's end, where it draws a cut trial's
-pictures, is in no report and is added from a timed `save_checkpoint`); wall seconds of
+the same way; the pictures collapsetune draws on a trial's verdict or last report are in
+that report's (before 2026-12-06 they were in none: docs/benchmarks.md section 15);
+collapsetune's checkpoint at a trial's end, where it draws a cut trial's pictures when
+`draw_cut_trials` asks, is in no report and is added from a timed `save_checkpoint`); wall seconds of
 `fit()`; trials ASHA cut among healthy ones (stopped before max_iterations, not by the
 stopper, and not collapsed by the file's rules on their last reports); the picked trial
 (plain: Ray's `get_best_result` on the raw metric, scope last; collapsetune: best healthy,
