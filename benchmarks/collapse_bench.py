@@ -627,7 +627,6 @@ def cell(table: Table, methods: list[str], trials: int, workers: int, seeds: lis
     per: dict[str, list[dict]] = {m: [] for m in methods}
     curves: dict[str, list[list[tuple[float, float]]]] = {m: [] for m in methods}
     stored = _cached(cache, table, trials, workers)
-    # the methods go to the processes too: a scan's variants are made at run time
     pool = replays or (_Replays(table, jobs, tuple(METHODS[m] for m in methods)) if jobs > 1 else None)
     try:
         if pool is not None:
@@ -721,17 +720,17 @@ def _baselines_cached(records: dict[str, dict]) -> bool:
 class _Replays:
     """Replays of a table run in `jobs` processes (`--jobs`). A process builds the table
     once, and sends back each run without its Optuna study; its trials are given the
-    parent's rows again. A process starts knowing the METHODS this module defines; `extra`
-    are those added at run time (rule_scan's variants), registered in each process."""
+    parent's rows again. `methods` are registered in each process, which otherwise knows
+    only the METHODS this module defines (rule_scan's variants are made at run time)."""
 
-    def __init__(self, table: Table, jobs: int, extra: tuple[Method, ...] = ()) -> None:
+    def __init__(self, table: Table, jobs: int, methods: tuple[Method, ...] = ()) -> None:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         self.table = table
         # spawn: a fresh interpreter, not a fork of one that has imported torch and Ray
         self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_replay_worker, initargs=(WITH_POINTS, extra))
+                                        initializer=_replay_worker, initargs=(WITH_POINTS, methods))
         self.futures: dict[tuple[str, int, int, int], Any] = {}
 
     def queue(self, methods: list[str], trials: int, workers: int, seeds: list[int],
@@ -759,10 +758,10 @@ class _Replays:
 _WORKER_TABLES: dict[str, Table] = {}  # in a `_Replays` process: the tables it has read
 
 
-def _replay_worker(with_points: bool, extra: tuple[Method, ...] = ()) -> None:
+def _replay_worker(with_points: bool, methods: tuple[Method, ...] = ()) -> None:
     global WITH_POINTS
     WITH_POINTS = with_points
-    METHODS.update({m.name: m for m in extra})
+    METHODS.update({m.name: m for m in methods})
     _quiet()
 
 
