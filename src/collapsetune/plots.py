@@ -1,8 +1,8 @@
 """Pictures for MLflow: which images each sub-prompt owns, and how alike the sub-prompts are.
 
-Matplotlib with the Agg backend (no display). Each picture is composed as one numpy
-mosaic and drawn on a single Axes, so a figure costs ~0.1 s and a wrapper can draw it
-during a sweep without slowing trials down.
+The pictures a trial draws as it ends (the sub-prompt grid and heatmap) are one numpy
+mosaic lettered with Pillow, a few ms each, so drawing them costs a trial almost nothing;
+charts with axes (token shares) use matplotlib on the Agg backend (no display).
 
 Example:
     >>> import numpy as np, tempfile
@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,8 +24,9 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: workers have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-__all__ = ["save_figure", "similarity_heatmap", "subprompt_image_grid", "token_shares"]
+__all__ = ["save_figure", "save_image", "similarity_heatmap", "subprompt_image_grid", "token_shares"]
 
 _PAD = 1  # pixels between images inside a cell
 _GAP = 4  # pixels between cells
@@ -55,7 +58,7 @@ def subprompt_image_grid(
 
     Cells show up to ``per_side**2`` owned images, closest first; sub-prompts are sorted by
     how many images they own (column titles give index and share), so a collapsed class is a
-    row with one full cell and empty ones. At most ``max_subprompts`` columns (large K).
+    row with one full cell and empty (grey) ones. At most ``max_subprompts`` columns (large K).
 
     Args:
         images: (N, H, W) or (N, H, W, 3) pixels.
@@ -74,17 +77,19 @@ def subprompt_image_grid(
     """
     rgb = _to_rgb(images)
     n, h, w, _ = rgb.shape
+    scale = 3 if h <= 16 else 1  # small images (8 x 8 digits) drawn bigger
+    gap = max(_GAP, -(-_LINE // scale))  # room above each row for its column titles
     c, cols = len(class_names), min(k, max_subprompts)
     cell_h, cell_w = per_side * (h + _PAD), per_side * (w + _PAD)
-    canvas = np.ones((c * (cell_h + _GAP), cols * (cell_w + _GAP), 3), dtype=np.float32)
-    titles: list[tuple[float, float, str]] = []
+    canvas = np.ones((c * (cell_h + gap), cols * (cell_w + _GAP), 3), dtype=np.float32)
+    titles: list[tuple[int, int, str]] = []
     for ci in range(c):
         mine = np.flatnonzero(labels == ci)
         counts = np.bincount(assign[mine], minlength=k)
         order = np.argsort(-counts, kind="stable")[:cols]
         for col, sub in enumerate(order):
-            y0, x0 = ci * (cell_h + _GAP), col * (cell_w + _GAP)
-            canvas[y0:y0 + cell_h, x0:x0 + cell_w] = 0.85  # grey = nothing owned
+            y0, x0 = ci * (cell_h + gap) + gap, col * (cell_w + _GAP)
+            canvas[y0:y0 + cell_h, x0:x0 + cell_w] = _EMPTY
             owned = mine[assign[mine] == sub]
             owned = owned[np.argsort(-scores[owned], kind="stable")][: per_side * per_side]
             for slot, idx in enumerate(owned):
@@ -92,22 +97,26 @@ def subprompt_image_grid(
                 yy, xx = y0 + r * (h + _PAD), x0 + q * (w + _PAD)
                 canvas[yy:yy + h, xx:xx + w] = rgb[idx]
             share = counts[sub] / max(1, len(mine))
-            titles.append((x0 + cell_w / 2, y0 - 0.5, f"k{sub} {share:.0%}"))
-    scale = 0.022 if h <= 16 else 0.006  # inches per pixel: small images drawn bigger
-    fig = plt.figure(figsize=(max(4.0, canvas.shape[1] * scale + 1.2), canvas.shape[0] * scale + 0.6))
-    ax = fig.add_axes((0.1, 0.02, 0.88, 0.9))
-    ax.imshow(canvas, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([(cell_h + _GAP) * ci + cell_h / 2 for ci in range(c)], list(class_names), fontsize=6)
+            titles.append(((x0 + cell_w // 2) * scale, y0 * scale, f"k{sub} {share:.0%}"))
+    left = _MARGIN + max((_text_width(str(name)) for name in class_names), default=0)
+    page = _page(_upscale(canvas, scale), left=left, top=2 * _LINE, right=_MARGIN, bottom=_MARGIN)
+    draw = ImageDraw.Draw(page)
+    draw.text((_MARGIN, _MARGIN // 2), f"images each sub-prompt owns (columns sorted by share){note}",
+              fill=_INK, font=_font())
     for x, y, text in titles:
-        ax.text(x, y, text, ha="center", va="bottom", fontsize=4)
-    ax.set_title(f"images each sub-prompt owns (columns sorted by share){note}", fontsize=7, pad=8)
-    return save_figure(fig, path)
+        draw.text((left + x, 2 * _LINE + y - 1), text, fill=_INK, font=_font(_SMALL), anchor="mb")
+    for ci, name in enumerate(class_names):
+        y = 2 * _LINE + (ci * (cell_h + gap) + gap + cell_h // 2) * scale
+        draw.text((left - _MARGIN // 2, y), str(name), fill=_INK, font=_font(), anchor="rm")
+    return save_image(page, path)
 
 
 def similarity_heatmap(cosines: np.ndarray, class_names: Sequence[str], path: str | os.PathLike[str],
                        per_row: int = 5, note: str = "") -> Path:
-    """One K x K panel per class: cosine between its sub-prompts (1 everywhere = collapsed).
+    """One K x K panel per class: cosine between its sub-prompts (yellow everywhere = collapsed).
+
+    Colours are viridis over [0, 1] (a bar at the right gives the scale); each panel's title
+    gives the class and its mean off-diagonal cosine.
 
     Args:
         cosines: (C, K, K) same-class sub-prompt cosines.
@@ -121,27 +130,33 @@ def similarity_heatmap(cosines: np.ndarray, class_names: Sequence[str], path: st
     """
     cos = np.asarray(cosines, dtype=np.float32)
     c, k, _ = cos.shape
+    scale = 2
     cell = max(1, 48 // k)  # pixels per matrix entry, so small K is still readable
     side = k * cell
+    head = -(-_LINE // scale)  # room above each panel for its title
     rows = (c + per_row - 1) // per_row
-    canvas = np.full((rows * (side + 12), min(c, per_row) * (side + 6)), np.nan, dtype=np.float32)
+    canvas = np.full((rows * (side + head + 2), min(c, per_row) * (side + 6)), np.nan, dtype=np.float32)
     for ci in range(c):
         r, q = divmod(ci, per_row)
-        y0, x0 = r * (side + 12) + 10, q * (side + 6)
+        y0, x0 = r * (side + head + 2) + head, q * (side + 6)
         canvas[y0:y0 + side, x0:x0 + side] = np.kron(cos[ci], np.ones((cell, cell)))
-    fig = plt.figure(figsize=(canvas.shape[1] / 40 + 1.4, canvas.shape[0] / 40 + 0.6))
-    ax = fig.add_axes((0.02, 0.03, 0.8, 0.88))
-    image = ax.imshow(np.ma.masked_invalid(canvas), cmap="viridis", vmin=0.0, vmax=1.0,
-                      interpolation="nearest")
-    ax.set_axis_off()
+    page = _page(_upscale(_viridis(canvas), scale), left=_MARGIN, top=2 * _LINE, right=_BAR + 6 * _MARGIN,
+                 bottom=_MARGIN)
+    draw = ImageDraw.Draw(page)
+    draw.text((_MARGIN, _MARGIN // 2), f"sub-prompt cosine per class (mean off-diagonal){note}", fill=_INK,
+              font=_font())
     for ci, name in enumerate(class_names):
         r, q = divmod(ci, per_row)
         mean_off = (cos[ci].sum() - np.trace(cos[ci])) / max(1, k * k - k)
-        ax.text(q * (side + 6) + side / 2, r * (side + 12) + 9, f"{name} ({mean_off:.2f})",
-                ha="center", va="bottom", fontsize=5)
-    fig.colorbar(image, cax=fig.add_axes((0.85, 0.1, 0.03, 0.75))).ax.tick_params(labelsize=6)
-    ax.set_title(f"sub-prompt cosine per class (mean off-diagonal){note}", fontsize=7)
-    return save_figure(fig, path)
+        x, y = _MARGIN + (q * (side + 6) + side // 2) * scale, 2 * _LINE + (r * (side + head + 2) + head) * scale
+        draw.text((x, y - 1), f"{name} ({mean_off:.2f})", fill=_INK, font=_font(_SMALL), anchor="mb")
+    x0, y0, height = page.width - _BAR - 5 * _MARGIN, 2 * _LINE, page.height - 2 * _LINE - _MARGIN
+    ramp = np.linspace(1.0, 0.0, height, dtype=np.float32)[:, None].repeat(_BAR, axis=1)  # 1 at the top
+    page.paste(Image.fromarray(_bytes(_viridis(ramp))), (x0, y0))
+    for value in (0.0, 0.5, 1.0):
+        draw.text((x0 + _BAR + 3, y0 + round((1.0 - value) * (height - 1))), f"{value:.1f}", fill=_INK,
+                  font=_font(_SMALL), anchor="lm")
+    return save_image(page, path)
 
 
 def token_shares(panels: Sequence[tuple[str, Sequence[str], np.ndarray]], path: str | os.PathLike[str],
@@ -178,12 +193,69 @@ def token_shares(panels: Sequence[tuple[str, Sequence[str], np.ndarray]], path: 
 
 def save_figure(fig: plt.Figure, path: str | os.PathLike[str], dpi: int = 100) -> Path:
     """Writes `fig` to `path` atomically (folders made as needed) and closes it."""
+    try:
+        return _write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
+    finally:
+        plt.close(fig)
+
+
+def save_image(image: Image.Image, path: str | os.PathLike[str]) -> Path:
+    """Writes a Pillow `image` to `path` as PNG, atomically (folders made as needed)."""
+    return _write_atomically(path, lambda tmp: image.save(tmp, format="PNG", compress_level=1))
+
+
+def _write_atomically(path: str | os.PathLike[str], write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")  # atomic: MLflow never uploads half a PNG
-    try:
-        fig.savefig(tmp, dpi=dpi)
-    finally:
-        plt.close(fig)
+    write(tmp)
     os.replace(tmp, path)
     return path
+
+
+# Pictures drawn inside a trial (the sub-prompt grid and heatmap) are laid out in numpy and
+# lettered with Pillow: a matplotlib figure cost ~0.1-0.15 CPU-s each, about a report's
+# training on MoP-CLIP (docs/benchmarks.md, section 15); this way one costs a few ms.
+_INK = (30, 30, 30)
+_EMPTY = 0.85  # grey: a sub-prompt that owns nothing
+_LINE = 12  # pixels per line of text
+_SMALL = 9  # font size of cell and panel titles
+_MARGIN = 8
+_BAR = 12  # colour bar width
+
+
+@functools.lru_cache(maxsize=4)
+def _font(size: int = 11) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size)  # Pillow's own font: no system fonts needed
+
+
+def _text_width(text: str) -> int:
+    return int(math.ceil(_font().getlength(text)))
+
+
+def _bytes(rgb: np.ndarray) -> np.ndarray:
+    return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _upscale(rgb: np.ndarray, scale: int) -> np.ndarray:
+    return rgb.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else rgb
+
+
+def _page(rgb: np.ndarray, left: int, top: int, right: int, bottom: int) -> Image.Image:
+    """A white page with `rgb` (floats in [0, 1]) pasted at (left, top)."""
+    page = Image.new("RGB", (left + rgb.shape[1] + right, top + rgb.shape[0] + bottom), "white")
+    page.paste(Image.fromarray(_bytes(rgb)), (left, top))
+    return page
+
+
+@functools.lru_cache(maxsize=1)
+def _viridis_table() -> np.ndarray:
+    return matplotlib.colormaps["viridis"](np.linspace(0.0, 1.0, 256))[:, :3].astype(np.float32)  # (256, 3)
+
+
+def _viridis(values: np.ndarray) -> np.ndarray:
+    """(H, W) values in [0, 1], NaN for background -> (H, W, 3) viridis, background white."""
+    index = np.rint(np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0) * 255).astype(np.intp)
+    rgb = _viridis_table()[index]
+    rgb[np.isnan(values)] = 1.0
+    return rgb
