@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "report_cost.json"))
     args = parser.parse_args(argv)
+    out = Path(args.out).resolve()  # now: a trainable driven in this process changes the working directory
 
     import ray
     import torch
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name in dir(plots):
         fn = getattr(plots, name)
         if callable(fn) and getattr(fn, "__module__", "") == plots.__name__ and not name.startswith("_") \
-                and name != "save_figure":
+                and name not in ("save_figure", "save_image"):  # inside the drawings, not beside them
             meter.wrap(plots, name, f"picture: {name}")
     meter.wrap(trainable_module, "_write_state", "checkpoint write")
 
@@ -266,8 +267,9 @@ def main(argv: list[str] | None = None) -> dict:
         "checkpoint_interval_s": spec.checkpoint_interval_s, "checkpoints_asked_by_time": asked,
         "summary": summary, "artifact_costs": costs, "trials": trials,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1))
+    print(f"wrote {out}")
     return record
 
 
