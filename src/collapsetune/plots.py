@@ -28,8 +28,17 @@ from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 __all__ = ["save_figure", "save_image", "similarity_heatmap", "subprompt_image_grid", "token_shares"]
 
+# Pictures drawn inside a trial (the sub-prompt grid and heatmap) are laid out in numpy and
+# lettered with Pillow: a matplotlib figure cost ~0.1-0.15 CPU-s each, about a report's
+# training on MoP-CLIP (docs/benchmarks.md, section 15); this way one costs a few ms.
 _PAD = 1  # pixels between images inside a cell
 _GAP = 4  # pixels between cells
+_INK = (30, 30, 30)
+_EMPTY = 0.85  # grey: a sub-prompt that owns nothing
+_LINE = 12  # pixels per line of text
+_SMALL = 9  # font size of cell and panel titles
+_MARGIN = 8
+_BAR = 12  # colour bar width
 
 
 def _to_rgb(images: np.ndarray) -> np.ndarray:
@@ -213,15 +222,6 @@ def _write_atomically(path: str | os.PathLike[str], write) -> Path:
     return path
 
 
-# Pictures drawn inside a trial (the sub-prompt grid and heatmap) are laid out in numpy and
-# lettered with Pillow: a matplotlib figure cost ~0.1-0.15 CPU-s each, about a report's
-# training on MoP-CLIP (docs/benchmarks.md, section 15); this way one costs a few ms.
-_INK = (30, 30, 30)
-_EMPTY = 0.85  # grey: a sub-prompt that owns nothing
-_LINE = 12  # pixels per line of text
-_SMALL = 9  # font size of cell and panel titles
-_MARGIN = 8
-_BAR = 12  # colour bar width
 
 
 @functools.lru_cache(maxsize=4)
