@@ -10,9 +10,17 @@ oracle. What decides a default: recoveries killed (share of seeds in which a tri
 curve does not end collapsed was stopped as collapsed; goal <= 5%), picked trial collapsed
 (goal: never), and the CPU that buys (x FIFO, x oracle).
 
+The scan's grace and patience are those of the table's rules (the thresholds the table was
+judged by); a rule the sweep file has beyond them (mop_clip's waiting rule) keeps its own.
+`--extra-rule` puts a rule of its own (as a sweep file writes it, with its own grace and
+patience) in that place instead, a variant per `--extra-rule`.
+
 Run:  python benchmarks/rule_scan.py mop_clip --grace 4 6 8 --patience 1 2 3 --seeds 20
       python benchmarks/rule_scan.py mop_clip --grace 4 --patience 3 --waiting-only --asha 6/3 6/6 2/3 --seeds 8
       python benchmarks/rule_scan.py mop_clip --grace 4 --patience 5 --asha 2/2 3/3 --cut-ties --seeds 20
+      python benchmarks/rule_scan.py mop_clip --grace 4 --patience 4 --seeds 20 \
+          --extra-rule "{metric: collapse/subprompt_cos_max, above: 0.95,
+                         unless_improving: {by: 0.005, over: 2}, grace: 2, patience: 1}"
       (--jobs 2: the replays in two processes, the same figures)
 Writes benchmarks/results/rule_scan_<model>.json and prints a markdown table.
 """
@@ -32,14 +40,21 @@ import collapse_bench as cb  # noqa: E402  (benchmarks/ is not a package)
 
 
 def variants(table: cb.Table, graces: list[int], patiences: list[int], waiting: bool | None,
-             schedules: list[tuple[int, float]] | None = None, cut_ties: bool = False) -> list[cb.Method]:
-    """One method per rules x schedule; `waiting`: also (True), only (None) or never (False)
-    with unless_improving; `schedules`: CollapseASHA (grace_period, reduction_factor) pairs,
-    none for the sweep's own; `cut_ties`: every schedule with CollapseASHA's cut_ties on."""
+             schedules: list[tuple[int, float]] | None = None, cut_ties: bool = False,
+             extra_rules: list[dict | None] | None = None) -> list[cb.Method]:
+    """One method per rules x schedule x extra rule; `waiting`: also (True), only (None) or
+    never (False) with unless_improving; `schedules`: CollapseASHA (grace_period,
+    reduction_factor) pairs, none for the sweep's own; `cut_ties`: every schedule with
+    CollapseASHA's cut_ties on; `extra_rules`: rules as a sweep file writes them, each after
+    the table's rules in a variant of its own (None among them, or no list: the sweep file's
+    own rules)."""
     out = []
     waits = {False: [False], True: [False, True], None: [True]}[waiting]
-    for grace, patience, wait, schedule in itertools.product(graces, patiences, waits, schedules or [None]):
-        sets = []
+    for grace, patience, wait, schedule, extra in itertools.product(graces, patiences, waits, schedules or [None],
+                                                                   extra_rules or [None]):
+        # The table's rules (whose grace and patience are set below), then the extra rule with
+        # its own counts, in place of any the sweep file has beyond the table's.
+        sets = [] if extra is None else [f"collapse={json.dumps([r.to_yaml() for r in table.rules] + [extra])}"]
         for i, rule in enumerate(table.rules):
             sets += [f"collapse.{i}.grace={grace}", f"collapse.{i}.patience={patience}"]
             if wait:
@@ -52,8 +67,36 @@ def variants(table: cb.Table, graces: list[int], patiences: list[int], waiting: 
         if cut_ties:
             sets.append("scheduler.cut_ties=true")
             name += ", ties cut"
+        if extra is not None:
+            name += f"; + {_rule_name(extra)}"
         out.append(cb.Method(name, tuple(sets)))
     return out
+
+
+def _rule_name(raw: dict) -> str:
+    from collapsetune.collapse import Rule
+
+    rule = Rule.from_yaml(raw)
+    return f"{rule.text()}, grace {rule.grace}, patience {rule.patience}"
+
+
+def _extra_rule(text: str) -> dict:
+    """A rule as a sweep file writes it, checked as the sweep would check it."""
+    import yaml
+
+    from collapsetune.collapse import Rule
+    from collapsetune.errors import SpecError
+
+    try:
+        raw = yaml.safe_load(text)
+        Rule.from_yaml(raw)
+    except (yaml.YAMLError, SpecError) as exc:
+        lines = [line.strip(" -") for line in str(exc).splitlines()
+                 if line.strip(" -") and not line.rstrip().endswith("problems:")] or [type(exc).__name__]
+        problem = lines[0] if isinstance(exc, yaml.YAMLError) else "; ".join(lines)  # one line either way
+        raise argparse.ArgumentTypeError(f"expected a rule as a sweep file writes it, {{metric: ..., above: ..., "
+                                         f"grace: ..., patience: ...}}, got {text!r}: {problem}") from None
+    return raw
 
 
 def _schedule(text: str) -> tuple[int, float]:
@@ -74,6 +117,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--asha", nargs="+", type=_schedule, default=None, metavar="GRACE/FACTOR",
                         help="CollapseASHA grace_period/reduction_factor pairs (default: the sweep's own)")
     parser.add_argument("--cut-ties", action="store_true", help="CollapseASHA with cut_ties: true in every variant")
+    parser.add_argument("--extra-rule", action="append", type=_extra_rule, default=None, metavar="YAML",
+                        help="a rule added after the shipped ones, a variant per --extra-rule (repeatable)")
     parser.add_argument("--trials", type=int, default=256)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=20)
@@ -87,7 +132,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     cb._quiet()
     table = cb.Table(args.model)
     methods = variants(table, args.grace, args.patience, None if args.waiting_only else args.waiting, args.asha,
-                       args.cut_ties)
+                       args.cut_ties, args.extra_rule)
     for m in methods:
         cb.METHODS[m.name] = m
     out = args.out or ROOT / "benchmarks" / "results" / f"rule_scan_{args.model}.json"

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.plain_vs import goals, main, naive_stopper, stopped_by, sweep_record, table
+from benchmarks.plain_vs import check_thresholds, goals, main, naive_stopper, stopped_by, sweep_record, table
 from collapsetune.spec import load_sweep
 
 ROOT = Path(__file__).parents[2]
-SPEC = load_sweep(ROOT / "sweeps" / "mop_clip.yaml")  # cos above 0.9 / share above 0.95, grace 4 (the naive stopper keeps its own patience 2)
+# cos above 0.9 / share above 0.95, grace 4 (the naive stopper keeps its own patience 2), and a waiting rule
+SPEC = load_sweep(ROOT / "sweeps" / "mop_clip.yaml")
 
 
 def _reports(cos: list[float], acc: float = 0.9, status: str = "healthy") -> list[dict]:
@@ -34,6 +35,22 @@ def test_naive_stopper_waits_for_grace_then_two_reports_in_a_row():
     flags = [share("t", {"collapse/subprompt_cos_max": 0.5, "collapse/assign_max_share": 0.99,
                          "training_iteration": i}) for i in range(1, 7)]
     assert flags == [False] * 5 + [True]  # either rule stops it
+
+
+def test_naive_stopper_applies_the_fixed_thresholds_and_leaves_the_waiting_rule_out():
+    # sweeps/mop_clip.yaml's third rule waits for the cosine to stop falling (unless_improving,
+    # grace 2): a five-line stopper keeps no history, so a flat 0.96 stops on reports 5 and 6
+    # by the 0.9 threshold's grace 4, not on reports 3 and 4 by the waiting rule's grace 2.
+    assert any(r.conditions[0].KIND == "unless_improving" for r in SPEC.collapse)
+    assert _feed(naive_stopper(SPEC.collapse), [0.96] * 8) == [False] * 5 + [True] * 3
+
+
+def test_a_sweep_with_no_fixed_threshold_is_refused_for_the_plain_side():
+    waiting_only = load_sweep(ROOT / "sweeps" / "mop_clip.yaml", [
+        "collapse=[{metric: collapse/subprompt_cos_max, above: 0.95, unless_improving: {by: 0.005, over: 2}}]"])
+    with pytest.raises(SystemExit, match="no rule of the file is one"):
+        check_thresholds(waiting_only.collapse, "sweeps/mop_clip.yaml")
+    check_thresholds(SPEC.collapse, "sweeps/mop_clip.yaml")  # two fixed thresholds beside the waiting rule
 
 
 def test_naive_stopper_keeps_a_streak_per_trial():
