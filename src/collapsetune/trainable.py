@@ -134,11 +134,13 @@ class CollapseTrainable(tune.Trainable):
         for name in ("ray.train", "ray.tune"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
-        # CPU seconds of this process (all its threads) since the last report: what a trial
-        # costs, building its model and data and saving its checkpoints included.
-        self._cpu_mark = time.process_time()
-
         wrapper_cls = resolve_trainable(self.plan.wrapper, [Path(p) for p in self._search_dirs()])
+        # CPU seconds of this process (all its threads) since the last report: what a trial
+        # costs, building its model and data and saving its checkpoints included. Not importing
+        # the wrapper's module: that is once per worker process (section 6 of
+        # docs/benchmarks.md measures it), as a function trainable's imports are done while
+        # Ray unpickles the function, before any mark of its own.
+        self._cpu_mark = time.process_time()
         self.wrapper = wrapper_cls(dict(config))
         self._built_for = dict(config)  # the config the wrapper was built (or reconfigured) for
         self._start_trial()
