@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import statistics
@@ -215,11 +216,16 @@ def goals(records: list[dict], mode: str, against: str = "plain_reuse") -> dict:
     per_report = [(a["cpu_s"] / a["reports"]) / (b["cpu_s"] / b["reports"]) for a, b in zip(ct, other)]
     total = [a["cpu_s"] / b["cpu_s"] for a, b in zip(ct, other)]
     equal_or_better = sum(_better_or_equal(a["picked_objective"], b["picked_objective"], mode) for a, b in zip(ct, other))
+    # The "picked healthy objective": the other side's pick is often a collapsed model,
+    # so collapsetune's pick is also held against the best trial of that sweep that is not.
+    healthy = [(a["picked_objective"], b.get("best_healthy_objective", math.nan)) for a, b in zip(ct, other)]
     return {
         "against": against, "seeds": seeds,
         "per_report_cpu_ratio": statistics.median(per_report), "per_report_cpu_ratios": per_report,
         "total_cpu_ratio": statistics.median(total), "total_cpu_ratios": total,
         "picked_equal_or_better": equal_or_better,
+        "picked_equal_or_better_than_best_healthy": sum(not math.isnan(h) and _better_or_equal(p, h, mode)
+                                                        for p, h in healthy),
         "collapsed_picks": sum(a["picked_collapsed"] for a in ct),
     }
 
@@ -341,7 +347,8 @@ def main(argv: list[str] | None = None) -> dict:
         g = summary[key]
         print(f"\ncollapsetune vs {g['against']}: per-report CPU x{g['per_report_cpu_ratio']:.2f}, "
               f"total CPU x{g['total_cpu_ratio']:.2f}, picked equal or better on {g['picked_equal_or_better']} "
-              f"of {len(g['seeds'])} seeds, collapsed picks {g['collapsed_picks']}")
+              f"of {len(g['seeds'])} seeds (than its best healthy trial: "
+              f"{g['picked_equal_or_better_than_best_healthy']}), collapsed picks {g['collapsed_picks']}")
     print(f"\nwrote {out}")
     return summary
 
