@@ -862,6 +862,17 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", module="ray")
 
 
+def jobs_count(text: str) -> int:
+    """`--jobs` (here and in rule_scan.py): argparse's type, so a bad value exits 2 with usage."""
+    try:
+        jobs = int(text)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"--jobs must be a whole number >= 1, got {text}")
+    return jobs
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=["mop_clip", "bitnet_lm", "audio_caption"])
@@ -873,16 +884,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--plots", type=Path, default=ROOT / "docs" / "plots")
     parser.add_argument("--surrogate-check", action="store_true")
-    parser.add_argument("--jobs", type=int, default=1,
+    parser.add_argument("--jobs", type=jobs_count, default=1,
                         help="replay in this many processes (same figures; on a shared 2-core machine, 1 or 2)")
     parser.add_argument("--refresh", action="store_true",
                         help="summarise cells again from the per-seed cache (after a change to the summary)")
     parser.add_argument("--with-points", action="store_true",
                         help="keep the sweep's points_to_evaluate (its known fixes) as the first trials")
     args = parser.parse_args(argv)
-    if args.jobs < 1:
-        print(f"collapse_bench.py: --jobs must be a whole number >= 1, got {args.jobs}", file=sys.stderr)
-        raise SystemExit(2)
     global WITH_POINTS
     WITH_POINTS = args.with_points
     if args.quick:

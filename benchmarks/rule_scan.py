@@ -123,12 +123,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--jobs", type=int, default=1,
+    parser.add_argument("--jobs", type=cb.jobs_count, default=1,
                         help="replay in this many processes (same figures; on a shared 2-core machine, 1 or 2)")
     args = parser.parse_args(argv)
-    if args.jobs < 1:
-        print(f"rule_scan.py: --jobs must be a whole number >= 1, got {args.jobs}", file=sys.stderr)
-        raise SystemExit(2)
     cb._quiet()
     table = cb.Table(args.model)
     methods = variants(table, args.grace, args.patience, None if args.waiting_only else args.waiting, args.asha,
