@@ -26,6 +26,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
+from collapsetune._atomic import atomic_path  # noqa: E402
+
 __all__ = ["save_figure", "save_image", "similarity_heatmap", "subprompt_image_grid", "token_shares"]
 
 # Pictures drawn inside a trial (the sub-prompt grid and heatmap) are laid out in numpy and
@@ -203,25 +205,18 @@ def token_shares(panels: Sequence[tuple[str, Sequence[str], np.ndarray]], path: 
 def save_figure(fig: plt.Figure, path: str | os.PathLike[str], dpi: int = 100) -> Path:
     """Writes `fig` to `path` atomically (folders made as needed) and closes it."""
     try:
-        return _write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
+        with atomic_path(path) as tmp:  # MLflow never uploads half a PNG
+            fig.savefig(tmp, dpi=dpi)
     finally:
         plt.close(fig)
+    return Path(path)
 
 
 def save_image(image: Image.Image, path: str | os.PathLike[str]) -> Path:
     """Writes a Pillow `image` to `path` as PNG, atomically (folders made as needed)."""
-    return _write_atomically(path, lambda tmp: image.save(tmp, format="PNG", compress_level=1))
-
-
-def _write_atomically(path: str | os.PathLike[str], write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")  # atomic: MLflow never uploads half a PNG
-    write(tmp)
-    os.replace(tmp, path)
-    return path
-
-
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG", compress_level=1)
+    return Path(path)
 
 
 @functools.lru_cache(maxsize=4)
