@@ -30,7 +30,8 @@ def test_a_collapsed_class_is_one_full_cell_and_grey_empty_ones(tmp_path):
     image_px = (8 * 3) ** 2  # one 8 x 8 image, drawn 3x
     assert _count(collapsed, GREY) - _count(healthy, GREY) >= 0.9 * image_px
     assert Image.open(collapsed).format == "PNG"
-    assert not list(tmp_path.glob(".*.tmp.png"))  # written atomically: nothing half-written left
+    # Written atomically: only the two pictures, no temporary file (`.<name>.<random>.png`) left.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["collapsed.png", "healthy.png"]
 
 
 def test_the_heatmap_is_yellow_where_sub_prompts_coincide(tmp_path):
