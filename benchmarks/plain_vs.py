@@ -28,6 +28,8 @@ on its penalised objective) with its objective and whether it is collapsed (the 
 rule conditions hold on its last `patience` reports: benchmarks/compare.py's `onset`).
 
 Run:  python benchmarks/plain_vs.py --sweep sweeps/mop_clip.yaml --seeds 0 1 2 3 4
+(`--resume` keeps the seeds an earlier run of the same sweep file wrote to --out: a long run
+stops and goes on seed by seed.)
 Writes benchmarks/results/plain_vs_<trainable>.json and prints a markdown table.
 """
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -295,6 +298,22 @@ def run_variant(sweep: str, variant: str, seed: int, storage: str, overrides: li
     return sweep_record(variant, seed, wall, trials, chosen, spec)
 
 
+def kept_records(out: Path, sweep: str, sweep_sha: str, overrides: list[str]) -> list[dict]:
+    """The records of `out`'s seeds that ran all three variants, if `out` was written for the
+    same sweep file (by content) and overrides; an error naming what differs otherwise."""
+    if not out.exists():
+        return []
+    old = json.loads(out.read_text())
+    if (old.get("sweep_sha"), old.get("overrides")) != (sweep_sha, overrides):
+        raise SystemExit(f"--resume: {out} was written for {old.get('sweep')} (content {old.get('sweep_sha')}, "
+                         f"overrides {old.get('overrides')}), not {sweep} (content {sweep_sha}, overrides "
+                         f"{overrides}); give another --out or drop --resume")
+    variants: dict[int, set[str]] = defaultdict(set)
+    for r in old["records"]:
+        variants[r["seed"]].add(r["variant"])
+    return [r for r in old["records"] if variants[r["seed"]] == set(VARIANTS)]
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sweep", default="sweeps/mop_clip.yaml")
@@ -303,6 +322,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key of the sweep file in all three sweeps")
     parser.add_argument("--out", default=None, help="default benchmarks/results/plain_vs_<trainable>.json")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the seeds --out already holds for the same sweep file and overrides; run the rest")
     args = parser.parse_args(argv)
     import ray
 
@@ -313,7 +334,11 @@ def main(argv: list[str] | None = None) -> dict:
     if spec.scheduler.type != "asha" or spec.search.algorithm != "optuna":
         raise SystemExit(f"{args.sweep}: the comparison needs scheduler.type asha and search.algorithm optuna")
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"plain_vs_{spec.trainable}.json")
-    records: list[dict] = []
+    sweep_sha = hashlib.sha1(Path(args.sweep).read_bytes()).hexdigest()[:8]
+    records = kept_records(out, args.sweep, sweep_sha, args.set) if args.resume else []
+    done = {r["seed"] for r in records}
+    if done:
+        print(f"{out}: seeds {sorted(done)} kept; running {[s for s in args.seeds if s not in done]}", flush=True)
     started, cpu_started = time.perf_counter(), os.getloadavg()
     with tempfile.TemporaryDirectory() as storage:
         ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
@@ -321,13 +346,14 @@ def main(argv: list[str] | None = None) -> dict:
         try:
             for i, seed in enumerate(args.seeds):
                 order = VARIANTS[i % 3:] + VARIANTS[:i % 3]
-                for variant in order:
+                for variant in order if seed not in done else ():
                     records.append(run_variant(args.sweep, variant, seed, storage, args.set))
                     r = records[-1]
                     print(f"seed {seed} {variant:12s} reports {r['reports']:3d} cpu {r['cpu_s']:6.1f} "
                           f"wall {r['wall_s']:5.0f} picked {r['picked_objective']:.4f}", flush=True)
                 summary = {
-                    "sweep": args.sweep, "seeds": args.seeds[:i + 1], "overrides": args.set,
+                    "sweep": args.sweep, "sweep_sha": sweep_sha, "overrides": args.set,
+                    "seeds": sorted({r["seed"] for r in records}),
                     "command": " ".join(["python benchmarks/plain_vs.py --sweep", args.sweep, "--seeds",
                                          *map(str, args.seeds), *(f"--set '{o}'" for o in args.set)]),
                     "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.plain_vs import check_thresholds, goals, main, naive_stopper, stopped_by, sweep_record, table
+from benchmarks.plain_vs import check_thresholds, goals, kept_records, main, naive_stopper, stopped_by, sweep_record, table
 from collapsetune.spec import load_sweep
 
 ROOT = Path(__file__).parents[2]
@@ -129,6 +129,19 @@ def test_table_has_a_column_per_variant_and_per_seed_values():
     assert "| picked trial collapsed | 1 of 2 | 0 of 2 |" in text
 
 
+def test_resume_keeps_whole_seeds_of_the_same_sweep_and_refuses_another(tmp_path):
+    out = tmp_path / "plain_vs.json"
+    assert kept_records(out, "s.yaml", "abc", []) == []  # nothing written yet
+    whole = [_rec(v, 0, 10.0, 100, 0.96) for v in ("collapsetune", "plain", "plain_reuse")]
+    cut_short = [_rec("collapsetune", 1, 10.0, 100, 0.96)]  # the run stopped inside seed 1
+    out.write_text(json.dumps({"sweep": "s.yaml", "sweep_sha": "abc", "overrides": [], "records": whole + cut_short}))
+    assert kept_records(out, "s.yaml", "abc", []) == whole
+    with pytest.raises(SystemExit, match="content abc"):  # the sweep file changed since
+        kept_records(out, "s.yaml", "def", [])
+    with pytest.raises(SystemExit, match="overrides"):
+        kept_records(out, "s.yaml", "abc", ["max_iterations=2"])
+
+
 @pytest.mark.slow
 def test_one_seed_of_a_tiny_sweep_runs_all_three_variants(tmp_path):
     out = tmp_path / "plain_vs.json"
@@ -139,3 +152,6 @@ def test_one_seed_of_a_tiny_sweep_runs_all_three_variants(tmp_path):
     for r in records.values():
         assert r["trials"] == 2 and r["reports"] >= 2 and r["cpu_s"] > 0
         assert r["stopped_by_stopper"] + r["asha_cuts"] + r["ran_to_end"] == 2
+    # Run again with --resume: seed 0 is whole in the file, so nothing runs and nothing is lost.
+    again = main(["--sweep", str(ROOT / "sweeps" / "smoke.yaml"), "--seeds", "0", "--out", str(out), "--resume"])
+    assert again["records"] == summary["records"]
