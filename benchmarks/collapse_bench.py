@@ -890,7 +890,14 @@ def main(argv: list[str] | None = None) -> dict:
                         help="summarise cells again from the per-seed cache (after a change to the summary)")
     parser.add_argument("--with-points", action="store_true",
                         help="keep the sweep's points_to_evaluate (its known fixes) as the first trials")
+    parser.add_argument("--grid", action="store_true",
+                        help="print every cell of --out measured with the sweep files as they are now; replay nothing")
     args = parser.parse_args(argv)
+    if args.grid:
+        doc = json.loads(args.out.read_text())
+        current = {m: hashlib.sha1((ROOT / t.sweep).read_bytes()).hexdigest()[:8] for m, t in TABLES.items()}
+        print(grid(doc["rows"], current))
+        return doc
     global WITH_POINTS
     WITH_POINTS = args.with_points
     if args.quick:
@@ -977,6 +984,29 @@ def markdown(rows: list[dict]) -> str:
                      f"{_fmt(r['picked_collapsed_share'])} | {_fmt(r.get('no_pick_share'))} | "
                      f"{_fmt(r['false_kill_seed_share'])} | "
                      f"{_fmt(r['oracle_ratio'])} | {_fmt(r['best_healthy'], 4)} |")
+    return "\n".join(lines)
+
+
+GRID_METHODS = ("asha", "asha+function_stopper", "optuna_pruner", "collapsetune", "oracle")
+
+
+def grid(rows: list[dict], current: dict[str, str]) -> str:
+    """Every measured cell on one line: CPU / FIFO of the baselines, collapsetune and the
+    oracle, and what the five-line stopper and collapsetune cost in recoveries and picks.
+    Only rows replayed with the sweep file as it is now (`current`: model -> its sweep hash)."""
+    cells: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        if r.get("sweep") == current.get(r["model"]) and not r.get("with_points"):
+            cells.setdefault((r["model"], r["trials"], r["workers"], r["seeds"]), {})[r["method"]] = r
+    head = ("| model | trials x workers | seeds | " + " | ".join(f"{m} CPU / FIFO" for m in GRID_METHODS)
+            + " | recovery killed: stopper / collapsetune | picked collapsed: stopper / collapsetune |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for (model, trials, workers, seeds), by in sorted(cells.items()):
+        stopper, ct = by.get("asha+function_stopper", {}), by.get("collapsetune", {})
+        lines.append(f"| {model} | {trials} x {workers} | {seeds} | "
+                     + " | ".join(_fmt(by[m]["fifo_ratio"]) if m in by else "-" for m in GRID_METHODS)
+                     + f" | {_fmt(stopper.get('false_kill_seed_share'))} / {_fmt(ct.get('false_kill_seed_share'))}"
+                     + f" | {_fmt(stopper.get('picked_collapsed_share'))} / {_fmt(ct.get('picked_collapsed_share'))} |")
     return "\n".join(lines)
 
 

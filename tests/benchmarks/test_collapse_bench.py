@@ -177,3 +177,18 @@ def test_a_cell_measured_with_another_sweep_file_is_measured_again(table, tmp_pa
     out.write_text(json.dumps(doc))
     (again,) = cb.main(argv)["rows"]
     assert again["sweep"] == table.sweep_sha and "already measured" not in capsys.readouterr().out
+
+
+def test_grid_shows_only_cells_of_the_sweep_files_as_they_are_now():
+    def row(method, sweep, ratio, trials=256):
+        return {"model": "mop_clip", "method": method, "trials": trials, "workers": 8, "seeds": 20, "sweep": sweep,
+                "fifo_ratio": ratio, "false_kill_seed_share": 0.25, "picked_collapsed_share": 0.0}
+
+    rows = [row("collapsetune", "new", 0.37), row("asha+function_stopper", "new", 0.45),
+            row("collapsetune", "old", 0.40, trials=64)]  # a cell replayed before the sweep file changed
+    lines = cb.grid(rows, {"mop_clip": "new"}).splitlines()
+    assert len(lines) == 3  # header, rule, the one current cell
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert cells[:3] == ["mop_clip", "256 x 8", "20"]
+    assert cells[3:8] == ["-", "0.45", "-", "0.37", "-"]  # asha, stopper, optuna_pruner, collapsetune, oracle
+    assert cells[8:] == ["0.25 / 0.25", "0.00 / 0.00"]
