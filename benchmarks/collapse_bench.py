@@ -102,6 +102,11 @@ class Row:
     onset: int | None  # 1-based report where that lasting collapse began
 
 
+def sweep_sha(model: str) -> str:
+    """The content hash of a model's shipped sweep file, which keys its cached replays."""
+    return hashlib.sha1((ROOT / TABLES[model].sweep).read_bytes()).hexdigest()[:8]
+
+
 class Table:
     """A model's tabulated curves, and the nearest-row surrogate for a proposed config."""
 
@@ -115,7 +120,7 @@ class Table:
         self.spec = load_spec(model)
         # Cached replays are keyed by the shipped sweep file's content: a changed sweep (rules,
         # scheduler, searcher) makes every figure of that model new.
-        self.sweep_sha = hashlib.sha1((ROOT / TABLES[model].sweep).read_bytes()).hexdigest()[:8]
+        self.sweep_sha = sweep_sha(model)
         # The truth is judged by the rules the table was made with (its header), so editing a
         # sweep file's rules changes the methods replayed, never what counts as collapsed.
         from collapsetune.collapse import Rule
@@ -895,7 +900,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.grid:
         doc = json.loads(args.out.read_text())
-        current = {m: hashlib.sha1((ROOT / t.sweep).read_bytes()).hexdigest()[:8] for m, t in TABLES.items()}
+        current = {m: sweep_sha(m) for m in TABLES}
         print(grid(doc["rows"], current))
         return doc
     global WITH_POINTS
