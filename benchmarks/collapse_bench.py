@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import heapq
 import json
 import logging
@@ -74,6 +73,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from compare import onset  # noqa: E402  (benchmarks/ is not a package)
+from _sweep_key import sweep_key  # noqa: E402
 from _threshold_stopper import crossed, threshold_stopper  # noqa: E402
 from curve_tables import TABLES, TABLES_DIR, load_spec, read_table  # noqa: E402
 
@@ -103,8 +103,9 @@ class Row:
 
 
 def sweep_sha(model: str) -> str:
-    """The content hash of a model's shipped sweep file, which keys its cached replays."""
-    return hashlib.sha1((ROOT / TABLES[model].sweep).read_bytes()).hexdigest()[:8]
+    """The content key of a model's shipped sweep (file and included search space), which keys
+    its cached replays."""
+    return sweep_key(ROOT / TABLES[model].sweep)
 
 
 class Table:

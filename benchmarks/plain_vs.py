@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -53,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script: `benchmarks.compare` beside it
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._sweep_key import sweep_key  # noqa: E402
 from benchmarks._threshold_stopper import crossed, threshold_stopper  # noqa: E402
 from benchmarks.compare import fit, onset  # noqa: E402
 
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> dict:
     if spec.scheduler.type != "asha" or spec.search.algorithm != "optuna":
         raise SystemExit(f"{args.sweep}: the comparison needs scheduler.type asha and search.algorithm optuna")
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"plain_vs_{spec.trainable}.json")
-    sweep_sha = hashlib.sha1(Path(args.sweep).read_bytes()).hexdigest()[:8]
+    sweep_sha = sweep_key(args.sweep)
     records = kept_records(out, args.sweep, sweep_sha, args.set) if args.resume else []
     done = {r["seed"] for r in records}
     if done:
