@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from collapsetune.collapse import HEALTHY, STATUS_KEY, STOPPING
+from collapsetune.names import FORECAST_KEY, FORECAST_REASON  # noqa: F401 - FORECAST_KEY: re-exported
 
-FORECAST_KEY = "collapse.forecast"  # in a result: P(the trial ends collapsed), while the forecast has a model
 _NOT_FEATURES = {"collapse/detected"}  # the verdict itself, 0 before the rules can fire
 _REFIT_GROWTH = 1.15  # refit once the judged trials grew by 15%: cost O(log n) fits per sweep
 
@@ -57,7 +57,7 @@ class Forecast:
 
     @property
     def reason(self) -> str:
-        return (f"forecast: P(collapse)={self.p:.3f} > {self.threshold:.3f} at report {self.report} "
+        return (f"{FORECAST_REASON} P(collapse)={self.p:.3f} > {self.threshold:.3f} at report {self.report} "
                 f"(fitted on {self.fitted_on} judged trials)")
 
 

@@ -34,6 +34,11 @@ DONOR_REPORT_KEY = "pbt/donor_report"  # ... and that trial's report the checkpo
 # On the report that tripped the `stop_sweep_when:` breaker: why (the stopper adds it).
 SWEEP_STOP_KEY = "sweep.stopped"
 CONFIG_PREFIX = "config/"  # a mutable knob's value on each report, e.g. config/lr
+# With `collapse_forecast:`, on each report the forecast has a model for: P(the trial ends
+# collapsed). An MLflow metric under this name, and a tag of the same name with the verdict
+# it predicts (collapsed: P >= 0.5 or the forecast stopped the trial; else healthy).
+FORECAST_KEY = "collapse.forecast"
+FORECAST_REASON = "forecast:"  # how the `collapse.reason` of a trial the forecast stopped begins
 
 PATH_TAG = "collapsetune.experiment_path"  # ties a parent run to its results folder
 TRIAL_TAG = "ray.trial_id"  # ties a child run to its trial
@@ -62,7 +67,7 @@ CUSTOM_MODEL_KIND = "custom_model_development"
 
 __all__ = ["ARTIFACTS_DIR", "ATLAS_DIR", "ATLAS_PAGE", "CHANGED_TAG", "CHECKPOINT_FILE", "CONFIG_PREFIX",
            "CPU_KEY", "CUSTOM_MODEL_KIND", "DONOR_KEY", "DONOR_REPORT_KEY", "DROPPED_TAG", "ERROR_TAG",
-           "EXPERIMENT_KIND_TAG", "EXPLOITS_TAG", "FAILED_WRITES_TAG", "LAUNCH_FILE", "LAUNCH_TAG", "NOTE_TAG",
+           "EXPERIMENT_KIND_TAG", "EXPLOITS_TAG", "FAILED_WRITES_TAG", "FORECAST_KEY", "FORECAST_REASON", "LAUNCH_FILE", "LAUNCH_TAG", "NOTE_TAG",
            "OBJECTIVE_KEY", "OFFSET_TAG", "ORPHAN_TAG", "PARENT_TAG", "PATH_TAG", "RENAMED_PREFIX",
            "REPORTS_FILE", "SAMPLES_FILE", "STEP_TAG", "SWEEP_FILE", "SWEEP_STOP_FILE", "SWEEP_STOP_KEY",
            "SWEEP_STOP_TAG", "TRIAL_TAG"]

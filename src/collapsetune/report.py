@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from collapsetune._numbers import is_finite_number
 from collapsetune.collapse import HEALTHY, OUTCOMES
 from collapsetune.collapse._breaker import STOPPED_WITH_SWEEP, stopped_sentence
 from collapsetune.escape import terminal
-from collapsetune.names import ATLAS_PAGE, OBJECTIVE_KEY
+from collapsetune.names import ATLAS_PAGE, FORECAST_KEY, OBJECTIVE_KEY
 from collapsetune.pareto import front as pareto_front
 from collapsetune.results import (
     ATLAS_DIR,
@@ -63,6 +64,7 @@ class TrialRow:
     collapse_iteration: int = 0  # report where the verdict turned; 0 while healthy
     copied: bool = False  # PBT copied another trial into it: `config` is its last, not its first
     stopped_with_sweep: bool = False  # the `stop_sweep_when:` breaker ended the sweep while it ran
+    forecast: float | None = None  # with `collapse_forecast:`, the last P(ends collapsed) the trial carried
 
 
 @dataclass
@@ -158,6 +160,7 @@ def _row(t: TrialResult, metric: str) -> TrialRow:
         objective=t.value(OBJECTIVE_KEY), metric=t.value(metric), config=t.config, path=t.path,
         state=t.state, collapse_iteration=t.collapse_iteration, copied=bool(t.copies),
         stopped_with_sweep=t.stopped_with_sweep,
+        forecast=next((float(r[FORECAST_KEY]) for r in reversed(t.reports) if is_finite_number(r.get(FORECAST_KEY))), None),
     )
 
 

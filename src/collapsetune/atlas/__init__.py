@@ -34,7 +34,9 @@ from collapsetune.atlas._panels import (
     RATE_TITLE,
     TRAJECTORY_TITLE,
 )
-from collapsetune.report import ATLAS_PAGE, BEST_ACCEPTS, summary_of
+from collapsetune.collapse import COLLAPSED, HEALTHY
+from collapsetune.names import FORECAST_REASON
+from collapsetune.report import ATLAS_PAGE, BEST_ACCEPTS, TrialRow, summary_of
 from collapsetune.results import SweepResults
 
 __all__ = ["ATLAS_PAGE", "IMPORTANCE_TITLE", "PARALLEL_TITLE", "PARETO_TITLE", "RATE_TITLE", "TITLES",
@@ -118,13 +120,38 @@ def _header(results: SweepResults, links: dict[str, str], ids: dict[str, str]) -
                     f'target="_top">{html.escape(links[b.trial_id])}</a></span>')
         parts.append(f"<p><b>Best healthy trial:</b> {_trial(b.trial_id, links)}{run}, "
                      f"{html.escape(summary.metric)} = {b.metric:.4g}; {config}</p>")
+    forecasts = any(t.forecast is not None for t in summary.trials)  # a sweep with `collapse_forecast:`
+    if forecasts:
+        parts.append(f"<p>{html.escape(_forecast_line(summary.trials))}</p>")
     rows = "".join(
         f'<tr><td>{_trial(t.trial_id, links)}</td><td class="{html.escape(t.status)}">{html.escape(t.status)}</td>'
-        f"<td>{t.iterations}</td><td>{t.metric:.4g}</td><td>{html.escape(t.reason)}</td></tr>"
+        + (f"<td>{_predicted(t)}</td>" if forecasts else "")
+        + f"<td>{t.iterations}</td><td>{t.metric:.4g}</td><td>{html.escape(t.reason)}</td></tr>"
         for t in summary.trials)
+    forecast_head = "<th>forecast</th>" if forecasts else ""
     parts.append(f"<details><summary>Every trial, best first</summary><table><tr><th>trial</th><th>outcome</th>"
-                 f"<th>reports</th><th>{html.escape(summary.metric)}</th><th>why</th></tr>{rows}</table></details>")
+                 f"{forecast_head}<th>reports</th><th>{html.escape(summary.metric)}</th><th>why</th></tr>{rows}"
+                 "</table></details>")
     return "".join(parts)
+
+
+def _predicted(t: TrialRow) -> str:
+    """The verdict the forecast predicted for a trial, with its last P(ends collapsed)."""
+    if t.forecast is None:
+        return "-"
+    stopped = t.reason.startswith(FORECAST_REASON)
+    said = COLLAPSED if stopped or t.forecast >= 0.5 else HEALTHY
+    return f"{said} (P={t.forecast:.2f}{', stopped it' if stopped else ''})"
+
+
+def _forecast_line(trials: list[TrialRow]) -> str:
+    """How often the forecast's last prediction matched the verdict, over the trials the rules judged."""
+    judged = [t for t in trials if t.forecast is not None and t.status in (COLLAPSED, HEALTHY)
+              and not t.reason.startswith(FORECAST_REASON)]
+    right = sum((t.forecast >= 0.5) == (t.status == COLLAPSED) for t in judged)
+    stopped = sum(t.reason.startswith(FORECAST_REASON) for t in trials)
+    return (f"Forecast (collapse_forecast): stopped {stopped} trial(s); its last prediction matched the verdict "
+            f"of {right} of {len(judged)} trial(s) the rules judged (healthy or collapsed) while it forecast.")
 
 
 def _trial(trial_id: str, links: dict[str, str]) -> str:
