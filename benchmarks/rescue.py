@@ -34,7 +34,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from compare import Trial, run_variant  # noqa: E402 - benchmarks/ is not a package
+from _sweep_key import sweep_key  # noqa: E402 - benchmarks/ is not a package
+from compare import Trial, run_variant  # noqa: E402
+
+from collapsetune._atomic import atomic_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # The knobs PBT may perturb in a running trial: the search space minus what shapes the model.
@@ -83,6 +86,23 @@ def measure(side: str, seed: int, trials: list[Trial], mode: str, metric: str, w
     }
 
 
+def kept_rows(out: Path, keys: dict[str, str], interval: int) -> list[dict]:
+    """The rows of `out` to keep: for the sweeps of this run, the seeds with both sides measured
+    with the same sweep content and interval (the rest are run again); other sweeps' rows as
+    they are. Nothing when `out` does not exist yet."""
+    if not out.exists():
+        return []
+    old = json.loads(out.read_text())
+    if old.get("interval", 2) != interval:
+        raise SystemExit(f"--resume: {out} was measured with --interval {old.get('interval', 2)}, not {interval}")
+    others = [r for r in old.get("rows", []) if r.get("sweep") not in keys]  # sweeps not run now: kept as they are
+    rows = [r for r in old.get("rows", []) if r.get("sweep") in keys and r.get("sweep_key") == keys[r["sweep"]]]
+    sides: dict[tuple, set] = {}
+    for r in rows:
+        sides.setdefault((r["sweep"], r["seed"]), set()).add(r["side"])
+    return others + [r for r in rows if sides[(r["sweep"], r["seed"])] == {"asha-kill", "pbt-rescue"}]
+
+
 def table(rows: list[dict], metric: str) -> str:
     head = ("| sweep | seed | side | trials | trial-iterations | CPU-s | wall s | ended healthy | "
             f"best healthy {metric} | CPU-s in trials ending collapsed | rescues (all copies) |")
@@ -119,13 +139,32 @@ def main() -> None:
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the embedded Ray (= trial slots)")
     parser.add_argument("--interval", type=int, default=2, help="PBT's perturbation_interval (reports)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "rescue.json")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the seeds --out already has for the same sweep files (by content) and interval")
     args = parser.parse_args()
     import ray
 
     from collapsetune.spec import load_sweep
 
+    keys = {name: sweep_key(ROOT / "benchmarks" / "sweeps" / f"{name}.yaml") for name in args.sweeps}
+    rows = kept_rows(args.out, keys, args.interval) if args.resume else []
     started = time.perf_counter()
-    rows, verdicts = [], {}
+    verdicts = {}
+
+    def write() -> None:  # after every seed, so a stopped run keeps what it measured
+        summary = {
+            "command": " ".join(["python benchmarks/rescue.py", "--sweeps", *args.sweeps, "--seeds",
+                                 *map(str, args.seeds), *(["--interval", str(args.interval)] if args.interval != 2 else [])]),
+            "mutable": {n: MUTABLE[n] for n in args.sweeps},
+            "rescue_toward": {n: RESCUE_TOWARD[n] for n in args.sweeps},
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "date": time.strftime("%Y-%m-%d"), "total_wall_s": time.perf_counter() - started,
+            "interval": args.interval, "verdicts": verdicts, "rows": rows,
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(args.out) as tmp:
+            tmp.write_text(json.dumps(summary, indent=2))
+
     with tempfile.TemporaryDirectory() as storage:
         ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
         try:
@@ -134,6 +173,9 @@ def main() -> None:
                 spec = load_sweep(sweep)
                 metric, mode = spec.objective.metric, spec.objective.mode
                 for seed in args.seeds:
+                    if any(r["sweep"] == name and r["seed"] == seed for r in rows):
+                        print(f"{name} seed {seed}: kept from {args.out}", flush=True)
+                        continue
                     _, wall, trials, _ = run_variant(sweep, "collapsetune", seed, Path(storage) / "asha", [])
                     kill = measure("asha-kill", seed, trials, mode, metric, wall)
                     population = max(2, round(kill["iterations"] / spec.max_iterations))
@@ -141,23 +183,16 @@ def main() -> None:
                            f"scheduler={{type: pbt, mutable: [{', '.join(MUTABLE[name])}], "
                            f"perturbation_interval: {args.interval}, rescue_toward: {_flow(RESCUE_TOWARD[name])}}}"]
                     _, wall, trials, _ = run_variant(sweep, "collapsetune", seed, Path(storage) / "pbt", pbt)
-                    rows += [{"sweep": name, **kill}, {"sweep": name, **measure("pbt-rescue", seed, trials, mode,
-                                                                               metric, wall)}]
+                    rows += [{"sweep": name, "sweep_key": keys[name], **kill},
+                             {"sweep": name, "sweep_key": keys[name], **measure("pbt-rescue", seed, trials, mode,
+                                                                                 metric, wall)}]
+                    verdicts[name] = verdict([r for r in rows if r["sweep"] == name], mode)
+                    write()
                     print(table(rows, metric), flush=True)
                 verdicts[name] = verdict([r for r in rows if r["sweep"] == name], mode)
         finally:
             ray.shutdown()
-    summary = {
-        "command": " ".join(["python benchmarks/rescue.py", "--sweeps", *args.sweeps, "--seeds", *map(str, args.seeds),
-                             *(["--interval", str(args.interval)] if args.interval != 2 else [])]),
-        "mutable": {n: MUTABLE[n] for n in args.sweeps},
-        "rescue_toward": {n: RESCUE_TOWARD[n] for n in args.sweeps},
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d"), "total_wall_s": time.perf_counter() - started,
-        "verdicts": verdicts, "rows": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2))
+    write()
     for name in args.sweeps:
         print(f"\n{name}\n" + table([r for r in rows if r["sweep"] == name], "objective"))
         print(json.dumps(verdicts[name]))
