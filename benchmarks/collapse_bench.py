@@ -111,8 +111,9 @@ def sweep_sha(model: str) -> str:
 class Table:
     """A model's tabulated curves, and the nearest-row surrogate for a proposed config."""
 
-    def __init__(self, model: str, path: Path | None = None) -> None:
+    def __init__(self, model: str, path: Path | None = None, weighted: bool = False) -> None:
         self.model = model
+        self.weighted = weighted
         self.path = path or TABLES_DIR / f"{model}.jsonl"
         header, rows = read_table(self.path)
         if header.get("format") != 1:
@@ -141,6 +142,12 @@ class Table:
         self._numeric = np.array([[v if k else 0.0 for v, k in zip(vec, kinds)] for vec in self._vectors], dtype=float)
         self._choices = [None if k else [vec[i] for vec in self._vectors] for i, k in enumerate(kinds)]
         self._unequal: list[dict] = [{} for _ in kinds]  # per choice knob: value -> 1.0 where a row differs
+        # Each knob's weight in the distance: all 1 (the nearest row by every knob alike), or
+        # with `weighted` fitted to the table (`fit_weights`), so the knobs that move the
+        # objective or the ending (the LM's learning rate) pick the row.
+        self.weights = [1.0] * len(self.dims)
+        if weighted:
+            self.weights = self.fit_weights()
 
     def _row(self, raw: dict) -> Row:
         reports = [{k: float(v) for k, v in r.items() if k not in ("status", "time/cpu_s")} for r in raw["reports"]]
@@ -172,9 +179,9 @@ class Table:
         d = np.zeros(len(self.rows))
         for i, (dim, a) in enumerate(zip(self.dims.values(), want)):
             if dim.kind in _SCALED:
-                d += (self._numeric[:, i] - a) ** 2
+                d += self.weights[i] * (self._numeric[:, i] - a) ** 2
             else:
-                d += self._differs(i, a)
+                d += self.weights[i] * self._differs(i, a)
         if exclude is not None:
             d[self._position[exclude]] = np.inf
         low = d.min()
@@ -199,8 +206,8 @@ class Table:
             if row.index == exclude:
                 continue
             d = 0.0
-            for dim, a, b in zip(self.dims.values(), want, vec):
-                d += (a - b) ** 2 if dim.kind in _SCALED else float(a != b)
+            for dim, w, a, b in zip(self.dims.values(), self.weights, want, vec):
+                d += w * ((a - b) ** 2 if dim.kind in _SCALED else float(a != b))
             if d < best_d:
                 best, best_d = row, d
         return best, math.sqrt(best_d)
@@ -208,16 +215,82 @@ class Table:
     def final(self, row: Row) -> float:
         return row.reports[-1][self.metric]
 
+    def _distances(self, weights: list[float]) -> np.ndarray:
+        """Every row's weighted squared distance to every row (the diagonal: inf)."""
+        d = np.zeros((len(self.rows), len(self.rows)))
+        for i, (dim, w) in enumerate(zip(self.dims.values(), weights)):
+            if dim.kind in _SCALED:
+                x = self._numeric[:, i]
+                d += w * (x[:, None] - x[None, :]) ** 2
+            else:
+                c = self._choices[i]
+                d += w * np.array([[a != b for b in c] for a in c], dtype=float)
+        np.fill_diagonal(d, np.inf)
+        return d
+
+    def _miss(self, weights: list[float], train: np.ndarray, test: np.ndarray) -> tuple[float, float]:
+        """(median |final objective - its nearest train row's|, share with the same ending) over `test`."""
+        d = self._distances(weights)[np.ix_(test, train)]
+        near = train[d.argmin(axis=1)]
+        final = np.array([self.final(r) for r in self.rows])
+        ends = np.array([r.ends_collapsed for r in self.rows])
+        return float(np.median(np.abs(final[test] - final[near]))), float((ends[test] == ends[near]).mean())
+
+    def fit_weights(self, rows: np.ndarray | None = None) -> list[float]:
+        """Per-knob weights by coordinate search (two passes over 0, 0.1, 0.3, 1, 3, 10), each
+        kept when it lowers leave-one-out error / spread + share of rows whose nearest other
+        row ends otherwise. `rows`: fit on those positions only (for a held-out check)."""
+        rows = np.arange(len(self.rows)) if rows is None else rows
+        spread = statistics.pstdev(self.final(self.rows[p]) for p in rows) or 1.0
+
+        def loss(w: list[float]) -> float:
+            err, same = self._miss(w, rows, rows)
+            return err / spread + (1.0 - same)
+
+        weights = [1.0] * len(self.dims)
+        best = loss(weights)
+        for _ in range(2):
+            for i in range(len(weights)):
+                for value in (0.0, 0.1, 0.3, 1.0, 3.0, 10.0):
+                    trial = [*weights[:i], value, *weights[i + 1:]]
+                    if sum(trial) > 0 and (got := loss(trial)) < best - 1e-12:
+                        weights, best = trial, got
+        return weights
+
+    def held_out_error(self, repeats: int = 5) -> dict:
+        """Held-out check of the weighting: weights fitted on a random half of the rows, each
+        row of the other half served its nearest row of the first; both ways, over `repeats`
+        random halvings (seeded), means of the medians, for the unweighted and fitted distance.
+        Random halves, not alternate rows: a Sobol table pairs rows (the LM's row i and i+124
+        share every choice), and alternate rows split the pairs in a pattern."""
+        rng = np.random.default_rng(0)
+        splits = []
+        for _ in range(repeats):
+            order = rng.permutation(len(self.rows))
+            half = len(order) // 2
+            splits += [(order[:half], order[half:]), (order[half:], order[:half])]
+        out = {}
+        for name in ("unweighted", "weighted"):
+            errs, sames = [], []
+            for train, test in splits:
+                w = self.fit_weights(train) if name == "weighted" else [1.0] * len(self.dims)
+                err, same = self._miss(w, train, test)
+                errs.append(err)
+                sames.append(same)
+            out[name] = {"median_abs_error": statistics.mean(errs), "same_ending_share": statistics.mean(sames)}
+        return out
+
     def surrogate_error(self) -> dict:
         """Leave-one-out: each row's final objective and ending against its nearest other row's."""
         errors, same_end = [], 0
-        for row in self.rows:
+        for row in self.rows:  # (with `weighted`, its weights were fitted on every row: see held_out_error)
             other, _ = self.nearest(row.config, exclude=row.index)
             errors.append(abs(self.final(row) - self.final(other)))
             same_end += row.ends_collapsed == other.ends_collapsed
         spread = statistics.pstdev(self.final(r) for r in self.rows)
         return {"rows": len(self.rows), "median_abs_error": statistics.median(errors),
-                "objective_std_across_rows": spread, "same_ending_share": same_end / len(self.rows)}
+                "objective_std_across_rows": spread, "same_ending_share": same_end / len(self.rows),
+                "weights": dict(zip(self.dims, self.weights))}
 
 
 # -- methods -----------------------------------------------------------------------------
@@ -749,7 +822,8 @@ class _Replays:
             for name in dict.fromkeys([*(() if cached else ("fifo", "oracle")), *missing]) if missing else ():
                 if (name, trials, workers, seed) not in self.futures:
                     self.futures[name, trials, workers, seed] = self.pool.submit(
-                        _replay_in_worker, self.table.model, str(self.table.path), name, trials, workers, seed)
+                        _replay_in_worker, self.table.model, str(self.table.path), name, trials, workers, seed,
+                        self.table.weighted)
 
     def result(self, name: str, trials: int, workers: int, seed: int) -> Run:
         run = self.futures.pop((name, trials, workers, seed)).result()
@@ -761,7 +835,7 @@ class _Replays:
         self.pool.shutdown(cancel_futures=True)
 
 
-_WORKER_TABLES: dict[str, Table] = {}  # in a `_Replays` process: the tables it has read
+_WORKER_TABLES: dict[tuple[str, bool], Table] = {}  # in a `_Replays` process: the tables it has read
 
 
 def _replay_worker(with_points: bool, methods: tuple[Method, ...] = ()) -> None:
@@ -771,17 +845,18 @@ def _replay_worker(with_points: bool, methods: tuple[Method, ...] = ()) -> None:
     _quiet()
 
 
-def _replay_in_worker(model: str, path: str, name: str, trials: int, workers: int, seed: int) -> Run:
-    if path not in _WORKER_TABLES:
-        _WORKER_TABLES[path] = Table(model, Path(path))
-    run = replay(_WORKER_TABLES[path], METHODS[name], trials, workers, seed)
+def _replay_in_worker(model: str, path: str, name: str, trials: int, workers: int, seed: int,
+                      weighted: bool = False) -> Run:
+    if (path, weighted) not in _WORKER_TABLES:
+        _WORKER_TABLES[path, weighted] = Table(model, Path(path), weighted)
+    run = replay(_WORKER_TABLES[path, weighted], METHODS[name], trials, workers, seed)
     run.study = None  # the parent needs the trials only
     return run
 
 
 def _cell_key(table: Table, trials: int, workers: int) -> str:
     return (f"{table.model}/{trials}/{workers}/rows{len(table.rows)}/sweep{table.sweep_sha}"
-            + ("/points" if WITH_POINTS else ""))
+            + ("/points" if WITH_POINTS else "") + ("/weighted" if table.weighted else ""))
 
 
 def _cached(cache: Path | None, table: Table, trials: int, workers: int) -> dict[tuple[int, str], dict]:
@@ -890,6 +965,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--plots", type=Path, default=ROOT / "docs" / "plots")
     parser.add_argument("--surrogate-check", action="store_true")
+    parser.add_argument("--weighted", action="store_true",
+                        help="serve proposals the nearest row by a distance whose knob weights are fitted to the "
+                             "table (Table.fit_weights), not every knob alike; needs its own --out")
     parser.add_argument("--jobs", type=jobs_count, default=1,
                         help="replay in this many processes (same figures; on a shared 2-core machine, 1 or 2)")
     parser.add_argument("--refresh", action="store_true",
@@ -899,6 +977,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--grid", action="store_true",
                         help="print every cell of --out measured with the sweep files as they are now; replay nothing")
     args = parser.parse_args(argv)
+    if args.weighted and args.out.resolve() == RESULTS.resolve():
+        parser.error(f"--weighted needs its own --out: {RESULTS} holds the unweighted replays")
     if args.grid:
         doc = json.loads(args.out.read_text())
         current = {m: sweep_sha(m) for m in TABLES}
@@ -919,11 +999,12 @@ def main(argv: list[str] | None = None) -> dict:
         if not path.exists():
             print(f"{model}: no table at {path}; skipped (python benchmarks/curve_tables.py {model})")
             continue
-        table = Table(model, path)
+        table = Table(model, path, weighted=args.weighted)
         info = {"rows": len(table.rows), "commit": table.header.get("commit"),
-                "ends_collapsed": sum(r.ends_collapsed for r in table.rows)}
+                "ends_collapsed": sum(r.ends_collapsed for r in table.rows), "weighted": args.weighted}
         if args.surrogate_check:
             info["surrogate"] = table.surrogate_error()
+            info["surrogate_held_out"] = table.held_out_error()
         doc["tables"][model] = {**doc["tables"].get(model, {}), **info}
         print(f"{model}: {info}")
         cache = args.out.with_name(args.out.stem + "_seeds.jsonl")

@@ -64,6 +64,28 @@ def test_nearest_row_is_the_plain_loops_over_every_row(table):
         assert found is loop and distance == loop_distance
 
 
+def test_weighted_nearest_row_is_the_plain_loops_and_its_weights_help_held_out():
+    # The fitted weights: the numpy narrowing and the plain loop still agree on every config,
+    # and on rows it did not fit on the weighted distance serves curves at least as close.
+    weighted = cb.Table("bitnet_lm", weighted=True)
+    assert weighted.weights != [1.0] * len(weighted.dims)
+    rng = random.Random(1)
+    for _ in range(200):
+        config = dict(rng.choice(weighted.rows).config)
+        config["lr"] *= 1 + rng.uniform(-0.3, 0.3)
+        found, distance = weighted.nearest(config)
+        assert (found, distance) == weighted._closest(weighted._vector(config), range(len(weighted.rows)))
+    held = weighted.held_out_error(repeats=1)
+    assert held["weighted"]["median_abs_error"] <= held["unweighted"]["median_abs_error"]
+    assert cb._cell_key(weighted, 8, 2) == cb._cell_key(cb.Table("bitnet_lm"), 8, 2) + "/weighted"
+
+
+def test_weighted_replays_need_their_own_out_file(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cb.main(["--weighted", "--out", str(cb.RESULTS)])
+    assert stop.value.code == 2 and "--weighted needs its own --out" in capsys.readouterr().err
+
+
 def test_replays_in_processes_measure_the_same_as_in_one(table, tmp_path):
     # --jobs: each replay is a function of its method and seed alone; run in other processes,
     # every seed's measures and curves, and the cell's summary, must be the same.
