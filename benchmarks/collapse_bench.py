@@ -21,7 +21,11 @@ The surrogate: a configuration the searcher proposes is served by the nearest ta
 row in normalised knob space (log scale for loguniform, linear for uniform and randint, 0/1
 per differing choice), its distance recorded. `--surrogate-check` prints its leave-one-out
 error on the table (how far the final objective and the ending of a held-out row are from
-its nearest neighbour's); docs/benchmarks.md gives it.
+its nearest neighbour's); docs/benchmarks.md gives it. `--weighted` weighs each knob in that
+distance by a weight fitted to the table (`Table.fit_weights`: the knobs that move the
+objective or the ending pick the row, e.g. the LM's learning rate); `--surrogate-check` then
+also prints the held-out error on random halves for both distances. Its replays are keyed
+apart and need their own `--out` (docs/benchmarks.md, section 20).
 
 Methods (METHODS): `fifo`, `asha` (plain ASHA on the raw objective), `asha+function_stopper`
 (plain ASHA plus a Ray FunctionStopper applying the shipped thresholds after the same grace

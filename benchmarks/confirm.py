@@ -60,10 +60,11 @@ SIDES = [
 
 def measure(trials: list[Trial], best: Trial | None, folder: Path) -> dict:
     """One sweep's row."""
-    ended = [t.reports[-1].get("collapse.status", "inconclusive") for t in trials]
+    # A trial the breaker stopped before its first report has none: "no report".
+    ended = [t.reports[-1].get("collapse.status", "inconclusive") if t.reports else "no report" for t in trials]
     healthy = [t.reports[-1]["val/accuracy"] for t, e in zip(trials, ended) if e == "healthy"]
     forecast_stops = [len(t.reports) for t in trials
-                      if str(t.reports[-1].get("collapse.reason", "")).startswith("forecast")]
+                      if t.reports and str(t.reports[-1].get("collapse.reason", "")).startswith("forecast")]
     # Trials the rules judged (not the forecast, not ASHA): did the last forecast they carried agree?
     agreed = judged = 0
     for t, e in zip(trials, ended):
@@ -77,7 +78,8 @@ def measure(trials: list[Trial], best: Trial | None, folder: Path) -> dict:
         "cpu_s": sum(t.cpu_s for t in trials),
         "ended": {s: ended.count(s) for s in sorted(set(ended))},
         "best_healthy": max(healthy) if healthy else None,
-        "picked_collapsed": None if best is None else best.reports[-1].get("collapse.status") == "collapsed",
+        "picked_collapsed": None if best is None or not best.reports else
+        best.reports[-1].get("collapse.status") == "collapsed",
         "forecast_stopped_at": sorted(forecast_stops),
         "forecast_judged_by_rules": judged, "forecast_agreed": agreed,
         "sweep_stopped": json.loads(stopped.read_text()) if stopped.exists() else None,

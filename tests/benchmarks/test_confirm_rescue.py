@@ -26,11 +26,12 @@ def test_confirm_counts_forecast_stops_and_agreement_with_the_rules(tmp_path):
         _trial(["healthy", "collapsed"], 0.5, [0.2, 0.3], "collapse/x above 0.9"),  # rules: collapsed; forecast: no
         _trial(["collapsed"], 0.4, [0.95], "forecast: P(collapse)=0.950 > 0.800 at report 1"),  # the forecast stopped it
         _trial(["healthy"], 0.8, [None]),  # no forecast yet
+        Trial("{}", []),  # stopped with the sweep before its first report
     ]
     (tmp_path / "sweep_stopped.json").write_text(json.dumps({"reason": "3 of 3 judged trials collapsed", "trials": []}))
     row = measure(trials, trials[0], tmp_path)
-    assert row["trials"] == 4 and row["reports"] == 6 and row["cpu_s"] == 6.0
-    assert row["ended"] == {"collapsed": 2, "healthy": 2} and row["best_healthy"] == 0.9
+    assert row["trials"] == 5 and row["reports"] == 6 and row["cpu_s"] == 6.0
+    assert row["ended"] == {"collapsed": 2, "healthy": 2, "no report": 1} and row["best_healthy"] == 0.9
     assert row["picked_collapsed"] is False
     assert row["forecast_stopped_at"] == [1]
     assert (row["forecast_judged_by_rules"], row["forecast_agreed"]) == (2, 1)
