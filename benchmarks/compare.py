@@ -156,6 +156,19 @@ def fit(spec, folder: str, label: str):
     return wall, grid
 
 
+def trial_reports(result) -> list[dict]:
+    """Every report a trial made, in order: collapsetune's own record (`REPORTS_FILE`, which
+    keeps the reports Ray's result.json loses when PBT pauses and resumes a trial, and a
+    rescued trial's reports before and after its copy), or Ray's metrics where there is none."""
+    from collapsetune.names import REPORTS_FILE
+
+    record = Path(result.path) / REPORTS_FILE
+    if record.exists():
+        return [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
+    frame = result.metrics_dataframe
+    return [] if frame is None else frame.to_dict("records")
+
+
 def run_variant(sweep: Path, variant: str, seed: int, storage: Path, overrides: list[str]):
     """Runs one sweep; returns (spec as written, wall seconds, trials, the trial Tune picks)."""
     from collapsetune.spec import load_sweep
@@ -167,7 +180,7 @@ def run_variant(sweep: Path, variant: str, seed: int, storage: Path, overrides: 
     trials, best = [], None
     picked = grid.get_best_result(metric="objective", mode=spec.objective.mode, scope="last")
     for result in grid:
-        reports = result.metrics_dataframe.to_dict("records")
+        reports = trial_reports(result)
         trial = Trial(json.dumps({k: result.config[k] for k in searched}, sort_keys=True), reports)
         trials.append(trial)
         if result.path == picked.path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 from benchmarks.compare import Trial, could_fire, onset, oracle, outcome
@@ -49,3 +51,21 @@ def test_outcome_counts_latency_and_stopped_recoveries_against_fifo_twins():
 
     picked_collapsed = outcome("fifo", 0, 1.0, list(fifo.values()), fifo["a"], fifo, SPEC)
     assert picked_collapsed.best_collapsed and picked_collapsed.stopped_collapsed == 0
+
+
+def test_trial_reports_come_from_collapsetunes_record_where_ray_lost_some(tmp_path):
+    # Under PBT Ray's result.json (metrics_dataframe) loses reports of a paused and resumed
+    # trial; collapsetune's record keeps every one, a rescued trial's repeated iterations too.
+    import types
+
+    import pandas as pd
+
+    from benchmarks.compare import trial_reports
+
+    record = [{"training_iteration": i, "time/cpu_s": 0.5} for i in (1, 2, 3, 2, 3, 4)]
+    (tmp_path / "collapsetune_reports.jsonl").write_text("".join(json.dumps(r) + "\n" for r in record))
+    lossy = types.SimpleNamespace(path=str(tmp_path), metrics_dataframe=pd.DataFrame(record[:2]))
+    assert trial_reports(lossy) == record
+    bare = types.SimpleNamespace(path=str(tmp_path / "no-record"), metrics_dataframe=pd.DataFrame(record[:2]))
+    assert trial_reports(bare) == record[:2]
+    assert trial_reports(types.SimpleNamespace(path=str(tmp_path / "no-record"), metrics_dataframe=None)) == []
