@@ -64,15 +64,28 @@ def stop_verdict(result: Mapping, *, max_iterations: int | None, stop_collapsed:
 # -- the sweep breaker (stop_sweep_when:) ----------------------------------------------------
 
 
-def final_verdict(result: Mapping, max_iterations: int | None) -> str | None:
+def final_verdict(result: Mapping, max_iterations: int | None, judged_at: int | None = None) -> str | None:
     """The verdict a result settles for its trial, for the sweep breaker, or None while the
-    trial is still open: a stopping verdict (collapsed, diverged), or whatever it says at
-    `max_iterations`. A trial a scheduler cuts early (ASHA) never settles one."""
+    trial is still open: a stopping verdict (collapsed, diverged), whatever it says at
+    `max_iterations`, or healthy when it is healthy at `judged_at` or later: the report by
+    which every rule has had its chance to fire. Without `judged_at` a collapse settles
+    reports before a healthy end does, and the early share of collapsed trials runs high. A
+    trial a scheduler cuts before any of these (ASHA) never settles one.
+
+    Example:
+        >>> final_verdict({"collapse.status": "healthy", "training_iteration": 8}, 12, judged_at=8)
+        'healthy'
+        >>> final_verdict({"collapse.status": "healthy", "training_iteration": 8}, 12) is None
+        True
+    """
     status = result.get(STATUS_KEY)
     if status in STOPPING:
         return str(status)
-    if max_iterations and result.get("training_iteration", 0) >= max_iterations:
+    iteration = result.get("training_iteration", 0)
+    if max_iterations and iteration >= max_iterations:
         return str(status or HEALTHY)
+    if judged_at and iteration >= judged_at and status == HEALTHY:
+        return HEALTHY
     return None
 
 

@@ -266,7 +266,10 @@ def _breaker(spec: SweepSpec):
         return None
     from collapsetune.collapse._breaker import SweepBreaker
 
-    return SweepBreaker(stop.collapsed_share_above, stop.after_trials, max_iterations=spec.max_iterations)
+    # A healthy trial counts once every rule has had its chance to fire, as a collapsed one does then.
+    judged_at = min(max(rule.earliest_report for rule in spec.collapse), spec.max_iterations)
+    return SweepBreaker(stop.collapsed_share_above, stop.after_trials, max_iterations=spec.max_iterations,
+                        judged_at=judged_at)
 
 
 def wrapper_class(spec: SweepSpec) -> type:

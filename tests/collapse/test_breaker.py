@@ -26,6 +26,35 @@ def test_breaker_counts_each_trial_once_and_a_scheduler_cut_not_at_all():
     assert breaker.observe("d", {"collapse.status": "collapsed"}) is None  # tripped once, said once
 
 
+def test_a_healthy_trial_counts_at_the_age_a_collapse_is_judged_not_only_at_the_end():
+    # The MoP-CLIP rules can fire up to report 8 of 12. Counted only at report 12, the healthy
+    # trials of a sweep arrive after its collapses and the early share runs high: here 3 of 4
+    # trials are healthy at report 8, and the breaker must not trip on the first collapse.
+    early = SweepBreaker(share_above=0.8, after_trials=1, max_iterations=12, judged_at=8)
+    assert early.observe("c", {"collapse.status": "collapsed", "training_iteration": 6}) is not None
+    aged = SweepBreaker(share_above=0.8, after_trials=2, max_iterations=12, judged_at=8)
+    assert aged.observe("young", {"collapse.status": "healthy", "training_iteration": 7}) is None
+    assert aged.verdicts == {}  # not yet past every rule's chance
+    for t in ("a", "b", "d"):
+        assert aged.observe(t, {"collapse.status": "healthy", "training_iteration": 8}) is None
+    assert aged.observe("c", {"collapse.status": "collapsed", "training_iteration": 6}) is None  # 1 of 4
+    # a trial counted healthy that collapses later counts as collapsed from then, once
+    assert aged.observe("a", {"collapse.status": "collapsed", "training_iteration": 10}) is None
+    assert aged.verdicts == {"a": "collapsed", "b": "healthy", "d": "healthy", "c": "collapsed"}
+    assert aged.observe("a", {"collapse.status": "healthy", "training_iteration": 11}) is None  # a rescue
+    assert aged.verdicts["a"] == "collapsed"
+
+
+def test_a_breaker_pickled_before_judged_at_existed_counts_healthy_trials_at_the_end():
+    old = SweepBreaker(share_above=0.5, after_trials=1, max_iterations=10)
+    del old.judged_at  # as unpickled from a sweep saved by an earlier collapsetune
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.observe("a", {"collapse.status": "healthy", "training_iteration": 5}) is None
+    assert restored.verdicts == {}
+    assert restored.observe("a", {"collapse.status": "healthy", "training_iteration": 10}) is None
+    assert restored.verdicts == {"a": "healthy"}
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"share_above": 0.0, "after_trials": 1}, "share_above must be in (0, 1), got 0.0"),
     ({"share_above": 1.0, "after_trials": 1}, "share_above must be in (0, 1), got 1.0"),

@@ -22,6 +22,10 @@ def _breaker_sweep(tmp_path) -> None:
                 search="{algorithm: random, seed: 0, points_to_evaluate: "
                        "[{lr: 0.01, sleep: 2.0}, {lr: 0.2, sleep: 0.0}, {lr: 0.2, sleep: 0.0}]}",
                 stop_sweep_when="{collapsed_share_above: 0.5, after_trials: 2}",
+                # A second, late rule (never holding: 4 tokens are not below 1) puts the report a
+                # healthy trial is counted on at 41, past where the breaker trips: A is not counted.
+                collapse="[{metric: collapse/unique_tokens, below: 20, patience: 2, grace: 1}, "
+                         "{metric: collapse/unique_tokens, below: 1, patience: 2, grace: 40}]",
                 mlflow=f"{{tracking_uri: 'sqlite:///{tmp_path / 'mlflow.db'}'}}")
 
 

@@ -1,10 +1,14 @@
 """The sweep-level circuit breaker (`stop_sweep_when:`): ends a sweep whose trials end
 collapsed almost every time, instead of spending the rest of its budget on the same verdict.
 
-A trial counts once the stopper sees its final verdict: collapsed or diverged (the rules or
-the forecast stopped it) or healthy at `max_iterations`. A trial the scheduler cuts early
-(ASHA) ended before any verdict and does not count. Under PBT a trial counts on its first
-collapse (a rescue does not undo it), once.
+A trial counts once the stopper sees a verdict that settles it: collapsed or diverged (the
+rules or the forecast stopped it), healthy once it is healthy on the report by which every
+rule has had its chance to fire (`judged_at`: so collapsed and healthy trials are counted at
+the same age; counting healthy trials only at `max_iterations` tripped a real MoP-CLIP sweep
+that was 24% healthy, docs/benchmarks.md section 20), or whatever it says at `max_iterations`.
+A trial counted healthy that collapses later counts as collapsed from then. A trial the
+scheduler cuts before any of these (ASHA) does not count. Under PBT a trial counts as
+collapsed on its first collapse (a rescue does not undo it).
 
 Here is the breaker's state (`SweepBreaker`, pickled with the `CollapseStopper` that holds
 it, under this module's name) and what is said of a sweep it ended; its judgement, which
@@ -17,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from collapsetune.collapse._rules import HEALTHY
 from collapsetune.decisions import final_verdict, trip_reason
 
 
@@ -42,7 +47,8 @@ class SweepBreaker:
         '2 of 2 judged trials collapsed (1.00 > 0.5)'
     """
 
-    def __init__(self, share_above: float, after_trials: int, max_iterations: int | None = None) -> None:
+    def __init__(self, share_above: float, after_trials: int, max_iterations: int | None = None,
+                 judged_at: int | None = None) -> None:
         if not 0 < share_above < 1:
             raise ValueError(f"share_above must be in (0, 1), got {share_above}")
         if after_trials < 1:
@@ -50,16 +56,19 @@ class SweepBreaker:
         self.share_above = share_above
         self.after_trials = after_trials
         self.max_iterations = max_iterations
+        self.judged_at = judged_at  # the report a healthy trial is counted on (None: max_iterations)
         self.verdicts: dict[str, str] = {}  # trial id -> its first final verdict
         self.reason: str | None = None  # set once, when it trips
 
     def observe(self, trial_id: str, result: Mapping[str, Any]) -> str | None:
         """Counts the result's final verdict (the first per trial); returns the reason on the
         result that trips the breaker, None on every other (also after it tripped)."""
-        if self.reason is not None or trial_id in self.verdicts:
+        before = self.verdicts.get(trial_id)
+        if self.reason is not None or before not in (None, HEALTHY):  # a collapse or divergence counts once
             return None
-        verdict = final_verdict(result, self.max_iterations)
-        if verdict is None:
+        # getattr: a breaker pickled before judged_at existed (a sweep resumed across the upgrade)
+        verdict = final_verdict(result, self.max_iterations, getattr(self, "judged_at", None))
+        if verdict is None or verdict == before:
             return None
         self.verdicts[trial_id] = verdict
         self.reason = trip_reason(self.verdicts, self.share_above, self.after_trials)
