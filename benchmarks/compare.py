@@ -156,6 +156,20 @@ def fit(spec, folder: str, label: str):
     return wall, grid
 
 
+def machine() -> str:
+    """The machine line every benchmark's JSON carries."""
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def write_json(path: Path, doc: dict) -> None:
+    """`doc` as indented JSON at `path`, atomically: a run stopped mid-write leaves the last whole file."""
+    from collapsetune._atomic import atomic_path
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2))
+
+
 def trial_reports(result) -> list[dict]:
     """Every report a trial made, in order: collapsetune's own record (`REPORTS_FILE`, which
     keeps the reports Ray's result.json loses when PBT pauses and resumes a trial, and a
@@ -291,7 +305,7 @@ def main() -> None:
         "command": " ".join(["python benchmarks/compare.py", str(args.sweep), "--seeds", *map(str, args.seeds),
                              *(f"--set '{o}'" for o in args.set), *(["--tag", args.tag] if args.tag else [])]),
         "overrides": args.set,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": machine(),
         "date": time.strftime("%Y-%m-%d"), "total_wall_s": time.perf_counter() - started,
         "ratios": ratios(outcomes, oracles), "fifo_transient_trials_seed0": transient,
         "oracle": [{"seed": s, "iterations": i, "cpu_s": c} for s, (i, c) in zip(args.seeds, oracles)],
@@ -299,8 +313,7 @@ def main() -> None:
     }
     name = spec.trainable + (f"_{args.tag}" if args.tag else "")
     out = ROOT / "benchmarks" / "results" / f"compare_{name}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2))
+    write_json(out, summary)
     plot(ROOT / "docs" / "plots" / f"compare_{name}.png", spec, first[1], first[2],
          [o for o in outcomes], oracles)
     print(f"\n{spec.name}: {spec.num_samples} trials per sweep, seeds {args.seeds}\n")

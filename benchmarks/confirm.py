@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,9 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _sweep_key import sweep_key  # noqa: E402 - benchmarks/ is not a package
-from compare import Trial, run_variant  # noqa: E402
-
-from collapsetune._atomic import atomic_path  # noqa: E402
+from compare import Trial, machine, run_variant, write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ROOT / "sweeps" / "mop_clip.yaml"
@@ -116,6 +114,7 @@ def main() -> None:
     import ray
 
     key = sweep_key(SWEEP)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     rows = []
     if args.resume and args.out.exists():
         rows = [r for r in json.loads(args.out.read_text())["rows"] if r.get("sweep_key") == key]
@@ -124,11 +123,10 @@ def main() -> None:
     def write() -> None:
         doc = {"command": "python benchmarks/confirm.py --seeds " + " ".join(map(str, args.seeds)),
                "sweep": str(SWEEP.relative_to(ROOT)), "sweep_key": key,
-               "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+               "machine": machine(),
                "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d"),
                "wall_s": time.perf_counter() - started, "rows": rows}
-        with atomic_path(args.out) as tmp:
-            tmp.write_text(json.dumps(doc, indent=2))
+        write_json(args.out, doc)
 
     with tempfile.TemporaryDirectory() as storage:
         ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
@@ -149,7 +147,7 @@ def main() -> None:
                     folder = where / f"{spec.name}-collapsetune-{seed + offset}"
                     if pair == "forecast" and side == "without":
                         warm = folder
-                    rows.append({"pair": pair, "side": side, "seed": seed, "search_seed": seed + offset,
+                    rows.append({"pair": pair, "side": side, "seed": seed, "search_seed": seed + offset, "commit": commit,
                                  "overrides": overrides, "sweep_key": key, "wall_s": wall,
                                  **measure(trials, best, folder)})
                     write()

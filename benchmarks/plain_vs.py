@@ -40,7 +40,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -54,7 +53,7 @@ if str(ROOT) not in sys.path:  # run as a script: `benchmarks.compare` beside it
 
 from benchmarks._sweep_key import sweep_key  # noqa: E402
 from benchmarks._threshold_stopper import crossed, threshold_stopper  # noqa: E402
-from benchmarks.compare import fit, onset  # noqa: E402
+from benchmarks.compare import fit, machine, onset  # noqa: E402
 
 VARIANTS = ("collapsetune", "plain", "plain_reuse")
 CPU_KEY = "time/cpu_s"  # collapsetune.trainable.CPU_KEY
@@ -356,7 +355,7 @@ def main(argv: list[str] | None = None) -> dict:
                     "seeds": sorted({r["seed"] for r in records}),
                     "command": " ".join(["python benchmarks/plain_vs.py --sweep", args.sweep, "--seeds",
                                          *map(str, args.seeds), *(f"--set '{o}'" for o in args.set)]),
-                    "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+                    "machine": machine(),
                     "load_average_at_start": cpu_started, "load_average_now": os.getloadavg(),
                     "date": time.strftime("%Y-%m-%d"), "total_wall_s": time.perf_counter() - started,
                     "goals": goals(records, spec.objective.mode),

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -35,9 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _sweep_key import sweep_key  # noqa: E402 - benchmarks/ is not a package
-from compare import Trial, run_variant  # noqa: E402
-
-from collapsetune._atomic import atomic_path  # noqa: E402
+from compare import Trial, machine, run_variant, write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 # The knobs PBT may perturb in a running trial: the search space minus what shapes the model.
@@ -157,13 +153,11 @@ def main() -> None:
                                  *map(str, args.seeds), *(["--interval", str(args.interval)] if args.interval != 2 else [])]),
             "mutable": {n: MUTABLE[n] for n in args.sweeps},
             "rescue_toward": {n: RESCUE_TOWARD[n] for n in args.sweeps},
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "machine": machine(),
             "date": time.strftime("%Y-%m-%d"), "total_wall_s": time.perf_counter() - started,
             "interval": args.interval, "verdicts": verdicts, "rows": rows,
         }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(args.out) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2))
+        write_json(args.out, summary)
 
     with tempfile.TemporaryDirectory() as storage:
         ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
