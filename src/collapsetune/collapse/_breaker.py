@@ -4,8 +4,8 @@ collapsed almost every time, instead of spending the rest of its budget on the s
 A trial counts once the stopper sees a verdict that settles it: collapsed or diverged (the
 rules or the forecast stopped it), healthy once it is healthy on the report by which every
 rule has had its chance to fire (`judged_at`: so collapsed and healthy trials are counted at
-the same age; counting healthy trials only at `max_iterations` tripped a real MoP-CLIP sweep
-that was 24% healthy, docs/benchmarks.md section 20), or whatever it says at `max_iterations`.
+the same age; counted only at `max_iterations`, healthy trials arrive after the collapses and
+the early share runs high), or whatever it says at `max_iterations`.
 A trial counted healthy that collapses later counts as collapsed from then. A trial the
 scheduler cuts before any of these (ASHA) does not count. Under PBT a trial counts as
 collapsed on its first collapse (a rescue does not undo it).
