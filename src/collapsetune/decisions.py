@@ -61,6 +61,20 @@ def stop_verdict(result: Mapping, *, max_iterations: int | None, stop_collapsed:
     return Stop(f"{result[STATUS_KEY]}: {result.get(REASON_KEY, '')}", by_collapse=True)
 
 
+def forecast_verdict(p: float, reason: str) -> str:
+    """The verdict `collapse_forecast:` predicts for a trial whose last forecast was P(ends
+    collapsed) = `p`: collapsed once p >= 0.5 or the forecast stopped it (its `collapse.reason`
+    starts "forecast:"), else healthy. The MLflow tag and the atlas both say this.
+
+    Example:
+        >>> forecast_verdict(0.3, "forecast: P(collapse)=0.300 > 0.150 at report 2"), forecast_verdict(0.3, "")
+        ('collapsed', 'healthy')
+    """
+    from collapsetune.names import FORECAST_REASON
+
+    return COLLAPSED if p >= 0.5 or reason.startswith(FORECAST_REASON) else HEALTHY
+
+
 # -- the sweep breaker (stop_sweep_when:) ----------------------------------------------------
 
 
@@ -248,5 +262,6 @@ def toward(value: Any, direction: str, *, factors: Sequence[float], bounds: tupl
 
 
 __all__ = ["DOWN", "MIN_DONORS", "RANK", "RESCUE", "STOP", "UP", "Rungs", "Stop", "copyable", "donor_order", "final_verdict",
+           "forecast_verdict",
            "healthy_quantiles", "pbt_on_result", "rungs_after", "stop_verdict", "stopping", "toward",
            "trip_reason", "worth_copying"]

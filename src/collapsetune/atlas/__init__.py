@@ -35,6 +35,7 @@ from collapsetune.atlas._panels import (
     TRAJECTORY_TITLE,
 )
 from collapsetune.collapse import COLLAPSED, HEALTHY
+from collapsetune.decisions import forecast_verdict
 from collapsetune.names import FORECAST_REASON
 from collapsetune.report import ATLAS_PAGE, BEST_ACCEPTS, TrialRow, summary_of
 from collapsetune.results import SweepResults
@@ -140,15 +141,14 @@ def _predicted(t: TrialRow) -> str:
     if t.forecast is None:
         return "-"
     stopped = t.reason.startswith(FORECAST_REASON)
-    said = COLLAPSED if stopped or t.forecast >= 0.5 else HEALTHY
-    return f"{said} (P={t.forecast:.2f}{', stopped it' if stopped else ''})"
+    return f"{forecast_verdict(t.forecast, t.reason)} (P={t.forecast:.2f}{', stopped it' if stopped else ''})"
 
 
 def _forecast_line(trials: list[TrialRow]) -> str:
     """How often the forecast's last prediction matched the verdict, over the trials the rules judged."""
     judged = [t for t in trials if t.forecast is not None and t.status in (COLLAPSED, HEALTHY)
               and not t.reason.startswith(FORECAST_REASON)]
-    right = sum((t.forecast >= 0.5) == (t.status == COLLAPSED) for t in judged)
+    right = sum(forecast_verdict(t.forecast, t.reason) == t.status for t in judged)
     stopped = sum(t.reason.startswith(FORECAST_REASON) for t in trials)
     return (f"Forecast (collapse_forecast): stopped {stopped} trial(s); its last prediction matched the verdict "
             f"of {right} of {len(judged)} trial(s) the rules judged (healthy or collapsed) while it forecast.")

@@ -39,13 +39,13 @@ from ray import tune
 from collapsetune._numbers import is_finite_number as _is_number  # non-finite: collapse.reason already says "val/loss=nan"
 from collapsetune._numbers import log_spaced as _log_spaced
 from collapsetune.tracking._catchup import catch_up
-from collapsetune.collapse import (COLLAPSED, ERROR, HEALTHY, INCONCLUSIVE, ITERATION_KEY, REASON_KEY, STATUS_KEY,
-                                   STOPPING)
+from collapsetune.collapse import ERROR, INCONCLUSIVE, ITERATION_KEY, REASON_KEY, STATUS_KEY, STOPPING
 from collapsetune.collapse._breaker import STOPPED_WITH_SWEEP
 from collapsetune.credentials import live_uri, redact_uri
+from collapsetune.decisions import forecast_verdict
 from collapsetune.escape import markdown
 from collapsetune.names import (
-    ARTIFACTS_DIR, COUNT_PREFIX, ERROR_TAG, EXPLOITS_TAG, FAILED_WRITES_TAG, FORECAST_KEY, FORECAST_REASON, LAUNCH_TAG,
+    ARTIFACTS_DIR, COUNT_PREFIX, ERROR_TAG, EXPLOITS_TAG, FAILED_WRITES_TAG, FORECAST_KEY, LAUNCH_TAG,
     NOTE_TAG, OBJECTIVE_KEY, OFFSET_TAG, ORPHAN_TAG, PARENT_TAG, PATH_TAG, RUN_NAME_TAG, SAMPLES_FILE, STEP_TAG,
     STOPPED_TAG, SWEEP_STOP_TAG, TRIAL_TAG,
 )
@@ -509,8 +509,7 @@ def _verdict_tags(result: dict) -> list[RunTag]:
     if result.get(REASON_KEY):  # a healthy run has no reason, not an empty one
         tags.append(RunTag(REASON_KEY, str(result[REASON_KEY])[:_TAG_MAX]))
     if _is_number(result.get(FORECAST_KEY)):  # the verdict the forecast predicts, beside the actual one
-        stopped = str(result.get(REASON_KEY, "")).startswith(FORECAST_REASON)
-        tags.append(RunTag(FORECAST_KEY, COLLAPSED if stopped or result[FORECAST_KEY] >= 0.5 else HEALTHY))
+        tags.append(RunTag(FORECAST_KEY, forecast_verdict(result[FORECAST_KEY], str(result.get(REASON_KEY, "")))))
     if ITERATION_KEY in result:  # only once collapsed or diverged: "0" would read as "at report 0"
         tags.append(RunTag(ITERATION_KEY, str(result[ITERATION_KEY])))
     return tags
